@@ -1,0 +1,89 @@
+"""Every error clearline raises, in one hierarchy.
+
+::
+
+    ClearlineError
+    ├── ProtocolError                 something on the hotline went wrong
+    │   ├── LocalProtocolError        our own code misused a Session (a bug here)
+    │   └── RemoteProtocolError       the peer (or the network) sent something bad
+    │       ├── FrameError            length prefix wrong or frame over the maximum
+    │       ├── MessageError          not a well-formed COSE_Sign1 / payload
+    │       └── SignatureError        signature does not verify, or key unknown
+    ├── ProofError (also ValueError)  a Merkle inclusion or consistency proof is bad
+    ├── LogIntegrityError             a stored log fails verification
+    ├── LogStoreError                 the log store cannot be opened or written
+    ├── PolicyError (also ValueError) a gate policy file is invalid
+    └── KeyMaterialError              keys missing, unreadable or mismatched
+
+Remote errors are normally turned into `Rejected` or `Closed` events by the
+Session (one conversion point, as in h11); they are raised only by the codec
+functions that a caller uses directly.
+"""
+
+from __future__ import annotations
+
+
+class ClearlineError(Exception):
+    """Base of every error clearline raises on purpose."""
+
+
+class ProtocolError(ClearlineError):
+    """A hotline protocol problem."""
+
+
+class LocalProtocolError(ProtocolError):
+    """Our side asked a Session to do something the protocol forbids."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer, or the network between us, produced bytes we must refuse."""
+
+
+class FrameError(RemoteProtocolError):
+    """The length-prefixed framing is broken or a frame exceeds the maximum."""
+
+
+class MessageError(RemoteProtocolError):
+    """A frame is not a well-formed signed message (COSE or payload level).
+
+    `field` names the offending field path (e.g. ``body.track.pos``) when known.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class SignatureError(RemoteProtocolError):
+    """A signature does not verify, or it names a key we do not know."""
+
+
+class ProofError(ClearlineError, ValueError):
+    """A Merkle proof failed to verify or was malformed."""
+
+
+class LogIntegrityError(ClearlineError):
+    """A stored log does not verify. `index` is the first bad entry, if any."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(f"entry {index}: {message}" if index is not None else message)
+        self.index = index
+
+
+class LogStoreError(ClearlineError):
+    """The log store could not be opened, read or written."""
+
+
+class PolicyError(ClearlineError, ValueError):
+    """A gate policy is invalid. Carries the source, line and what was expected."""
+
+    def __init__(self, message: str, source: str = "<policy>", line: int | None = None) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+        self.source = source
+        self.line = line
+        self.detail = message
+
+
+class KeyMaterialError(ClearlineError):
+    """Signing or TLS key material is missing, unreadable or does not match."""

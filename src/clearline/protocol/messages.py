@@ -1,0 +1,543 @@
+"""Typed hotline messages: an envelope (`Message`) around one body per kind.
+
+Times are integer microseconds since the Unix epoch (`Micros`); positions are
+integer micro-degrees and metres. Nothing on the wire is a float, so every
+implementation encodes the same value to the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+from clearline.protocol.constants import (
+    HASH_SIZE,
+    KID_SIZE,
+    MAX_ASSETS_PER_TELEMETRY,
+    MAX_ID_LENGTH,
+    MAX_PROOF_NODES,
+    MAX_TEXT_LENGTH,
+    NONCE_SIZE,
+    PROTOCOL_VERSION,
+    SESSION_ID_SIZE,
+)
+from clearline.protocol.fields import (
+    BoolCodec,
+    BytesCodec,
+    EnumCodec,
+    Field,
+    IntCodec,
+    ListCodec,
+    Structure,
+    StructCodec,
+    TextCodec,
+    require,
+)
+
+Micros = int
+"""Microseconds since the Unix epoch (or, in the simulator, since the run began)."""
+
+SIDE_PATTERN = r"[A-Z][A-Z0-9_-]{0,15}"
+
+MICROS = IntCodec(0, (1 << 63) - 1)
+UINT = IntCodec()
+SIDE = TextCodec(16, SIDE_PATTERN)
+IDENT = TextCodec(MAX_ID_LENGTH, r"[A-Za-z0-9._:/-]+")
+TEXT = TextCodec(MAX_TEXT_LENGTH)
+HASH = BytesCodec(size=HASH_SIZE)
+PROOF = ListCodec(HASH, MAX_PROOF_NODES)
+
+
+class MessageType(StrEnum):
+    HELLO = "hello"
+    HEARTBEAT = "heartbeat"
+    TELEMETRY = "telemetry"
+    QUERY = "query"
+    ANSWER = "answer"
+    NOTICE = "notice"
+    HOLD = "hold"
+    RELEASE = "release"
+    CHECKPOINT = "checkpoint"
+    RECEIPT = "receipt"
+    DECISION = "decision"
+    """A local record of a gate decision: logged and signed, never sent to the peer."""
+
+
+class AssetKind(StrEnum):
+    RECON_SWARM = "recon_swarm"
+    STRIKE_PACKAGE = "strike_package"
+    INTERCEPTOR = "interceptor"
+    UNCREWED_AIRCRAFT = "uncrewed_aircraft"
+    CREWED_AIRCRAFT = "crewed_aircraft"
+    SURFACE_VESSEL = "surface_vessel"
+    SUBMARINE = "submarine"
+    BALLISTIC_MISSILE = "ballistic_missile"
+    CRUISE_MISSILE = "cruise_missile"
+    SATELLITE = "satellite"
+    CYBER_ACTOR = "cyber_actor"
+    GROUND_UNIT = "ground_unit"
+    UNKNOWN = "unknown"
+
+
+class Mission(StrEnum):
+    RECONNAISSANCE = "reconnaissance"
+    STRIKE = "strike"
+    DEFENCE = "defence"
+    PATROL = "patrol"
+    TRANSIT = "transit"
+    EXERCISE = "exercise"
+    TEST = "test"
+    ELECTRONIC_WARFARE = "electronic_warfare"
+    UNKNOWN = "unknown"
+
+
+class AutonomyMode(StrEnum):
+    HUMAN_IN_LOOP = "human_in_loop"
+    HUMAN_ON_LOOP = "human_on_loop"
+    AUTONOMOUS = "autonomous"
+
+
+class Claim(StrEnum):
+    OURS = "ours"
+    NOT_OURS = "not_ours"
+    DECLINE = "decline"
+
+
+class Intent(StrEnum):
+    WITHDRAWING = "withdrawing"
+    HOLDING = "holding"
+    TRANSITING = "transiting"
+    RETURNING = "returning"
+    CONTINUING = "continuing"
+
+
+class NoticeKind(StrEnum):
+    MALFUNCTION = "malfunction"
+    EXERCISE = "exercise"
+    TEST_LAUNCH = "test_launch"
+
+
+class Actor(StrEnum):
+    AUTONOMOUS = "autonomous"
+    HUMAN = "human"
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    HOLD = "hold"
+    DENY = "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A point: latitude and longitude in micro-degrees, altitude in metres."""
+
+    lat_e6: int
+    lon_e6: int
+    alt_m: int = 0
+
+    LAT: ClassVar = IntCodec(-90_000_000, 90_000_000)
+    LON: ClassVar = IntCodec(-180_000_000, 180_000_000)
+    ALT: ClassVar = IntCodec(-20_000, 100_000_000)
+
+
+class PositionCodec:
+    """A position travels as a three-element array ``[lat_e6, lon_e6, alt_m]``."""
+
+    def encode(self, value: Position, path: str) -> object:
+        require(isinstance(value, Position), path, "expected a Position")
+        return [
+            Position.LAT.encode(value.lat_e6, f"{path}[0]"),
+            Position.LON.encode(value.lon_e6, f"{path}[1]"),
+            Position.ALT.encode(value.alt_m, f"{path}[2]"),
+        ]
+
+    def decode(self, obj: object, path: str) -> Position:
+        require(
+            type(obj) is list and len(obj) == 3, path, "expected [lat_e6, lon_e6, alt_m]"
+        )
+        assert isinstance(obj, list)
+        return Position(
+            Position.LAT.decode(obj[0], f"{path}[0]"),
+            Position.LON.decode(obj[1], f"{path}[1]"),
+            Position.ALT.decode(obj[2], f"{path}[2]"),
+        )
+
+    def describe(self) -> str:
+        return "[lat_e6, lon_e6, alt_m]"
+
+
+POSITION = PositionCodec()
+
+
+@dataclass(frozen=True, slots=True)
+class Area(Structure):
+    center: Position
+    radius_m: int
+
+    FIELDS: ClassVar = (
+        Field("center", "c", POSITION),
+        Field("radius_m", "r", IntCodec(1, 40_000_000)),
+    )
+
+
+AREA = StructCodec(Area)
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord(Structure):
+    """One of the sender's own assets, as it declares it."""
+
+    asset_id: str
+    kind: AssetKind
+    mission: Mission
+    armed: bool
+    autonomy: AutonomyMode
+    at: Micros
+    position: Position | None = None
+    area: Area | None = None
+
+    FIELDS: ClassVar = (
+        Field("asset_id", "id", IDENT),
+        Field("kind", "kind", EnumCodec(AssetKind)),
+        Field("mission", "mission", EnumCodec(Mission)),
+        Field("armed", "armed", BoolCodec()),
+        Field("autonomy", "autonomy", EnumCodec(AutonomyMode)),
+        Field("at", "at", MICROS),
+        Field("position", "pos", POSITION, optional=True),
+        Field("area", "area", AREA, optional=True),
+    )
+
+    def check(self, path: str) -> None:
+        require(
+            (self.position is None) != (self.area is None),
+            path,
+            "exactly one of 'pos' and 'area' must be present",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TrackReport(Structure):
+    """What the asker's sensors saw."""
+
+    track_id: str
+    position: Position
+    observed_at: Micros
+    looks_like: AssetKind
+    count: int = 1
+    heading_deg: int | None = None
+    speed_mps: int | None = None
+
+    FIELDS: ClassVar = (
+        Field("track_id", "id", IDENT),
+        Field("position", "pos", POSITION),
+        Field("observed_at", "at", MICROS),
+        Field("looks_like", "looks", EnumCodec(AssetKind)),
+        Field("count", "count", IntCodec(1, 1_000_000)),
+        Field("heading_deg", "hdg", IntCodec(0, 359), optional=True),
+        Field("speed_mps", "spd", IntCodec(0, 100_000), optional=True),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Structure):
+    nonce: bytes
+    peer_side: str
+    peer_kid: bytes
+    policy_hash: bytes
+    heartbeat_us: int
+
+    FIELDS: ClassVar = (
+        Field("nonce", "nonce", BytesCodec(size=NONCE_SIZE)),
+        Field("peer_side", "peer", SIDE),
+        Field("peer_kid", "peer_kid", BytesCodec(size=KID_SIZE)),
+        Field("policy_hash", "policy", HASH),
+        Field("heartbeat_us", "hb", IntCodec(1_000, 3_600_000_000)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Structure):
+    """Keeps the link alive; echoes the peer's latest heartbeat so it can measure the round trip."""
+
+    echo_seq: int | None = None
+    echo_hold_us: int | None = None
+
+    FIELDS: ClassVar = (
+        Field("echo_seq", "echo", UINT, optional=True),
+        Field("echo_hold_us", "held", MICROS, optional=True),
+    )
+
+    def check(self, path: str) -> None:
+        require(
+            (self.echo_seq is None) == (self.echo_hold_us is None),
+            path,
+            "'echo' and 'held' come together or not at all",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry(Structure):
+    assets: tuple[AssetRecord, ...]
+
+    FIELDS: ClassVar = (
+        Field("assets", "assets", ListCodec(StructCodec(AssetRecord), MAX_ASSETS_PER_TELEMETRY, 1)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Query(Structure):
+    """Is this track yours, and what is it doing? Identified by its own sequence number."""
+
+    track: TrackReport
+    deadline: Micros
+
+    FIELDS: ClassVar = (
+        Field("track", "track", StructCodec(TrackReport)),
+        Field("deadline", "deadline", MICROS),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Structure):
+    query_seq: int
+    claim: Claim
+    mission: Mission | None = None
+    armed: bool | None = None
+    intent: Intent | None = None
+    position: Position | None = None
+    asset_id: str | None = None
+
+    FIELDS: ClassVar = (
+        Field("query_seq", "query", UINT),
+        Field("claim", "claim", EnumCodec(Claim)),
+        Field("mission", "mission", EnumCodec(Mission), optional=True),
+        Field("armed", "armed", BoolCodec(), optional=True),
+        Field("intent", "intent", EnumCodec(Intent), optional=True),
+        Field("position", "pos", POSITION, optional=True),
+        Field("asset_id", "asset", IDENT, optional=True),
+    )
+
+    def check(self, path: str) -> None:
+        if self.claim is not Claim.OURS:
+            require(
+                self.mission is None
+                and self.armed is None
+                and self.intent is None
+                and self.position is None
+                and self.asset_id is None,
+                path,
+                f"an answer with claim {self.claim.value!r} carries no asset details",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Structure):
+    notice: NoticeKind
+    start: Micros
+    end: Micros
+    text: str
+    asset_id: str | None = None
+    area: Area | None = None
+
+    FIELDS: ClassVar = (
+        Field("notice", "notice", EnumCodec(NoticeKind)),
+        Field("start", "from", MICROS),
+        Field("end", "until", MICROS),
+        Field("text", "text", TEXT),
+        Field("asset_id", "asset", IDENT, optional=True),
+        Field("area", "area", AREA, optional=True),
+    )
+
+    def check(self, path: str) -> None:
+        require(self.start <= self.end, path, "'from' must not be after 'until'")
+
+
+@dataclass(frozen=True, slots=True)
+class Hold(Structure):
+    """The sender has paused autonomous responses toward `area` until `until`."""
+
+    area: Area
+    until: Micros
+    reason: str
+
+    FIELDS: ClassVar = (
+        Field("area", "area", AREA),
+        Field("until", "until", MICROS),
+        Field("reason", "reason", TEXT),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Release(Structure):
+    hold_seq: int
+
+    FIELDS: ClassVar = (Field("hold_seq", "hold", UINT),)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint(Structure):
+    """Signed tree head of the sender's log, optionally proving it extends an earlier one."""
+
+    size: int
+    root: bytes
+    prev_size: int | None = None
+    consistency: tuple[bytes, ...] = ()
+
+    FIELDS: ClassVar = (
+        Field("size", "size", UINT),
+        Field("root", "root", HASH),
+        Field("prev_size", "prev", UINT, optional=True),
+        Field("consistency", "proof", PROOF),
+    )
+
+    def check(self, path: str) -> None:
+        if self.prev_size is None:
+            require(not self.consistency, path, "a proof needs 'prev'")
+        else:
+            require(self.prev_size <= self.size, path, "'prev' must not exceed 'size'")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt(Structure):
+    """Proof that the peer's message `message_seq` is leaf `leaf_index` of the sender's log."""
+
+    message_seq: int
+    leaf_index: int
+    tree_size: int
+    root: bytes
+    proof: tuple[bytes, ...]
+
+    FIELDS: ClassVar = (
+        Field("message_seq", "seq", UINT),
+        Field("leaf_index", "leaf", UINT),
+        Field("tree_size", "size", UINT),
+        Field("root", "root", HASH),
+        Field("proof", "proof", PROOF),
+    )
+
+    def check(self, path: str) -> None:
+        require(self.leaf_index < self.tree_size, path, "'leaf' must be below 'size'")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Structure):
+    """A gate decision, kept in the deciding side's own log."""
+
+    action_id: str
+    actor: Actor
+    rung: str
+    domain: str
+    verdict: Verdict
+    rule: str
+    reason: str
+    policy_hash: bytes
+    target: str | None = None
+    until: Micros | None = None
+
+    FIELDS: ClassVar = (
+        Field("action_id", "action", IDENT),
+        Field("actor", "actor", EnumCodec(Actor)),
+        Field("rung", "rung", IDENT),
+        Field("domain", "domain", IDENT),
+        Field("verdict", "verdict", EnumCodec(Verdict)),
+        Field("rule", "rule", IDENT),
+        Field("reason", "reason", TEXT),
+        Field("policy_hash", "policy", HASH),
+        Field("target", "target", IDENT, optional=True),
+        Field("until", "until", MICROS, optional=True),
+    )
+
+
+Body = (
+    Hello
+    | Heartbeat
+    | Telemetry
+    | Query
+    | Answer
+    | Notice
+    | Hold
+    | Release
+    | Checkpoint
+    | Receipt
+    | Decision
+)
+
+BODY_TYPES: dict[MessageType, type[Structure]] = {
+    MessageType.HELLO: Hello,
+    MessageType.HEARTBEAT: Heartbeat,
+    MessageType.TELEMETRY: Telemetry,
+    MessageType.QUERY: Query,
+    MessageType.ANSWER: Answer,
+    MessageType.NOTICE: Notice,
+    MessageType.HOLD: Hold,
+    MessageType.RELEASE: Release,
+    MessageType.CHECKPOINT: Checkpoint,
+    MessageType.RECEIPT: Receipt,
+    MessageType.DECISION: Decision,
+}
+TYPE_OF_BODY: dict[type[Structure], MessageType] = {cls: t for t, cls in BODY_TYPES.items()}
+BODY_CODECS: dict[MessageType, StructCodec[Structure]] = {
+    t: StructCodec(cls) for t, cls in BODY_TYPES.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The signed payload: who sent what, in which session, in which order, when."""
+
+    side: str
+    session_id: bytes
+    seq: int
+    sent_at: Micros
+    body: Body
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def type(self) -> MessageType:
+        return TYPE_OF_BODY[type(self.body)]
+
+
+ENVELOPE_KEYS = ("v", "type", "side", "sid", "seq", "t", "body")
+VERSION = IntCodec(PROTOCOL_VERSION, PROTOCOL_VERSION)
+SESSION_ID = BytesCodec(max_size=SESSION_ID_SIZE)
+MESSAGE_TYPE = EnumCodec(MessageType)
+
+
+def message_to_wire(message: Message) -> dict[str, object]:
+    """The CBOR data model of a payload (before deterministic encoding)."""
+    kind = message.type
+    sid = SESSION_ID.encode(message.session_id, "sid")
+    require(len(message.session_id) in (0, SESSION_ID_SIZE), "sid", "expected 0 or 16 bytes")
+    return {
+        "v": VERSION.encode(message.version, "v"),
+        "type": kind.value,
+        "side": SIDE.encode(message.side, "side"),
+        "sid": sid,
+        "seq": UINT.encode(message.seq, "seq"),
+        "t": MICROS.encode(message.sent_at, "t"),
+        "body": BODY_CODECS[kind].encode(message.body, "body"),
+    }
+
+
+def message_from_wire(obj: object) -> Message:
+    """Validate a decoded payload fully and build the typed Message."""
+    require(isinstance(obj, dict), "payload", "expected a map")
+    assert isinstance(obj, dict)
+    for key in obj:
+        require(key in ENVELOPE_KEYS, "payload", f"unknown field {key!r}")
+    for key in ENVELOPE_KEYS:
+        require(key in obj, key, "required field is missing")
+    VERSION.decode(obj["v"], "v")
+    kind = MESSAGE_TYPE.decode(obj["type"], "type")
+    sid = SESSION_ID.decode(obj["sid"], "sid")
+    require(len(sid) in (0, SESSION_ID_SIZE), "sid", "expected 0 or 16 bytes")
+    body = BODY_CODECS[kind].decode(obj["body"], "body")
+    return Message(
+        side=SIDE.decode(obj["side"], "side"),
+        session_id=sid,
+        seq=UINT.decode(obj["seq"], "seq"),
+        sent_at=MICROS.decode(obj["t"], "t"),
+        body=body,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,88 @@
+"""RFC 9162 conformance: every transparency-dev vector in ../shared/testdata/rfc9162."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from clearline.errors import ProofError
+from clearline.log import merkle
+from tests.conftest import SHARED_TESTDATA, shared_testdata
+
+RFC9162 = SHARED_TESTDATA / "rfc9162"
+
+
+def _vectors(kind: str) -> list[Path]:
+    return sorted((RFC9162 / kind).rglob("*.json")) if RFC9162.is_dir() else []
+
+
+def _b64(value: str) -> bytes:
+    return base64.b64decode(value) if value else b""
+
+
+def _proof(values: list[str] | None) -> list[bytes]:
+    return [_b64(v) for v in values or []]
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(RFC9162))
+
+
+def test_vectors_present() -> None:
+    shared_testdata("rfc9162")
+    assert len(_vectors("inclusion")) > 50
+    assert len(_vectors("consistency")) > 50
+
+
+@pytest.mark.parametrize("path", _vectors("inclusion"), ids=_id)
+def test_inclusion_vector(path: Path) -> None:
+    v = json.loads(path.read_text())
+    call = lambda: merkle.verify_inclusion(  # noqa: E731
+        _b64(v["leafHash"]), v["leafIdx"], v["treeSize"], _proof(v["proof"]), _b64(v["root"])
+    )
+    if v["wantErr"]:
+        with pytest.raises(ProofError):
+            call()
+    else:
+        call()
+
+
+@pytest.mark.parametrize("path", _vectors("consistency"), ids=_id)
+def test_consistency_vector(path: Path) -> None:
+    v = json.loads(path.read_text())
+    call = lambda: merkle.verify_consistency(  # noqa: E731
+        v["size1"], v["size2"], _proof(v["proof"]), _b64(v["root1"]), _b64(v["root2"])
+    )
+    if v["wantErr"]:
+        with pytest.raises(ProofError):
+            call()
+    else:
+        call()
+
+
+RFC6962_LEAVES = [
+    bytes.fromhex(h)
+    for h in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+              "606162636465666768696a6b6c6d6e6f"]
+]
+
+
+@pytest.mark.parametrize("path", [p for p in _vectors("inclusion") if p.parent.name in "01234"
+                                  and p.name == "happy-path.json"], ids=_id)
+def test_our_inclusion_proofs_equal_the_vectors(path: Path) -> None:
+    v = json.loads(path.read_text())
+    leaves = [merkle.leaf_hash(d) for d in RFC6962_LEAVES[: v["treeSize"]]]
+    assert merkle.root_hash(leaves) == _b64(v["root"])
+    assert merkle.inclusion_proof(leaves, v["leafIdx"]) == _proof(v["proof"])
+
+
+@pytest.mark.parametrize("path", [p for p in _vectors("consistency") if p.parent.name in "01234"
+                                  and p.name == "happy-path.json"], ids=_id)
+def test_our_consistency_proofs_equal_the_vectors(path: Path) -> None:
+    v = json.loads(path.read_text())
+    leaves = [merkle.leaf_hash(d) for d in RFC6962_LEAVES[: v["size2"]]]
+    assert merkle.root_hash(leaves[: v["size1"]]) == _b64(v["root1"])
+    assert merkle.consistency_proof(leaves, v["size1"]) == _proof(v["proof"])
