@@ -9,6 +9,7 @@
     │       ├── FrameError            length prefix wrong or frame over the maximum
     │       ├── MessageError          not a well-formed COSE_Sign1 / payload
     │       └── SignatureError        signature does not verify, or key unknown
+    │           └── UnknownKeyError   the kid names no pinned key
     ├── ProofError (also ValueError)  a Merkle inclusion or consistency proof is bad
     ├── LogIntegrityError             a stored log fails verification
     ├── LogStoreError                 the log store cannot be opened or written
@@ -56,6 +57,10 @@ class MessageError(RemoteProtocolError):
 
 class SignatureError(RemoteProtocolError):
     """A signature does not verify, or it names a key we do not know."""
+
+
+class UnknownKeyError(SignatureError):
+    """A message names a key id that is not pinned."""
 
 
 class ProofError(ClearlineError, ValueError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import cbor2
 
-from clearline.errors import FrameError, MessageError, SignatureError
+from clearline.errors import FrameError, MessageError, SignatureError, UnknownKeyError
 from clearline.protocol.constants import (
     COSE_ALG_EDDSA,
     COSE_HEADER_ALG,
@@ -140,7 +140,7 @@ def verify(cose: bytes, keys: KeyRing) -> Verified:
     envelope = parse_envelope(cose)
     pinned = keys.lookup(envelope.kid)
     if pinned is None:
-        raise SignatureError(f"unknown key id {envelope.kid.hex()}")
+        raise UnknownKeyError(f"unknown key id {envelope.kid.hex()}")
     side, verifier = pinned
     if not verifier.verify(envelope.signed_bytes(), envelope.signature):
         raise SignatureError(f"bad signature for key id {envelope.kid.hex()}")
