@@ -13,7 +13,8 @@
     ├── ProofError (also ValueError)  a Merkle inclusion or consistency proof is bad
     ├── LogIntegrityError             a stored log fails verification
     ├── LogStoreError                 the log store cannot be opened or written
-    ├── PolicyError (also ValueError) a gate policy file is invalid
+    ├── InputFileError (also ValueError)  a YAML/TOML input file is invalid
+    │   └── PolicyError               a gate policy file is invalid
     └── KeyMaterialError              keys missing, unreadable or mismatched
 
 Remote errors are normally turned into `Rejected` or `Closed` events by the
@@ -79,15 +80,19 @@ class LogStoreError(ClearlineError):
     """The log store could not be opened, read or written."""
 
 
-class PolicyError(ClearlineError, ValueError):
-    """A gate policy is invalid. Carries the source, line and what was expected."""
+class InputFileError(ClearlineError, ValueError):
+    """An input file is invalid. Carries the source, line and what was expected."""
 
-    def __init__(self, message: str, source: str = "<policy>", line: int | None = None) -> None:
+    def __init__(self, message: str, source: str = "<input>", line: int | None = None) -> None:
         where = f"{source}:{line}" if line is not None else source
         super().__init__(f"{where}: {message}")
         self.source = source
         self.line = line
         self.detail = message
+
+
+class PolicyError(InputFileError):
+    """A gate policy is invalid."""
 
 
 class KeyMaterialError(ClearlineError):

@@ -65,13 +65,24 @@ def test_consistency_vector(path: Path) -> None:
 
 RFC6962_LEAVES = [
     bytes.fromhex(h)
-    for h in ["", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-              "606162636465666768696a6b6c6d6e6f"]
+    for h in [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
 ]
 
 
-@pytest.mark.parametrize("path", [p for p in _vectors("inclusion") if p.parent.name in "01234"
-                                  and p.name == "happy-path.json"], ids=_id)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _vectors("inclusion") if p.parent.name in "01234" and p.name == "happy-path.json"],
+    ids=_id,
+)
 def test_our_inclusion_proofs_equal_the_vectors(path: Path) -> None:
     v = json.loads(path.read_text())
     leaves = [merkle.leaf_hash(d) for d in RFC6962_LEAVES[: v["treeSize"]]]
@@ -79,8 +90,15 @@ def test_our_inclusion_proofs_equal_the_vectors(path: Path) -> None:
     assert merkle.inclusion_proof(leaves, v["leafIdx"]) == _proof(v["proof"])
 
 
-@pytest.mark.parametrize("path", [p for p in _vectors("consistency") if p.parent.name in "01234"
-                                  and p.name == "happy-path.json"], ids=_id)
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in _vectors("consistency")
+        if p.parent.name in "01234" and p.name == "happy-path.json"
+    ],
+    ids=_id,
+)
 def test_our_consistency_proofs_equal_the_vectors(path: Path) -> None:
     v = json.loads(path.read_text())
     leaves = [merkle.leaf_hash(d) for d in RFC6962_LEAVES[: v["size2"]]]

@@ -128,9 +128,7 @@ def _check_proof(proof: Sequence[bytes]) -> None:
         _check_hash(f"proof[{i}]", node)
 
 
-def root_from_inclusion_proof(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
     """The root implied by an inclusion proof (RFC 9162 §2.1.3.2)."""
     _check_hash("leaf hash", leaf)
     _check_proof(proof)
@@ -181,7 +179,9 @@ def roots_from_consistency_proof(
     if size1 > size2:
         raise ProofError(f"size1 {size1} is greater than size2 {size2}")
     if size1 == 0:
-        raise ProofError("a consistency proof from the empty tree proves nothing; size1 must be > 0")
+        raise ProofError(
+            "a consistency proof from the empty tree proves nothing; size1 must be > 0"
+        )
     if size1 == size2:
         if proof:
             raise ProofError(f"proof between equal sizes must be empty, got {len(proof)} nodes")

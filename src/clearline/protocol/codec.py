@@ -167,7 +167,7 @@ class FrameReader:
     FrameError and the reader refuses further input.
     """
 
-    __slots__ = ("_buffer", "_broken")
+    __slots__ = ("_broken", "_buffer")
 
     def __init__(self) -> None:
         self._buffer = bytearray()

@@ -49,7 +49,7 @@ class HandshakeComplete:
 
 @dataclass(frozen=True, slots=True)
 class MessageSent:
-    """A message this side signed and queued; `cose` is exactly what goes on the wire and in the log."""
+    """A message this side signed and queued; `cose` is what goes on the wire and in the log."""
 
     message: Message
     cose: bytes

@@ -120,6 +120,8 @@ class EnumCodec(Generic[E]):
         return value.value
 
     def decode(self, obj: object, path: str) -> E:
+        if type(obj) is not str:
+            raise _fail(path, self.describe(), obj)
         try:
             return self.enum(obj)
         except ValueError:

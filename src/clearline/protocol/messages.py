@@ -29,8 +29,8 @@ from clearline.protocol.fields import (
     Field,
     IntCodec,
     ListCodec,
-    Structure,
     StructCodec,
+    Structure,
     TextCodec,
     require,
 )
@@ -154,9 +154,7 @@ class PositionCodec:
         ]
 
     def decode(self, obj: object, path: str) -> Position:
-        require(
-            type(obj) is list and len(obj) == 3, path, "expected [lat_e6, lon_e6, alt_m]"
-        )
+        require(type(obj) is list and len(obj) == 3, path, "expected [lat_e6, lon_e6, alt_m]")
         assert isinstance(obj, list)
         return Position(
             Position.LAT.decode(obj[0], f"{path}[0]"),

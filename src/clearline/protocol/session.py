@@ -115,14 +115,10 @@ def state_diagram() -> str:
     return "\n".join(lines)
 
 
-def derive_session_id(
-    side_a: tuple[str, bytes, bytes], side_b: tuple[str, bytes, bytes]
-) -> bytes:
+def derive_session_id(side_a: tuple[str, bytes, bytes], side_b: tuple[str, bytes, bytes]) -> bytes:
     """SHA-256 over both (side, kid, nonce) triples in side-name order, first 16 bytes."""
     first, second = sorted([side_a, side_b], key=lambda t: t[0].encode())
-    material = codec.canonical_cbor(
-        [SESSION_ID_CONTEXT.decode(), list(first), list(second)]
-    )
+    material = codec.canonical_cbor([SESSION_ID_CONTEXT.decode(), list(first), list(second)])
     return hashlib.sha256(material).digest()[:16]
 
 
@@ -226,6 +222,10 @@ class Session:
         return LINK_STATE.get(self.state, LinkState.DOWN)
 
     @property
+    def closed(self) -> bool:
+        return self.state is S.CLOSED
+
+    @property
     def kid(self) -> bytes:
         return self._signer.kid
 
@@ -285,10 +285,10 @@ class Session:
         else:
             fatal = None
         for frame in frames:
-            if self.state is S.CLOSED:
+            if self.closed:
                 return
             self._receive_frame(frame, now)
-        if fatal is not None and self.state is not S.CLOSED:
+        if fatal is not None and not self.closed:
             self._close(CloseReason.FRAME_ERROR, str(fatal), now)
 
     def next_event(self) -> Event | None:
@@ -409,7 +409,9 @@ class Session:
             self._receive_hello(message, verified.cose, now)
             return
         if isinstance(message.body, Decision):
-            self._reject(RejectReason.UNEXPECTED, "decision records are never sent", now, message.seq)
+            self._reject(
+                RejectReason.UNEXPECTED, "decision records are never sent", now, message.seq
+            )
             return
         if self.state not in ESTABLISHED:
             self._reject(
@@ -444,9 +446,7 @@ class Session:
     def _accept_seq(self, seq: int, now: Micros) -> bool:
         problem = self._window.check(seq)
         if problem is not None:
-            self._reject(
-                problem, f"sequence {seq} is not above {self._window.highest}", now, seq
-            )
+            self._reject(problem, f"sequence {seq} is not above {self._window.highest}", now, seq)
             return False
         self._window.accept(seq)
         return True
@@ -455,8 +455,10 @@ class Session:
         hello = message.body
         assert isinstance(hello, Hello)
         if self.state not in (S.IDLE, S.HELLO_SENT):
-            reason = RejectReason.REPLAYED if message.seq <= self._window.highest else (
-                RejectReason.UNEXPECTED
+            reason = (
+                RejectReason.REPLAYED
+                if message.seq <= self._window.highest
+                else (RejectReason.UNEXPECTED)
             )
             self._reject(reason, "Hello after the handshake", now, message.seq)
             return
@@ -464,7 +466,9 @@ class Session:
         if message.seq != 0 or message.session_id:
             problems.append("Hello must have sequence 0 and an empty session id")
         if hello.peer_side != self.config.side:
-            problems.append(f"Hello names peer side {hello.peer_side!r}, we are {self.config.side!r}")
+            problems.append(
+                f"Hello names peer side {hello.peer_side!r}, we are {self.config.side!r}"
+            )
         if hello.peer_kid != self._signer.kid:
             problems.append(
                 f"Hello expects our key {hello.peer_kid.hex()}, ours is {self._signer.kid.hex()}"
@@ -479,7 +483,7 @@ class Session:
         previous = self.link_state
         self._transition(T.RECV_HELLO)
         self._events.append(MessageReceived(message, cose, now))
-        if self.state is S.UP:
+        if self.link_state is LinkState.UP:
             self._complete_handshake(now, previous)
 
     def _complete_handshake(self, now: Micros, previous: LinkState) -> None:
@@ -492,7 +496,11 @@ class Session:
         self._last_heard_at = max(self._last_heard_at, now)
         self._events.append(
             HandshakeComplete(
-                self.session_id, self.config.peer_side, self._peer_key.kid, self.peer_policy_hash, now
+                self.session_id,
+                self.config.peer_side,
+                self._peer_key.kid,
+                self.peer_policy_hash,
+                now,
             )
         )
         self._events.append(LinkStateChanged(previous, self.link_state, now))

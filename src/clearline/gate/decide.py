@@ -1,0 +1,209 @@
+"""`decide(action, context, now)`: the gate's pure verdict on one proposed action.
+
+Rules are tried in a fixed order and the first that applies decides; the order
+is the safety argument, so it is written out once here and in
+docs/architecture.md:
+
+1. unknown rung or domain -> deny
+2. excluded domain: autonomous -> deny, always; human -> allow only with the
+   required number of distinct authorizations
+3. human (outside excluded domains) -> allow, with at least one authorization
+4. autonomous de-escalation or status quo (score <= 0) -> allow: standing down
+   is never blocked
+5. circuit breaker paused -> deny
+6. above the autonomy cap -> deny (refer to a human)
+7. link degraded or down: above the fail-safe cap -> deny
+8. kinetic against a track under clarification -> hold until its deadline
+9. one escalation too many in the breaker's window -> deny, and trip the breaker
+10. otherwise -> allow
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from clearline.gate.policy import Policy
+from clearline.protocol.events import LinkState
+from clearline.protocol.messages import Actor, Micros, Verdict
+
+
+class Rule(StrEnum):
+    UNKNOWN_RUNG = "unknown-rung"
+    UNKNOWN_DOMAIN = "unknown-domain"
+    EXCLUDED_DOMAIN = "excluded-domain"
+    AUTHORIZATIONS = "authorizations"
+    HUMAN_AUTHORITY = "human-authority"
+    DE_ESCALATION = "de-escalation"
+    CIRCUIT_BREAKER = "circuit-breaker"
+    AUTONOMY_CAP = "autonomy-cap"
+    FAIL_SAFE = "fail-safe-cap"
+    HOTLINE_HOLD = "hotline-hold"
+    WITHIN_POLICY = "within-policy"
+
+
+@dataclass(frozen=True, slots=True)
+class ProposedAction:
+    action_id: str
+    actor: Actor
+    rung: str
+    domain: str
+    target: str | None = None
+    authorizations: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class GateContext:
+    """What the gate knows besides the action: all of it passed in, none of it looked up."""
+
+    link: LinkState
+    open_clarifications: Mapping[str, Micros] = field(default_factory=dict)
+    """Target (track id) -> deadline of the open clarification about it."""
+    recent_escalations: tuple[Micros, ...] = ()
+    """Times of autonomous escalations the gate allowed (only those inside the window matter)."""
+    breaker_tripped_at: Micros | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    verdict: Verdict
+    rule: Rule
+    reason: str
+    until: Micros | None = None
+    trips_breaker: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW
+
+
+def _deny(rule: Rule, reason: str, trips: bool = False) -> GateDecision:
+    return GateDecision(Verdict.DENY, rule, reason, trips_breaker=trips)
+
+
+def decide(
+    policy: Policy, action: ProposedAction, context: GateContext, now: Micros
+) -> GateDecision:
+    rung = policy.rungs.get(action.rung)
+    if rung is None:
+        return _deny(Rule.UNKNOWN_RUNG, f"rung {action.rung!r} is not on the ladder")
+    if action.domain not in policy.domains:
+        return _deny(Rule.UNKNOWN_DOMAIN, f"domain {action.domain!r} is not in the policy")
+
+    authorizations = len(action.authorizations)
+    required = policy.exclusions.get(action.domain)
+    if required is not None:
+        if action.actor is Actor.AUTONOMOUS:
+            return _deny(
+                Rule.EXCLUDED_DOMAIN,
+                f"{action.domain} is closed to autonomous action; a human decision is required",
+            )
+        if authorizations < required:
+            return _deny(
+                Rule.AUTHORIZATIONS,
+                f"{action.domain} needs {required} distinct authorizations, got {authorizations}",
+            )
+        return GateDecision(
+            Verdict.ALLOW, Rule.HUMAN_AUTHORITY, f"authorized by {authorizations} officers"
+        )
+    if action.actor is Actor.HUMAN:
+        if authorizations < 1:
+            return _deny(Rule.AUTHORIZATIONS, "a human action needs at least one authorization")
+        return GateDecision(Verdict.ALLOW, Rule.HUMAN_AUTHORITY, "a human decided")
+
+    if rung.score <= 0:
+        return GateDecision(Verdict.ALLOW, Rule.DE_ESCALATION, f"{rung.name} does not escalate")
+
+    breaker = policy.circuit_breaker
+    if (
+        context.breaker_tripped_at is not None
+        and now < context.breaker_tripped_at + breaker.pause_ms * 1000
+    ):
+        resume = context.breaker_tripped_at + breaker.pause_ms * 1000
+        return GateDecision(
+            Verdict.DENY,
+            Rule.CIRCUIT_BREAKER,
+            "autonomous escalation is paused by the circuit breaker",
+            until=resume,
+        )
+
+    index = policy.rung_index[rung.name]
+    if index > policy.rung_index[policy.autonomy_cap]:
+        return _deny(
+            Rule.AUTONOMY_CAP,
+            f"{rung.name} is above the autonomy cap {policy.autonomy_cap}; refer to a human",
+        )
+    if context.link is not LinkState.UP:
+        cap = (
+            policy.fail_safe.degraded_cap
+            if context.link is LinkState.DEGRADED
+            else policy.fail_safe.down_cap
+        )
+        if index > policy.rung_index[cap]:
+            return _deny(
+                Rule.FAIL_SAFE,
+                f"hotline {context.link.value}: autonomy is capped at {cap}",
+            )
+
+    if policy.hotline_hold.enabled and rung.kinetic and action.target is not None:
+        deadline = context.open_clarifications.get(action.target)
+        if deadline is not None and now < deadline:
+            return GateDecision(
+                Verdict.HOLD,
+                Rule.HOTLINE_HOLD,
+                f"clarification about {action.target} is open; held until answer or deadline",
+                until=deadline,
+            )
+
+    window_start = now - breaker.window_ms * 1000
+    recent = sum(1 for t in context.recent_escalations if window_start < t <= now)
+    if recent >= breaker.max_escalations:
+        return _deny(
+            Rule.CIRCUIT_BREAKER,
+            f"{recent} autonomous escalations in {breaker.window_ms} ms: breaker trips",
+            trips=True,
+        )
+    return GateDecision(Verdict.ALLOW, Rule.WITHIN_POLICY, f"{rung.name} is within policy")
+
+
+@dataclass
+class Gate:
+    """A policy plus the little history `decide` needs, kept bounded. Still no clock: pass `now`."""
+
+    policy: Policy
+    context: GateContext = field(default_factory=lambda: GateContext(LinkState.DOWN))
+
+    def propose(self, action: ProposedAction, now: Micros) -> GateDecision:
+        decision = decide(self.policy, action, self.context, now)
+        self.record(action, decision, now)
+        return decision
+
+    def record(self, action: ProposedAction, decision: GateDecision, now: Micros) -> None:
+        ctx = self.context
+        window_start = now - self.policy.circuit_breaker.window_ms * 1000
+        recent = tuple(t for t in ctx.recent_escalations if t > window_start)
+        if decision.trips_breaker:
+            ctx = replace(ctx, breaker_tripped_at=now)
+        rung = self.policy.rungs.get(action.rung)
+        if (
+            decision.allowed
+            and action.actor is Actor.AUTONOMOUS
+            and rung is not None
+            and rung.score > 0
+        ):
+            recent += (now,)
+        self.context = replace(ctx, recent_escalations=recent)
+
+    def set_link(self, link: LinkState) -> None:
+        self.context = replace(self.context, link=link)
+
+    def open_clarification(self, target: str, deadline: Micros) -> None:
+        clarifications = dict(self.context.open_clarifications)
+        clarifications[target] = deadline
+        self.context = replace(self.context, open_clarifications=clarifications)
+
+    def close_clarification(self, target: str) -> None:
+        clarifications = dict(self.context.open_clarifications)
+        clarifications.pop(target, None)
+        self.context = replace(self.context, open_clarifications=clarifications)

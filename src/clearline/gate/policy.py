@@ -1,0 +1,142 @@
+"""The gate policy: its schema, its validation (file, line, expectation) and its canonical hash.
+
+The hash is SHA-256 over the deterministic CBOR encoding of the policy's
+normalised form (`Policy.canonical()`), so formatting and comments in the file
+do not change it. Hello and Checkpoint carry it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearline.errors import PolicyError
+from clearline.protocol.codec import canonical_cbor
+from clearline.sourcemap import checker, load_yaml, validate
+
+NUCLEAR_C2 = "nuclear-c2"
+"""The domain every policy must close to autonomy."""
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Rung(_Strict):
+    name: Name
+    score: int = Field(ge=-100, le=100)
+    kinetic: bool = False
+    description: str = ""
+
+
+class ExcludedDomain(_Strict):
+    domain: Name
+    human_authorizations: int = Field(ge=1, le=10)
+
+
+class FailSafe(_Strict):
+    degraded_cap: Name
+    down_cap: Name
+
+
+class HotlineHold(_Strict):
+    enabled: bool = True
+
+
+class CircuitBreaker(_Strict):
+    max_escalations: int = Field(ge=1)
+    window_ms: int = Field(ge=1)
+    pause_ms: int = Field(ge=1)
+
+
+class Policy(_Strict):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, ignored_types=(cached_property,)
+    )
+
+    version: Literal[1]
+    name: str = Field(min_length=1, max_length=64)
+    ladder: list[Rung] = Field(min_length=2)
+    domains: list[Name] = Field(min_length=1)
+    excluded_domains: list[ExcludedDomain] = Field(min_length=1)
+    autonomy_cap: Name
+    fail_safe: FailSafe
+    hotline_hold: HotlineHold = HotlineHold()
+    circuit_breaker: CircuitBreaker
+
+    def canonical(self) -> dict[str, object]:
+        return self.model_dump(mode="python")
+
+    @cached_property
+    def hash(self) -> bytes:
+        return hashlib.sha256(canonical_cbor(self.canonical())).digest()
+
+    @cached_property
+    def rung_index(self) -> dict[str, int]:
+        return {rung.name: i for i, rung in enumerate(self.ladder)}
+
+    @cached_property
+    def rungs(self) -> dict[str, Rung]:
+        return {rung.name: rung for rung in self.ladder}
+
+    @cached_property
+    def exclusions(self) -> dict[str, int]:
+        return {e.domain: e.human_authorizations for e in self.excluded_domains}
+
+    def rung(self, name: str) -> Rung:
+        return self.rungs[name]
+
+
+def parse_policy(text: str, source: str = "<policy>") -> Policy:
+    """Parse and validate a policy file's text; PolicyError names the line and the expectation."""
+    data, lines = load_yaml(text, source, PolicyError)
+    policy = validate(Policy, data, lines, source, PolicyError)
+    require = checker(lines, source, PolicyError)
+    names = [r.name for r in policy.ladder]
+    for i, name in enumerate(names):
+        require(names.index(name) == i, ("ladder", i, "name"), f"rung {name!r} appears twice")
+    for i, domain in enumerate(policy.domains):
+        require(
+            policy.domains.index(domain) == i, ("domains", i), f"domain {domain!r} appears twice"
+        )
+    for i, excluded in enumerate(policy.excluded_domains):
+        require(
+            excluded.domain in policy.domains,
+            ("excluded_domains", i, "domain"),
+            f"{excluded.domain!r} is not one of the domains {policy.domains}",
+        )
+    require(
+        NUCLEAR_C2 in policy.exclusions,
+        ("excluded_domains",),
+        f"{NUCLEAR_C2!r} must be an excluded domain: nuclear command and control "
+        "is closed to autonomy in every clearline policy",
+    )
+    for path, cap_name in (
+        (("autonomy_cap",), policy.autonomy_cap),
+        (("fail_safe", "degraded_cap"), policy.fail_safe.degraded_cap),
+        (("fail_safe", "down_cap"), policy.fail_safe.down_cap),
+    ):
+        require(
+            cap_name in policy.rung_index,
+            path,
+            f"{cap_name!r} is not a rung; expected one of {names}",
+        )
+    cap = policy.rung_index[policy.autonomy_cap]
+    degraded = policy.rung_index[policy.fail_safe.degraded_cap]
+    down = policy.rung_index[policy.fail_safe.down_cap]
+    require(
+        degraded <= cap,
+        ("fail_safe", "degraded_cap"),
+        "expected a rung no higher than autonomy_cap (fail-safe caps only tighten)",
+    )
+    require(
+        down <= degraded,
+        ("fail_safe", "down_cap"),
+        "expected a rung no higher than degraded_cap (a dead link is no better than a slow one)",
+    )
+    return policy
