@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from clearline.errors import ProofError
 
 __all__ = [
+    "EMPTY_ROOT",
     "HASH_SIZE",
     "consistency_proof",
     "inclusion_proof",

@@ -1,0 +1,283 @@
+"""The durable log: every message sent and received and every gate decision, as exact COSE bytes.
+
+SQLite in WAL mode with ``synchronous=FULL``: `append` returns only after the
+transaction has committed, so nothing is reported as logged before it is on
+disk. Each row keeps the tree root after it, so `verify_log` can name the first
+entry that was altered, removed, inserted or moved; signed checkpoints (the
+owner's Checkpoint records) make a deliberate rewrite detectable too, because
+they cannot be re-signed without the owner's key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clearline.errors import (
+    LogIntegrityError,
+    LogStoreError,
+    MessageError,
+    SignatureError,
+)
+from clearline.log import merkle
+from clearline.log.tree import CompactTree
+from clearline.protocol import codec
+from clearline.protocol.messages import Body, Checkpoint, Hello, Message, Micros
+from clearline.protocol.signing import Ed25519Verifier, KeyRing, Signer
+
+FORMAT_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    kid BLOB PRIMARY KEY, side TEXT NOT NULL, public_key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY, data BLOB NOT NULL, root BLOB NOT NULL);
+"""
+
+
+class _LeafHashes(Sequence[bytes]):
+    """Leaf hashes packed 32 bytes apiece: a read-only Sequence over one bytearray."""
+
+    def __init__(self) -> None:
+        self.packed = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.packed) // merkle.HASH_SIZE
+
+    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return bytes(self.packed[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE])
+
+
+class LogStore:
+    """One side's log. The owner's signer seals local records (decisions, checkpoints)."""
+
+    def __init__(self, path: Path, owner: Signer, side: str) -> None:
+        self.path = path
+        self.owner = owner
+        self.side = side
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot open log {path}: {exc}") from None
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if not meta:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("format", str(FORMAT_VERSION)), ("owner_kid", owner.kid.hex()),
+                     ("side", side)],
+                )
+        elif meta.get("owner_kid") != owner.kid.hex():
+            raise LogStoreError(
+                f"log {path} belongs to key {meta.get('owner_kid')}, not {owner.kid.hex()}"
+            )
+        self.add_key(side, owner.public_key)
+        self._leaves = _LeafHashes()
+        self._tree = CompactTree()
+        for (data,) in self._db.execute("SELECT data FROM entries ORDER BY idx"):
+            self._add_leaf(merkle.leaf_hash(data))
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    def _add_leaf(self, leaf: bytes) -> None:
+        self._leaves.packed += leaf
+        self._tree.append(leaf)
+
+    @property
+    def size(self) -> int:
+        return self._tree.size
+
+    def root(self) -> bytes:
+        return self._tree.root()
+
+    def add_key(self, side: str, public_key: bytes) -> None:
+        kid = Ed25519Verifier(public_key).kid
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR IGNORE INTO keys VALUES (?, ?, ?)", (kid, side, public_key)
+            )
+
+    def append(self, entries: Sequence[bytes]) -> list[int]:
+        """Append COSE_Sign1 entries in one committed transaction; returns their indices."""
+        first = self.size
+        rows = []
+        try:
+            for data in entries:
+                self._add_leaf(merkle.leaf_hash(data))
+                rows.append((self.size - 1, data, self._tree.root()))
+            with self._transaction():
+                self._db.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
+        except sqlite3.Error as exc:
+            del self._leaves.packed[first * merkle.HASH_SIZE :]
+            self._tree = CompactTree()
+            for i in range(first):
+                self._tree.append(self._leaves[i])
+            raise LogStoreError(f"append to {self.path} failed: {exc}") from None
+        return list(range(first, self.size))
+
+    def seal_local(self, body: Body, now: Micros) -> bytes:
+        """Sign a local record (never sent): empty session id, sequence = its log index."""
+        message = Message(self.side, b"", self.size, now, body)
+        return codec.sign(message, self.owner)
+
+    def record(self, body: Body, now: Micros) -> int:
+        """Seal and append one local record."""
+        return self.append([self.seal_local(body, now)])[0]
+
+    def checkpoint(self, now: Micros) -> int:
+        """Append a signed checkpoint over everything logged so far."""
+        return self.record(Checkpoint(self.size, self.root()), now)
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        return merkle.inclusion_proof(self._leaves, index)
+
+    def consistency_proof(self, size1: int) -> list[bytes]:
+        return merkle.consistency_proof(self._leaves, size1)
+
+    def leaf_hash(self, index: int) -> bytes:
+        return self._leaves[index]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+@dataclass
+class VerifyReport:
+    path: str
+    side: str
+    owner_kid: str
+    entries: int = 0
+    checkpoints: int = 0
+    last_checkpoint_size: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+    root: str = ""
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise LogStoreError(f"no log file at {path}")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db.execute("SELECT 1 FROM entries LIMIT 1")
+    except sqlite3.Error as exc:
+        raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
+    return db
+
+
+def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
+    yield from db.execute("SELECT idx, data, root FROM entries ORDER BY idx")
+
+
+def verify_log(path: Path) -> VerifyReport:
+    """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry."""
+    db = _open_readonly(path)
+    try:
+        status = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if status != "ok":
+            raise LogIntegrityError(f"SQLite integrity check failed: {status}")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("format") != str(FORMAT_VERSION):
+            raise LogIntegrityError(f"unknown log format {meta.get('format')!r}")
+        keys = KeyRing()
+        for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys"):
+            verifier = Ed25519Verifier(public_key)
+            if verifier.kid != kid:
+                raise LogIntegrityError(f"key table: kid {kid.hex()} does not match its key")
+            keys.add(side, verifier)
+        owner_kid = bytes.fromhex(meta.get("owner_kid", ""))
+        report = VerifyReport(str(path), meta.get("side", "?"), owner_kid.hex())
+        tree = CompactTree()
+        roots: list[bytes] = []
+        last_seq: dict[tuple[bytes, bytes], int] = {}
+        for idx, data, stored_root in _entries(db):
+            if idx != tree.size:
+                missing = "missing" if idx > tree.size else "duplicated"
+                raise LogIntegrityError(f"entry {tree.size} is {missing} (found {idx})", tree.size)
+            tree.append(merkle.leaf_hash(data))
+            roots.append(tree.root())
+            if stored_root != roots[-1]:
+                raise LogIntegrityError(
+                    "content does not match the recorded tree: altered, removed or reordered", idx
+                )
+            try:
+                verified = codec.verify(data, keys)
+            except (MessageError, SignatureError) as exc:
+                raise LogIntegrityError(f"not an authentic message: {exc}", idx) from None
+            message = verified.message
+            stream = (verified.kid, message.session_id)
+            if isinstance(message.body, Hello):
+                pass  # sequence 0 of each new session
+            elif message.session_id == b"":
+                if verified.kid != owner_kid or message.seq != idx:
+                    raise LogIntegrityError(
+                        f"local record claims position {message.seq} or another owner", idx
+                    )
+            elif message.seq <= last_seq.get(stream, -1):
+                raise LogIntegrityError(
+                    f"sequence {message.seq} after {last_seq[stream]} in the same session", idx
+                )
+            last_seq[stream] = message.seq
+            body = message.body
+            if isinstance(body, Checkpoint) and verified.kid == owner_kid:
+                if body.size > idx:
+                    raise LogIntegrityError(f"checkpoint claims size {body.size} at entry {idx}", idx)
+                expected = roots[body.size - 1] if body.size else merkle.EMPTY_ROOT
+                if body.root != expected:
+                    raise LogIntegrityError(
+                        f"signed checkpoint at size {body.size} does not match the log", idx
+                    )
+                report.checkpoints += 1
+                report.last_checkpoint_size = body.size
+            kind = message.type.value
+            report.by_type[kind] = report.by_type.get(kind, 0) + 1
+        report.entries = tree.size
+        report.root = tree.root().hex()
+        return report
+    finally:
+        db.close()
+
+
+def export_log(path: Path, out: Path) -> int:
+    """Write each entry's exact COSE_Sign1 bytes to DIR/NNNNNN-TYPE-SIDE.cose and keys.json."""
+    db = _open_readonly(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        keys = {
+            kid.hex(): {"side": side, "alg": "EdDSA", "crv": "Ed25519",
+                        "public_key": public_key.hex()}
+            for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys")
+        }
+        (out / "keys.json").write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+        count = 0
+        for idx, data, _ in _entries(db):
+            try:
+                message = codec.decode_payload(codec.parse_envelope(data).payload)
+                label = f"{message.type.value}-{message.side}"
+            except MessageError:
+                label = "unreadable"
+            (out / f"{idx:06d}-{label}.cose").write_bytes(data)
+            count += 1
+        return count
+    finally:
+        db.close()
