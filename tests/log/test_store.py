@@ -23,8 +23,8 @@ SEED = 20261127
 
 def build_log(path: Path) -> LogStore:
     """A US log holding a real exchange: handshake, query, answer, a decision, checkpoints."""
-    from tests.protocol.test_session import answer, track  # one scene, shared
     from clearline.protocol.messages import Query
+    from tests.protocol.test_session import answer, track  # one scene, shared
 
     p = make_pair()
     q = p.us.send(Query(track(), T0 + 2_000_000), T0 + 10).message.seq
@@ -38,8 +38,18 @@ def build_log(path: Path) -> LogStore:
     store.checkpoint(T0 + 50)
     store.append(frames[3:])
     store.record(
-        Decision("a1", Actor.AUTONOMOUS, "intercept-uncrewed", "air", Verdict.HOLD,
-                 "hotline-hold", "clarification open", bytes(32), "T-1", T0 + 2_000_000),
+        Decision(
+            "a1",
+            Actor.AUTONOMOUS,
+            "intercept-uncrewed",
+            "air",
+            Verdict.HOLD,
+            "hotline-hold",
+            "clarification open",
+            bytes(32),
+            "T-1",
+            T0 + 2_000_000,
+        ),
         T0 + 60,
     )
     store.checkpoint(T0 + 70)
@@ -73,7 +83,11 @@ def test_inclusion_and_consistency_proofs_from_store(tmp_path: Path) -> None:
     for i in range(store.size):
         merkle.verify_inclusion(store.leaf_hash(i), i, store.size, store.inclusion_proof(i), root)
     merkle.verify_consistency(
-        3, store.size, store.consistency_proof(3), merkle.root_hash([store.leaf_hash(i) for i in range(3)]), root
+        3,
+        store.size,
+        store.consistency_proof(3),
+        merkle.root_hash([store.leaf_hash(i) for i in range(3)]),
+        root,
     )
 
 

@@ -73,8 +73,11 @@ class LogStore:
             with self._transaction():
                 self._db.executemany(
                     "INSERT INTO meta VALUES (?, ?)",
-                    [("format", str(FORMAT_VERSION)), ("owner_kid", owner.kid.hex()),
-                     ("side", side)],
+                    [
+                        ("format", str(FORMAT_VERSION)),
+                        ("owner_kid", owner.kid.hex()),
+                        ("side", side),
+                    ],
                 )
         elif meta.get("owner_kid") != owner.kid.hex():
             raise LogStoreError(
@@ -103,9 +106,7 @@ class LogStore:
     def add_key(self, side: str, public_key: bytes) -> None:
         kid = Ed25519Verifier(public_key).kid
         with self._transaction():
-            self._db.execute(
-                "INSERT OR IGNORE INTO keys VALUES (?, ?, ?)", (kid, side, public_key)
-            )
+            self._db.execute("INSERT OR IGNORE INTO keys VALUES (?, ?, ?)", (kid, side, public_key))
 
     def append(self, entries: Sequence[bytes]) -> list[int]:
         """Append COSE_Sign1 entries in one committed transaction; returns their indices."""
@@ -241,7 +242,9 @@ def verify_log(path: Path) -> VerifyReport:
             body = message.body
             if isinstance(body, Checkpoint) and verified.kid == owner_kid:
                 if body.size > idx:
-                    raise LogIntegrityError(f"checkpoint claims size {body.size} at entry {idx}", idx)
+                    raise LogIntegrityError(
+                        f"checkpoint claims size {body.size} at entry {idx}", idx
+                    )
                 expected = roots[body.size - 1] if body.size else merkle.EMPTY_ROOT
                 if body.root != expected:
                     raise LogIntegrityError(
@@ -264,8 +267,12 @@ def export_log(path: Path, out: Path) -> int:
     try:
         out.mkdir(parents=True, exist_ok=True)
         keys = {
-            kid.hex(): {"side": side, "alg": "EdDSA", "crv": "Ed25519",
-                        "public_key": public_key.hex()}
+            kid.hex(): {
+                "side": side,
+                "alg": "EdDSA",
+                "crv": "Ed25519",
+                "public_key": public_key.hex(),
+            }
             for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys")
         }
         (out / "keys.json").write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,388 @@
+"""`clearline demo`, first version: the cascade the system exists to stop, in one process.
+
+Two real Sessions (US and PRC) talk over an in-memory link with a chosen delay,
+under the simulator's virtual clock, signing and logging every message. Scene 1
+runs with the hotline and the gate; scene 2 runs the same sighting with neither,
+and shows the exchange climbing the ladder until a human is reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clearline.config import default_policy
+from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.doctrine.responses import counter_response, fuse, propose_rung
+from clearline.gate import Gate, GateDecision, Policy, ProposedAction
+from clearline.log.store import LogStore, VerifyReport, verify_log
+from clearline.protocol.events import (
+    ClarificationAnswered,
+    ClarificationExpired,
+    Event,
+    LinkStateChanged,
+    MessageReceived,
+    MessageSent,
+)
+from clearline.protocol.messages import (
+    Actor,
+    Answer,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Checkpoint,
+    Decision,
+    Intent,
+    Micros,
+    Mission,
+    Position,
+    Query,
+    TrackReport,
+)
+from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.signing import Ed25519Signer
+from clearline.sim.kernel import Kernel
+
+S = 1_000_000
+MS = 1_000
+SCENE_START = 1 * S
+QUERY_TTL = 2 * S
+TRUST_IN_PEER = 0.85
+MODEL_MISREAD_SCORE = 0.83  # the flawed model: a recon swarm scored as a strike swarm
+
+Printer = Callable[[str], None]
+
+
+@dataclass
+class DemoSide:
+    """One side's hotline node, reduced to what the scene needs."""
+
+    name: str
+    kernel: Kernel
+    session: Session
+    gate: Gate
+    log: LogStore
+    say: Printer
+    assets: list[OwnAsset] = field(default_factory=list)
+    peer: DemoSide | None = None
+    delay_us: Micros = 55 * MS
+    on_event: Callable[[DemoSide, Event], None] | None = None
+    _timer_at: Micros | None = None
+
+    def note(self, text: str) -> None:
+        self.say(f"+{(self.kernel.now - SCENE_START) / S:7.3f} s  {self.name:<3} {text}")
+
+    def deliver(self, data: bytes) -> None:
+        self.session.receive_data(data, self.kernel.now)
+        self.pump()
+
+    def tick(self, when: Micros) -> None:
+        if self._timer_at != when:
+            return  # superseded by a later schedule
+        self._timer_at = None
+        self.session.handle_timer(self.kernel.now)
+        self.pump()
+
+    def pump(self) -> None:
+        """Drain events (logging every message), ship bytes, re-arm the timer."""
+        frames: list[bytes] = []
+        while (event := self.session.next_event()) is not None:
+            if isinstance(event, MessageSent | MessageReceived):
+                frames.append(event.cose)
+            if isinstance(event, LinkStateChanged):
+                self.gate.set_link(event.current)
+            if isinstance(event, MessageReceived) and isinstance(event.message.body, Query):
+                self._answer(event.message.seq, event.message.body)
+            if self.on_event is not None:
+                self.on_event(self, event)
+        if frames:
+            self.log.append(frames)
+        data = self.session.data_to_send()
+        if data and self.peer is not None:
+            peer = self.peer
+            self.kernel.after(self.delay_us, lambda: peer.deliver(data))
+        deadline = self.session.next_deadline()
+        if deadline is not None and deadline != self._timer_at:
+            self._timer_at = deadline
+            self.kernel.at(max(deadline, self.kernel.now), lambda: self.tick(deadline))
+
+    def _answer(self, seq: int, query: Query) -> None:
+        asset = match(query.track, self.assets)
+        answer = truthful_answer(seq, asset)
+        self.note(
+            f"hotline <- Query q{seq} about {query.track.track_id}; registry: "
+            + (f"{asset.record.asset_id}" if asset else "no match")
+        )
+        self.session.send(answer, self.kernel.now)
+        self.note(f"hotline -> Answer q{seq}: {describe_answer(answer)} (signed, logged)")
+
+    def decide(self, action: ProposedAction) -> GateDecision:
+        decision = self.gate.propose(action, self.kernel.now)
+        self.log.record(
+            Decision(
+                action.action_id,
+                action.actor,
+                action.rung,
+                action.domain,
+                decision.verdict,
+                decision.rule.value,
+                decision.reason,
+                self.gate.policy.hash,
+                action.target,
+                decision.until,
+            ),
+            self.kernel.now,
+        )
+        return decision
+
+
+def describe_answer(answer: Answer) -> str:
+    parts = [answer.claim.value]
+    for value in (answer.mission, answer.intent):
+        if value is not None:
+            parts.append(value.value)
+    if answer.armed is not None:
+        parts.append("armed" if answer.armed else "unarmed")
+    return ", ".join(parts)
+
+
+def _nonce(label: str) -> bytes:
+    """Demo nonces are fixed so the demo is reproducible; live nodes draw them at random."""
+    return hashlib.sha256(b"clearline demo nonce " + label.encode()).digest()[:16]
+
+
+def recon_swarm(at: Micros) -> tuple[OwnAsset, TrackReport]:
+    position = Position(24_100_000, 122_400_000, 1_500)
+    record = AssetRecord(
+        "PRC-RS-7",
+        AssetKind.RECON_SWARM,
+        Mission.RECONNAISSANCE,
+        False,
+        AutonomyMode.AUTONOMOUS,
+        at,
+        position=position,
+    )
+    seen = TrackReport(
+        "T-0417",
+        Position(24_130_000, 122_380_000, 1_400),
+        at,
+        AssetKind.STRIKE_PACKAGE,
+        count=24,
+        heading_deg=95,
+        speed_mps=60,
+    )
+    return OwnAsset(record, Intent.WITHDRAWING), seen
+
+
+@dataclass
+class HotlineResult:
+    reports: dict[str, VerifyReport]
+    clarification_us: Micros | None
+    fired: bool
+    log_paths: dict[str, Path]
+
+
+def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResult:
+    policy = default_policy()
+    kernel = Kernel()
+    keys = {side: Ed25519Signer.from_label(f"demo {side}") for side in ("US", "PRC")}
+    sides: dict[str, DemoSide] = {}
+    for side, peer in (("US", "PRC"), ("PRC", "US")):
+        session = Session(SessionConfig(side, peer, policy.hash), keys[side], keys[peer].verifier())
+        log = LogStore(out / f"{side.lower()}.db", keys[side], side)
+        log.add_key(peer, keys[peer].public_key)
+        sides[side] = DemoSide(
+            side, kernel, session, Gate(policy), log, _indent(say), delay_us=delay_us
+        )
+    us, prc = sides["US"], sides["PRC"]
+    us.peer, prc.peer = prc, us
+    asset, track = recon_swarm(SCENE_START)
+    prc.assets.append(asset)
+    outcome: dict[str, Micros | bool | None] = {"clarification": None, "fired": False}
+    action = ProposedAction(
+        "US-A1", Actor.AUTONOMOUS, propose_rung(MODEL_MISREAD_SCORE), "air", track.track_id
+    )
+
+    def t(at: Micros) -> str:
+        return f"+{(at - SCENE_START) / S:.3f} s"
+
+    def on_event(side: DemoSide, event: Event) -> None:
+        if isinstance(event, ClarificationAnswered) and side is us:
+            score = fuse(MODEL_MISREAD_SCORE, event.answer, TRUST_IN_PEER)
+            outcome["clarification"] = event.elapsed_us
+            us.note(
+                f"hotline <- Answer q{event.query_seq} verified; round trip "
+                f"{event.elapsed_us / MS:.1f} ms"
+            )
+            us.note(
+                f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {score:.2f} "
+                f"(trust in PRC answers {TRUST_IN_PEER:.2f})"
+            )
+            us.gate.close_clarification(track.track_id)
+            rung = propose_rung(score)
+            if rung != action.rung:
+                stand = ProposedAction("US-A2", Actor.AUTONOMOUS, rung, "air", track.track_id)
+                decision = us.decide(stand)
+                us.note(
+                    f"gate: {decision.verdict.value.upper()} {rung} "
+                    f"({decision.rule.value}); {action.rung} CANCELLED, hold released"
+                )
+        elif isinstance(event, ClarificationExpired) and side is us:
+            us.note(f"clarification q{event.query_seq} EXPIRED; re-deciding")
+            us.gate.close_clarification(track.track_id)
+            decision = us.decide(action)
+            outcome["fired"] = decision.allowed
+            us.note(f"gate: {decision.verdict.value.upper()} {action.rung} ({decision.rule.value})")
+
+    for side in sides.values():
+        side.on_event = on_event
+    us.session.start(0, _nonce("US"))
+    prc.session.start(0, _nonce("PRC"))
+    us.pump()
+    prc.pump()
+    kernel.run(SCENE_START - 1)
+
+    def sighting() -> None:
+        now = kernel.now
+        us.note(
+            f"sensor: track {track.track_id}, {track.count} small UAS, "
+            f"heading {track.heading_deg}, {track.speed_mps} m/s"
+        )
+        us.note(
+            f"model: {track.looks_like.value} (threat {MODEL_MISREAD_SCORE:.2f}; "
+            f"truth: {asset.record.kind.value}) -> propose {action.rung}"
+        )
+        deadline = now + QUERY_TTL
+        sent = us.session.send(Query(track, deadline), now)
+        us.gate.open_clarification(track.track_id, deadline)
+        us.note(
+            f"hotline -> Query q{sent.message.seq}: is {track.track_id} yours? "
+            f"deadline {t(deadline).strip()}"
+        )
+        decision = us.decide(action)
+        us.note(
+            f"gate: {decision.verdict.value.upper()} {action.rung} "
+            f"({decision.rule.value}: {decision.reason})"
+        )
+        us.pump()
+
+    kernel.at(SCENE_START, sighting)
+    kernel.run(SCENE_START + 3 * S)
+    for side in sides.values():
+        side.session.send(Checkpoint(side.log.size, side.log.root()), kernel.now)
+        side.pump()
+    kernel.run(kernel.now + 2 * delay_us + 1)
+    reports: dict[str, VerifyReport] = {}
+    for name, side in sides.items():
+        side.log.checkpoint(kernel.now)
+        side.log.close()
+        reports[name] = verify_log(side.log.path)
+    clarification = outcome["clarification"]
+    return HotlineResult(
+        reports,
+        clarification
+        if isinstance(clarification, int) and not isinstance(clarification, bool)
+        else None,
+        bool(outcome["fired"]),
+        {name: side.log.path for name, side in sides.items()},
+    )
+
+
+def _indent(say: Printer) -> Printer:
+    return lambda line: say("  " + line)
+
+
+@dataclass(frozen=True)
+class CascadeStep:
+    at: Micros
+    side: str
+    rung: str
+    score: int
+
+
+def scene_without_hotline(
+    policy: Policy, reaction_us: dict[str, Micros], human_us: dict[str, Micros]
+) -> list[CascadeStep]:
+    """Autonomous tit-for-tat with no hotline and no gate, until the first human decides."""
+    ladder = [r.name for r in policy.ladder]
+    first_human = min(human_us.values())
+    steps = [CascadeStep(0, "US", "intercept-uncrewed", policy.rung("intercept-uncrewed").score)]
+    while True:
+        last = steps[-1]
+        responder = "PRC" if last.side == "US" else "US"
+        at = last.at + reaction_us[responder]
+        if at >= first_human:
+            return steps
+        rung = counter_response(last.rung, ladder, ceiling="strike")
+        steps.append(CascadeStep(at, responder, rung, policy.rung(rung).score))
+
+
+def run_demo(out: Path | None, delay_ms: float, say: Printer) -> int:
+    delay_us = int(delay_ms * MS)
+    with tempfile.TemporaryDirectory(prefix="clearline-demo-") as tmp:
+        where = out if out is not None else Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        for stale in where.glob("*.db*"):
+            stale.unlink()
+        say(
+            "clearline demo: a PRC reconnaissance swarm meets a US defensive node whose model "
+            "reads it as a strike swarm."
+        )
+        say(
+            f"Link: in-memory, {delay_ms:g} ms one way (Washington-Beijing fibre is about 55 ms). "
+            "Time is virtual.\n"
+        )
+        say("Scene 1 - with the hotline and the action gate")
+        result = scene_with_hotline(where, delay_us, say)
+        say("")
+        say("Scene 2 - the same sighting, no hotline and no gate")
+        policy = default_policy()
+        reaction = {"US": 4 * S, "PRC": 6 * S}
+        humans = {"US": 240 * S, "PRC": 420 * S}
+        steps = scene_without_hotline(policy, reaction, humans)
+        head = 4
+        for i, step in enumerate(steps):
+            if head <= i < len(steps) - 1:
+                if i == head:
+                    say(
+                        f"  ...         {len(steps) - head - 1} more autonomous exchanges, "
+                        "each answering the last"
+                    )
+                continue
+            say(
+                f"  +{step.at / S:7.3f} s  {step.side:<3} autonomous {step.rung} "
+                f"(escalation score {step.score})"
+            )
+        first_human = min(humans.values())
+        say(
+            f"  +{first_human / S:7.3f} s  US  first human decision: commander alerted, halts "
+            "autonomous responses"
+        )
+        total = sum(s.score for s in steps)
+        kinetic = sum(1 for s in steps if policy.rung(s.rung).kinetic)
+        say("")
+        say("Outcome")
+        clarified = (
+            f"{result.clarification_us / MS:.1f} ms" if result.clarification_us else "expired"
+        )
+        say(
+            f"  with hotline + gate: clarified in {clarified}; kinetic actions: "
+            f"{1 if result.fired else 0}; escalation score 0"
+        )
+        say(
+            f"  without:             {kinetic} kinetic actions before any human decided; "
+            f"escalation score {total}"
+        )
+        say("")
+        say("Logs")
+        for name, report in result.reports.items():
+            say(
+                f"  {name:<3} {result.log_paths[name].name}: {report.entries} entries, "
+                f"{report.checkpoints} signed checkpoints, root {report.root[:16]}... verified"
+            )
+        if out is not None:
+            say(f"  kept in {where}; try: clearline log verify {where / 'us.db'}")
+        return 0

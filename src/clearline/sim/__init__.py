@@ -1,0 +1,1 @@
+"""The simulated world: a deterministic event kernel and in-memory links."""
