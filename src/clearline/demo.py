@@ -237,8 +237,8 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
             outcome["fired"] = decision.allowed
             us.note(f"gate: {decision.verdict.value.upper()} {action.rung} ({decision.rule.value})")
 
-    for side in sides.values():
-        side.on_event = on_event
+    for node in sides.values():
+        node.on_event = on_event
     us.session.start(0, _nonce("US"))
     prc.session.start(0, _nonce("PRC"))
     us.pump()
@@ -271,15 +271,15 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
 
     kernel.at(SCENE_START, sighting)
     kernel.run(SCENE_START + 3 * S)
-    for side in sides.values():
-        side.session.send(Checkpoint(side.log.size, side.log.root()), kernel.now)
-        side.pump()
+    for node in sides.values():
+        node.session.send(Checkpoint(node.log.size, node.log.root()), kernel.now)
+        node.pump()
     kernel.run(kernel.now + 2 * delay_us + 1)
     reports: dict[str, VerifyReport] = {}
-    for name, side in sides.items():
-        side.log.checkpoint(kernel.now)
-        side.log.close()
-        reports[name] = verify_log(side.log.path)
+    for name, node in sides.items():
+        node.log.checkpoint(kernel.now)
+        node.log.close()
+        reports[name] = verify_log(node.log.path)
     clarification = outcome["clarification"]
     return HotlineResult(
         reports,
@@ -287,7 +287,7 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
         if isinstance(clarification, int) and not isinstance(clarification, bool)
         else None,
         bool(outcome["fired"]),
-        {name: side.log.path for name, side in sides.items()},
+        {name: node.log.path for name, node in sides.items()},
     )
 
 

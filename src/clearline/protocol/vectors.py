@@ -1,0 +1,152 @@
+"""The test vectors published in docs/protocol.md, built from fixed keys, nonces and times.
+
+The test keys' seeds are public on purpose: SHA-256("clearline test key US") and
+SHA-256("clearline test key PRC"). Never use them for anything but conformance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearline.protocol import codec
+from clearline.protocol.messages import (
+    Answer,
+    AssetKind,
+    Checkpoint,
+    Claim,
+    Heartbeat,
+    Hello,
+    Intent,
+    Message,
+    Mission,
+    Position,
+    Query,
+    TrackReport,
+    message_to_wire,
+)
+from clearline.protocol.session import derive_session_id
+from clearline.protocol.signing import Ed25519Signer
+
+T0 = 1_800_000_000_000_000  # 2027-01-15T08:00:00Z in microseconds
+US_NONCE = bytes(range(16))
+PRC_NONCE = bytes(range(16, 32))
+POLICY_HASH = bytes.fromhex("11" * 32)
+
+
+@dataclass(frozen=True)
+class Vector:
+    name: str
+    signer_label: str
+    message: Message
+
+    def frame(self) -> bytes:
+        return codec.frame(codec.sign(self.message, Ed25519Signer.from_label(self.signer_label)))
+
+
+def build() -> list[Vector]:
+    us, prc = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
+    sid = derive_session_id(("US", us.kid, US_NONCE), ("PRC", prc.kid, PRC_NONCE))
+    track = TrackReport(
+        "T-0417",
+        Position(24_130_000, 122_380_000, 1_400),
+        T0,
+        AssetKind.STRIKE_PACKAGE,
+        count=24,
+        heading_deg=95,
+        speed_mps=60,
+    )
+    return [
+        Vector(
+            "hello-us",
+            "US",
+            Message("US", b"", 0, T0, Hello(US_NONCE, "PRC", prc.kid, POLICY_HASH, 1_000_000)),
+        ),
+        Vector("heartbeat-prc", "PRC", Message("PRC", sid, 1, T0 + 1_000_000, Heartbeat())),
+        Vector(
+            "query-us", "US", Message("US", sid, 2, T0 + 1_500_000, Query(track, T0 + 3_500_000))
+        ),
+        Vector(
+            "answer-prc",
+            "PRC",
+            Message(
+                "PRC",
+                sid,
+                2,
+                T0 + 1_555_000,
+                Answer(
+                    2,
+                    Claim.OURS,
+                    Mission.RECONNAISSANCE,
+                    False,
+                    Intent.WITHDRAWING,
+                    Position(24_100_000, 122_400_000, 1_500),
+                    "PRC-RS-7",
+                ),
+            ),
+        ),
+        Vector(
+            "checkpoint-us",
+            "US",
+            Message("US", sid, 3, T0 + 2_000_000, Checkpoint(5, bytes.fromhex("22" * 32))),
+        ),
+    ]
+
+
+def session_id() -> bytes:
+    us, prc = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
+    return derive_session_id(("US", us.kid, US_NONCE), ("PRC", prc.kid, PRC_NONCE))
+
+
+def render_markdown() -> str:
+    """The vectors section of docs/protocol.md, exactly."""
+    us, prc = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
+    lines = [
+        "| key | seed (hex) | public key (hex) | kid (hex) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, key in (("US", us), ("PRC", prc)):
+        lines.append(
+            f"| {label} | `{key.seed.hex()}` | `{key.public_key.hex()}` | `{key.kid.hex()}` |"
+        )
+    lines += ["", f"Session id from the two Hellos: `{session_id().hex()}`", ""]
+    for v in build():
+        payload = message_to_wire(v.message)
+        lines += [
+            f"#### {v.name}",
+            "",
+            f"Signed by the {v.signer_label} test key. Payload in CBOR diagnostic notation:",
+            "",
+            "```",
+            diagnostic(payload),
+            "```",
+            "",
+            "Frame (length prefix, then COSE_Sign1), hex:",
+            "",
+            "```",
+            _wrap(v.frame().hex()),
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def diagnostic(obj: object) -> str:
+    """CBOR diagnostic notation (RFC 8949 §8), map keys in deterministic order."""
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, int):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return f"h'{obj.hex()}'"
+    if isinstance(obj, str):
+        return '"' + obj.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(obj, list | tuple):
+        return "[" + ", ".join(diagnostic(v) for v in obj) + "]"
+    if isinstance(obj, dict):
+        keys = sorted(obj, key=lambda k: codec.canonical_cbor(k))
+        return "{" + ", ".join(f"{diagnostic(k)}: {diagnostic(obj[k])}" for k in keys) + "}"
+    raise TypeError(f"no diagnostic notation for {type(obj).__name__}")
+
+
+def _wrap(text: str, width: int = 96) -> str:
+    return "\n".join(text[i : i + width] for i in range(0, len(text), width))

@@ -1,0 +1,62 @@
+"""The command line, end to end: demo, log verify (good and tampered), export, policy check."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from clearline.cli import main
+
+
+def test_demo_walks_the_scene_and_verifies_logs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "gate: HOLD intercept-uncrewed (hotline-hold" in out
+    assert "Answer q2: ours, reconnaissance, withdrawing, unarmed" in out
+    assert "round trip 110.0 ms" in out
+    assert "intercept-uncrewed CANCELLED" in out
+    assert "first human decision" in out
+    assert out.count("... verified") == 2
+    for side in ("us", "prc"):
+        ok = CliRunner().invoke(main, ["log", "verify", str(tmp_path / f"{side}.db")])
+        assert ok.exit_code == 0, ok.output
+        assert ok.output.startswith("OK ")
+
+
+def test_demo_delay_changes_round_trip(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--delay-ms", "37"])
+    assert result.exit_code == 0, result.output
+    assert "round trip 74.0 ms" in result.output
+
+
+def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
+    CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    db = sqlite3.connect(tmp_path / "us.db")
+    data = bytearray(db.execute("SELECT data FROM entries WHERE idx=4").fetchone()[0])
+    data[40] ^= 0x01
+    db.execute("UPDATE entries SET data=? WHERE idx=4", (bytes(data),))
+    db.commit()
+    db.close()
+    result = CliRunner().invoke(main, ["log", "verify", str(tmp_path / "us.db")])
+    assert result.exit_code == 1
+    assert "entry 4:" in result.output
+
+
+def test_log_export_and_policy_check(tmp_path: Path) -> None:
+    CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["log", "export", str(tmp_path / "prc.db"), str(tmp_path / "x")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "x" / "keys.json").is_file()
+    assert len(list((tmp_path / "x").glob("*.cose"))) > 5
+    check = CliRunner().invoke(main, ["policy", "check"])
+    assert check.exit_code == 0 and "hash " in check.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 2\n")
+    failed = CliRunner().invoke(main, ["policy", "check", str(bad)])
+    assert failed.exit_code == 1
+    assert f"{bad}:1: version" in failed.output
