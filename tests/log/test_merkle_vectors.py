@@ -15,8 +15,17 @@ from tests.conftest import SHARED_TESTDATA, shared_testdata
 RFC9162 = SHARED_TESTDATA / "rfc9162"
 
 
+MISSING = pytest.param(
+    None, marks=pytest.mark.skip(reason=f"conformance data not found at {RFC9162}")
+)
+
+
 def _vectors(kind: str) -> list[Path]:
     return sorted((RFC9162 / kind).rglob("*.json")) if RFC9162.is_dir() else []
+
+
+def _params(paths: list[Path]) -> list[object]:
+    return list(paths) if paths else [MISSING]
 
 
 def _b64(value: str) -> bytes:
@@ -27,8 +36,8 @@ def _proof(values: list[str] | None) -> list[bytes]:
     return [_b64(v) for v in values or []]
 
 
-def _id(path: Path) -> str:
-    return str(path.relative_to(RFC9162))
+def _id(path: Path | None) -> str:
+    return str(path.relative_to(RFC9162)) if path is not None else "missing"
 
 
 def test_vectors_present() -> None:
@@ -37,7 +46,7 @@ def test_vectors_present() -> None:
     assert len(_vectors("consistency")) > 50
 
 
-@pytest.mark.parametrize("path", _vectors("inclusion"), ids=_id)
+@pytest.mark.parametrize("path", _params(_vectors("inclusion")), ids=_id)
 def test_inclusion_vector(path: Path) -> None:
     v = json.loads(path.read_text())
     call = lambda: merkle.verify_inclusion(  # noqa: E731
@@ -50,7 +59,7 @@ def test_inclusion_vector(path: Path) -> None:
         call()
 
 
-@pytest.mark.parametrize("path", _vectors("consistency"), ids=_id)
+@pytest.mark.parametrize("path", _params(_vectors("consistency")), ids=_id)
 def test_consistency_vector(path: Path) -> None:
     v = json.loads(path.read_text())
     call = lambda: merkle.verify_consistency(  # noqa: E731
@@ -80,7 +89,13 @@ RFC6962_LEAVES = [
 
 @pytest.mark.parametrize(
     "path",
-    [p for p in _vectors("inclusion") if p.parent.name in "01234" and p.name == "happy-path.json"],
+    _params(
+        [
+            p
+            for p in _vectors("inclusion")
+            if p.parent.name in "01234" and p.name == "happy-path.json"
+        ]
+    ),
     ids=_id,
 )
 def test_our_inclusion_proofs_equal_the_vectors(path: Path) -> None:
@@ -92,11 +107,13 @@ def test_our_inclusion_proofs_equal_the_vectors(path: Path) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [
-        p
-        for p in _vectors("consistency")
-        if p.parent.name in "01234" and p.name == "happy-path.json"
-    ],
+    _params(
+        [
+            p
+            for p in _vectors("consistency")
+            if p.parent.name in "01234" and p.name == "happy-path.json"
+        ]
+    ),
     ids=_id,
 )
 def test_our_consistency_proofs_equal_the_vectors(path: Path) -> None:
