@@ -272,12 +272,12 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
     kernel.at(SCENE_START, sighting)
     kernel.run(SCENE_START + 3 * S)
     for node in sides.values():
-        node.session.send(Checkpoint(node.log.size, node.log.root()), kernel.now)
+        node.session.send(Checkpoint(node.log.size, node.log.root(), policy.hash), kernel.now)
         node.pump()
     kernel.run(kernel.now + 2 * delay_us + 1)
     reports: dict[str, VerifyReport] = {}
     for name, node in sides.items():
-        node.log.checkpoint(kernel.now)
+        node.log.checkpoint(kernel.now, policy.hash)
         node.log.close()
         reports[name] = verify_log(node.log.path)
     clarification = outcome["clarification"]

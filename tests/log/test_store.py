@@ -35,7 +35,7 @@ def build_log(path: Path) -> LogStore:
     store.add_key("PRC", p.prc_key.public_key)
     frames = [e.cose for e in p.events["US"] if hasattr(e, "cose")]
     store.append(frames[:3])
-    store.checkpoint(T0 + 50)
+    store.checkpoint(T0 + 50, bytes(32))
     store.append(frames[3:])
     store.record(
         Decision(
@@ -52,7 +52,7 @@ def build_log(path: Path) -> LogStore:
         ),
         T0 + 60,
     )
-    store.checkpoint(T0 + 70)
+    store.checkpoint(T0 + 70, bytes(32))
     return store
 
 

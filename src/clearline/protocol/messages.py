@@ -380,12 +380,14 @@ class Checkpoint(Structure):
 
     size: int
     root: bytes
+    policy_hash: bytes
     prev_size: int | None = None
     consistency: tuple[bytes, ...] = ()
 
     FIELDS: ClassVar = (
         Field("size", "size", UINT),
         Field("root", "root", HASH),
+        Field("policy_hash", "policy", HASH),
         Field("prev_size", "prev", UINT, optional=True),
         Field("consistency", "proof", PROOF),
     )

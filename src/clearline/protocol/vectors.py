@@ -87,7 +87,9 @@ def build() -> list[Vector]:
         Vector(
             "checkpoint-us",
             "US",
-            Message("US", sid, 3, T0 + 2_000_000, Checkpoint(5, bytes.fromhex("22" * 32))),
+            Message(
+                "US", sid, 3, T0 + 2_000_000, Checkpoint(5, bytes.fromhex("22" * 32), POLICY_HASH)
+            ),
         ),
     ]
 
