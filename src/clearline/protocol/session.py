@@ -225,10 +225,6 @@ class Session:
     def closed(self) -> bool:
         return self.state is S.CLOSED
 
-    @property
-    def kid(self) -> bytes:
-        return self._signer.kid
-
     def start(self, now: Micros, nonce: bytes) -> None:
         """Queue our Hello. `nonce` must be 16 fresh random bytes from the caller."""
         if len(nonce) != NONCE_SIZE:

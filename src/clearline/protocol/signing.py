@@ -108,9 +108,3 @@ class KeyRing:
 
     def lookup(self, kid: bytes) -> tuple[str, Verifier] | None:
         return self._keys.get(kid)
-
-    def __contains__(self, kid: object) -> bool:
-        return kid in self._keys
-
-    def items(self) -> list[tuple[bytes, str, Verifier]]:
-        return [(kid, side, v) for kid, (side, v) in self._keys.items()]

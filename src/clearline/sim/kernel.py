@@ -38,6 +38,3 @@ class Kernel:
             self.now = when
             callback()
         self.now = max(self.now, until)
-
-    def pending(self) -> int:
-        return len(self._queue)
