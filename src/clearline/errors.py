@@ -14,7 +14,8 @@
     ├── LogIntegrityError             a stored log fails verification
     ├── LogStoreError                 the log store cannot be opened or written
     ├── InputFileError (also ValueError)  a YAML/TOML input file is invalid
-    │   └── PolicyError               a gate policy file is invalid
+    │   ├── PolicyError               a gate policy file is invalid
+    │   └── ScenarioError             a simulation scenario file is invalid
     └── KeyMaterialError              keys missing, unreadable or mismatched
 
 Remote errors are normally turned into `Rejected` or `Closed` events by the
@@ -93,6 +94,10 @@ class InputFileError(ClearlineError, ValueError):
 
 class PolicyError(InputFileError):
     """A gate policy is invalid."""
+
+
+class ScenarioError(InputFileError):
+    """A simulation scenario is invalid."""
 
 
 class KeyMaterialError(ClearlineError):

@@ -21,6 +21,7 @@ class Kernel:
     now: Micros = 0
     _queue: list[tuple[Micros, int, int, Callback]] = field(default_factory=list)
     _counter: int = 0
+    _stopped: bool = False
 
     def at(self, when: Micros, callback: Callback, priority: int = 0) -> None:
         if when < self.now:
@@ -31,10 +32,24 @@ class Kernel:
     def after(self, delay: Micros, callback: Callback, priority: int = 0) -> None:
         self.at(self.now + delay, callback, priority)
 
+    def stop(self) -> None:
+        """End the current (or next) `run` after the event that is running now."""
+        self._stopped = True
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
     def run(self, until: Micros) -> None:
-        """Run every event due up to and including `until`; the clock ends at `until`."""
-        while self._queue and self._queue[0][0] <= until:
-            when, _, _, callback = heapq.heappop(self._queue)
+        """Run every event due up to and including `until` (the clock then reads `until`),
+        or until `stop()` is called (the clock then reads the time of the last event)."""
+        queue = self._queue
+        pop = heapq.heappop
+        while not self._stopped and queue and queue[0][0] <= until:
+            when, _, _, callback = pop(queue)
             self.now = when
             callback()
+        if self._stopped:
+            self._stopped = False
+            return
         self.now = max(self.now, until)

@@ -1,0 +1,1151 @@
+"""One episode: two sides' sensors, models, doctrine, humans, gate and hotline, on the kernel.
+
+The hotline is the real `Session` and the gate is the real `gate.Gate`; the rest
+is model. The story of an episode (docs/scenarios.md has the parameters):
+
+1. Assets appear; the other side's sensors detect each after a few scans, with
+   position noise. Spoofed tracks and false alarms appear the same way.
+2. The detecting side's predictive model reads the track: a confusion draw for
+   what it is taken to be, then a threat score (base threat of that kind times
+   the side's weight for what it threatens, plus bias, drift and noise).
+3. Its doctrine proposes a rung. With the hotline, it asks the counterpart at
+   once; with the gate, a kinetic action on that track is held while the query
+   is open. After its reaction time, autonomy acts on its current belief.
+4. The counterpart's node answers from its own asset registry at once, truthfully
+   or, for a real attack, with a cover story, per its doctrine. The asker fuses
+   its model's score with the answer by its trust in the counterpart; its own
+   sensors later confirm or refute the answer, and trust learns from that.
+5. A hostile act against a side's assets is perceived and answered one step
+   higher ("proportional" automated deterrence), up to the doctrine's ceiling,
+   unless a trusted signed notice of malfunction explains it.
+6. Humans: each side's commander is alerted by the first flag or hostile act and
+   decides after a lognormal delay, halting autonomous responses (or authorizing
+   them). The analog channel, where present, connects the humans after minutes
+   to hours, if the call is answered at all.
+
+An episode ends at the horizon, or once nothing more can happen. When only human
+decisions remain, the link stops being simulated (its heartbeats would cost
+thousands of messages and change nothing): what humans do afterwards happens
+without hotline traffic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.doctrine.responses import counter_response, fuse
+from clearline.doctrine.threat import (
+    CATEGORY_OF_KIND,
+    RESPONSE_DOMAIN,
+    Category,
+    default_weights,
+    weighted_threat,
+)
+from clearline.doctrine.trust import TrustModel
+from clearline.gate import Gate, Policy, ProposedAction
+from clearline.gate.decide import Rule
+from clearline.protocol import codec
+from clearline.protocol.events import (
+    ClarificationAnswered,
+    ClarificationExpired,
+    LinkState,
+    LinkStateChanged,
+    MessageReceived,
+    Rejected,
+    RejectReason,
+)
+from clearline.protocol.messages import (
+    Actor,
+    Answer,
+    Area,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Claim,
+    Hold,
+    Intent,
+    Message,
+    Micros,
+    Mission,
+    Notice,
+    NoticeKind,
+    Position,
+    Query,
+    TrackReport,
+)
+from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.signing import Signer, Verifier
+from clearline.sim.kernel import Kernel
+from clearline.sim.network import Partitions, SimLink
+from clearline.sim.rng import Streams
+from clearline.sim.scenario import (
+    Accident,
+    AssetSpec,
+    Delay,
+    LoadedScenario,
+    Scenario,
+    SideSpec,
+    TrackSpoof,
+)
+from clearline.sim.signers import SignerName, make_signer
+
+S = 1_000_000
+METRES_PER_DEGREE = 111_320.0
+
+
+class Arm(StrEnum):
+    """One configuration compared in Monte Carlo."""
+
+    NONE = "none"
+    ANALOG = "analog"
+    HOTLINE = "hotline"
+    HOTLINE_GATE = "hotline+gate"
+    GATE = "gate"
+
+    @property
+    def hotline(self) -> bool:
+        return self in (Arm.HOTLINE, Arm.HOTLINE_GATE)
+
+    @property
+    def gate(self) -> bool:
+        return self in (Arm.GATE, Arm.HOTLINE_GATE)
+
+    @property
+    def analog(self) -> bool:
+        return self is Arm.ANALOG
+
+
+ARMS: tuple[Arm, ...] = tuple(Arm)
+
+
+class InvariantError(AssertionError):
+    """A promise the system makes was broken inside the simulation: a bug, never a result."""
+
+
+def lognormal(rng: random.Random, delay: Delay) -> Micros:
+    return int(delay.median_s * math.exp(delay.sigma * rng.gauss(0.0, 1.0)) * S)
+
+
+def moved(
+    position: tuple[float, float, float], velocity: tuple[float, float], dt_s: float
+) -> Position:
+    lat, lon, alt = position
+    east, north = velocity
+    lat2 = lat + north * dt_s / METRES_PER_DEGREE
+    lon2 = lon + east * dt_s / (METRES_PER_DEGREE * max(0.01, math.cos(math.radians(lat))))
+    return Position(round(lat2 * 1e6), round(lon2 * 1e6), round(alt))
+
+
+def jittered(position: Position, sigma_m: float, rng: random.Random) -> Position:
+    if sigma_m <= 0:
+        return position
+    dlat = rng.gauss(0.0, sigma_m) / METRES_PER_DEGREE
+    dlon = rng.gauss(0.0, sigma_m) / (
+        METRES_PER_DEGREE * max(0.01, math.cos(math.radians(position.lat_e6 / 1e6)))
+    )
+    return Position(
+        max(-90_000_000, min(90_000_000, position.lat_e6 + round(dlat * 1e6))),
+        max(-180_000_000, min(180_000_000, position.lon_e6 + round(dlon * 1e6))),
+        position.alt_m,
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything about a scenario that does not change between episodes, built once."""
+
+    loaded: LoadedScenario
+    signer_name: SignerName
+    keys: dict[str, tuple[Signer, Verifier]]
+    forger: tuple[Signer, Verifier]
+    configs: dict[str, SessionConfig]
+    ladder: tuple[str, ...]
+    scores: dict[str, int]
+    kinetic: frozenset[str]
+    index: dict[str, int]
+
+    @classmethod
+    def build(cls, loaded: LoadedScenario, signer: SignerName = "keyed-hash") -> Prepared:
+        scenario, policy = loaded.scenario, loaded.policy
+        a, b = scenario.side_names
+        keys = {side: make_signer(signer, f"{scenario.name} {side}") for side in (a, b)}
+        configs = {
+            a: SessionConfig(a, b, policy.hash),
+            b: SessionConfig(b, a, policy.hash),
+        }
+        ladder = tuple(r.name for r in policy.ladder)
+        return cls(
+            loaded,
+            signer,
+            keys,
+            make_signer(signer, f"{scenario.name} third party"),
+            configs,
+            ladder,
+            {r.name: r.score for r in policy.ladder},
+            frozenset(r.name for r in policy.ladder if r.kinetic),
+            {name: i for i, name in enumerate(ladder)},
+        )
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.loaded.scenario
+
+    @property
+    def policy(self) -> Policy:
+        return self.loaded.policy
+
+
+class _Impostor:
+    """A third party's signer that claims a side's key id without holding its key."""
+
+    __slots__ = ("_inner", "kid", "public_key")
+
+    def __init__(self, claimed: Verifier, inner: Signer) -> None:
+        self.kid = claimed.kid
+        self.public_key = inner.public_key
+        self._inner = inner
+
+    def sign(self, data: bytes) -> bytes:
+        return self._inner.sign(data)
+
+
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "episode",
+    "arm",
+    "peak_rung_a",
+    "peak_rung_b",
+    "escalation_score",
+    "kinetic_actions",
+    "first_kinetic_s",
+    "first_human_s",
+    "kinetic_before_human",
+    "excluded_attempts",
+    "excluded_allowed",
+    "excluded_unguarded",
+    "nuclear_use",
+    "false_reassurance",
+    "reassurance_delay_s",
+    "cleared_by_hotline",
+    "clarifications_answered",
+    "clarifications_expired",
+    "messages_sent",
+    "messages_lost",
+    "forged_injected",
+    "forged_accepted",
+    "ended_s",
+)
+"""One row per episode, in this order (Parquet columns and the Python API's data frame)."""
+
+
+@dataclass
+class Outcome:
+    episode: int
+    arm: str
+    peak_rung_a: int = 1
+    peak_rung_b: int = 1
+    escalation_score: int = 0
+    kinetic_actions: int = 0
+    first_kinetic_s: float = math.nan
+    first_human_s: float = math.nan
+    kinetic_before_human: bool = False
+    excluded_attempts: int = 0
+    excluded_allowed: int = 0
+    excluded_unguarded: int = 0
+    nuclear_use: bool = False
+    false_reassurance: bool = False
+    reassurance_delay_s: float = math.nan
+    cleared_by_hotline: bool = False
+    clarifications_answered: int = 0
+    clarifications_expired: int = 0
+    messages_sent: int = 0
+    messages_lost: int = 0
+    forged_injected: int = 0
+    forged_accepted: int = 0
+    ended_s: float = 0.0
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in OUTCOME_COLUMNS)
+
+
+@dataclass(eq=False)
+class Track:
+    """What one side believes about one thing its sensors show."""
+
+    track_id: str
+    report: TrackReport
+    owner: str | None
+    """Whose assets a hostile act against this track lands on (None: nobody's)."""
+    asset: AssetSpec | None
+    category: Category
+    domain: str
+    model_score: float
+    true_score: float
+    answer: Answer | None = None
+    confirmed: bool = False
+    query_seq: int | None = None
+    retries_left: int = 0
+    acted: int = 0
+    """Ladder index of the highest action taken against it so far."""
+    held_kinetic: bool = False
+    reassured_at: Micros | None = None
+    lied_to: bool = False
+    stopped: bool = False
+    """A real attack was intercepted."""
+
+
+@dataclass(eq=False)
+class Side:
+    name: str
+    peer_name: str
+    spec: SideSpec
+    weights: dict[Category, float]
+    trust: TrustModel
+    gate: Gate | None
+    reaction: random.Random
+    decisions: random.Random
+    tracks: dict[str, Track] = field(default_factory=dict)
+    own: dict[str, AssetSpec] = field(default_factory=dict)
+    appeared: dict[str, Micros] = field(default_factory=dict)
+    session: Session | None = None
+    link: SimLink | None = None
+    timer_at: Micros | None = None
+    queries: dict[int, str] = field(default_factory=dict)
+    notices: set[str] = field(default_factory=set)
+    human_delay: Micros = 0
+    human_at: Micros | None = None
+    alerted_at: Micros | None = None
+    decided: bool = False
+    halted: bool = False
+    authorized: bool = False
+    analog_answers: bool = False
+    analog_delay: Micros = 0
+    action_count: int = 0
+    peak: int = 1
+    referred: tuple[str, str, str] | None = None
+    """An action the gate referred to a human: (rung, domain, target track)."""
+
+
+class Episode:
+    """Runs one episode of one arm; `run()` returns its Outcome."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        arm: Arm,
+        episode: int,
+        seed: int,
+        trace: Callable[[str], None] | None = None,
+    ) -> None:
+        self.p = prepared
+        self.arm = arm
+        self.scenario = prepared.scenario
+        self.policy = prepared.policy
+        self.kernel = Kernel()
+        self.streams = Streams(seed, episode)
+        self.out = Outcome(episode, arm.value)
+        self._trace = trace
+        self._pending = 0
+        self._link_pending = 0
+        self._humans_pending = 0
+        self._link_live = arm.hotline
+        network = self.scenario.network
+        self._has_partitions = bool(network.partitions) or (
+            network.random_partitions is not None and network.random_partitions.rate_per_hour > 0
+        )
+        self._forged: set[bytes] = set()
+        self._ended = False
+        a, b = self.scenario.side_names
+        self.horizon: Micros = int(self.scenario.horizon_s * S)
+        self.sides: dict[str, Side] = {}
+        for name, peer in ((a, b), (b, a)):
+            spec = self.scenario.sides[name]
+            weights = (
+                dict(spec.doctrine.threat_weights)
+                if spec.doctrine.threat_weights is not None
+                else default_weights(name)
+            )
+            gate = Gate(self.policy) if arm.gate else None
+            if gate is not None and not arm.hotline:
+                # No link to fail: the fail-safe caps are about a hotline that is down.
+                gate.set_link(LinkState.UP)
+            side = Side(
+                name,
+                peer,
+                spec,
+                weights,
+                TrustModel(*spec.doctrine.trust_prior, lie_weight=spec.doctrine.lie_weight),
+                gate,
+                self.streams(f"{name}.reaction"),
+                self.streams(f"{name}.decisions"),
+            )
+            human = self.streams(f"{name}.human")
+            side.human_delay = lognormal(human, spec.human.decision)
+            analog = self.streams(f"{name}.analog")
+            side.analog_answers = analog.random() < spec.analog.answer_probability
+            side.analog_delay = lognormal(analog, spec.analog.connect)
+            self.sides[name] = side
+
+    # -- scheduling ---------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        if self._trace is not None:
+            self._trace(f"{self.kernel.now} {text}")
+
+    def _after(self, delay: Micros, action: Callable[[], None], link: bool = False) -> None:
+        """Schedule model work; the episode is over when none is left. `link` marks work
+        that may put new traffic on the hotline (a new track, an injected message)."""
+        self._pending += 1
+        self._link_pending += link
+
+        def run() -> None:
+            self._pending -= 1
+            self._link_pending -= link
+            if not self._ended:
+                action()
+            self._check_settled()
+
+        self.kernel.at(self.kernel.now + max(0, delay), run)
+
+    def _link_settled(self) -> bool:
+        """Nothing left that the link could still change: no new traffic to come, nothing
+        in flight, no open query, and no partition ahead that would move the gate's caps."""
+        if self._link_pending > 0 or (self._has_partitions and self._pending > 0):
+            return False
+        for side in self.sides.values():
+            if side.session is not None and side.session.open_queries:
+                return False
+            if side.link is not None and side.link.stats.in_flight:
+                return False
+        return True
+
+    def _check_settled(self) -> None:
+        if self._ended:
+            return
+        if self._link_live and self._link_settled():
+            self._link_live = False
+            self.note("settled: link no longer simulated")
+        if self._pending == 0 and self._humans_pending == 0 and not self._link_live:
+            self.kernel.stop()
+
+    # -- run ----------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        a, b = self.scenario.side_names
+        if self.arm.hotline:
+            self._start_link()
+        for asset in self.scenario.assets:
+            self._place(asset)
+        for spoof in self.scenario.false_alarms:
+            self._spoof(spoof, "alarm")
+        for spoof in self.scenario.third_party.spoof_tracks:
+            self._spoof(spoof, "spoof")
+        if self.arm.hotline:
+            for forged in self.scenario.third_party.forged_messages:
+                rng = self.streams(f"third-party.forge.{forged.into}")
+                if rng.random() < forged.probability:
+                    self._after(
+                        int(forged.at_s * S),
+                        partial(self._forge, forged.into, forged.count),
+                        link=True,
+                    )
+        for accident in self.scenario.accidents:
+            rng = self.streams("accidents")
+            if rng.random() < accident.probability:
+                self._after(
+                    int(accident.at_s * S),
+                    partial(self._accident, accident),
+                    link=self.arm.hotline,
+                )
+        self._check_settled()
+        self.kernel.run(self.horizon)
+        self.kernel.now = min(self.kernel.now, self.horizon)
+        out = self.out
+        out.ended_s = self.kernel.now / S
+        out.peak_rung_a = self.sides[a].peak
+        out.peak_rung_b = self.sides[b].peak
+        humans = [s.human_at for s in self.sides.values() if s.decided and s.human_at is not None]
+        if humans:
+            out.first_human_s = min(humans) / S
+        elif any(s.alerted_at is not None for s in self.sides.values()):
+            # Alerted but not yet decided when the episode settled: decisions are pre-drawn.
+            pending = [
+                s.alerted_at + s.human_delay
+                for s in self.sides.values()
+                if s.alerted_at is not None
+            ]
+            out.first_human_s = min(pending) / S if min(pending) <= self.horizon else math.nan
+        if not math.isnan(out.first_kinetic_s):
+            out.kinetic_before_human = math.isnan(out.first_human_s) or (
+                out.first_kinetic_s < out.first_human_s
+            )
+        for side in self.sides.values():
+            if side.link is not None:
+                out.messages_sent += side.link.stats.sent
+                out.messages_lost += side.link.stats.lost
+        return out
+
+    # -- the world ----------------------------------------------------------
+
+    def _place(self, asset: AssetSpec) -> None:
+        rng = self.streams(f"asset.{asset.id}")
+        if rng.random() >= asset.probability:
+            return
+        appears = int((asset.appears_s + rng.uniform(0.0, asset.appears_jitter_s)) * S)
+        owner = self.sides[asset.owner]
+        observer = self.sides[owner.peer_name]
+        hotline = self.arm.hotline
+
+        def appear() -> None:
+            owner.own[asset.id] = asset
+            owner.appeared[asset.id] = self.kernel.now
+            sensor = observer.spec.sensor
+            srng = self.streams(f"{observer.name}.sensor.{asset.id}")
+            scans = 0
+            while srng.random() >= sensor.detect_probability and scans < 10_000:
+                scans += 1
+            delay = int(scans * sensor.scan_s * S)
+            self._after(delay, lambda: self._detect_asset(observer, asset, srng), link=hotline)
+            if asset.real_attack and asset.impact_s is not None:
+                self._after(int(asset.impact_s * S), lambda: self._impact(owner, observer, asset))
+
+        self._after(appears, appear, link=hotline)
+
+    def _position_of(self, owner: Side, asset: AssetSpec) -> Position:
+        dt = (self.kernel.now - owner.appeared.get(asset.id, self.kernel.now)) / S
+        return moved(asset.position, asset.velocity_mps, dt)
+
+    def _detect_asset(self, observer: Side, asset: AssetSpec, srng: random.Random) -> None:
+        owner = self.sides[asset.owner]
+        seen_at = jittered(
+            self._position_of(owner, asset), observer.spec.sensor.position_sigma_m, srng
+        )
+        category = asset.threatens or CATEGORY_OF_KIND[asset.kind]
+        self._new_track(
+            observer,
+            f"T-{asset.id}",
+            asset.kind,
+            category,
+            seen_at,
+            asset.count,
+            owner=asset.owner,
+            asset=asset,
+            true_score=weighted_threat(asset.kind, category, observer.weights)
+            if asset.armed or asset.real_attack
+            else min(0.25, weighted_threat(asset.kind, category, observer.weights)),
+        )
+
+    def _spoof(self, spoof: TrackSpoof, label: str) -> None:
+        rng = self.streams(f"{label}.{spoof.seen_by}.{spoof.at_s}")
+        if rng.random() >= spoof.probability:
+            return
+        observer = self.sides[spoof.seen_by]
+        lat, lon, alt = spoof.position
+        position = Position(round(lat * 1e6), round(lon * 1e6), round(alt))
+        track_id = f"T-{label}-{int(spoof.at_s * 1000)}"
+        category = CATEGORY_OF_KIND[spoof.looks_like]
+        clear_after = lognormal(rng, spoof.cleared_by_sensors)
+
+        def appear() -> None:
+            self._new_track(
+                observer,
+                track_id,
+                spoof.looks_like,
+                category,
+                position,
+                spoof.count,
+                owner=spoof.attributed_to,
+                asset=None,
+                true_score=0.0,
+                confirm_after=clear_after,
+            )
+
+        self._after(int(spoof.at_s * S), appear, link=self.arm.hotline)
+
+    def _new_track(
+        self,
+        side: Side,
+        track_id: str,
+        kind: AssetKind,
+        category: Category,
+        position: Position,
+        count: int,
+        *,
+        owner: str | None,
+        asset: AssetSpec | None,
+        true_score: float,
+        confirm_after: Micros | None = None,
+    ) -> None:
+        now = self.kernel.now
+        model = side.spec.model
+        mrng = self.streams(f"{side.name}.model.{track_id}")
+        perceived = kind
+        row = model.confusion.get(kind)
+        if row:
+            u = mrng.random()
+            for candidate, probability in row.items():
+                if u < probability:
+                    perceived = candidate
+                    break
+                u -= probability
+        if perceived is not kind and category is CATEGORY_OF_KIND[kind]:
+            category = CATEGORY_OF_KIND[perceived]
+        minutes = now / (60 * S)
+        score = weighted_threat(perceived, category, side.weights)
+        score += model.bias + model.drift_per_min * minutes + mrng.gauss(0.0, model.noise)
+        score = min(1.0, max(0.0, score))
+        report = TrackReport(track_id, position, now, perceived, count=count)
+        track = Track(
+            track_id,
+            report,
+            owner,
+            asset,
+            category,
+            RESPONSE_DOMAIN.get(category, "air"),
+            score,
+            true_score,
+            retries_left=side.spec.doctrine.query_retries,
+        )
+        side.tracks[track_id] = track
+        self.note(f"{side.name} sees {track_id} as {perceived.value} score {score:.3f}")
+        flagged = score >= side.spec.doctrine.thresholds.posture
+        if flagged:
+            self._alert(side)
+            if self._link_live:
+                self._query(side, track)
+        self._after(
+            lognormal(side.reaction, side.spec.doctrine.reaction), lambda: self._act(side, track)
+        )
+        if confirm_after is None:
+            confirm_after = lognormal(mrng, side.spec.sensor.confirm)
+        self._after(confirm_after, lambda: self._confirm(side, track, mrng))
+
+    # -- belief and action --------------------------------------------------
+
+    def _belief(self, side: Side, track: Track) -> float:
+        if track.confirmed:
+            return track.true_score
+        if track.answer is None:
+            return track.model_score
+        return fuse(track.model_score, track.answer, side.trust.trust)
+
+    def _proposal(self, side: Side, track: Track) -> str:
+        score = self._belief(side, track)
+        t = side.spec.doctrine.thresholds
+        if track.domain == "nuclear-c2":
+            if side.spec.doctrine.nuclear_autonomy == "launch-on-warning" and score >= t.nuclear:
+                return "nuclear"
+            return "posture" if score >= t.posture else "monitor"
+        if score >= t.intercept:
+            return "intercept-uncrewed"
+        if score >= t.disrupt:
+            return "disrupt"
+        if score >= t.posture:
+            return "posture"
+        return "monitor"
+
+    def _act(self, side: Side, track: Track) -> None:
+        if side.halted or track.stopped:
+            return
+        rung = self._proposal(side, track)
+        index = self.p.index[rung]
+        kinetic = rung in self.p.kinetic
+        if track.held_kinetic and not kinetic:
+            track.held_kinetic = False
+        if index <= track.acted:
+            return
+        if rung == "monitor":
+            return
+        self._attempt(side, rung, track.domain, track)
+
+    def _attempt(self, side: Side, rung: str, domain: str, track: Track) -> None:
+        """Propose an action through the gate (if any) and carry out what is allowed."""
+        actor = Actor.HUMAN if side.authorized else Actor.AUTONOMOUS
+        excluded = domain in self.policy.exclusions
+        if side.gate is None:
+            if excluded and actor is Actor.AUTONOMOUS:
+                self.out.excluded_unguarded += 1
+            self._execute(side, rung, domain, track, actor)
+            return
+        side.action_count += 1
+        action_id = f"{side.name}-{side.action_count}"
+        authorizations = frozenset({"commander"}) if actor is Actor.HUMAN else frozenset()
+        candidate = rung
+        while True:
+            action = ProposedAction(
+                action_id, actor, candidate, domain, track.track_id, authorizations
+            )
+            decision = side.gate.propose(action, self.kernel.now)
+            self.note(f"{side.name} gate {candidate} {domain}: {decision.rule.value}")
+            if decision.allowed:
+                if excluded and actor is Actor.AUTONOMOUS:
+                    self.out.excluded_allowed += 1
+                    raise InvariantError(
+                        f"the gate allowed autonomous {candidate} in excluded domain {domain}"
+                    )
+                self._execute(side, candidate, domain, track, actor)
+                return
+            if decision.rule is Rule.EXCLUDED_DOMAIN:
+                self.out.excluded_attempts += 1
+                return
+            if decision.rule is Rule.HOTLINE_HOLD:
+                track.held_kinetic = True
+                return
+            if decision.rule is Rule.AUTONOMY_CAP:
+                side.referred = (candidate, domain, track.track_id)
+            # Denied: take the highest lower rung the gate allows, as a capped effector would.
+            lower = self.p.index[candidate] - 1
+            if lower <= max(track.acted, self.p.index["monitor"]):
+                return
+            candidate = self.p.ladder[lower]
+
+    def _execute(self, side: Side, rung: str, domain: str, track: Track, actor: Actor) -> None:
+        index = self.p.index[rung]
+        if index <= track.acted:
+            return
+        track.acted = index
+        now = self.kernel.now
+        side.peak = max(side.peak, index)
+        self.out.escalation_score += self.p.scores[rung]
+        self.note(f"{side.name} {actor.value} {rung} on {track.track_id} ({domain})")
+        if rung in self.p.kinetic:
+            self.out.kinetic_actions += 1
+            if math.isnan(self.out.first_kinetic_s):
+                self.out.first_kinetic_s = now / S
+            if track.asset is not None and track.asset.real_attack:
+                track.stopped = True
+                if track.reassured_at is not None:
+                    self._reassurance_cost(track)
+        if rung == "nuclear":
+            self.out.nuclear_use = True
+            self._ended = True
+            self.kernel.stop()
+            return
+        if track.owner is not None and index >= self.p.index["disrupt"]:
+            victim = self.sides[track.owner]
+            delay = lognormal(
+                self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
+            )
+            self._after(delay, lambda: self._hostile(victim, side, rung))
+
+    def _hostile(self, victim: Side, attacker: Side, rung: str) -> None:
+        """`victim` sees `attacker` act against its assets and answers in kind, a step higher."""
+        self._alert(victim)
+        if victim.halted:
+            return
+        self.note(f"{victim.name} perceives {rung} by {attacker.name}")
+        delay = lognormal(victim.reaction, victim.spec.doctrine.reaction)
+        self._after(delay, lambda: self._counter(victim, attacker, rung))
+
+    def _counter(self, side: Side, attacker: Side, received: str) -> None:
+        if side.halted:
+            return
+        if side.name in side.notices and side.spec.doctrine.notice_trust:
+            side.notices.discard(side.name)
+            if side.decisions.random() < side.trust.trust:
+                self.note(f"{side.name} holds its counter: trusted notice from {attacker.name}")
+                return
+        ceiling = side.spec.doctrine.counter_ceiling
+        rung = counter_response(received, list(self.p.ladder), ceiling)
+        target = side.tracks.get(f"forces-{attacker.name}")
+        if target is None:
+            target = Track(
+                f"forces-{attacker.name}",
+                TrackReport(
+                    f"forces-{attacker.name}", Position(0, 0, 0), self.kernel.now, AssetKind.UNKNOWN
+                ),
+                attacker.name,
+                None,
+                Category.STRIKE,
+                "air",
+                1.0,
+                1.0,
+            )
+            side.tracks[target.track_id] = target
+        else:
+            target.acted = min(target.acted, self.p.index[rung] - 1)
+        self._attempt(side, rung, "air", target)
+
+    def _impact(self, owner: Side, victim: Side, asset: AssetSpec) -> None:
+        track = victim.tracks.get(f"T-{asset.id}")
+        if track is not None and track.stopped:
+            return
+        self.note(f"{asset.id} strikes {victim.name}")
+        if track is not None and track.reassured_at is not None:
+            self._reassurance_cost(track)
+        if track is not None:
+            track.stopped = True
+        self._hostile(victim, owner, "strike")
+
+    def _reassurance_cost(self, track: Track) -> None:
+        if track.reassured_at is None or self.out.false_reassurance:
+            return
+        self.out.false_reassurance = True
+        self.out.reassurance_delay_s = (self.kernel.now - track.reassured_at) / S
+
+    def _confirm(self, side: Side, track: Track, rng: random.Random) -> None:
+        """One's own sensors now show what the track is; the answer, if any, is judged."""
+        accurate = rng.random() < side.spec.sensor.confirm_accuracy
+        if track.answer is not None:
+            honest = self._answer_was_true(track)
+            if honest == accurate:
+                side.trust.confirmed()
+            else:
+                side.trust.refuted()
+                self.note(f"{side.name} finds the answer about {track.track_id} false")
+                for other in side.tracks.values():
+                    if other is not track and other.answer is not None and not other.confirmed:
+                        self._act(side, other)
+        track.confirmed = True
+        self._act(side, track)
+
+    @staticmethod
+    def _answer_was_true(track: Track) -> bool:
+        answer = track.answer
+        assert answer is not None
+        asset = track.asset
+        if asset is None:
+            return answer.claim is not Claim.OURS
+        return (
+            answer.claim is Claim.OURS
+            and answer.mission is asset.mission
+            and answer.armed == asset.armed
+        )
+
+    # -- humans ---------------------------------------------------------------
+
+    def _alert(self, side: Side) -> None:
+        if side.alerted_at is not None:
+            return
+        now = self.kernel.now
+        side.alerted_at = now
+        side.human_at = now + side.human_delay
+        self.note(f"{side.name} commander alerted; decides at {side.human_at}")
+        self._human_later(side.human_at - now, side)
+        if self.arm.analog and side.analog_answers:
+            self._human_later(side.analog_delay, None)
+
+    def _human_later(self, delay: Micros, side: Side | None) -> None:
+        if self.kernel.now + delay > self.horizon:
+            return
+        self._humans_pending += 1
+
+        def run() -> None:
+            self._humans_pending -= 1
+            if not self._ended:
+                if side is None:
+                    self._analog_connects()
+                else:
+                    self._decide(side)
+            self._check_settled()
+
+        self.kernel.at(self.kernel.now + delay, run)
+
+    def _decide(self, side: Side) -> None:
+        if side.decided:
+            return
+        side.decided = True
+        side.human_at = self.kernel.now
+        spec = side.spec.human
+        believes_nuclear = any(
+            t.category is Category.NUCLEAR_C2
+            and self._belief(side, t) >= side.spec.doctrine.thresholds.nuclear
+            for t in side.tracks.values()
+        )
+        if believes_nuclear and side.decisions.random() < spec.authorize_nuclear_probability:
+            self.note(f"{side.name} commander authorizes nuclear use")
+            side.authorized = True
+            track = next(t for t in side.tracks.values() if t.category is Category.NUCLEAR_C2)
+            self._human_nuclear(side, track)
+            return
+        if side.decisions.random() < spec.halt_probability:
+            self._halt(side, "commander halts autonomous responses")
+            return
+        self.note(f"{side.name} commander authorizes responses")
+        side.authorized = True
+        if side.referred is not None:
+            rung, domain, target = side.referred
+            side.referred = None
+            referred = side.tracks.get(target)
+            if referred is not None:
+                self._attempt(side, rung, domain, referred)
+
+    def _human_nuclear(self, side: Side, track: Track) -> None:
+        action = ProposedAction(
+            f"{side.name}-nuclear",
+            Actor.HUMAN,
+            "nuclear",
+            "nuclear-c2",
+            track.track_id,
+            frozenset({"commander", "second-officer"}),
+        )
+        if side.gate is not None and not side.gate.propose(action, self.kernel.now).allowed:
+            return
+        self._execute(side, "nuclear", "nuclear-c2", track, Actor.HUMAN)
+
+    def _halt(self, side: Side, why: str) -> None:
+        if side.halted:
+            return
+        side.halted = True
+        self.note(f"{side.name} {why}")
+        if self._link_live and side.session is not None and not side.session.closed:
+            lat, lon = 0, 0
+            hold = Hold(Area(Position(lat, lon, 0), 40_000_000), self.horizon, why[:64])
+            self._send(side, hold)
+
+    def _analog_connects(self) -> None:
+        """The humans reach each other: both sides stand down while they talk."""
+        now = self.kernel.now
+        self.note("analog call connects")
+        for side in self.sides.values():
+            if not side.decided:
+                side.decided = True
+                side.human_at = now
+            self._halt(side, "stands down after the analog call")
+
+    # -- the hotline ------------------------------------------------------------
+
+    def _start_link(self) -> None:
+        a, b = self.scenario.side_names
+        partitions = Partitions.draw(
+            self.scenario.network, self.horizon, self.streams("network.partitions")
+        )
+        for name, peer in ((a, b), (b, a)):
+            signer, _ = self.p.keys[name]
+            _, peer_verifier = self.p.keys[peer]
+            self.sides[name].session = Session(self.p.configs[name], signer, peer_verifier)
+        for name, peer in ((a, b), (b, a)):
+            receiver = self.sides[peer]
+            self.sides[name].link = SimLink(
+                self.kernel,
+                self.scenario.network,
+                partitions,
+                self.streams(f"network.{name}->{peer}"),
+                partial(self._deliver, receiver),
+            )
+        for name in (a, b):
+            side = self.sides[name]
+            assert side.session is not None
+            side.session.start(0, self.streams(f"{name}.nonce").randbytes(16))
+            self._pump(side)
+
+    def _deliver(self, side: Side, data: bytes) -> None:
+        if side.session is None or not self._link_live:
+            return
+        side.session.receive_data(data, self.kernel.now)
+        self._pump(side)
+
+    def _tick(self, side: Side, when: Micros) -> None:
+        if side.timer_at != when or side.session is None or not self._link_live:
+            return
+        side.timer_at = None
+        side.session.handle_timer(self.kernel.now)
+        self._pump(side)
+
+    def _send(self, side: Side, body: Any) -> int | None:
+        session = side.session
+        if session is None or session.closed or session.session_id is None:
+            return None
+        try:
+            sent = session.send(body, self.kernel.now)
+        except Exception:  # not established yet, or closed
+            return None
+        self._pump(side)
+        return sent.message.seq
+
+    def _query(self, side: Side, track: Track) -> None:
+        deadline = self.kernel.now + int(side.spec.doctrine.query_ttl_s * S)
+        seq = self._send(side, Query(track.report, deadline))
+        if seq is None:
+            return
+        track.query_seq = seq
+        side.queries[seq] = track.track_id
+        if side.gate is not None:
+            side.gate.open_clarification(track.track_id, deadline)
+        self.note(f"{side.name} queries {track.track_id} (q{seq})")
+
+    def _pump(self, side: Side) -> None:
+        session = side.session
+        assert session is not None
+        while (event := session.next_event()) is not None:
+            if isinstance(event, MessageReceived):
+                body = event.message.body
+                if event.cose in self._forged:
+                    self.out.forged_accepted += 1
+                if isinstance(body, Query):
+                    self._answer(side, event.message.seq, body)
+                elif isinstance(body, Notice) and body.asset_id is not None:
+                    side.notices.add(body.asset_id)
+            elif isinstance(event, ClarificationAnswered):
+                self._answered(side, event)
+            elif isinstance(event, ClarificationExpired):
+                self._expired(side, event.query_seq)
+            elif isinstance(event, LinkStateChanged):
+                if side.gate is not None:
+                    side.gate.set_link(event.current)
+                self.note(f"{side.name} link {event.current.value}")
+            elif isinstance(event, Rejected) and event.reason is RejectReason.BAD_SIGNATURE:
+                self.note(f"{side.name} rejects a forged message")
+        data = session.data_to_send()
+        if data and side.link is not None:
+            side.link.send(data)
+        deadline = session.next_deadline()
+        if deadline is not None and deadline != side.timer_at:
+            side.timer_at = deadline
+            self.kernel.at(max(deadline, self.kernel.now), partial(self._tick, side, deadline))
+
+    def _answer(self, side: Side, seq: int, query: Query) -> None:
+        """The node answers from its registry at once, without a human in the path."""
+        now = self.kernel.now
+        registry = []
+        for asset in side.own.values():
+            position = self._position_of(side, asset)
+            record = AssetRecord(
+                asset.id,
+                asset.kind,
+                asset.mission,
+                asset.armed,
+                AutonomyMode.AUTONOMOUS,
+                now,
+                position=position,
+            )
+            registry.append(OwnAsset(record, asset.intent))
+        found = match(query.track, registry)
+        answer = truthful_answer(seq, found)
+        if found is not None:
+            asset = side.own[found.record.asset_id]
+            lie = side.decisions.random() < side.spec.doctrine.deception_probability
+            if asset.real_attack and lie:
+                answer = Answer(
+                    seq,
+                    Claim.OURS,
+                    Mission.RECONNAISSANCE,
+                    False,
+                    Intent.WITHDRAWING,
+                    found.record.position,
+                    asset.id,
+                )
+                self.note(f"{side.name} answers q{seq} with a cover story")
+        self._send(side, answer)
+
+    def _answered(self, side: Side, event: ClarificationAnswered) -> None:
+        self.out.clarifications_answered += 1
+        track_id = side.queries.pop(event.query_seq, None)
+        track = side.tracks.get(track_id) if track_id is not None else None
+        if track is None:
+            return
+        kinetic = self.p.kinetic
+        unanswered = self._proposal(side, track)
+        track.answer = event.answer
+        answered = self._proposal(side, track)
+        if track.asset is not None and track.asset.real_attack and not self._answer_was_true(track):
+            track.lied_to = True
+        if (
+            unanswered in kinetic
+            and answered not in kinetic
+            and track.acted < self.p.index[unanswered]
+        ):
+            if track.lied_to:
+                track.reassured_at = self.kernel.now
+            elif track.true_score < side.spec.doctrine.thresholds.intercept:
+                self.out.cleared_by_hotline = True
+        if side.gate is not None:
+            side.gate.close_clarification(track.track_id)
+        before = track.acted
+        self.note(f"{side.name} answer for {track.track_id}: {event.answer.claim.value}")
+        self._act(side, track)
+        kinetic_before = before >= self.p.index["intercept-uncrewed"]
+        if kinetic_before and self._proposal(side, track) not in self.p.kinetic and track.owner:
+            notice = Notice(
+                NoticeKind.MALFUNCTION,
+                self.kernel.now,
+                self.kernel.now,
+                f"engagement of {track.track_id} was in error",
+                asset_id=track.owner,
+            )
+            self._send(side, notice)
+
+    def _expired(self, side: Side, query_seq: int) -> None:
+        self.out.clarifications_expired += 1
+        track_id = side.queries.pop(query_seq, None)
+        track = side.tracks.get(track_id) if track_id is not None else None
+        if track is None:
+            return
+        if track.retries_left > 0 and side.session is not None and self._link_live:
+            track.retries_left -= 1
+            if side.gate is not None:
+                side.gate.close_clarification(track.track_id)
+            self._query(side, track)
+            if track.query_seq in side.queries:
+                return
+        if side.gate is not None:
+            side.gate.close_clarification(track.track_id)
+        if track.held_kinetic:
+            track.held_kinetic = False
+            self._act(side, track)
+
+    def _forge(self, into: str, count: int) -> None:
+        """A third party injects messages that claim to come from `into`'s peer."""
+        victim = self.sides[into]
+        claimed = self.sides[victim.peer_name]
+        if victim.session is None or victim.session.session_id is None:
+            return
+        _, claimed_verifier = self.p.keys[claimed.name]
+        impostor = _Impostor(claimed_verifier, self.p.forger[0])
+        now = self.kernel.now
+        for i in range(count):
+            message = Message(
+                claimed.name,
+                victim.session.session_id,
+                1_000_000 + i,
+                now,
+                Notice(NoticeKind.EXERCISE, now, now, "exercise in progress; ignore strikes"),
+            )
+            cose = codec.sign(message, impostor)
+            self._forged.add(cose)
+            self.out.forged_injected += 1
+            victim.session.receive_data(codec.frame(cose), now)
+        self._pump(victim)
+
+    def _accident(self, accident: Accident) -> None:
+        by, victim = self.sides[accident.by], self.sides[accident.victim]
+        self.note(f"accident: {accident.by} downs {accident.victim_asset}")
+        delay = lognormal(
+            self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
+        )
+        self._after(delay, lambda: self._hostile(victim, by, accident.perceived_as))
+        if self._link_live:
+            notice_delay = lognormal(
+                self.streams(f"{by.name}.perceive"), by.spec.sensor.perceive_action
+            )
+
+            def tell() -> None:
+                if self._link_live:
+                    self._send(
+                        by,
+                        Notice(
+                            NoticeKind.MALFUNCTION,
+                            self.kernel.now,
+                            self.kernel.now,
+                            "accidental collision; no hostile intent",
+                            asset_id=victim.name,
+                        ),
+                    )
+
+            self._after(notice_delay, tell, link=True)
+
+
+def run_episode(
+    prepared: Prepared,
+    arm: Arm,
+    episode: int,
+    seed: int,
+    trace: Callable[[str], None] | None = None,
+) -> Outcome:
+    return Episode(prepared, arm, episode, seed, trace).run()

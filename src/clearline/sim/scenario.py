@@ -1,0 +1,397 @@
+"""Scenario files: what the simulated world holds, validated with file:line errors.
+
+A scenario is YAML. Every parameter has a default that docs/scenarios.md
+justifies; a scenario states only what differs. The JSON Schema published in
+docs/scenario.schema.json is generated from these models (a test keeps it
+current), so an analyst's editor can check a file before the simulator does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from clearline.config import default_policy, load_policy
+from clearline.doctrine.threat import Category
+from clearline.errors import ScenarioError
+from clearline.gate.policy import Policy
+from clearline.protocol.messages import AssetKind, Intent, Mission
+from clearline.sourcemap import checker, load_yaml, validate
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0, le=1e7)]
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+SideName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,15}$")]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Delay(_Spec):
+    """A lognormal delay: `median_s` times exp(`sigma` times a standard normal draw)."""
+
+    median_s: float = Field(gt=0.0, le=1e7)
+    sigma: float = Field(default=0.5, ge=0.0, le=5.0)
+
+
+class Thresholds(_Spec):
+    """Threat score at or above which a side's doctrine proposes each rung."""
+
+    posture: Probability = 0.3
+    disrupt: Probability = 0.5
+    intercept: Probability = 0.7
+    nuclear: Probability = 0.9
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Thresholds:
+        if not self.posture < self.disrupt < self.intercept <= self.nuclear:
+            raise ValueError("expected posture < disrupt < intercept <= nuclear")
+        return self
+
+
+class ModelSpec(_Spec):
+    """The side's predictive model: where misreadings come from."""
+
+    confusion: dict[AssetKind, dict[AssetKind, Probability]] = {}
+    """True kind -> {kind it is read as: probability}; the rest is read correctly."""
+    bias: float = Field(default=0.0, ge=-1.0, le=1.0)
+    """Miscalibration: added to every threat score."""
+    noise: float = Field(default=0.05, ge=0.0, le=1.0)
+    """Standard deviation of the score's error per track."""
+    drift_per_min: float = Field(default=0.0, ge=-1.0, le=1.0)
+    """How much the bias grows per minute since the episode began (model drift in a crisis)."""
+
+    @model_validator(mode="after")
+    def _rows_sum_to_at_most_one(self) -> ModelSpec:
+        for kind, row in self.confusion.items():
+            if sum(row.values()) > 1.0 + 1e-9:
+                raise ValueError(f"confusion row for {kind.value} sums to more than 1")
+        return self
+
+
+class SensorSpec(_Spec):
+    detect_probability: Probability = 0.9
+    """Chance that one scan detects a track that is there."""
+    scan_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    position_sigma_m: float = Field(default=500.0, ge=0.0, le=1e6)
+    perceive_action: Delay = Delay(median_s=1.0, sigma=0.3)
+    """How long until an action against one's own assets is seen."""
+    confirm: Delay = Delay(median_s=60.0, sigma=0.5)
+    """How long until one's own sensors can check an answer against what is there."""
+    confirm_accuracy: Probability = 0.95
+
+
+class DoctrineSpec(_Spec):
+    threat_weights: dict[Category, float] | None = None
+    """Multipliers on the base threat by category; omitted: the side's default profile."""
+    thresholds: Thresholds = Thresholds()
+    reaction: Delay = Delay(median_s=1.0, sigma=1.0)
+    """Autonomous reaction time, from a track (or a hostile act) to the effector."""
+    counter_ceiling: Ident = "strike"
+    """The highest rung a "proportional" counter-response climbs to."""
+    nuclear_autonomy: Literal["alert", "launch-on-warning"] = "alert"
+    """What autonomy does in nuclear C2 without a gate: only raise the alert (posture), or
+    launch on warning."""
+    query_ttl_s: float = Field(default=2.0, gt=0.0, le=3600.0)
+    query_retries: int = Field(default=1, ge=0, le=10)
+    """How many times an expired query is asked again before the side acts without an answer."""
+    deception_probability: Probability = 0.0
+    """Chance that the side lies about an asset on a real attack when asked about it."""
+    trust_prior: tuple[float, float] = (9.0, 1.0)
+    """Beta prior (truthful, lying) on the counterpart's answers."""
+    lie_weight: float = Field(default=5.0, gt=0.0, le=1000.0)
+    notice_trust: bool = True
+    """Whether a signed notice of malfunction from the counterpart can stop a counter-response."""
+
+    @model_validator(mode="after")
+    def _positive_prior(self) -> DoctrineSpec:
+        if min(self.trust_prior) <= 0:
+            raise ValueError("trust_prior counts must be positive")
+        return self
+
+
+class HumanSpec(_Spec):
+    decision: Delay = Delay(median_s=240.0, sigma=0.6)
+    """From alert to the commander's first decision."""
+    halt_probability: Probability = 0.9
+    """Chance the commander halts autonomous responses (otherwise authorizes them)."""
+    authorize_nuclear_probability: Probability = 0.0
+    """Chance the commander authorizes nuclear use while still believing a nuclear attack."""
+
+
+class AnalogSpec(_Spec):
+    answer_probability: Probability = 0.5
+    connect: Delay = Delay(median_s=3600.0, sigma=1.0)
+
+
+class SideSpec(_Spec):
+    doctrine: DoctrineSpec = DoctrineSpec()
+    model: ModelSpec = ModelSpec()
+    sensor: SensorSpec = SensorSpec()
+    human: HumanSpec = HumanSpec()
+    analog: AnalogSpec = AnalogSpec()
+
+
+class Partition(_Spec):
+    at_s: Seconds
+    duration_s: float = Field(gt=0.0, le=1e7)
+
+
+class RandomPartitions(_Spec):
+    rate_per_hour: float = Field(ge=0.0, le=3600.0)
+    min_s: float = Field(default=5.0, gt=0.0)
+    mean_s: float = Field(default=60.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _mean_above_min(self) -> RandomPartitions:
+        if self.mean_s < self.min_s:
+            raise ValueError("mean_s must be at least min_s")
+        return self
+
+
+class NetworkSpec(_Spec):
+    """The hotline's path, per direction, in the style of TigerBeetle's packet simulator."""
+
+    one_way_ms: float = Field(default=55.0, ge=0.0, le=1e6)
+    """Washington-Beijing in fibre is about 55 ms one way; c in vacuum about 37 ms."""
+    jitter_ms: float = Field(default=2.0, ge=0.0, le=1e6)
+    loss: Probability = 0.0
+    duplicate: Probability = 0.0
+    reorder: Probability = 0.0
+    reorder_ms: float = Field(default=20.0, ge=0.0, le=1e6)
+    partitions: list[Partition] = []
+    random_partitions: RandomPartitions | None = None
+
+
+Vector3 = tuple[float, float, float]
+
+
+class AssetSpec(_Spec):
+    id: Ident
+    owner: SideName
+    kind: AssetKind
+    mission: Mission
+    armed: bool = False
+    intent: Intent = Intent.TRANSITING
+    threatens: Category | None = None
+    """The category this asset threatens, if not the one its kind implies."""
+    position: Vector3
+    """Latitude and longitude in degrees, altitude in metres, when it appears."""
+    velocity_mps: tuple[float, float] = (0.0, 0.0)
+    """East and north speed, for its track as it moves."""
+    count: int = Field(default=1, ge=1, le=100_000)
+    appears_s: Seconds = 1.0
+    appears_jitter_s: Seconds = 0.0
+    probability: Probability = 1.0
+    """Chance the asset is there at all in an episode."""
+    real_attack: bool = False
+    """A real attack: its owner may lie about it, and it strikes at `impact_s` unless stopped."""
+    impact_s: float | None = Field(default=None, gt=0.0)
+
+
+class TrackSpoof(_Spec):
+    """A track that is not there: a sensor false alarm, or a third party's spoof."""
+
+    seen_by: SideName
+    attributed_to: SideName | None = None
+    """The side the track seems to belong to; a kinetic answer lands on that side's assets."""
+    looks_like: AssetKind
+    count: int = Field(default=1, ge=1, le=100_000)
+    position: Vector3
+    at_s: Seconds
+    probability: Probability = 1.0
+    cleared_by_sensors: Delay = Delay(median_s=120.0, sigma=0.5)
+    """How long until one's own sensors show there is nothing there."""
+
+
+class ForgedMessages(_Spec):
+    """A third party injects forged hotline messages toward `into`."""
+
+    into: SideName
+    at_s: Seconds
+    count: int = Field(default=1, ge=1, le=10_000)
+    probability: Probability = 1.0
+
+
+class Accident(_Spec):
+    """An unintended kinetic event (the 2023 MQ-9 collision): `by`'s asset downs `victim`'s."""
+
+    by: SideName
+    victim: SideName
+    victim_asset: Ident
+    at_s: Seconds
+    probability: Probability = 1.0
+    perceived_as: Ident = "intercept-uncrewed"
+
+
+class ThirdParty(_Spec):
+    spoof_tracks: list[TrackSpoof] = []
+    forged_messages: list[ForgedMessages] = []
+
+
+class Scenario(_Spec):
+    version: Literal[1]
+    name: Ident
+    title: str = Field(min_length=1, max_length=120)
+    description: str = ""
+    horizon_s: float = Field(default=1800.0, gt=0.0, le=1e7)
+    """Each episode ends here, or earlier once nothing more can happen."""
+    policy: str | None = None
+    """Path to a gate policy (relative to the scenario file); omitted: the default policy."""
+    sides: dict[SideName, SideSpec]
+    network: NetworkSpec = NetworkSpec()
+    assets: list[AssetSpec] = []
+    false_alarms: list[TrackSpoof] = []
+    third_party: ThirdParty = ThirdParty()
+    accidents: list[Accident] = []
+
+    @property
+    def side_names(self) -> tuple[str, str]:
+        first, second = self.sides
+        return first, second
+
+
+class LoadedScenario:
+    """A validated scenario with the gate policy it runs under."""
+
+    __slots__ = ("policy", "scenario", "source")
+
+    def __init__(self, scenario: Scenario, policy: Policy, source: str) -> None:
+        self.scenario = scenario
+        self.policy = policy
+        self.source = source
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (LoadedScenario, (self.scenario, self.policy, self.source))
+
+
+def _check(scenario: Scenario, lines: Any, source: str, policy: Policy) -> None:
+    require = checker(lines, source, ScenarioError)
+    require(len(scenario.sides) == 2, ("sides",), "expected exactly two sides")
+    sides = set(scenario.sides)
+    ids: set[str] = set()
+    for i, asset in enumerate(scenario.assets):
+        require(asset.id not in ids, ("assets", i, "id"), f"asset id {asset.id!r} appears twice")
+        ids.add(asset.id)
+        require(
+            asset.owner in sides,
+            ("assets", i, "owner"),
+            f"owner {asset.owner!r} is not one of the sides {sorted(sides)}",
+        )
+        require(
+            not asset.real_attack or asset.impact_s is not None,
+            ("assets", i, "impact_s"),
+            "a real attack needs impact_s",
+        )
+    spoofs = [("false_alarms", i, s) for i, s in enumerate(scenario.false_alarms)] + [
+        ("third_party", i, s) for i, s in enumerate(scenario.third_party.spoof_tracks)
+    ]
+    for where, i, spoof in spoofs:
+        path: tuple[str | int, ...] = (
+            (where, i) if where == "false_alarms" else (where, "spoof_tracks", i)
+        )
+        require(spoof.seen_by in sides, (*path, "seen_by"), f"expected one of {sorted(sides)}")
+        require(
+            spoof.attributed_to is None
+            or (spoof.attributed_to in sides and spoof.attributed_to != spoof.seen_by),
+            (*path, "attributed_to"),
+            "expected the other side (or nothing)",
+        )
+    for i, forged in enumerate(scenario.third_party.forged_messages):
+        require(
+            forged.into in sides,
+            ("third_party", "forged_messages", i, "into"),
+            f"expected one of {sorted(sides)}",
+        )
+    for i, accident in enumerate(scenario.accidents):
+        require(
+            accident.by in sides and accident.victim in sides and accident.by != accident.victim,
+            ("accidents", i),
+            "expected `by` and `victim` to be the two different sides",
+        )
+        require(
+            accident.victim_asset in ids,
+            ("accidents", i, "victim_asset"),
+            f"no asset {accident.victim_asset!r} in assets",
+        )
+        require(
+            accident.perceived_as in policy.rungs,
+            ("accidents", i, "perceived_as"),
+            f"expected a rung of the policy ladder {list(policy.rungs)}",
+        )
+    for name, side in scenario.sides.items():
+        require(
+            side.doctrine.counter_ceiling in policy.rungs,
+            ("sides", name, "doctrine", "counter_ceiling"),
+            f"expected a rung of the policy ladder {list(policy.rungs)}",
+        )
+    for rung in ("monitor", "posture", "disrupt", "intercept-uncrewed", "strike", "nuclear"):
+        require(
+            rung in policy.rungs,
+            ("policy",),
+            f"the simulator's doctrine needs rung {rung!r} on the policy ladder",
+        )
+    for p in scenario.network.partitions:
+        require(math.isfinite(p.at_s + p.duration_s), ("network", "partitions"), "expected finite")
+
+
+def parse_scenario(text: str, source: str, base: Path | None = None) -> LoadedScenario:
+    """Validate a scenario's text; ScenarioError names file, line and expectation."""
+    data, lines = load_yaml(text, source, ScenarioError)
+    if not isinstance(data, dict):
+        raise ScenarioError("expected a mapping at the top level", source, 1)
+    scenario = validate(Scenario, data, lines, source, ScenarioError)
+    if scenario.policy is None:
+        policy = default_policy()
+    else:
+        policy_path = Path(scenario.policy)
+        if not policy_path.is_absolute() and base is not None:
+            policy_path = base / policy_path
+        policy = load_policy(policy_path)
+    _check(scenario, lines, source, policy)
+    return LoadedScenario(scenario, policy, source)
+
+
+def shipped_scenarios() -> list[str]:
+    """Names of the scenarios that ship with clearline."""
+    folder = resources.files("clearline.sim").joinpath("scenarios")
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+def load_scenario(name_or_path: str | Path) -> LoadedScenario:
+    """Load a shipped scenario by name, or any scenario file by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ScenarioError(
+                f"cannot read the scenario file: {exc.strerror}", str(path)
+            ) from None
+        return parse_scenario(text, str(path), path.parent)
+    name = str(name_or_path)
+    if name not in shipped_scenarios():
+        raise ScenarioError(
+            f"no scenario file {name!r}, and no shipped scenario of that name; "
+            f"shipped: {', '.join(shipped_scenarios())}",
+            name,
+        )
+    resource = resources.files("clearline.sim").joinpath("scenarios", f"{name}.yaml")
+    return parse_scenario(resource.read_text("utf-8"), f"clearline/sim/scenarios/{name}.yaml")
+
+
+def json_schema() -> str:
+    """The published JSON Schema of scenario files (docs/scenario.schema.json)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
