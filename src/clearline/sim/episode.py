@@ -294,6 +294,8 @@ class Track:
     acted: int = 0
     """Ladder index of the highest action taken against it so far."""
     held_kinetic: bool = False
+    reacted: bool = False
+    """Autonomy's reaction time has passed: changes of belief now act at once."""
     reassured_at: Micros | None = None
     lied_to: bool = False
     stopped: bool = False
@@ -620,7 +622,7 @@ class Episode:
             if self._link_live:
                 self._query(side, track)
         self._after(
-            lognormal(side.reaction, side.spec.doctrine.reaction), lambda: self._act(side, track)
+            lognormal(side.reaction, side.spec.doctrine.reaction), lambda: self._react(side, track)
         )
         if confirm_after is None:
             confirm_after = lognormal(mrng, side.spec.sensor.confirm)
@@ -649,6 +651,15 @@ class Episode:
         if score >= t.posture:
             return "posture"
         return "monitor"
+
+    def _react(self, side: Side, track: Track) -> None:
+        track.reacted = True
+        self._act(side, track)
+
+    def _reconsider(self, side: Side, track: Track) -> None:
+        """Belief changed: act on it now if autonomy has already reacted to this track."""
+        if track.reacted:
+            self._act(side, track)
 
     def _act(self, side: Side, track: Track) -> None:
         if side.halted or track.stopped:
@@ -727,7 +738,9 @@ class Episode:
             self._ended = True
             self.kernel.stop()
             return
-        if track.owner is not None and index >= self.p.index["disrupt"]:
+        # Jamming a phantom touches nobody; shooting at one lands on whoever it was pinned on.
+        lands = track.asset is not None or rung in self.p.kinetic
+        if track.owner is not None and lands and index >= self.p.index["disrupt"]:
             victim = self.sides[track.owner]
             delay = lognormal(
                 self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
@@ -801,9 +814,9 @@ class Episode:
                 self.note(f"{side.name} finds the answer about {track.track_id} false")
                 for other in side.tracks.values():
                     if other is not track and other.answer is not None and not other.confirmed:
-                        self._act(side, other)
+                        self._reconsider(side, other)
         track.confirmed = True
-        self._act(side, track)
+        self._reconsider(side, track)
 
     @staticmethod
     def _answer_was_true(track: Track) -> bool:
@@ -940,6 +953,7 @@ class Episode:
             return
         side.session.receive_data(data, self.kernel.now)
         self._pump(side)
+        self._check_settled()
 
     def _tick(self, side: Side, when: Micros) -> None:
         if side.timer_at != when or side.session is None or not self._link_live:
@@ -1059,7 +1073,7 @@ class Episode:
             side.gate.close_clarification(track.track_id)
         before = track.acted
         self.note(f"{side.name} answer for {track.track_id}: {event.answer.claim.value}")
-        self._act(side, track)
+        self._reconsider(side, track)
         kinetic_before = before >= self.p.index["intercept-uncrewed"]
         if kinetic_before and self._proposal(side, track) not in self.p.kinetic and track.owner:
             notice = Notice(
@@ -1088,7 +1102,7 @@ class Episode:
             side.gate.close_clarification(track.track_id)
         if track.held_kinetic:
             track.held_kinetic = False
-            self._act(side, track)
+            self._reconsider(side, track)
 
     def _forge(self, into: str, count: int) -> None:
         """A third party injects messages that claim to come from `into`'s peer."""
