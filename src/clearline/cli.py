@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -106,3 +107,301 @@ def policy_show_default() -> None:
     from clearline.config import default_policy_text
 
     click.echo(default_policy_text(), nl=False)
+
+
+@main.group()
+def sim() -> None:
+    """Monte Carlo of algorithmic escalation, on the real protocol and gate."""
+
+
+def _arms(value: str) -> list[str]:
+    from clearline.sim.episode import ARMS
+
+    names = [a.strip() for a in value.split(",") if a.strip()]
+    valid = [a.value for a in ARMS]
+    for name in names:
+        if name not in valid:
+            raise click.BadParameter(f"unknown arm {name!r}; expected some of {', '.join(valid)}")
+    if not names:
+        raise click.BadParameter("expected at least one arm")
+    return names
+
+
+_ARMS_HELP = "Comma-separated arms: none, analog, hotline, hotline+gate, gate (default: all)."
+
+
+def _run_options(f: Any) -> Any:
+    from clearline.sim.executors import EXECUTORS_HELP
+    from clearline.sim.signers import SIGNERS
+
+    options = [
+        click.option("--seed", type=int, default=0, show_default=True, help="Run seed."),
+        click.option(
+            "--arms", "arms", default="none,analog,hotline,hotline+gate,gate", help=_ARMS_HELP
+        ),
+        click.option("--executor", default="process", show_default=True, help=EXECUTORS_HELP),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 4096),
+            default=None,
+            help="Worker processes (default: one per core).",
+        ),
+        click.option(
+            "--signer",
+            type=click.Choice(SIGNERS),
+            default="keyed-hash",
+            show_default=True,
+            help="ed25519 runs real signatures; keyed-hash is the fast stand-in.",
+        ),
+        click.option(
+            "--batch",
+            type=click.IntRange(1, 1_000_000),
+            default=200,
+            show_default=True,
+            help="Episodes per task.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _load_scenario(name: str) -> Any:
+    from clearline.sim.scenario import load_scenario
+
+    try:
+        return load_scenario(name)
+    except ClearlineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@sim.command("run")
+@click.argument("scenario")
+@click.option(
+    "--episodes",
+    type=click.IntRange(1, 100_000_000),
+    default=None,
+    help="Episodes per arm (default 1000; with --ci-halfwidth, the cap: 1,000,000).",
+)
+@click.option(
+    "--ci-halfwidth",
+    type=click.FloatRange(0, 0.5, min_open=True, max_open=True),
+    default=None,
+    help="Stop once every arm's kinetic-before-human interval is this narrow.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results folder (default: sim-results/SCENARIO-sSEED).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON summary on stdout.")
+@_run_options
+def sim_run(
+    scenario: str,
+    episodes: int | None,
+    ci_halfwidth: float | None,
+    out: Path | None,
+    as_json: bool,
+    seed: int,
+    arms: str,
+    executor: str,
+    workers: int | None,
+    signer: Any,
+    batch: int,
+) -> None:
+    """Run SCENARIO (a shipped name or a YAML file) over the arms; write Parquet and a summary."""
+    from clearline.sim.episode import InvariantError
+    from clearline.sim.montecarlo import run
+
+    loaded = _load_scenario(scenario)
+    arm_list = _arms(arms)
+    cap = episodes if episodes is not None else (1_000_000 if ci_halfwidth else 1000)
+    where = out or Path("sim-results") / f"{loaded.scenario.name}-s{seed}"
+    try:
+        result = run(
+            loaded,
+            arms=arm_list,
+            episodes=cap,
+            ci_halfwidth=ci_halfwidth,
+            seed=seed,
+            out=where,
+            executor=executor,
+            workers=workers,
+            batch=batch,
+            signer=signer,
+            progress=sys.stderr.isatty(),
+        )
+    except InvariantError as exc:
+        click.echo(f"INVARIANT BROKEN (a bug, not a result): {exc}", err=True)
+        sys.exit(3)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    summary = result.summary
+    if as_json:
+        keep = {k: summary[k] for k in ("scenario", "seed", "signer")}
+        keep["arms"] = {
+            arm: {"episodes": d["episodes"], "outcomes": d["outcomes"]}
+            for arm, d in summary["arms"].items()
+        }
+        click.echo(json.dumps(keep, sort_keys=False))
+        return
+    click.echo(_summary_table(summary))
+    click.echo(
+        f"\nresults in {where} (episodes.parquet, summary.json); "
+        f"figures: clearline sim report {where}"
+    )
+
+
+def _fmt(o: dict[str, Any], digits: int = 3) -> str:
+    if o.get("estimate") is None:
+        return "-"
+    est = o["estimate"]
+    if o.get("low") is None or o["low"] == o["high"]:
+        return f"{est:.{digits}g}" if digits else f"{est:g}"
+    return f"{est:.{digits}f} [{o['low']:.{digits}f}, {o['high']:.{digits}f}]"
+
+
+def _summary_table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['scenario']}  seed {summary['seed']}  signer {summary['signer']}  "
+        f"{summary['episodes_run']} episode-arms in {summary['elapsed_s']} s "
+        f"({summary['episodes_per_s']} /s)",
+        "",
+        f"{'arm':<13} {'episodes':>8}  {'P(kinetic before human) [95%]':<30} "
+        f"{'median t first kinetic s':<28} {'P(false reassurance)':<24} excluded allowed",
+    ]
+    for arm, data in summary["arms"].items():
+        o = data["outcomes"]
+        lines.append(
+            f"{arm:<13} {data['episodes']:>8}  {_fmt(o['kinetic_before_human']):<30} "
+            f"{_fmt(o['time_to_first_kinetic_s'], 2):<28} {_fmt(o['false_reassurance']):<24} "
+            f"{int(o['excluded_domain_allowed']['estimate'])}"
+        )
+    return "\n".join(lines)
+
+
+@sim.command("sweep")
+@click.argument("scenario")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    help="PATH=v1,v2,... into the scenario (repeat for a grid), e.g. network.one_way_ms=10,55,300",
+)
+@click.option(
+    "--episodes",
+    type=click.IntRange(1, 100_000_000),
+    default=500,
+    show_default=True,
+    help="Episodes per cell and arm.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results folder (default: sim-results/SCENARIO-sweep-sSEED).",
+)
+@_run_options
+def sim_sweep(
+    scenario: str,
+    params: tuple[str, ...],
+    episodes: int,
+    out: Path | None,
+    seed: int,
+    arms: str,
+    executor: str,
+    workers: int | None,
+    signer: Any,
+    batch: int,
+) -> None:
+    """Run SCENARIO over a grid of parameter values; one summary per cell in sweep.json."""
+    from clearline.sim.sweep import Axis, sweep
+
+    loaded = _load_scenario(scenario)
+    try:
+        axes = [Axis.parse(p) for p in params]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--param") from None
+    where = out or Path("sim-results") / f"{loaded.scenario.name}-sweep-s{seed}"
+    try:
+        result = sweep(
+            loaded,
+            axes,
+            out=where,
+            arms=_arms(arms),
+            episodes=episodes,
+            seed=seed,
+            executor=executor,
+            workers=workers,
+            batch=batch,
+            signer=signer,
+            progress=sys.stderr.isatty(),
+        )
+    except (ValueError, ClearlineError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for cell in result["cells"]:
+        parts = ", ".join(f"{k}={v}" for k, v in cell["settings"].items())
+        estimates = "  ".join(
+            f"{arm} {_fmt(o['kinetic_before_human'])}" for arm, o in cell["arms"].items()
+        )
+        click.echo(f"{parts}: {estimates}")
+    click.echo(f"\nresults in {where}; heatmaps: clearline sim report {where}")
+
+
+@sim.command("report")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def sim_report(folder: Path) -> None:
+    """Render figures and report.html for a `sim run` or `sim sweep` results folder."""
+    from clearline.sim.report import write_report
+
+    try:
+        page = write_report(folder)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {page}")
+
+
+@sim.command("validate")
+@click.argument("scenarios", nargs=-1, required=True)
+def sim_validate(scenarios: tuple[str, ...]) -> None:
+    """Check scenario files (or shipped names); errors give file:line and the expectation."""
+    from clearline.sim.scenario import load_scenario
+
+    failed = False
+    for name in scenarios:
+        try:
+            loaded = load_scenario(name)
+        except ClearlineError as exc:
+            click.echo(f"FAIL {exc}", err=True)
+            failed = True
+            continue
+        s = loaded.scenario
+        click.echo(
+            f"OK {loaded.source}: {s.name} - {s.title} ({len(s.assets)} assets, "
+            f"{len(s.false_alarms) + len(s.third_party.spoof_tracks)} false tracks, "
+            f"{len(s.accidents)} accidents; policy {loaded.policy.name})"
+        )
+    sys.exit(1 if failed else 0)
+
+
+@sim.command("list")
+def sim_list() -> None:
+    """List the scenarios that ship with clearline."""
+    from clearline.sim.scenario import load_scenario, shipped_scenarios
+
+    for name in shipped_scenarios():
+        click.echo(f"{name:<22} {load_scenario(name).scenario.title}")
+
+
+@sim.command("schema")
+def sim_schema() -> None:
+    """Print the JSON Schema of scenario files."""
+    from clearline.sim.scenario import json_schema
+
+    click.echo(json_schema(), nl=False)

@@ -274,7 +274,7 @@ def _summary(
 
 
 @contextmanager
-def _rich_progress(total: int, label: str, enabled: bool) -> Iterator[ProgressFn | None]:
+def progress_bar(total: int, label: str, enabled: bool) -> Iterator[ProgressFn | None]:
     if not enabled:
         yield None
         return
@@ -347,7 +347,7 @@ def run(
     n_workers = workers or default_workers()
     with (
         make_executor(executor, n_workers) as (pool, actual_workers),
-        _rich_progress(
+        progress_bar(
             plan.episodes * len(plan.arms),
             f"{scenario.scenario.name} x {len(plan.arms)} arms",
             progress,
