@@ -1,0 +1,108 @@
+"""Configurations with closed-form answers: the simulator must land within its interval.
+
+Each one strips a shipped mechanism down until the answer can be written by hand,
+then checks the Monte Carlo estimate's 99.9% Wilson interval contains it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from clearline.sim.episode import Arm
+from clearline.sim.montecarlo import run
+from clearline.sim.scenario import parse_scenario
+from clearline.sim.stats import wilson
+
+Z999 = 3.2905
+
+BASE = """\
+version: 1
+name: closed-form
+title: Closed form
+horizon_s: 3000
+{policy}
+sides:
+  US:
+    model:
+      confusion:
+        recon_swarm: {{strike_package: {p}}}
+      noise: 0.0
+    sensor:
+      detect_probability: 1.0
+      confirm: {{median_s: 2500, sigma: 0}}
+    doctrine:
+      reaction: {{median_s: {reaction}, sigma: {sigma}}}
+      query_retries: 0
+      query_ttl_s: 2.0
+    human:
+      decision: {{median_s: 2000, sigma: 0}}
+  PRC:
+    human:
+      decision: {{median_s: 2000, sigma: 0}}
+network:
+  one_way_ms: 55
+  jitter_ms: 0
+  loss: {loss}
+assets:
+  - id: RS
+    owner: PRC
+    kind: recon_swarm
+    mission: reconnaissance
+    intent: withdrawing
+    position: [24.0, 122.0, 1000]
+    appears_s: 1.0
+"""
+
+
+def _estimate(text: str, arm: Arm, episodes: int, seed: int) -> tuple[int, int]:
+    loaded = parse_scenario(text, "closed-form.yaml", Path.cwd())
+    result = run(loaded, arms=[arm], episodes=episodes, seed=seed, executor="serial")
+    data = result.summary["arms"][arm.value]
+    return round(data["outcomes"]["kinetic_before_human"]["estimate"] * data["episodes"]), data[
+        "episodes"
+    ]
+
+
+def _check(expected: float, hits: int, n: int, seed: int) -> None:
+    interval = wilson(hits, n, Z999)
+    assert interval.low is not None and interval.high is not None
+    assert interval.low <= expected <= interval.high, (
+        f"seed {seed}: expected {expected:.4f}, got {hits}/{n} = {hits / n:.4f} "
+        f"[{interval.low:.4f}, {interval.high:.4f}]"
+    )
+
+
+def test_misreading_rate_against_a_fixed_human_delay() -> None:
+    """Fixed reaction (1 s) before a fixed human delay (2000 s): without a hotline, P = p."""
+    text = BASE.format(policy="", p=0.3, reaction=1.0, sigma=0.0, loss=0.0)
+    hits, n = _estimate(text, Arm.NONE, 3000, seed=21)
+    _check(0.3, hits, n, 21)
+
+
+def test_hotline_alone_wins_when_the_answer_beats_autonomy() -> None:
+    """Answer arrives 2 x 55 ms after the sighting; autonomy reacts after a lognormal
+    delay. P = p * P(reaction < 110 ms) = p * Phi(ln(0.110 / median) / sigma)."""
+    p, median, sigma = 0.5, 0.2, 1.0
+    text = BASE.format(policy="", p=p, reaction=median, sigma=sigma, loss=0.0)
+    hits, n = _estimate(text, Arm.HOTLINE, 3000, seed=22)
+    phi = 0.5 * (1 + math.erf(math.log(0.110 / median) / sigma / math.sqrt(2)))
+    _check(p * phi, hits, n, 22)
+
+
+def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path) -> None:
+    """Loss L per message, no retries, fail-safe caps equal to the autonomy cap (so link
+    state does not matter): the hold ends in an answer iff both Hellos, the Query and the
+    Answer arrive. P(kinetic) = p * (1 - (1 - L)^4)."""
+    policy = tmp_path / "policy.yaml"
+    from clearline.config import default_policy_text
+
+    policy.write_text(
+        default_policy_text()
+        .replace("degraded_cap: disrupt", "degraded_cap: intercept-uncrewed")
+        .replace("down_cap: posture", "down_cap: intercept-uncrewed")
+    )
+    p, loss = 0.5, 0.1
+    text = BASE.format(policy=f"policy: {policy}", p=p, reaction=1.0, sigma=0.5, loss=loss)
+    hits, n = _estimate(text, Arm.HOTLINE_GATE, 3000, seed=23)
+    _check(p * (1 - (1 - loss) ** 4), hits, n, 23)

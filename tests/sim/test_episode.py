@@ -1,0 +1,97 @@
+"""Episodes: the same seed gives the same trace, bit for bit; arms share their worlds."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from clearline.sim.episode import ARMS, Arm, Prepared, run_episode
+from clearline.sim.scenario import load_scenario, shipped_scenarios
+
+
+def trace_hash(prepared: Prepared, arm: Arm, episode: int, seed: int) -> str:
+    lines: list[str] = []
+    outcome = run_episode(prepared, arm, episode, seed, trace=lines.append)
+    lines.append(repr(outcome.row()))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("name", shipped_scenarios())
+def test_same_seed_same_trace_and_other_seeds_differ(name: str) -> None:
+    prepared = Prepared.build(load_scenario(name))
+    for arm in ARMS:
+        first = [trace_hash(prepared, arm, e, seed=11) for e in range(6)]
+        again = [trace_hash(prepared, arm, e, seed=11) for e in range(6)]
+        other = [trace_hash(prepared, arm, e, seed=12) for e in range(6)]
+        assert first == again, f"{name}/{arm}: same seed, different trace"
+        assert first != other, f"{name}/{arm}: the seed changes nothing"
+
+
+def test_a_fresh_preparation_gives_the_same_trace() -> None:
+    loaded = load_scenario("recon-swarm")
+    a = trace_hash(Prepared.build(loaded), Arm.HOTLINE_GATE, 3, seed=5)
+    b = trace_hash(Prepared.build(load_scenario("recon-swarm")), Arm.HOTLINE_GATE, 3, seed=5)
+    assert a == b
+
+
+def test_arms_share_the_world_of_an_episode() -> None:
+    """Common random numbers: without the hotline, an arm's first kinetic act happens at the
+    same instant as in the no-hotline baseline whenever both have one."""
+    prepared = Prepared.build(load_scenario("recon-swarm"))
+    shared = 0
+    for episode in range(300):
+        base = run_episode(prepared, Arm.NONE, episode, seed=3)
+        for arm in (Arm.ANALOG, Arm.GATE):
+            other = run_episode(prepared, arm, episode, seed=3)
+            assert other.first_kinetic_s == base.first_kinetic_s or (
+                base.first_kinetic_s != base.first_kinetic_s
+                and other.first_kinetic_s != other.first_kinetic_s
+            ), f"episode {episode}, arm {arm}"
+            shared += base.first_kinetic_s == base.first_kinetic_s
+    assert shared > 50
+
+
+def test_the_canonical_misreading_is_held_and_cleared_with_hotline_and_gate() -> None:
+    prepared = Prepared.build(load_scenario("recon-swarm"))
+    cleared = 0
+    for episode in range(400):
+        base = run_episode(prepared, Arm.NONE, episode, seed=9)
+        both = run_episode(prepared, Arm.HOTLINE_GATE, episode, seed=9)
+        assert both.kinetic_actions == 0, f"seed 9 episode {episode}"
+        if base.kinetic_actions:
+            cleared += both.cleared_by_hotline
+    assert cleared > 50
+
+
+def test_forged_messages_are_never_accepted() -> None:
+    prepared = Prepared.build(load_scenario("third-party-spoofing"))
+    injected = 0
+    for episode in range(50):
+        for arm in (Arm.HOTLINE, Arm.HOTLINE_GATE):
+            outcome = run_episode(prepared, arm, episode, seed=2)
+            injected += outcome.forged_injected
+            assert outcome.forged_accepted == 0, f"seed 2 episode {episode} {arm}"
+    assert injected > 0
+
+
+def test_real_ed25519_gives_the_same_outcomes_as_the_stand_in() -> None:
+    loaded = load_scenario("recon-swarm")
+    fast, real = Prepared.build(loaded, "keyed-hash"), Prepared.build(loaded, "ed25519")
+    for episode in range(30):
+        a = run_episode(fast, Arm.HOTLINE_GATE, episode, seed=4).row()
+        b = run_episode(real, Arm.HOTLINE_GATE, episode, seed=4).row()
+        assert a == b, f"seed 4 episode {episode}"
+
+
+def test_gate_blocks_autonomy_in_nuclear_c2_and_nothing_else_does() -> None:
+    prepared = Prepared.build(load_scenario("early-warning-1983"))
+    for episode in range(100):
+        for arm in ARMS:
+            outcome = run_episode(prepared, arm, episode, seed=1)
+            assert outcome.excluded_allowed == 0
+            if arm.gate:
+                assert outcome.excluded_unguarded == 0
+                assert outcome.excluded_attempts >= 1
+            if arm is Arm.NONE:
+                assert outcome.excluded_unguarded >= 1

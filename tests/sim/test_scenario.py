@@ -1,0 +1,95 @@
+"""Scenario files: every shipped one loads; bad ones fail with file:line and the expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clearline.errors import ScenarioError
+from clearline.sim.scenario import json_schema, load_scenario, parse_scenario, shipped_scenarios
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+MINIMAL = """\
+version: 1
+name: tiny
+title: Tiny
+sides:
+  US: {}
+  PRC: {}
+assets:
+  - id: A1
+    owner: PRC
+    kind: recon_swarm
+    mission: reconnaissance
+    position: [24.0, 122.0, 1000]
+"""
+
+
+def test_the_six_required_scenarios_ship() -> None:
+    assert set(shipped_scenarios()) >= {
+        "recon-swarm",
+        "early-warning-1983",
+        "link-loss",
+        "deceptive-cover",
+        "third-party-spoofing",
+        "mq9-collision",
+    }
+    for name in shipped_scenarios():
+        assert load_scenario(name).scenario.name == name
+
+
+def test_minimal_scenario_takes_documented_defaults() -> None:
+    loaded = parse_scenario(MINIMAL, "tiny.yaml")
+    scenario = loaded.scenario
+    assert scenario.network.one_way_ms == 55.0
+    assert scenario.sides["US"].doctrine.query_ttl_s == 2.0
+    assert scenario.horizon_s == 1800.0
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "expected"),
+    [
+        (("kind: recon_swarm", "kind: balloon"), 10, "assets[0].kind"),
+        (("owner: PRC", "owner: ROK"), 9, "not one of the sides"),
+        (("  PRC: {}", "  PRC: {colour: red}"), 6, "Extra inputs are not permitted"),
+        (("position: [24.0, 122.0, 1000]", "position: [24.0, 122.0]"), 12, "position"),
+        (("title: Tiny", "title: Tiny\nhorizon_s: -5"), 4, "greater than 0"),
+    ],
+)
+def test_errors_name_file_line_and_expectation(
+    change: tuple[str, str], line: int, expected: str
+) -> None:
+    text = MINIMAL.replace(*change)
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "bad.yaml")
+    assert info.value.source == "bad.yaml"
+    assert info.value.line == line, str(info.value)
+    assert expected in str(info.value)
+
+
+def test_confusion_rows_may_not_sum_above_one() -> None:
+    text = MINIMAL.replace(
+        "  US: {}",
+        "  US:\n    model:\n      confusion:\n"
+        "        recon_swarm: {strike_package: 0.7, unknown: 0.5}",
+    )
+    with pytest.raises(ScenarioError, match="sums to more than 1"):
+        parse_scenario(text, "bad.yaml")
+
+
+def test_unknown_scenario_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ScenarioError, match="recon-swarm"):
+        load_scenario("no-such-scenario")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "absent.yaml")
+
+
+def test_published_json_schema_is_current() -> None:
+    assert (DOCS / "scenario.schema.json").read_text() == json_schema(), (
+        "docs/scenario.schema.json is stale: clearline sim schema > docs/scenario.schema.json"
+    )
