@@ -1,0 +1,52 @@
+"""Golden summaries: each shipped scenario under a fixed seed, compared number for number.
+
+In the manner of DAIDALUS's regression gold files: any change in behaviour shows
+up here as a diff that someone must explain. Regenerate with
+`python scripts/update_sim_golden.py` and say why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clearline.sim.montecarlo import run
+from clearline.sim.scenario import load_scenario, shipped_scenarios
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+EPISODES = 200
+SEED = 20261127
+
+
+def golden_summary(name: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(
+            load_scenario(name), episodes=EPISODES, seed=SEED, executor="serial", out=Path(tmp)
+        )
+    return {"scenario": name, "seed": SEED, "episodes": EPISODES, "arms": result.summary["arms"]}
+
+
+@pytest.mark.parametrize("name", shipped_scenarios())
+def test_golden_summary(name: str) -> None:
+    path = GOLDEN / f"{name}.json"
+    assert path.exists(), f"no golden file for {name}: run python scripts/update_sim_golden.py"
+    expected = json.loads(path.read_text())
+    actual = json.loads(json.dumps(golden_summary(name)))
+    for arm, data in expected["arms"].items():
+        assert actual["arms"][arm] == data, (
+            f"{name}/{arm} changed from the golden summary (seed {SEED}); if intended, run "
+            "python scripts/update_sim_golden.py and explain the diff in the commit"
+        )
+    assert actual == expected
+
+
+@pytest.mark.parametrize("name", shipped_scenarios())
+def test_no_scenario_lets_autonomy_into_an_excluded_domain(name: str) -> None:
+    data = json.loads((GOLDEN / f"{name}.json").read_text())
+    for arm, values in data["arms"].items():
+        assert values["outcomes"]["excluded_domain_allowed"]["estimate"] == 0, arm
+        assert values["outcomes"]["forged_accepted"]["estimate"] == 0, arm
