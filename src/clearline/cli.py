@@ -32,11 +32,18 @@ def main() -> None:
     show_default=True,
     help="One-way delay of the in-memory link.",
 )
-def demo(out: Path | None, delay_ms: float) -> None:
-    """Walk through the recon-swarm cascade with and without the hotline."""
+@click.option(
+    "--episodes",
+    type=click.IntRange(0, 1_000_000),
+    default=400,
+    show_default=True,
+    help="Episodes per arm of the closing Monte Carlo (0 skips it).",
+)
+def demo(out: Path | None, delay_ms: float, episodes: int) -> None:
+    """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo."""
     from clearline.demo import run_demo
 
-    sys.exit(run_demo(out, delay_ms, click.echo))
+    sys.exit(run_demo(out, delay_ms, click.echo, episodes))
 
 
 @main.group()
@@ -214,6 +221,7 @@ def sim_run(
     """Run SCENARIO (a shipped name or a YAML file) over the arms; write Parquet and a summary."""
     from clearline.sim.episode import InvariantError
     from clearline.sim.montecarlo import run
+    from clearline.sim.table import summary_table
 
     loaded = _load_scenario(scenario)
     arm_list = _arms(arms)
@@ -248,39 +256,11 @@ def sim_run(
         }
         click.echo(json.dumps(keep, sort_keys=False))
         return
-    click.echo(_summary_table(summary))
+    click.echo(summary_table(summary))
     click.echo(
         f"\nresults in {where} (episodes.parquet, summary.json); "
         f"figures: clearline sim report {where}"
     )
-
-
-def _fmt(o: dict[str, Any], digits: int = 3) -> str:
-    if o.get("estimate") is None:
-        return "-"
-    est = o["estimate"]
-    if o.get("low") is None or o["low"] == o["high"]:
-        return f"{est:.{digits}g}" if digits else f"{est:g}"
-    return f"{est:.{digits}f} [{o['low']:.{digits}f}, {o['high']:.{digits}f}]"
-
-
-def _summary_table(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{summary['scenario']}  seed {summary['seed']}  signer {summary['signer']}  "
-        f"{summary['episodes_run']} episode-arms in {summary['elapsed_s']} s "
-        f"({summary['episodes_per_s']} /s)",
-        "",
-        f"{'arm':<13} {'episodes':>8}  {'P(kinetic before human) [95%]':<30} "
-        f"{'median t first kinetic s':<28} {'P(false reassurance)':<24} excluded allowed",
-    ]
-    for arm, data in summary["arms"].items():
-        o = data["outcomes"]
-        lines.append(
-            f"{arm:<13} {data['episodes']:>8}  {_fmt(o['kinetic_before_human']):<30} "
-            f"{_fmt(o['time_to_first_kinetic_s'], 2):<28} {_fmt(o['false_reassurance']):<24} "
-            f"{int(o['excluded_domain_allowed']['estimate'])}"
-        )
-    return "\n".join(lines)
 
 
 @sim.command("sweep")
@@ -320,6 +300,7 @@ def sim_sweep(
 ) -> None:
     """Run SCENARIO over a grid of parameter values; one summary per cell in sweep.json."""
     from clearline.sim.sweep import Axis, sweep
+    from clearline.sim.table import format_estimate
 
     loaded = _load_scenario(scenario)
     try:
@@ -347,7 +328,7 @@ def sim_sweep(
     for cell in result["cells"]:
         parts = ", ".join(f"{k}={v}" for k, v in cell["settings"].items())
         estimates = "  ".join(
-            f"{arm} {_fmt(o['kinetic_before_human'])}" for arm, o in cell["arms"].items()
+            f"{arm} {format_estimate(o['kinetic_before_human'])}" for arm, o in cell["arms"].items()
         )
         click.echo(f"{parts}: {estimates}")
     click.echo(f"\nresults in {where}; heatmaps: clearline sim report {where}")
@@ -405,3 +386,42 @@ def sim_schema() -> None:
     from clearline.sim.scenario import json_schema
 
     click.echo(json_schema(), nl=False)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (run by hand; figures belong in docs/performance.md)."""
+
+
+@bench.command("sim")
+@click.option("--json", "as_json", is_flag=True, help="Print only the figures as JSON.")
+@click.option(
+    "--episodes",
+    type=click.IntRange(10, 10_000_000),
+    default=1000,
+    show_default=True,
+    help="Episodes per arm for the single-core engine comparison.",
+)
+@click.option(
+    "--parallel-episodes",
+    type=click.IntRange(10, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="Episodes per arm for the executor comparison.",
+)
+@click.option("--workers", type=click.IntRange(1, 4096), default=2, show_default=True)
+@click.option("--no-dask", is_flag=True, help="Skip the Dask LocalCluster measurement.")
+def bench_sim_command(
+    as_json: bool, episodes: int, parallel_episodes: int, workers: int, no_dask: bool
+) -> None:
+    """Episodes per second per core against SimPy, parallel efficiency, Dask overhead."""
+    from clearline.sim.benchmark import bench_sim
+
+    say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    results = bench_sim(episodes, parallel_episodes, workers, dask=not no_dask, say=say)
+    if as_json:
+        keep = ("episodes_per_s", "simpy_episodes_per_s", "parallel_efficiency")
+        click.echo(json.dumps({k: results[k] for k in keep}))
+        return
+    for key, value in results.items():
+        click.echo(f"{key:<32} {value}")

@@ -320,7 +320,29 @@ def scene_without_hotline(
         steps.append(CascadeStep(at, responder, rung, policy.rung(rung).score))
 
 
-def run_demo(out: Path | None, delay_ms: float, say: Printer) -> int:
+def monte_carlo(episodes: int, say: Printer) -> None:
+    """A short Monte Carlo of the canonical scenario, arms side by side."""
+    from clearline.sim.montecarlo import run
+    from clearline.sim.scenario import load_scenario
+    from clearline.sim.table import summary_table
+
+    say(f"Monte Carlo - the canonical scenario (recon-swarm), {episodes} episodes per arm")
+    say(
+        "  Same worlds in every arm (common random numbers); 95% intervals; "
+        "keyed-hash stand-in signer"
+    )
+    with tempfile.TemporaryDirectory(prefix="clearline-demo-mc-") as tmp:
+        result = run(
+            load_scenario("recon-swarm"), episodes=episodes, seed=1, executor="serial", out=tmp
+        )
+    for line in summary_table(result.summary).splitlines():
+        say("  " + line)
+    say("  More: clearline sim run recon-swarm --episodes 100000; clearline sim report DIR")
+
+
+def run_demo(
+    out: Path | None, delay_ms: float, say: Printer, monte_carlo_episodes: int = 400
+) -> int:
     delay_us = int(delay_ms * MS)
     with tempfile.TemporaryDirectory(prefix="clearline-demo-") as tmp:
         where = out if out is not None else Path(tmp)
@@ -385,4 +407,7 @@ def run_demo(out: Path | None, delay_ms: float, say: Printer) -> int:
             )
         if out is not None:
             say(f"  kept in {where}; try: clearline log verify {where / 'us.db'}")
-        return 0
+    if monte_carlo_episodes > 0:
+        say("")
+        monte_carlo(monte_carlo_episodes, say)
+    return 0

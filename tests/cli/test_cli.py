@@ -20,6 +20,9 @@ def test_demo_walks_the_scene_and_verifies_logs(tmp_path: Path) -> None:
     assert "intercept-uncrewed CANCELLED" in out
     assert "first human decision" in out
     assert out.count("... verified") == 2
+    assert "Monte Carlo - the canonical scenario (recon-swarm), 400 episodes per arm" in out
+    for arm in ("none", "analog", "hotline", "hotline+gate", "gate"):
+        assert f"\n  {arm} " in out
     for side in ("us", "prc"):
         ok = CliRunner().invoke(main, ["log", "verify", str(tmp_path / f"{side}.db")])
         assert ok.exit_code == 0, ok.output
@@ -27,13 +30,13 @@ def test_demo_walks_the_scene_and_verifies_logs(tmp_path: Path) -> None:
 
 
 def test_demo_delay_changes_round_trip(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--delay-ms", "37"])
+    result = CliRunner().invoke(main, ["demo", "--delay-ms", "37", "--episodes", "0"])
     assert result.exit_code == 0, result.output
     assert "round trip 74.0 ms" in result.output
 
 
 def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
-    CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--episodes", "0"])
     db = sqlite3.connect(tmp_path / "us.db")
     data = bytearray(db.execute("SELECT data FROM entries WHERE idx=4").fetchone()[0])
     data[40] ^= 0x01
@@ -46,7 +49,7 @@ def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
 
 
 def test_log_export_and_policy_check(tmp_path: Path) -> None:
-    CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+    CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--episodes", "0"])
     result = CliRunner().invoke(
         main, ["log", "export", str(tmp_path / "prc.db"), str(tmp_path / "x")]
     )

@@ -82,7 +82,7 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.session import Session, SessionConfig
 from clearline.protocol.signing import Signer, Verifier
-from clearline.sim.kernel import Kernel
+from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import (
@@ -344,12 +344,13 @@ class Episode:
         episode: int,
         seed: int,
         trace: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.p = prepared
         self.arm = arm
         self.scenario = prepared.scenario
         self.policy = prepared.policy
-        self.kernel = Kernel()
+        self.kernel: Clock = clock if clock is not None else Kernel()
         self.streams = Streams(seed, episode)
         self.out = Outcome(episode, arm.value)
         self._trace = trace
@@ -467,9 +468,8 @@ class Episode:
                 )
         self._check_settled()
         self.kernel.run(self.horizon)
-        self.kernel.now = min(self.kernel.now, self.horizon)
         out = self.out
-        out.ended_s = self.kernel.now / S
+        out.ended_s = min(self.kernel.now, self.horizon) / S
         out.peak_rung_a = self.sides[a].peak
         out.peak_rung_b = self.sides[b].peak
         humans = [s.human_at for s in self.sides.values() if s.decided and s.human_at is not None]

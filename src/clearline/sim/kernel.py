@@ -10,10 +10,24 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from clearline.protocol.messages import Micros
 
 Callback = Callable[[], None]
+
+
+class Clock(Protocol):
+    """What the episode model needs from an event engine (the benchmark plugs SimPy in)."""
+
+    @property
+    def now(self) -> Micros: ...
+
+    def at(self, when: Micros, callback: Callback, priority: int = 0) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def run(self, until: Micros) -> None: ...
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from clearline.protocol.messages import Micros
-from clearline.sim.kernel import Kernel
+from clearline.sim.kernel import Clock
 from clearline.sim.scenario import NetworkSpec
 
 S = 1_000_000
@@ -95,7 +95,7 @@ class SimLink:
 
     def __init__(
         self,
-        kernel: Kernel,
+        kernel: Clock,
         spec: NetworkSpec,
         partitions: Partitions,
         rng: random.Random,

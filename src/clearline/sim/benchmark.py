@@ -1,0 +1,141 @@
+"""`clearline bench sim`: simulator throughput against SimPy, parallel efficiency, Dask overhead.
+
+The SimPy baseline runs the *same* episode model, protocol and gate code with
+the same signer; only the event engine differs. It is written the way SimPy is
+meant to be used: every scheduled piece of work is a process, a generator that
+yields a timeout and then acts. Both engines must give the same outcomes for
+the same seeds (the benchmark checks and reports it), so the comparison is of
+engines, not of models.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from clearline.protocol.messages import Micros
+from clearline.sim.episode import ARMS, Episode, Prepared
+from clearline.sim.kernel import Callback
+from clearline.sim.montecarlo import run
+from clearline.sim.scenario import load_scenario
+from clearline.sim.signers import SignerName
+
+CANONICAL = "recon-swarm"
+
+
+class SimPyClock:
+    """The Clock interface on a simpy.Environment, one process per scheduled callback."""
+
+    def __init__(self) -> None:
+        import simpy
+
+        self._simpy = simpy
+        self.env = simpy.Environment()
+
+    @property
+    def now(self) -> Micros:
+        return int(self.env.now)
+
+    def _process(self, delay: Micros, callback: Callback) -> Generator[Any, Any, None]:
+        yield self.env.timeout(delay)
+        callback()
+
+    def at(self, when: Micros, callback: Callback, priority: int = 0) -> None:
+        self.env.process(self._process(when - self.now, callback))
+
+    def stop(self) -> None:
+        event = self.env.event()
+        event.callbacks.append(self._simpy.core.StopSimulation.callback)
+        event.succeed()
+
+    def run(self, until: Micros) -> None:
+        self.env.run(until=until + 1)
+
+
+def _rate(
+    prepared: Prepared,
+    episodes: int,
+    seed: int,
+    clock: Callable[[], Any] | None,
+) -> tuple[float, list[tuple[Any, ...]]]:
+    rows = []
+    began = time.perf_counter()
+    for episode in range(episodes):
+        for arm in ARMS:
+            kernel = clock() if clock is not None else None
+            rows.append(Episode(prepared, arm, episode, seed, clock=kernel).run().row())
+    elapsed = time.perf_counter() - began
+    return episodes * len(ARMS) / elapsed, rows
+
+
+def bench_sim(
+    episodes: int = 1000,
+    parallel_episodes: int = 10_000,
+    workers: int = 2,
+    signer: SignerName = "keyed-hash",
+    dask: bool = True,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """Measure; every rate is episode-arms per second (one episode of one arm)."""
+    loaded = load_scenario(CANONICAL)
+    prepared = Prepared.build(loaded, signer)
+    _rate(prepared, 20, 99, None)  # warm caches and imports
+    say(f"own kernel, one core, {episodes} episodes x {len(ARMS)} arms ...")
+    ours, our_rows = _rate(prepared, episodes, 1, None)
+    say(f"SimPy, one core, {episodes} episodes x {len(ARMS)} arms ...")
+    theirs, their_rows = _rate(prepared, episodes, 1, SimPyClock)
+    same = sum(a == b or repr(a) == repr(b) for a, b in zip(our_rows, their_rows, strict=True))
+    results: dict[str, Any] = {
+        "episodes_per_s": round(ours, 1),
+        "simpy_episodes_per_s": round(theirs, 1),
+        "ratio_vs_simpy": round(ours / theirs, 2),
+        "same_outcomes_as_simpy": round(same / len(our_rows), 4),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = {}
+        for name, executor, n in (("serial", "serial", 1), ("process", "process", workers)):
+            say(f"{name} executor, {parallel_episodes} episodes x {len(ARMS)} arms ...")
+            began = time.perf_counter()
+            run(
+                loaded,
+                episodes=parallel_episodes,
+                seed=2,
+                executor=executor,
+                workers=n,
+                out=Path(tmp) / name,
+                signer=signer,
+            )
+            timings[name] = time.perf_counter() - began
+        speedup = timings["serial"] / timings["process"]
+        results["parallel_efficiency"] = round(speedup / workers, 3)
+        results["process_episodes_per_s"] = round(
+            parallel_episodes * len(ARMS) / timings["process"], 1
+        )
+        if dask:
+            say(f"dask-local executor, {parallel_episodes} episodes x {len(ARMS)} arms ...")
+            began = time.perf_counter()
+            run(
+                loaded,
+                episodes=parallel_episodes,
+                seed=2,
+                executor="dask-local",
+                workers=workers,
+                out=Path(tmp) / "dask",
+                signer=signer,
+            )
+            dask_time = time.perf_counter() - began
+            results["dask_episodes_per_s"] = round(parallel_episodes * len(ARMS) / dask_time, 1)
+            results["dask_overhead_us_per_episode"] = round(
+                (dask_time - timings["process"]) / (parallel_episodes * len(ARMS)) * 1e6, 1
+            )
+    results["budget_100k_x5_estimate_s"] = round(
+        100_000 * len(ARMS) / results["process_episodes_per_s"], 1
+    )
+    results["signer"] = signer
+    results["machine"] = f"{platform.processor() or platform.machine()}, {workers} workers"
+    results["python"] = platform.python_version()
+    return results
