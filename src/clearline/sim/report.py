@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow.parquet as pq
 
+ARM_STYLES = {"none": "-", "analog": "--", "hotline": "-.", "hotline+gate": "-", "gate": ":"}
 ARM_COLOURS = {
     "none": "#b2182b",
     "analog": "#ef8a62",
@@ -76,7 +77,15 @@ def survival(episodes: Path, summary: dict[str, Any]) -> bytes:
             continue
         happened = np.sort(times[~np.isnan(times)])
         alive = 1.0 - np.searchsorted(happened, grid, side="right") / n
-        ax.step(grid, alive, where="post", label=arm, color=ARM_COLOURS.get(arm, "black"))
+        ax.step(
+            grid,
+            alive,
+            where="post",
+            label=arm,
+            color=ARM_COLOURS.get(arm, "black"),
+            linestyle=ARM_STYLES.get(arm, "-"),
+            linewidth=1.6,
+        )
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("seconds since the episode began")
