@@ -29,32 +29,16 @@ def serial_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_process_pool_gives_the_serial_numbers(serial_run: Path, tmp_path: Path) -> None:
-    run(
-        load_scenario("recon-swarm"),
-        episodes=300,
-        seed=8,
-        batch=64,
-        executor="process",
-        workers=2,
-        out=tmp_path,
-    )
-    assert _table(tmp_path) == _table(serial_run)
-    a = json.loads((tmp_path / "summary.json").read_text())
-    b = json.loads((serial_run / "summary.json").read_text())
-    assert a["arms"] == b["arms"]
-
-
-@pytest.mark.slow
-def test_dask_local_cluster_gives_the_process_pool_numbers(
-    serial_run: Path, tmp_path: Path
+@pytest.mark.parametrize("executor", ["process", "dask-local"])
+def test_every_executor_gives_the_serial_numbers(
+    serial_run: Path, tmp_path: Path, executor: str
 ) -> None:
     run(
         load_scenario("recon-swarm"),
         episodes=300,
         seed=8,
         batch=64,
-        executor="dask-local",
+        executor=executor,
         workers=2,
         out=tmp_path,
     )
