@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import partial
 from typing import Any
@@ -216,34 +216,6 @@ class _Impostor:
         return self._inner.sign(data)
 
 
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "episode",
-    "arm",
-    "peak_rung_a",
-    "peak_rung_b",
-    "escalation_score",
-    "kinetic_actions",
-    "first_kinetic_s",
-    "first_human_s",
-    "kinetic_before_human",
-    "excluded_attempts",
-    "excluded_allowed",
-    "excluded_unguarded",
-    "nuclear_use",
-    "false_reassurance",
-    "reassurance_delay_s",
-    "cleared_by_hotline",
-    "clarifications_answered",
-    "clarifications_expired",
-    "messages_sent",
-    "messages_lost",
-    "forged_injected",
-    "forged_accepted",
-    "ended_s",
-)
-"""One row per episode, in this order (Parquet columns and the Python API's data frame)."""
-
-
 @dataclass
 class Outcome:
     episode: int
@@ -272,6 +244,10 @@ class Outcome:
 
     def row(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in OUTCOME_COLUMNS)
+
+
+OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Outcome))
+"""One row per episode, in this order (Parquet columns and the Python API's data frame)."""
 
 
 @dataclass(eq=False)
@@ -908,8 +884,8 @@ class Episode:
         side.halted = True
         self.note(f"{side.name} {why}")
         if self._link_live and side.session is not None and not side.session.closed:
-            lat, lon = 0, 0
-            hold = Hold(Area(Position(lat, lon, 0), 40_000_000), self.horizon, why[:64])
+            everywhere = Area(Position(0, 0, 0), 40_000_000)
+            hold = Hold(everywhere, self.horizon, why[:64])
             self._send(side, hold)
 
     def _analog_connects(self) -> None:

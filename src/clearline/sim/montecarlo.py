@@ -10,6 +10,7 @@ are the same for a given seed on any executor with any number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -25,40 +26,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clearline.sim.episode import ARMS, OUTCOME_COLUMNS, Arm, Prepared, run_episode
+from clearline.sim.episode import ARMS, OUTCOME_COLUMNS, Arm, Outcome, Prepared, run_episode
 from clearline.sim.executors import make_executor
 from clearline.sim.scenario import LoadedScenario
 from clearline.sim.signers import SignerName
 from clearline.sim.stats import ArmStats
 
-SCHEMA = pa.schema(
-    [
-        ("episode", pa.int64()),
-        ("arm", pa.string()),
-        ("peak_rung_a", pa.int16()),
-        ("peak_rung_b", pa.int16()),
-        ("escalation_score", pa.int64()),
-        ("kinetic_actions", pa.int32()),
-        ("first_kinetic_s", pa.float64()),
-        ("first_human_s", pa.float64()),
-        ("kinetic_before_human", pa.bool_()),
-        ("excluded_attempts", pa.int32()),
-        ("excluded_allowed", pa.int32()),
-        ("excluded_unguarded", pa.int32()),
-        ("nuclear_use", pa.bool_()),
-        ("false_reassurance", pa.bool_()),
-        ("reassurance_delay_s", pa.float64()),
-        ("cleared_by_hotline", pa.bool_()),
-        ("clarifications_answered", pa.int32()),
-        ("clarifications_expired", pa.int32()),
-        ("messages_sent", pa.int32()),
-        ("messages_lost", pa.int32()),
-        ("forged_injected", pa.int32()),
-        ("forged_accepted", pa.int32()),
-        ("ended_s", pa.float64()),
-    ]
-)
-assert tuple(SCHEMA.names) == OUTCOME_COLUMNS
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+SCHEMA = pa.schema([(f.name, _ARROW_TYPES[str(f.type)]) for f in dataclasses.fields(Outcome)])
+"""The Parquet schema, derived from the Outcome record so the two cannot drift."""
 
 DEFAULT_BATCH = 200
 MIN_EPISODES_FOR_CI = 400
