@@ -425,3 +425,68 @@ def bench_sim_command(
         return
     for key, value in results.items():
         click.echo(f"{key:<32} {value}")
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys and TLS certificates."""
+
+
+@keys.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--side", required=True, help="The side these keys speak for, e.g. US.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=("localhost", "127.0.0.1"),
+    show_default=True,
+    help="Names and addresses for the certificate (repeat).",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option("--force", is_flag=True, help="Replace existing keys for this side.")
+def keys_init(folder: Path, side: str, hosts: tuple[str, ...], days: int, force: bool) -> None:
+    """Create SIDE's Ed25519 signing key and self-signed TLS certificate in FOLDER."""
+    from clearline.node.keys import init_keys
+
+    try:
+        paths = init_keys(folder, side, hosts, days, force)
+    except ClearlineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for what, path in paths.items():
+        click.echo(f"{what:<12} {path}")
+    click.echo(
+        f"give the peer {paths['signing_pub'].name} and {paths['tls_crt'].name}; "
+        "keep the rest here (mode 600)"
+    )
+
+
+@main.group()
+def node() -> None:
+    """The hotline node."""
+
+
+@node.command("serve")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The node's TOML file.",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the API address here (JSON) once the node is serving.",
+)
+def node_serve(config_path: Path, ready_file: Path | None) -> None:
+    """Run a node until SIGTERM; then flush, checkpoint and close its log."""
+    from clearline.node.serve import main as serve_main
+
+    try:
+        sys.exit(serve_main(config_path, ready_file))
+    except ClearlineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)

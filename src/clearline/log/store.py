@@ -126,9 +126,10 @@ class LogStore:
             raise LogStoreError(f"append to {self.path} failed: {exc}") from None
         return list(range(first, self.size))
 
-    def seal_local(self, body: Body, now: Micros) -> bytes:
-        """Sign a local record (never sent): empty session id, sequence = its log index."""
-        message = Message(self.side, b"", self.size, now, body)
+    def seal_local(self, body: Body, now: Micros, index: int | None = None) -> bytes:
+        """Sign a local record (never sent): empty session id, sequence = its log index
+        (`index`, when it will be appended after others in the same batch)."""
+        message = Message(self.side, b"", self.size if index is None else index, now, body)
         return codec.sign(message, self.owner)
 
     def record(self, body: Body, now: Micros) -> int:

@@ -1,0 +1,1 @@
+"""The live hotline node: keys, configuration, TLS transport, log writer, local API."""

@@ -1,0 +1,306 @@
+"""The node's local API, for its own side's systems: HTTP + JSON, server-sent events, metrics.
+
+Bound to loopback by default. The OpenAPI description is served at
+/openapi.json and published in docs/openapi.json (a test keeps it current).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import Response, StreamingResponse
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearline import __version__
+from clearline.gate import ProposedAction
+from clearline.log import merkle
+from clearline.protocol.messages import (
+    Actor,
+    Answer,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Intent,
+    Mission,
+    Position,
+    TrackReport,
+)
+
+Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Where(_In):
+    lat: float = Field(ge=-90, le=90, description="degrees")
+    lon: float = Field(ge=-180, le=180, description="degrees")
+    alt_m: int = Field(default=0, ge=-12_000, le=1_000_000)
+
+    def position(self) -> Position:
+        return Position(round(self.lat * 1e6), round(self.lon * 1e6), self.alt_m)
+
+
+class Observation(_In):
+    """A track one of our systems flagged: ask the peer about it."""
+
+    track_id: Ident
+    position: Where
+    looks_like: AssetKind = AssetKind.UNKNOWN
+    count: int = Field(default=1, ge=1, le=100_000)
+    heading_deg: int | None = Field(default=None, ge=0, le=359)
+    speed_mps: int | None = Field(default=None, ge=0, le=100_000)
+    ttl_ms: int | None = Field(default=None, ge=10, le=3_600_000)
+
+
+class AnswerOut(BaseModel):
+    claim: str
+    mission: str | None
+    armed: bool | None
+    intent: str | None
+    asset_id: str | None
+    position: dict[str, float | int] | None
+
+
+class ClarificationOut(BaseModel):
+    query_seq: int | None
+    outcome: Literal["answered", "expired", "not_sent"]
+    elapsed_ms: float | None
+    answer: AnswerOut | None
+    logged_index: int | None = Field(
+        description="log index of the peer's signed answer, returned only once it is committed"
+    )
+    reason: str
+
+
+class ActionIn(_In):
+    action_id: Ident
+    actor: Actor = Actor.AUTONOMOUS
+    rung: str = Field(min_length=1, max_length=48)
+    domain: str = Field(min_length=1, max_length=48)
+    target: Ident | None = None
+    authorizations: list[Ident] = Field(default_factory=list, max_length=10)
+
+
+class DecisionOut(BaseModel):
+    verdict: str
+    rule: str
+    reason: str
+    until_us: int | None
+    logged_index: int
+
+
+class AssetIn(_In):
+    asset_id: Ident
+    kind: AssetKind
+    mission: Mission
+    armed: bool
+    autonomy: AutonomyMode = AutonomyMode.AUTONOMOUS
+    intent: Intent = Intent.TRANSITING
+    position: Where
+
+
+class TelemetryIn(_In):
+    assets: list[AssetIn] = Field(min_length=1, max_length=256)
+
+
+def _answer_out(answer: Answer | None) -> AnswerOut | None:
+    if answer is None:
+        return None
+    position = None
+    if answer.position is not None:
+        p = answer.position
+        position = {"lat": p.lat_e6 / 1e6, "lon": p.lon_e6 / 1e6, "alt_m": p.alt_m}
+    return AnswerOut(
+        claim=answer.claim.value,
+        mission=answer.mission.value if answer.mission else None,
+        armed=answer.armed,
+        intent=answer.intent.value if answer.intent else None,
+        asset_id=answer.asset_id,
+        position=position,
+    )
+
+
+def build_app(node: Any) -> FastAPI:
+    """The API of one running `Node`."""
+    from clearline.node.node import wall_us
+
+    app = FastAPI(
+        title="clearline node local API",
+        version=__version__,
+        description="For a side's own systems: ask the peer about tracks, put proposed actions "
+        "through the gate, publish telemetry, watch the link and the log.",
+    )
+
+    @app.get("/v1/link")
+    async def link() -> dict[str, Any]:
+        """Link state, session, last heartbeat round trip."""
+        current = node.link
+        session = current.session if current is not None else None
+        return {
+            "side": node.side,
+            "peer": node.peer_side,
+            "state": node.gate.context.link.value,
+            "connected": current is not None,
+            "session_id": session.session_id.hex() if session and session.session_id else None,
+            "rtt_ms": session.rtt_us / 1000 if session and session.rtt_us is not None else None,
+            "policy_hash": node.policy.hash.hex(),
+        }
+
+    @app.post("/v1/observations")
+    async def observe(observation: Observation) -> ClarificationOut:
+        """Ask the peer about a track; returns when it is answered or expires."""
+        track = TrackReport(
+            observation.track_id,
+            observation.position.position(),
+            wall_us(),
+            observation.looks_like,
+            observation.count,
+            observation.heading_deg,
+            observation.speed_mps,
+        )
+        outcome = await node.clarify(track, observation.ttl_ms)
+        return ClarificationOut(
+            query_seq=outcome.query_seq,
+            outcome=outcome.outcome,
+            elapsed_ms=outcome.elapsed_us / 1000 if outcome.elapsed_us is not None else None,
+            answer=_answer_out(outcome.answer),
+            logged_index=outcome.logged_index,
+            reason=outcome.reason,
+        )
+
+    @app.post("/v1/actions")
+    async def act(action: ActionIn) -> DecisionOut:
+        """The gate's decision on a proposed action, returned once its record is committed."""
+        decision, index = await node.decide(
+            ProposedAction(
+                action.action_id,
+                action.actor,
+                action.rung,
+                action.domain,
+                action.target,
+                frozenset(action.authorizations),
+            )
+        )
+        return DecisionOut(
+            verdict=decision.verdict.value,
+            rule=decision.rule.value,
+            reason=decision.reason,
+            until_us=decision.until,
+            logged_index=index,
+        )
+
+    @app.post("/v1/telemetry")
+    async def telemetry(body: TelemetryIn) -> dict[str, Any]:
+        """Publish our own assets: they feed the registry our answers come from."""
+        now = wall_us()
+        records = [
+            (
+                AssetRecord(
+                    a.asset_id,
+                    a.kind,
+                    a.mission,
+                    a.armed,
+                    a.autonomy,
+                    now,
+                    position=a.position.position(),
+                ),
+                a.intent,
+            )
+            for a in body.assets
+        ]
+        sent = node.publish(records)
+        return {"accepted": len(records), "sent_to_peer": sent, "registry": len(node.assets)}
+
+    @app.get("/v1/clarifications")
+    async def clarifications() -> dict[str, Any]:
+        """Clarifications still open, with their deadlines."""
+        current = node.link
+        open_queries = current.session.open_queries if current is not None else {}
+        now = wall_us()
+        return {
+            "open": [
+                {
+                    "query_seq": q,
+                    "track": node._query_tracks.get(q),
+                    "deadline_us": d,
+                    "remaining_ms": max(0, d - now) / 1000,
+                }
+                for q, d in sorted(open_queries.items())
+            ]
+        }
+
+    @app.get("/v1/events")
+    async def events(limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
+        """The most recent events, oldest first."""
+        recent = list(node.events)[-limit:]
+        return {"events": recent}
+
+    @app.get("/v1/events/stream")
+    async def stream() -> StreamingResponse:
+        """Server-sent events: every event as it happens."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+        node.subscribers.add(queue)
+
+        async def generate() -> AsyncIterator[bytes]:
+            try:
+                yield b": clearline events\n\n"
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=15)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield f"data: {json.dumps(event)}\n\n".encode()
+            finally:
+                node.subscribers.discard(queue)
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
+    @app.get("/v1/log")
+    async def log_state() -> dict[str, Any]:
+        """Size and root of the committed log."""
+        return {"size": node.log.size, "root": node.log.root.hex(), "path": str(node.log_path)}
+
+    @app.post("/v1/log/checkpoint")
+    async def checkpoint() -> dict[str, Any]:
+        """Record a signed checkpoint now and send it to the peer."""
+        index = await node.checkpoint()
+        return {"index": index, "size": node.log.size, "root": node.log.root.hex()}
+
+    @app.get("/v1/log/proof/{index}")
+    async def proof(index: int) -> dict[str, Any]:
+        """Inclusion proof of entry `index` in the current tree, checked before it is served."""
+
+        def build(store: Any) -> dict[str, Any]:
+            size = store.size
+            if not 0 <= index < size:
+                raise HTTPException(404, f"no entry {index}; the log has {size}")
+            path = store.inclusion_proof(index)
+            leaf = store.leaf_hash(index)
+            root = store.root()
+            merkle.verify_inclusion(leaf, index, size, path, root)
+            return {
+                "index": index,
+                "size": size,
+                "leaf_hash": leaf.hex(),
+                "root": root.hex(),
+                "proof": [p.hex() for p in path],
+            }
+
+        result: dict[str, Any] = await node.log.call(build)
+        return result
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,135 @@
+"""Node configuration: TOML, validated, with errors that give file, line and expectation.
+
+tomllib gives no positions, so `_toml_lines` finds each key's line by scanning
+the text for table headers and `key =` lines; good enough to point a person at
+the right place in a hand-written file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clearline.errors import InputFileError
+from clearline.sourcemap import LineMap, validate
+
+SideName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,15}$")]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class NodeConfigError(InputFileError):
+    """A node configuration file is invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Listen(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 7400
+
+
+class Peer(_Section):
+    side: SideName
+    address: str | None = Field(default=None, pattern=r"^[^:]+:\d{1,5}$")
+    """HOST:PORT to dial; omit to wait for the peer to connect."""
+    certificate: str
+    """The peer's TLS certificate (pinned: the only one accepted)."""
+    signing_key: str
+    """The peer's Ed25519 public key, hex (pinned)."""
+
+
+class Api(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8400
+
+
+class Disclosure(_Section):
+    """What the node may reveal about its own assets when the peer asks, without a human."""
+
+    reveal_mission: bool = True
+    reveal_armed: bool = True
+    reveal_intent: bool = True
+    reveal_identity: bool = True
+    position_precision_m: int = Field(default=1000, ge=0, le=1_000_000)
+    match_tolerance_m: int = Field(default=25_000, ge=1, le=1_000_000)
+
+
+class Limits(_Section):
+    """Per-peer bounds: a flood meets these, never unbounded memory."""
+
+    frames_per_s: int = Field(default=5000, ge=1)
+    burst: int = Field(default=10_000, ge=1)
+    max_pending_log: int = Field(default=100_000, ge=100)
+    event_history: int = Field(default=2000, ge=10, le=1_000_000)
+    max_open_clarifications: int = Field(default=1000, ge=1)
+
+
+class NodeConfig(_Section):
+    side: SideName
+    keys_dir: str = "keys"
+    data_dir: str = "data"
+    policy: str | None = None
+    heartbeat_ms: int = Field(default=1000, ge=10, le=60_000)
+    query_ttl_ms: int = Field(default=2000, ge=10, le=3_600_000)
+    listen: Listen | None = None
+    peer: Peer
+    api: Api = Api()
+    disclosure: Disclosure = Disclosure()
+    limits: Limits = Limits()
+
+    base: Path = Path(".")
+
+    def path(self, value: str) -> Path:
+        """A path from the file, relative to the file's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else self.base / p
+
+
+_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+def _toml_lines(text: str) -> LineMap:
+    lines: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(line)
+        if header:
+            table = tuple(header.group(1).split("."))
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            lines.setdefault((*table, key.group(1)), number)
+    return LineMap(lines)
+
+
+def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise NodeConfigError(
+            f"not valid TOML: {exc}", source, int(match.group(1)) if match else None
+        ) from None
+    if "base" in data:
+        line = _toml_lines(text).line_of(("base",))
+        raise NodeConfigError("'base' is not a setting", source, line)
+    config = validate(NodeConfig, data, _toml_lines(text), source, NodeConfigError)
+    return config.model_copy(update={"base": base})
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NodeConfigError(
+            f"cannot read the node configuration: {exc.strerror}", str(path)
+        ) from None
+    return parse_node_config(text, str(path), path.parent)

@@ -1,0 +1,206 @@
+"""A node's identity: an Ed25519 signing key for messages and a pinned TLS certificate.
+
+`clearline keys init DIR --side NAME` writes, for side NAME:
+
+    NAME.signing.key   32-byte Ed25519 seed, hex (owner-only: 0600)
+    NAME.signing.pub   the public key, hex (give it to the peer)
+    NAME.tls.key       TLS private key, PEM, ECDSA P-256 (0600)
+    NAME.tls.crt       self-signed TLS certificate, PEM (give it to the peer)
+
+There are no certificate authorities: each node trusts exactly the peer
+certificate and the peer signing key named in its configuration.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from clearline.errors import KeyMaterialError
+from clearline.protocol.signing import Ed25519Signer, Ed25519Verifier
+
+
+def _paths(folder: Path, side: str) -> dict[str, Path]:
+    return {
+        "signing_key": folder / f"{side}.signing.key",
+        "signing_pub": folder / f"{side}.signing.pub",
+        "tls_key": folder / f"{side}.tls.key",
+        "tls_crt": folder / f"{side}.tls.crt",
+    }
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def init_keys(
+    folder: Path,
+    side: str,
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    days: int = 365,
+    force: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Path]:
+    """Create a side's keys and certificate in `folder`; refuses to overwrite unless `force`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = _paths(folder, side)
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not force:
+        raise KeyMaterialError(f"{existing[0]} exists; pass --force to replace {side}'s keys")
+    for p in existing:
+        p.unlink()
+    signer = Ed25519Signer(os.urandom(32))
+    _write_private(paths["signing_key"], signer.seed.hex().encode() + b"\n")
+    paths["signing_pub"].write_text(signer.public_key.hex() + "\n")
+
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    _write_private(
+        paths["tls_key"],
+        tls_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+    start = now or dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"clearline {side}")])
+    alt_names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            alt_names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(tls_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start - dt.timedelta(minutes=5))
+        .not_valid_after(start + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(tls_key, hashes.SHA256())
+    )
+    paths["tls_crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return paths
+
+
+def _read(path: Path, what: str, private: bool) -> bytes:
+    try:
+        info = path.stat()
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyMaterialError(f"{what} {path} is missing") from None
+    except OSError as exc:
+        raise KeyMaterialError(f"{what} {path} cannot be read: {exc.strerror}") from None
+    if private and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyMaterialError(
+            f"{what} {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}); "
+            "expected 600: chmod 600 it"
+        )
+    return data
+
+
+def load_signer(path: Path) -> Ed25519Signer:
+    text = _read(path, "signing key", private=True).decode("ascii", "replace").strip()
+    try:
+        seed = bytes.fromhex(text)
+    except ValueError:
+        raise KeyMaterialError(f"signing key {path}: expected 64 hex digits") from None
+    if len(seed) != 32:
+        raise KeyMaterialError(f"signing key {path}: expected 32 bytes, got {len(seed)}")
+    return Ed25519Signer(seed)
+
+
+def load_verifier(path: Path) -> Ed25519Verifier:
+    text = _read(path, "peer signing key", private=False).decode("ascii", "replace").strip()
+    try:
+        public = bytes.fromhex(text)
+    except ValueError:
+        raise KeyMaterialError(f"peer signing key {path}: expected 64 hex digits") from None
+    if len(public) != 32:
+        raise KeyMaterialError(f"peer signing key {path}: expected 32 bytes, got {len(public)}")
+    return Ed25519Verifier(public)
+
+
+def load_certificate(path: Path, now: dt.datetime | None = None) -> x509.Certificate:
+    data = _read(path, "certificate", private=False)
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        raise KeyMaterialError(f"certificate {path} is not a PEM certificate: {exc}") from None
+    moment = now or dt.datetime.now(dt.UTC)
+    if moment > cert.not_valid_after_utc:
+        raise KeyMaterialError(
+            f"certificate {path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    if moment < cert.not_valid_before_utc:
+        raise KeyMaterialError(
+            f"certificate {path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    return cert
+
+
+def fingerprint(cert_der: bytes) -> str:
+    return hashlib.sha256(cert_der).hexdigest()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a node loads at start: its own keys, and the peer's pinned certificate and key."""
+
+    side: str
+    signer: Ed25519Signer
+    tls_key: Path
+    tls_crt: Path
+    peer_side: str
+    peer_verifier: Ed25519Verifier
+    peer_crt: Path
+    peer_fingerprint: str
+
+
+def load_identity(
+    keys_dir: Path, side: str, peer_side: str, peer_crt: Path, peer_signing_pub: Path
+) -> Identity:
+    paths = _paths(keys_dir, side)
+    signer = load_signer(paths["signing_key"])
+    own = load_certificate(paths["tls_crt"])
+    key_data = _read(paths["tls_key"], "TLS key", private=True)
+    try:
+        tls_key = serialization.load_pem_private_key(key_data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError(f"TLS key {paths['tls_key']} cannot be loaded: {exc}") from None
+    own_public = own.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key_public = tls_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if own_public != key_public:
+        raise KeyMaterialError(
+            f"TLS key {paths['tls_key']} does not match certificate {paths['tls_crt']}"
+        )
+    peer = load_certificate(peer_crt)
+    return Identity(
+        side,
+        signer,
+        paths["tls_key"],
+        paths["tls_crt"],
+        peer_side,
+        load_verifier(peer_signing_pub),
+        peer_crt,
+        fingerprint(peer.public_bytes(serialization.Encoding.DER)),
+    )

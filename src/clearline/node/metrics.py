@@ -1,0 +1,89 @@
+"""Prometheus metrics of one node (its own registry, so tests can run two nodes in a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+)
+
+
+class NodeMetrics:
+    def __init__(self, side: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"side": side}
+        self.link_state = Gauge(
+            "clearline_link_state",
+            "Hotline link: 0 down, 1 degraded, 2 up",
+            registry=self.registry,
+        )
+        self.rtt = Histogram(
+            "clearline_heartbeat_rtt_seconds",
+            "Heartbeat round trip",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.clarification = Histogram(
+            "clearline_clarification_seconds",
+            "Query to answer or expiry",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.messages = Counter(
+            "clearline_messages",
+            "Signed messages by direction and kind",
+            ["direction", "kind"],
+            registry=self.registry,
+        )
+        self.rejections = Counter(
+            "clearline_rejections",
+            "Frames the session rejected, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "clearline_refusals",
+            "Connections refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.log_entries = Gauge(
+            "clearline_log_entries",
+            "Entries committed to the log",
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "clearline_log_commit_seconds",
+            "One group commit (one fsync)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.commit_batch = Histogram(
+            "clearline_log_commit_batch",
+            "Entries per group commit",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=self.registry,
+        )
+        self.info = Gauge("clearline_node_info", "This node", ["side"], registry=self.registry)
+        self.info.labels(**labels).set(1)
+
+    def committed(self, entries: int, seconds: float) -> None:
+        self.commit_seconds.observe(seconds)
+        self.commit_batch.observe(entries)
+        self.log_entries.inc(entries)

@@ -1,0 +1,597 @@
+"""The hotline node: the foundation's Session over mutual TLS 1.3, driven by asyncio.
+
+One node serves one side. It listens for its peer, dials it, or both; whichever
+connection is established first carries the session, and a second is refused.
+The sans-I/O Session does all protocol work; this module moves bytes, keeps the
+clock, runs the timers, logs every signed message through the group-committing
+log writer, answers the peer's queries from its own side's asset registry, and
+tells the local API what happened.
+
+What each side can rely on, and when (docs/node.md has the long form):
+
+- An Answer is acted on as soon as it is verified; it is logged at the same
+  time, without waiting for the disk, because the latency path must not carry
+  an fsync. It is *reported as logged* (API `logged_index`) only after commit.
+- A gate decision is returned by the API only after its signed record is
+  committed.
+- A Checkpoint sent to the peer names only entries already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from clearline.config import default_policy, load_policy
+from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.errors import ClearlineError, LogStoreError
+from clearline.gate import Gate, GateDecision, ProposedAction
+from clearline.node.config import NodeConfig
+from clearline.node.keys import Identity, fingerprint, load_identity
+from clearline.node.logwriter import LogWriter
+from clearline.node.metrics import NodeMetrics
+from clearline.protocol.events import (
+    ClarificationAnswered,
+    ClarificationExpired,
+    Closed,
+    CloseReason,
+    Event,
+    HandshakeComplete,
+    LinkState,
+    LinkStateChanged,
+    MessageReceived,
+    MessageSent,
+    Rejected,
+    RoundTrip,
+)
+from clearline.protocol.messages import (
+    Answer,
+    AssetRecord,
+    Checkpoint,
+    Decision,
+    Intent,
+    Micros,
+    Position,
+    Query,
+    Telemetry,
+    TrackReport,
+)
+from clearline.protocol.session import Session, SessionConfig
+
+log = logging.getLogger("clearline.node")
+
+READ_SIZE = 65_536
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
+"""A peer that stops reading is cut off once this much is waiting for it."""
+
+
+def wall_us() -> Micros:
+    return time.time_ns() // 1000
+
+
+@dataclass
+class Outcome:
+    """How a clarification ended, for the API."""
+
+    query_seq: int | None
+    outcome: str
+    answer: Answer | None = None
+    elapsed_us: Micros | None = None
+    reason: str = ""
+    logged_index: int | None = None
+
+
+@dataclass
+class _TokenBucket:
+    rate: float
+    burst: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def take(self, n: float) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < n:
+            return False
+        self.tokens -= n
+        return True
+
+
+class Link:
+    """One authenticated TLS connection and the Session running over it."""
+
+    def __init__(
+        self,
+        node: Node,
+        session: Session,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
+        self.node = node
+        self.session = session
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at: Micros | None = None
+        self.bucket = _TokenBucket(node.config.limits.frames_per_s, node.config.limits.burst)
+        self.closed = asyncio.Event()
+
+    def pump(self) -> None:
+        node = self.node
+        session = self.session
+        while (event := session.next_event()) is not None:
+            node.handle(self, event)
+        data = session.data_to_send()
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+            transport = self.writer.transport
+            if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+                node.refuse(self.peer, "peer is not reading (write buffer over 4 MiB)")
+                self.abort()
+                return
+        if session.closed:
+            self.abort()
+            return
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if deadline == self.timer_at:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.timer_at = deadline
+        if deadline is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (deadline - wall_us()) / 1e6)
+        self.timer = loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        self.timer_at = None
+        if self.session.closed:
+            return
+        self.session.handle_timer(wall_us())
+        self.pump()
+
+    async def run(self) -> None:
+        try:
+            while not self.session.closed:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    break
+                # A frame is at least a few bytes: charge a read by its size in small frames.
+                if not self.bucket.take(max(1.0, len(data) / 256)):
+                    self.node.refuse(self.peer, "rate limit: the peer sends faster than allowed")
+                    break
+                self.session.receive_data(data, wall_us())
+                self.pump()
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            log.info("connection to %s lost: %s", self.peer, exc)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.session.closed:
+            self.session.close(wall_us(), CloseReason.LOCAL, "connection ended")
+            while (event := self.session.next_event()) is not None:
+                self.node.handle(self, event)
+        if not self.writer.is_closing():
+            self.writer.close()
+        self.closed.set()
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.side = config.side
+        self.peer_side = config.peer.side
+        self.identity: Identity = load_identity(
+            config.path(config.keys_dir),
+            config.side,
+            config.peer.side,
+            config.path(config.peer.certificate),
+            config.path(config.peer.signing_key),
+        )
+        self.policy = load_policy(config.path(config.policy)) if config.policy else default_policy()
+        self.gate = Gate(self.policy)
+        data_dir = config.path(config.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = data_dir / f"{config.side.lower()}.db"
+        self.metrics = NodeMetrics(config.side)
+        self.log = LogWriter(
+            self.log_path,
+            self.identity.signer,
+            config.side,
+            config.limits.max_pending_log,
+            self.metrics.committed,
+        )
+        self.assets: dict[str, OwnAsset] = {}
+        self.peer_assets: dict[str, AssetRecord] = {}
+        self.link: Link | None = None
+        self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
+        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._waiters: dict[int, asyncio.Future[Outcome]] = {}
+        self._query_tracks: dict[int, str] = {}
+        self._received_logged: dict[int, asyncio.Future[int]] = {}
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.started_at = wall_us()
+        self.api_port: int | None = None
+        self.listen_port: int | None = None
+
+    # -- TLS -------------------------------------------------------------------
+
+    def _context(self, server: bool) -> ssl.SSLContext:
+        purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
+        context = ssl.create_default_context(purpose, cafile=str(self.identity.peer_crt))
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(str(self.identity.tls_crt), str(self.identity.tls_key))
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = False  # pinned: the exact certificate, not a name
+        return context
+
+    def _pinned(self, writer: asyncio.StreamWriter) -> str | None:
+        """None if the peer presented exactly the pinned certificate, else why not."""
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is None:
+            return "no client certificate"
+        if fingerprint(der) != self.identity.peer_fingerprint:
+            return f"certificate {fingerprint(der)[:16]} is not the pinned one"
+        return None
+
+    def refuse(self, peer: str, reason: str) -> None:
+        log.warning("refused %s: %s", peer, reason)
+        self.metrics.refusals.labels(reason=reason.split(":")[0][:40]).inc()
+        self.emit({"kind": "refused", "peer": peer, "reason": reason})
+
+    # -- connections -------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = writer.get_extra_info("peername")[:2]
+        peer = f"{host}:{port}"
+        try:
+            await asyncio.wait_for(writer.start_tls(self._context(server=True)), timeout=10)
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.refuse(peer, f"TLS handshake failed: {_tls_reason(exc)}")
+            writer.close()
+            return
+        await self._serve(reader, writer, peer)
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
+        reason = self._pinned(writer)
+        if reason is not None:
+            self.refuse(peer, reason)
+            writer.close()
+            return
+        if self.link is not None:
+            self.refuse(peer, "a session with the peer is already up")
+            writer.close()
+            return
+        config = SessionConfig(
+            self.side,
+            self.peer_side,
+            self.policy.hash,
+            heartbeat_interval_us=self.config.heartbeat_ms * 1000,
+            degraded_after_us=self.config.heartbeat_ms * 2500,
+            down_after_us=self.config.heartbeat_ms * 5000,
+        )
+        session = Session(config, self.identity.signer, self.identity.peer_verifier)
+        link = Link(self, session, reader, writer, peer)
+        self.link = link
+        self.emit({"kind": "connected", "peer": peer})
+        session.start(wall_us(), os.urandom(16))
+        link.pump()
+        try:
+            await link.run()
+        finally:
+            if self.link is link:
+                self.link = None
+            self.gate.set_link(LinkState.DOWN)
+            self.metrics.link_state.set(0)
+            for seq, future in list(self._waiters.items()):
+                if not future.done():
+                    future.set_result(Outcome(seq, "expired", reason="link lost"))
+            self._waiters.clear()
+            self.emit({"kind": "disconnected", "peer": peer})
+
+    async def _dial_forever(self, host: str, port: int) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            if self.link is None:
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(
+                            host, port, ssl=self._context(server=False), server_hostname=None
+                        ),
+                        timeout=10,
+                    )
+                except (ssl.SSLError, OSError, TimeoutError) as exc:
+                    self.emit(
+                        {
+                            "kind": "dial-failed",
+                            "peer": f"{host}:{port}",
+                            "reason": _tls_reason(exc),
+                        }
+                    )
+                else:
+                    backoff = 0.2
+                    await self._serve(reader, writer, f"{host}:{port}")
+                    continue
+            delay = backoff * (0.5 + random.random())  # jitter: two nodes never march in step
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
+    # -- events ---------------------------------------------------------------
+
+    def emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("at", wall_us())
+        event.setdefault("side", self.side)
+        self.events.append(event)
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.subscribers.discard(queue)  # a slow reader is dropped, not buffered forever
+
+    def handle(self, link: Link, event: Event) -> None:
+        if isinstance(event, MessageSent | MessageReceived):
+            self._logged(event)
+            if isinstance(event, MessageReceived):
+                self._received(link, event)
+        elif isinstance(event, ClarificationAnswered):
+            self._finish(
+                event.query_seq,
+                Outcome(event.query_seq, "answered", event.answer, event.elapsed_us),
+            )
+            self.metrics.clarification.labels(outcome="answered").observe(event.elapsed_us / 1e6)
+        elif isinstance(event, ClarificationExpired):
+            self._finish(event.query_seq, Outcome(event.query_seq, "expired", reason="deadline"))
+            self.metrics.clarification.labels(outcome="expired").observe(0)
+        elif isinstance(event, LinkStateChanged):
+            self.gate.set_link(event.current)
+            self.metrics.link_state.set({"down": 0, "degraded": 1, "up": 2}[event.current.value])
+            self.emit({"kind": "link", "state": event.current.value})
+        elif isinstance(event, RoundTrip):
+            self.metrics.rtt.observe(event.rtt_us / 1e6)
+            self.emit({"kind": "rtt", "rtt_us": event.rtt_us})
+        elif isinstance(event, Rejected):
+            self.metrics.rejections.labels(reason=event.reason.value).inc()
+            self.emit({"kind": "rejected", "reason": event.reason.value, "detail": event.detail})
+        elif isinstance(event, HandshakeComplete):
+            self.emit(
+                {
+                    "kind": "handshake",
+                    "session": event.session_id.hex(),
+                    "peer_policy": event.peer_policy_hash.hex(),
+                }
+            )
+        elif isinstance(event, Closed):
+            self.emit({"kind": "closed", "reason": event.reason.value, "detail": event.detail})
+
+    def _logged(self, event: MessageSent | MessageReceived) -> None:
+        message = event.message
+        direction = "sent" if isinstance(event, MessageSent) else "received"
+        kind = type(message.body).__name__.lower()
+        self.metrics.messages.labels(direction=direction, kind=kind).inc()
+        try:
+            future = self.log.append(event.cose)
+        except LogStoreError as exc:
+            # Nothing may pass unlogged: with the disk this far behind, the link stops.
+            if self.link is not None:
+                self.refuse(self.link.peer, f"log back-pressure: {exc}")
+                self.link.session.close(wall_us(), CloseReason.LOCAL, "log back-pressure")
+            return
+        if isinstance(event, MessageReceived) and isinstance(message.body, Answer):
+            self._received_logged[message.body.query_seq] = future
+        self.emit(
+            {
+                "kind": "message",
+                "direction": direction,
+                "type": kind,
+                "seq": message.seq,
+                "sent_at": message.sent_at,
+                "bytes": len(event.cose),
+                "verified": True,
+            }
+        )
+
+    def _received(self, link: Link, event: MessageReceived) -> None:
+        body = event.message.body
+        if isinstance(body, Query):
+            answer = self.answer(event.message.seq, body)
+            link.session.send(answer, wall_us())
+        elif isinstance(body, Telemetry):
+            for record in body.assets[: self.config.limits.event_history]:
+                self.peer_assets[record.asset_id] = record
+            while len(self.peer_assets) > self.config.limits.event_history:
+                self.peer_assets.pop(next(iter(self.peer_assets)))
+
+    def _finish(self, seq: int, outcome: Outcome) -> None:
+        track = self._query_tracks.pop(seq, None)
+        if track is not None:
+            self.gate.close_clarification(track)
+        future = self._waiters.pop(seq, None)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+        self.emit(
+            {
+                "kind": "clarification",
+                "query_seq": seq,
+                "outcome": outcome.outcome,
+                "elapsed_us": outcome.elapsed_us,
+                "track": track,
+            }
+        )
+
+    # -- what the local API calls ---------------------------------------------------
+
+    def answer(self, seq: int, query: Query) -> Answer:
+        """Answer from our registry, revealing only what the disclosure policy allows."""
+        disclosure = self.config.disclosure
+        found = match(query.track, list(self.assets.values()), disclosure.match_tolerance_m)
+        full = truthful_answer(seq, found)
+        position = full.position
+        if position is not None and disclosure.position_precision_m > 0:
+            step = max(1, round(disclosure.position_precision_m / 0.111))  # µdeg per metre
+            position = Position(
+                round(position.lat_e6 / step) * step,
+                round(position.lon_e6 / step) * step,
+                position.alt_m,
+            )
+        return Answer(
+            seq,
+            full.claim,
+            full.mission if disclosure.reveal_mission else None,
+            full.armed if disclosure.reveal_armed else None,
+            full.intent if disclosure.reveal_intent else None,
+            position,
+            full.asset_id if disclosure.reveal_identity else None,
+        )
+
+    async def clarify(self, track: TrackReport, ttl_ms: int | None = None) -> Outcome:
+        link = self.link
+        if link is None or link.session.session_id is None or link.session.closed:
+            return Outcome(None, "not_sent", reason="the hotline is not up")
+        if len(self._waiters) >= self.config.limits.max_open_clarifications:
+            return Outcome(None, "not_sent", reason="too many open clarifications")
+        now = wall_us()
+        deadline = now + (ttl_ms or self.config.query_ttl_ms) * 1000
+        sent = link.session.send(Query(track, deadline), now)
+        seq = sent.message.seq
+        self.gate.open_clarification(track.track_id, deadline)
+        self._query_tracks[seq] = track.track_id
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiters[seq] = future
+        link.pump()
+        outcome = await future
+        logged = self._received_logged.pop(seq, None)
+        if logged is not None:
+            outcome.logged_index = await logged
+        return outcome
+
+    async def decide(self, action: ProposedAction) -> tuple[GateDecision, int]:
+        now = wall_us()
+        decision = self.gate.propose(action, now)
+        record = Decision(
+            action.action_id,
+            action.actor,
+            action.rung,
+            action.domain,
+            decision.verdict,
+            decision.rule.value,
+            decision.reason,
+            self.policy.hash,
+            action.target,
+            decision.until,
+        )
+        index = await self.log.record(record, now)
+        self.emit(
+            {
+                "kind": "decision",
+                "action": action.action_id,
+                "rung": action.rung,
+                "domain": action.domain,
+                "verdict": decision.verdict.value,
+                "rule": decision.rule.value,
+                "reason": decision.reason,
+                "index": index,
+            }
+        )
+        return decision, index
+
+    def publish(self, records: list[tuple[AssetRecord, Intent]]) -> bool:
+        """Update our registry and tell the peer; True if it went on the link."""
+        for record, intent in records:
+            self.assets[record.asset_id] = OwnAsset(record, intent)
+        link = self.link
+        if link is None or link.session.session_id is None or link.session.closed:
+            return False
+        link.session.send(Telemetry(tuple(r for r, _ in records)), wall_us())
+        link.pump()
+        return True
+
+    async def checkpoint(self) -> int:
+        now = wall_us()
+        index = await self.log.checkpoint(now, self.policy.hash)
+        link = self.link
+        if link is not None and link.session.session_id is not None and not link.session.closed:
+            link.session.send(Checkpoint(self.log.size, self.log.root, self.policy.hash), now)
+            link.pump()
+        return index
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.log.open(self.peer_side, self.identity.peer_verifier.public_key)
+        self.metrics.log_entries.set(self.log.size)
+        if self.config.listen is not None:
+            server = await asyncio.start_server(
+                self._accept, self.config.listen.host, self.config.listen.port
+            )
+            self.listen_port = server.sockets[0].getsockname()[1]
+            self._spawn(self._serve_forever(server))
+        if self.config.peer.address is not None:
+            host, port = self.config.peer.address.rsplit(":", 1)
+            self._spawn(self._dial_forever(host, int(port)))
+        self.emit({"kind": "started", "log_size": self.log.size})
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_forever(self, server: asyncio.Server) -> None:
+        async with server:
+            await self._stop.wait()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stop.wait()
+
+    async def shutdown(self) -> None:
+        """Stop dialing and listening, end the session, flush and checkpoint the log."""
+        self._stop.set()
+        link = self.link
+        if link is not None:
+            link.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, ClearlineError):
+                await task
+        await self.log.close(checkpoint=(wall_us(), self.policy.hash))
+        self.emit({"kind": "stopped", "log_size": self.log.size})
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return exc.reason or str(exc)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,80 @@
+"""`clearline node serve`: one node and its local API in one event loop, stopped by SIGTERM.
+
+On SIGTERM or SIGINT the node stops dialing and listening, ends the session,
+flushes the log writer, seals the log with a signed checkpoint and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from clearline.node.api import build_app
+from clearline.node.config import load_node_config
+from clearline.node.node import Node
+
+log = logging.getLogger("clearline.node")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the node owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(config_path: Path, ready_file: Path | None = None) -> int:
+    config = load_node_config(config_path)
+    node = Node(config)
+    await node.start()
+    api = _ApiServer(
+        uvicorn.Config(
+            build_app(node),
+            host=config.api.host,
+            port=config.api.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    api_task = asyncio.create_task(api.serve())
+    while not api.started:
+        if api_task.done():
+            await api_task  # raises the bind error
+            return 1
+        await asyncio.sleep(0.01)
+    node.api_port = api.servers[0].sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, node.request_stop)
+    ready = {
+        "side": node.side,
+        "api": f"http://{config.api.host}:{node.api_port}",
+        "listen": node.listen_port,
+        "log": str(node.log_path),
+    }
+    log.warning("node %s ready: %s", node.side, json.dumps(ready))
+    if ready_file is not None:
+        ready_file.write_text(json.dumps(ready))
+    await node.wait_stopped()
+    await node.shutdown()
+    api.should_exit = True
+    await api_task
+    log.warning("node %s stopped; log %s has %d entries", node.side, node.log_path, node.log.size)
+    return 0
+
+
+def main(config_path: Path, ready_file: Path | None = None) -> int:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+    )
+    return asyncio.run(serve(config_path, ready_file))
