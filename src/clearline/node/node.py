@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import random
+import socket
 import ssl
 import time
 from collections import deque
@@ -238,6 +239,7 @@ class Node:
         self.started_at = wall_us()
         self.api_port: int | None = None
         self.listen_port: int | None = None
+        self._listener: socket.socket | None = None
 
     # -- TLS -------------------------------------------------------------------
 
@@ -267,15 +269,31 @@ class Node:
 
     # -- connections -------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
-        peer = f"{host}:{port}"
+    async def _accept_forever(self, listener: socket.socket) -> None:
+        """Accept TCP, then do the TLS handshake ourselves, so a failed one can be named.
+
+        (asyncio.start_server(ssl=...) drops failed handshakes silently; and upgrading
+        a stream after accepting races with the client's first bytes.)"""
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            connection, address = await loop.sock_accept(listener)
+            self._spawn(self._accept(connection, f"{address[0]}:{address[1]}"))
+
+    async def _accept(self, connection: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_SIZE)
         try:
-            await asyncio.wait_for(writer.start_tls(self._context(server=True)), timeout=10)
+            transport, protocol = await loop.connect_accepted_socket(
+                lambda: asyncio.StreamReaderProtocol(reader),
+                connection,
+                ssl=self._context(server=True),
+                ssl_handshake_timeout=10,
+            )
         except (ssl.SSLError, OSError, TimeoutError) as exc:
             self.refuse(peer, f"TLS handshake failed: {_tls_reason(exc)}")
-            writer.close()
+            connection.close()
             return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self._serve(reader, writer, peer)
 
     async def _serve(
@@ -381,6 +399,10 @@ class Node:
         elif isinstance(event, Rejected):
             self.metrics.rejections.labels(reason=event.reason.value).inc()
             self.emit({"kind": "rejected", "reason": event.reason.value, "detail": event.detail})
+            if link.session.session_id is None and not link.session.closed:
+                # Before the handshake completes, a bad Hello means the wrong peer, not noise.
+                self.refuse(link.peer, f"hello refused ({event.reason.value}): {event.detail}")
+                link.session.close(wall_us(), CloseReason.LOCAL, "peer failed the handshake")
         elif isinstance(event, HandshakeComplete):
             self.emit(
                 {
@@ -549,11 +571,13 @@ class Node:
         await self.log.open(self.peer_side, self.identity.peer_verifier.public_key)
         self.metrics.log_entries.set(self.log.size)
         if self.config.listen is not None:
-            server = await asyncio.start_server(
-                self._accept, self.config.listen.host, self.config.listen.port
+            listener = socket.create_server(
+                (self.config.listen.host, self.config.listen.port), reuse_port=False
             )
-            self.listen_port = server.sockets[0].getsockname()[1]
-            self._spawn(self._serve_forever(server))
+            listener.setblocking(False)
+            self._listener = listener
+            self.listen_port = listener.getsockname()[1]
+            self._spawn(self._accept_forever(listener))
         if self.config.peer.address is not None:
             host, port = self.config.peer.address.rsplit(":", 1)
             self._spawn(self._dial_forever(host, int(port)))
@@ -564,10 +588,6 @@ class Node:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_forever(self, server: asyncio.Server) -> None:
-        async with server:
-            await self._stop.wait()
-
     def request_stop(self) -> None:
         self._stop.set()
 
@@ -577,6 +597,8 @@ class Node:
     async def shutdown(self) -> None:
         """Stop dialing and listening, end the session, flush and checkpoint the log."""
         self._stop.set()
+        if self._listener is not None:
+            self._listener.close()
         link = self.link
         if link is not None:
             link.abort()
@@ -589,9 +611,18 @@ class Node:
         self.emit({"kind": "stopped", "log_size": self.log.size})
 
 
+_TLS_REASONS = {
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client presented no certificate",
+    "CERTIFICATE_VERIFY_FAILED": "certificate verification failed: not the pinned certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the peer does not accept our certificate",
+    "WRONG_VERSION_NUMBER": "not TLS",
+}
+
+
 def _tls_reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
+        code = exc.reason or ""
+        return _TLS_REASONS.get(code, code.lower().replace("_", " ") or str(exc))
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__

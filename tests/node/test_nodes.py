@@ -1,0 +1,204 @@
+"""Two real node processes over mutual TLS: clarify, log, verify; refuse whoever is not the peer."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import ssl
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clearline.cli import main
+from clearline.config import default_policy
+from clearline.node.keys import load_signer, load_verifier
+from clearline.protocol.messages import Heartbeat
+from clearline.protocol.session import Session, SessionConfig
+from tests.node.harness import NodeProcess, make_keys, start_node, tls_client, write_config
+
+SWARM = {
+    "asset_id": "PRC-RS-7",
+    "kind": "recon_swarm",
+    "mission": "reconnaissance",
+    "armed": False,
+    "intent": "withdrawing",
+    "position": {"lat": 24.1, "lon": 122.4, "alt_m": 1500},
+}
+SIGHTING = {
+    "track_id": "T-0417",
+    "position": {"lat": 24.13, "lon": 122.38, "alt_m": 1400},
+    "looks_like": "strike_package",
+    "count": 24,
+}
+
+
+@contextlib.contextmanager
+def running(*nodes: NodeProcess) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for node in nodes:
+            if node.process.poll() is None:
+                node.process.kill()
+
+
+@pytest.fixture
+def prc(tmp_path: Path) -> Iterator[NodeProcess]:
+    make_keys(tmp_path, "US", "PRC")
+    node = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(node):
+        yield node
+
+
+def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> None:
+    us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+    with running(us):
+        link = us.wait_link("up")
+        assert link["session_id"] == prc.wait_link("up")["session_id"]
+        with prc.client() as client:
+            published = client.post("/v1/telemetry", json={"assets": [SWARM]}).json()
+        assert published["sent_to_peer"] is True
+        with us.client() as client:
+            result = client.post("/v1/observations", json=SIGHTING).json()
+            assert result["outcome"] == "answered", result
+            assert result["answer"]["claim"] == "ours"
+            assert result["answer"]["asset_id"] == "PRC-RS-7"
+            assert result["answer"]["intent"] == "withdrawing"
+            assert 0 < result["elapsed_ms"] < 1000
+            assert isinstance(result["logged_index"], int)
+            unknown = client.post(
+                "/v1/observations",
+                json={**SIGHTING, "track_id": "T-9", "position": {"lat": 10.0, "lon": 10.0}},
+            ).json()
+            assert unknown["answer"]["claim"] == "not_ours"
+            decision = client.post(
+                "/v1/actions", json={"action_id": "A1", "rung": "strike", "domain": "nuclear-c2"}
+            ).json()
+            assert decision["verdict"] == "deny"
+            assert decision["rule"] == "excluded-domain"
+            proof = client.get(f"/v1/log/proof/{result['logged_index']}").json()
+            assert proof["size"] > result["logged_index"]
+            metrics = client.get("/metrics").text
+            assert 'clearline_messages_total{direction="received",kind="answer"} 2.0' in metrics
+            assert "clearline_link_state 2.0" in metrics
+        assert us.stop() == 0
+        assert prc.stop() == 0
+    for node in (us, prc):
+        verified = CliRunner().invoke(main, ["log", "verify", str(node.log)])
+        assert verified.exit_code == 0, verified.output
+        assert "answer 2" in verified.output and "query 2" in verified.output
+        assert "signed checkpoints" in verified.output
+
+
+def _refused(node: NodeProcess, fragment: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in node.events("refused"):
+            if fragment in str(event["reason"]):
+                return str(event["reason"])
+        time.sleep(0.05)
+    raise AssertionError(f"no refusal mentioning {fragment!r}: {node.events('refused')}")
+
+
+def _attempt(port: int, keys: Path, data: bytes, cert: Path | None = None) -> None:
+    """Connect (with `cert` and its key, if any), send, read until the node hangs up."""
+    key = cert.with_suffix(".key") if cert is not None else None
+    with (
+        contextlib.suppress(OSError, ssl.SSLError),
+        tls_client(port, keys / "PRC.tls.crt", cert, key) as sock,
+    ):
+        sock.sendall(data)
+        while sock.recv(65536):
+            pass
+
+
+def test_refusals_are_logged_and_the_node_keeps_serving(tmp_path: Path, prc: NodeProcess) -> None:
+    keys = tmp_path / "keys"
+    assert prc.listen is not None
+    # 1. no client certificate
+    _attempt(prc.listen, keys, b"hello")
+    _refused(prc, "no certificate")
+    # 2. a certificate that is not the pinned one
+    rogue = make_keys(tmp_path / "rogue", "US")
+    _attempt(prc.listen, keys, b"hello", rogue / "US.tls.crt")
+    _refused(prc, "not the pinned certificate")
+    # 3. the pinned certificate, but a signing key that is not the pinned one
+    wrong = tmp_path / "wrong"
+    make_keys(wrong, "US")
+    for name in ("US.tls.crt", "US.tls.key"):
+        (wrong / "keys" / name).write_bytes((keys / name).read_bytes())
+    (wrong / "keys" / "US.tls.key").chmod(0o600)
+    for name in ("PRC.tls.crt", "PRC.signing.pub"):
+        (wrong / "keys" / name).write_bytes((keys / name).read_bytes())
+    impostor = start_node(write_config(wrong, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+    with running(impostor):
+        reason = _refused(prc, "hello refused")
+        assert "unknown_key" in reason or "signature" in reason
+        impostor.stop()
+    # 4. garbage and an oversized frame from the pinned certificate
+    _attempt(prc.listen, keys, b"\x00\x00\x00\x05garbage-not-cbor", keys / "US.tls.crt")
+    _attempt(prc.listen, keys, struct.pack(">I", 10_000_000) + b"x" * 100, keys / "US.tls.crt")
+    deadline = time.monotonic() + 10
+    while not any(e["reason"] == "frame_error" for e in prc.events("closed")):
+        assert time.monotonic() < deadline, prc.events("closed")
+        time.sleep(0.05)
+    # and the real peer still gets through
+    us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+    with running(us):
+        us.wait_link("up")
+        with us.client() as client:
+            assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
+        assert us.stop() == 0
+    assert prc.stop() == 0
+
+
+def _rss_kib(node: NodeProcess) -> int:
+    status = Path(f"/proc/{node.process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+
+
+def test_a_flooding_peer_meets_the_rate_limit_with_bounded_memory(tmp_path: Path) -> None:
+    """An authenticated peer that floods valid signed messages is cut off by the per-peer
+    rate limit; the node's memory stays put and it keeps serving."""
+    keys = make_keys(tmp_path, "US", "PRC")
+    prc = start_node(
+        write_config(
+            tmp_path, "PRC", "US", listen=True, extra="[limits]\nframes_per_s = 500\nburst = 1000"
+        )
+    )
+    with running(prc):
+        assert prc.listen is not None
+        baseline = _rss_kib(prc)
+        session = Session(
+            SessionConfig("US", "PRC", default_policy().hash),
+            load_signer(keys / "US.signing.key"),
+            load_verifier(keys / "PRC.signing.pub"),
+        )
+        now = time.time_ns() // 1000
+        session.start(now, os.urandom(16))
+        sent = 0
+        with (
+            contextlib.suppress(OSError, ssl.SSLError),
+            tls_client(
+                prc.listen, keys / "PRC.tls.crt", keys / "US.tls.crt", keys / "US.tls.key"
+            ) as sock,
+        ):
+            sock.sendall(session.data_to_send())
+            session.receive_data(sock.recv(65536), now)
+            assert session.session_id is not None, "the handshake did not complete"
+            for _ in range(40):
+                for _ in range(500):
+                    session.send(Heartbeat(), now)
+                sock.sendall(session.data_to_send())
+                sent += 500
+        reason = _refused(prc, "rate limit")
+        assert reason
+        assert sent < 20_000, "the flood was never cut off"
+        assert _rss_kib(prc) - baseline < 64 * 1024, "memory grew by more than 64 MiB"
+        with prc.client() as client:
+            assert client.get("/v1/link").status_code == 200
+        assert prc.stop() == 0
