@@ -39,11 +39,36 @@ def main() -> None:
     show_default=True,
     help="Episodes per arm of the closing Monte Carlo (0 skips it).",
 )
-def demo(out: Path | None, delay_ms: float, episodes: int) -> None:
-    """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo."""
+@click.option(
+    "--virtual",
+    is_flag=True,
+    help="Run scene 1 in one process under the simulator's virtual clock instead of two "
+    "live nodes.",
+)
+@click.option("--headless", is_flag=True, help="Open no page (for scripts and tests).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(0, 86_400),
+    default=0.0,
+    help="Keep the live nodes up this many seconds after the scene (heartbeats keep flowing).",
+)
+def demo(
+    out: Path | None,
+    delay_ms: float,
+    episodes: int,
+    virtual: bool,
+    headless: bool,
+    duration: float,
+) -> None:
+    """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo.
+
+    Scene 1 starts two node processes (US and PRC) with fresh keys, connected over mutual
+    TLS through a delay proxy, and drives them through their local APIs in real time.
+    """
     from clearline.demo import run_demo
 
-    sys.exit(run_demo(out, delay_ms, click.echo, episodes))
+    del headless  # the operator console (a later addition) is the only page there is to open
+    sys.exit(run_demo(out, delay_ms, click.echo, episodes, live=not virtual, duration_s=duration))
 
 
 @main.group()

@@ -340,25 +340,53 @@ def monte_carlo(episodes: int, say: Printer) -> None:
     say("  More: clearline sim run recon-swarm --episodes 100000; clearline sim report DIR")
 
 
+def _live(where: Path, delay_ms: float, say: Printer, duration_s: float) -> HotlineResult:
+    from clearline.node.scene import run_live_scene
+
+    live = run_live_scene(where, delay_ms, say, duration_s)
+    for side, code in live.exit_codes.items():
+        say(f"  {side} node stopped on SIGTERM, exit code {code}; log flushed and checkpointed")
+    return HotlineResult(
+        live.reports,
+        round(live.clarification_ms * MS) if live.clarification_ms is not None else None,
+        live.fired,
+        live.logs,
+    )
+
+
 def run_demo(
-    out: Path | None, delay_ms: float, say: Printer, monte_carlo_episodes: int = 400
+    out: Path | None,
+    delay_ms: float,
+    say: Printer,
+    monte_carlo_episodes: int = 400,
+    live: bool = True,
+    duration_s: float = 0.0,
 ) -> int:
     delay_us = int(delay_ms * MS)
     with tempfile.TemporaryDirectory(prefix="clearline-demo-") as tmp:
         where = out if out is not None else Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        for stale in where.glob("*.db*"):
+        for stale in [*where.glob("*.db*"), *where.glob("*-data/*.db*")]:
             stale.unlink()
         say(
             "clearline demo: a PRC reconnaissance swarm meets a US defensive node whose model "
             "reads it as a strike swarm."
         )
-        say(
-            f"Link: in-memory, {delay_ms:g} ms one way (Washington-Beijing fibre is about 55 ms). "
-            "Time is virtual.\n"
-        )
+        if live:
+            say(
+                f"Link: two node processes on loopback, through a proxy adding {delay_ms:g} ms "
+                "each way (Washington-Beijing fibre is about 55 ms). Real time.\n"
+            )
+        else:
+            say(
+                f"Link: in-memory, {delay_ms:g} ms one way (Washington-Beijing fibre is about "
+                "55 ms). Time is virtual.\n"
+            )
         say("Scene 1 - with the hotline and the action gate")
-        result = scene_with_hotline(where, delay_us, say)
+        if live:
+            result = _live(where, delay_ms, say, duration_s)
+        else:
+            result = scene_with_hotline(where, delay_us, say)
         say("")
         say("Scene 2 - the same sighting, no hotline and no gate")
         policy = default_policy()
@@ -406,7 +434,7 @@ def run_demo(
                 f"{report.checkpoints} signed checkpoints, root {report.root[:16]}... verified"
             )
         if out is not None:
-            say(f"  kept in {where}; try: clearline log verify {where / 'us.db'}")
+            say(f"  kept in {where}; try: clearline log verify {result.log_paths['US']}")
     if monte_carlo_episodes > 0:
         say("")
         monte_carlo(monte_carlo_episodes, say)

@@ -10,33 +10,52 @@ from click.testing import CliRunner
 from clearline.cli import main
 
 
-def test_demo_walks_the_scene_and_verifies_logs(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path)])
+def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["demo", "--out", str(tmp_path), "--headless", "--duration", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     out = result.output
+    assert "mutual TLS 1.3 with pinned certificates" in out
     assert "gate: HOLD intercept-uncrewed (hotline-hold" in out
-    assert "Answer q2: ours, reconnaissance, withdrawing, unarmed" in out
-    assert "round trip 110.0 ms" in out
+    assert "Answer: ours, reconnaissance, withdrawing, armed=False (PRC-RS-7)" in out
     assert "intercept-uncrewed CANCELLED" in out
-    assert "first human decision" in out
+    assert "after 0.5 s: link up, heartbeat round trip" in out
+    assert out.count("exit code 0; log flushed and checkpointed") == 2
+    measured = float(out.split("verified in ")[1].split(" ms")[0])
+    assert 110.0 <= measured < 1000.0, "the path adds 55 ms each way"
     assert out.count("... verified") == 2
     assert "Monte Carlo - the canonical scenario (recon-swarm), 400 episodes per arm" in out
     for arm in ("none", "analog", "hotline", "hotline+gate", "gate"):
         assert f"\n  {arm} " in out
     for side in ("us", "prc"):
-        ok = CliRunner().invoke(main, ["log", "verify", str(tmp_path / f"{side}.db")])
+        ok = CliRunner().invoke(
+            main, ["log", "verify", str(tmp_path / f"{side}-data" / f"{side}.db")]
+        )
         assert ok.exit_code == 0, ok.output
         assert ok.output.startswith("OK ")
 
 
+def test_virtual_demo_walks_the_scene_exactly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["demo", "--virtual", "--out", str(tmp_path), "--episodes", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Answer q2: ours, reconnaissance, withdrawing, unarmed" in out
+    assert "round trip 110.0 ms" in out
+    assert "intercept-uncrewed CANCELLED" in out
+    assert "first human decision" in out
+
+
 def test_demo_delay_changes_round_trip(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--delay-ms", "37", "--episodes", "0"])
+    result = CliRunner().invoke(main, ["demo", "--virtual", "--delay-ms", "37", "--episodes", "0"])
     assert result.exit_code == 0, result.output
     assert "round trip 74.0 ms" in result.output
 
 
 def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
-    CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--episodes", "0"])
+    CliRunner().invoke(main, ["demo", "--virtual", "--out", str(tmp_path), "--episodes", "0"])
     db = sqlite3.connect(tmp_path / "us.db")
     data = bytearray(db.execute("SELECT data FROM entries WHERE idx=4").fetchone()[0])
     data[40] ^= 0x01
@@ -49,7 +68,7 @@ def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:
 
 
 def test_log_export_and_policy_check(tmp_path: Path) -> None:
-    CliRunner().invoke(main, ["demo", "--out", str(tmp_path), "--episodes", "0"])
+    CliRunner().invoke(main, ["demo", "--virtual", "--out", str(tmp_path), "--episodes", "0"])
     result = CliRunner().invoke(
         main, ["log", "export", str(tmp_path / "prc.db"), str(tmp_path / "x")]
     )

@@ -1,0 +1,5 @@
+"""`python -m clearline`: the command line."""
+
+from clearline.cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The live demo scene: two node processes over mutual TLS, driven through their local APIs.
+
+Fresh keys in a temporary folder; the PRC node listens, the US node dials it
+through a delay proxy standing for the Washington-Beijing path; the scene runs
+in real time and every number printed is measured by the nodes themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clearline.doctrine.responses import fuse, propose_rung
+from clearline.log.store import VerifyReport, verify_log
+from clearline.node.keys import init_keys
+from clearline.node.proxy import DelayProxy
+from clearline.protocol.messages import Answer, Claim, Intent, Mission
+
+Printer = Callable[[str], None]
+START_TIMEOUT_S = 30.0
+MODEL_MISREAD_SCORE = 0.83
+TRUST_IN_PEER = 0.85
+
+SWARM = {
+    "asset_id": "PRC-RS-7",
+    "kind": "recon_swarm",
+    "mission": "reconnaissance",
+    "armed": False,
+    "intent": "withdrawing",
+    "position": {"lat": 24.1, "lon": 122.4, "alt_m": 1500},
+}
+SIGHTING = {
+    "track_id": "T-0417",
+    "position": {"lat": 24.13, "lon": 122.38, "alt_m": 1400},
+    "looks_like": "strike_package",
+    "count": 24,
+    "heading_deg": 95,
+    "speed_mps": 60,
+}
+
+
+def _config(side: str, peer: str, listen: bool, address: str | None) -> str:
+    lines = [f'side = "{side}"', 'keys_dir = "keys"', f'data_dir = "{side.lower()}-data"']
+    if listen:
+        lines += ["[listen]", 'host = "127.0.0.1"', "port = 0"]
+    lines += [
+        "[peer]",
+        f'side = "{peer}"',
+        f'certificate = "keys/{peer}.tls.crt"',
+        f'signing_key = "keys/{peer}.signing.pub"',
+    ]
+    if address is not None:
+        lines.append(f'address = "{address}"')
+    lines += ["[api]", 'host = "127.0.0.1"', "port = 0"]
+    return "\n".join(lines) + "\n"
+
+
+def _answer(data: dict[str, Any]) -> Answer:
+    """The API's JSON answer back as the protocol's Answer, for the doctrine to weigh."""
+    return Answer(
+        0,
+        Claim(data["claim"]),
+        Mission(data["mission"]) if data["mission"] else None,
+        data["armed"],
+        Intent(data["intent"]) if data["intent"] else None,
+    )
+
+
+@dataclass
+class _Running:
+    side: str
+    process: asyncio.subprocess.Process
+    api: str
+    listen: int | None
+    log: Path
+    stderr: Path
+
+    async def stop(self) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout=30)
+
+
+async def _start(folder: Path, side: str, config: str) -> _Running:
+    path = folder / f"{side.lower()}.toml"
+    path.write_text(config)
+    ready = folder / f"{side.lower()}.ready"
+    stderr = folder / f"{side.lower()}.stderr"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "clearline",
+        "node",
+        "serve",
+        "--config",
+        str(path),
+        "--ready-file",
+        str(ready),
+        cwd=folder,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=stderr.open("wb"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not (ready.exists() and ready.read_text()):
+        if process.returncode is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            raise RuntimeError(f"the {side} node did not start:\n{stderr.read_text()}")
+        await asyncio.sleep(0.05)
+    info = json.loads(ready.read_text())
+    return _Running(side, process, info["api"], info["listen"], Path(info["log"]), stderr)
+
+
+async def _wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        link: dict[str, Any] = (await client.get("/v1/link")).json()
+        if link["state"] == "up" and link["session_id"]:
+            return link
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the link did not come up: {link}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class LiveResult:
+    clarification_ms: float | None
+    held: bool
+    fired: bool
+    reports: dict[str, VerifyReport]
+    logs: dict[str, Path]
+    exit_codes: dict[str, int]
+
+
+async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: float) -> LiveResult:
+    keys = folder / "keys"
+    for side in ("US", "PRC"):
+        init_keys(keys, side, force=True)
+    prc = await _start(folder, "PRC", _config("PRC", "US", listen=True, address=None))
+    assert prc.listen is not None
+    proxy = DelayProxy("127.0.0.1", prc.listen, delay_ms / 1000)
+    us: _Running | None = None
+    try:
+        port = await proxy.start()
+        us = await _start(
+            folder, "US", _config("US", "PRC", listen=False, address=f"127.0.0.1:{port}")
+        )
+        async with (
+            httpx.AsyncClient(base_url=us.api, timeout=30) as us_api,
+            httpx.AsyncClient(base_url=prc.api, timeout=30) as prc_api,
+        ):
+            link = await _wait_up(us_api)
+            await _wait_up(prc_api)
+            say(
+                f"  two node processes, mutual TLS 1.3 with pinned certificates; "
+                f"session {link['session_id'][:16]}..."
+            )
+            say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
+            began = time.monotonic()
+
+            def note(side: str, text: str) -> None:
+                say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
+
+            published = (await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})).json()
+            note(
+                "PRC",
+                f"own systems publish PRC-RS-7 (recon swarm, withdrawing) to the "
+                f"node's registry; sent to peer: {published['sent_to_peer']}",
+            )
+            rung = propose_rung(MODEL_MISREAD_SCORE)
+            note("US", "sensor: track T-0417, 24 small UAS, heading 95, 60 m/s")
+            note(
+                "US",
+                f"model: strike_package (threat {MODEL_MISREAD_SCORE:.2f}; truth: "
+                f"recon_swarm) -> propose {rung}",
+            )
+            asked = asyncio.create_task(us_api.post("/v1/observations", json=SIGHTING))
+            note("US", "hotline -> Query: is T-0417 yours?")
+            await asyncio.sleep(min(0.02, delay_ms / 4000))
+            held = (
+                await us_api.post(
+                    "/v1/actions",
+                    json={
+                        "action_id": "US-A1",
+                        "rung": rung,
+                        "domain": "air",
+                        "target": "T-0417",
+                    },
+                )
+            ).json()
+            note(
+                "US",
+                f"gate: {held['verdict'].upper()} {rung} ({held['rule']}: "
+                f"{held['reason']}); record {held['logged_index']} committed",
+            )
+            result = (await asked).json()
+            fired = False
+            clarification = None
+            if result["outcome"] == "answered":
+                answer = result["answer"]
+                clarification = result["elapsed_ms"]
+                note(
+                    "US",
+                    f"hotline <- Answer: {answer['claim']}, {answer['mission']}, "
+                    f"{answer['intent']}, armed={answer['armed']} ({answer['asset_id']});"
+                    f" verified in {clarification:.1f} ms; logged as entry "
+                    f"{result['logged_index']}",
+                )
+                fused = fuse(MODEL_MISREAD_SCORE, _answer(answer), TRUST_IN_PEER)
+                new_rung = propose_rung(fused)
+                stand = (
+                    await us_api.post(
+                        "/v1/actions",
+                        json={
+                            "action_id": "US-A2",
+                            "rung": new_rung,
+                            "domain": "air",
+                            "target": "T-0417",
+                        },
+                    )
+                ).json()
+                note(
+                    "US",
+                    f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
+                    f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); "
+                    f"{rung} CANCELLED",
+                )
+            else:
+                note("US", f"clarification {result['outcome']}: {result['reason']}")
+                retry = (
+                    await us_api.post(
+                        "/v1/actions",
+                        json={
+                            "action_id": "US-A3",
+                            "rung": rung,
+                            "domain": "air",
+                            "target": "T-0417",
+                        },
+                    )
+                ).json()
+                fired = retry["verdict"] == "allow"
+                note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
+            if duration_s > 0:
+                await asyncio.sleep(duration_s)
+                rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
+                note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
+            for api in (us_api, prc_api):
+                await api.post("/v1/log/checkpoint")
+        codes = {"US": await us.stop(), "PRC": await prc.stop()}
+    finally:
+        await proxy.close()
+        for running in (us, prc):
+            if running is not None and running.process.returncode is None:
+                running.process.kill()
+    reports = {}
+    for running in (us, prc):
+        assert running is not None
+        reports[running.side] = verify_log(running.log)
+    return LiveResult(
+        clarification,
+        held["verdict"] == "hold",
+        fired,
+        reports,
+        {"US": us.log, "PRC": prc.log},
+        codes,
+    )
+
+
+def run_live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: float) -> LiveResult:
+    return asyncio.run(live_scene(folder, delay_ms, say, duration_s))
