@@ -515,3 +515,33 @@ def node_serve(config_path: Path, ready_file: Path | None) -> None:
     except ClearlineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+@bench.command("link")
+@click.option("--json", "as_json", is_flag=True, help="Print only the figures as JSON.")
+@click.option(
+    "--rounds",
+    type=click.IntRange(10, 1_000_000),
+    default=2000,
+    show_default=True,
+    help="Round trips for the TCP and gRPC echoes.",
+)
+@click.option("--clarifications", type=click.IntRange(10, 100_000), default=500, show_default=True)
+@click.option(
+    "--records",
+    type=click.IntRange(1000, 100_000_000),
+    default=200_000,
+    show_default=True,
+    help="Telemetry records for the throughput run.",
+)
+def bench_link_command(as_json: bool, rounds: int, clarifications: int, records: int) -> None:
+    """TCP echo, gRPC mTLS echo, clarification through two nodes, telemetry, 55 ms path."""
+    from clearline.node.benchmark import bench_link
+
+    say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    results = bench_link(rounds, clarifications, records, say)
+    if as_json:
+        keep = ("tcp_echo", "grpc_unary", "clarification", "telemetry", "wan")
+        click.echo(json.dumps({k: results[k] for k in keep}))
+        return
+    click.echo(json.dumps(results, indent=2))

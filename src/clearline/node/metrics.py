@@ -63,6 +63,12 @@ class NodeMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.telemetry_records = Counter(
+            "clearline_telemetry_records",
+            "Asset records carried in Telemetry, by direction",
+            ["direction"],
+            registry=self.registry,
+        )
         self.log_entries = Gauge(
             "clearline_log_entries",
             "Entries committed to the log",

@@ -70,6 +70,10 @@ from clearline.protocol.session import Session, SessionConfig
 log = logging.getLogger("clearline.node")
 
 READ_SIZE = 65_536
+TELEMETRY_BATCH_MAX = 350
+"""Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
+TELEMETRY_BATCH_DELAY_S = 0.005
+"""A record waits at most this long for others to share its signature."""
 MAX_WRITE_BUFFER = 4 * 1024 * 1024
 """A peer that stops reading is cut off once this much is waiting for it."""
 
@@ -228,6 +232,8 @@ class Node:
         )
         self.assets: dict[str, OwnAsset] = {}
         self.peer_assets: dict[str, AssetRecord] = {}
+        self._telemetry: list[AssetRecord] = []
+        self._telemetry_timer: asyncio.TimerHandle | None = None
         self.link: Link | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -447,6 +453,7 @@ class Node:
             answer = self.answer(event.message.seq, body)
             link.session.send(answer, wall_us())
         elif isinstance(body, Telemetry):
+            self.metrics.telemetry_records.labels(direction="received").inc(len(body.assets))
             for record in body.assets[: self.config.limits.event_history]:
                 self.peer_assets[record.asset_id] = record
             while len(self.peer_assets) > self.config.limits.event_history:
@@ -546,15 +553,38 @@ class Node:
         return decision, index
 
     def publish(self, records: list[tuple[AssetRecord, Intent]]) -> bool:
-        """Update our registry and tell the peer; True if it went on the link."""
+        """Update our registry and queue the records for the peer; True if the link is up.
+
+        Records are batched: one signed Telemetry carries up to TELEMETRY_BATCH_MAX of
+        them, and none waits more than TELEMETRY_BATCH_DELAY_S for company."""
         for record, intent in records:
             self.assets[record.asset_id] = OwnAsset(record, intent)
         link = self.link
         if link is None or link.session.session_id is None or link.session.closed:
             return False
-        link.session.send(Telemetry(tuple(r for r, _ in records)), wall_us())
-        link.pump()
+        self._telemetry.extend(r for r, _ in records)
+        if len(self._telemetry) >= TELEMETRY_BATCH_MAX:
+            self._flush_telemetry()
+        elif self._telemetry_timer is None:
+            self._telemetry_timer = asyncio.get_running_loop().call_later(
+                TELEMETRY_BATCH_DELAY_S, self._flush_telemetry
+            )
         return True
+
+    def _flush_telemetry(self) -> None:
+        if self._telemetry_timer is not None:
+            self._telemetry_timer.cancel()
+            self._telemetry_timer = None
+        pending, self._telemetry = self._telemetry, []
+        link = self.link
+        if link is None or link.session.session_id is None or link.session.closed:
+            return
+        now = wall_us()
+        for start in range(0, len(pending), TELEMETRY_BATCH_MAX):
+            batch = tuple(pending[start : start + TELEMETRY_BATCH_MAX])
+            link.session.send(Telemetry(batch), now)
+            self.metrics.telemetry_records.labels(direction="sent").inc(len(batch))
+        link.pump()
 
     async def checkpoint(self) -> int:
         now = wall_us()

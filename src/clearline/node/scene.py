@@ -50,7 +50,7 @@ SIGHTING = {
 }
 
 
-def _config(side: str, peer: str, listen: bool, address: str | None) -> str:
+def node_config_text(side: str, peer: str, listen: bool, address: str | None) -> str:
     lines = [f'side = "{side}"', 'keys_dir = "keys"', f'data_dir = "{side.lower()}-data"']
     if listen:
         lines += ["[listen]", 'host = "127.0.0.1"', "port = 0"]
@@ -78,7 +78,7 @@ def _answer(data: dict[str, Any]) -> Answer:
 
 
 @dataclass
-class _Running:
+class RunningNode:
     side: str
     process: asyncio.subprocess.Process
     api: str
@@ -92,7 +92,7 @@ class _Running:
         return await asyncio.wait_for(self.process.wait(), timeout=30)
 
 
-async def _start(folder: Path, side: str, config: str) -> _Running:
+async def start_node(folder: Path, side: str, config: str) -> RunningNode:
     path = folder / f"{side.lower()}.toml"
     path.write_text(config)
     ready = folder / f"{side.lower()}.ready"
@@ -120,10 +120,10 @@ async def _start(folder: Path, side: str, config: str) -> _Running:
             raise RuntimeError(f"the {side} node did not start:\n{stderr.read_text()}")
         await asyncio.sleep(0.05)
     info = json.loads(ready.read_text())
-    return _Running(side, process, info["api"], info["listen"], Path(info["log"]), stderr)
+    return RunningNode(side, process, info["api"], info["listen"], Path(info["log"]), stderr)
 
 
-async def _wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, Any]:
+async def wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         link: dict[str, Any] = (await client.get("/v1/link")).json()
@@ -148,21 +148,21 @@ async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: fl
     keys = folder / "keys"
     for side in ("US", "PRC"):
         init_keys(keys, side, force=True)
-    prc = await _start(folder, "PRC", _config("PRC", "US", listen=True, address=None))
+    prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
     assert prc.listen is not None
     proxy = DelayProxy("127.0.0.1", prc.listen, delay_ms / 1000)
-    us: _Running | None = None
+    us: RunningNode | None = None
     try:
         port = await proxy.start()
-        us = await _start(
-            folder, "US", _config("US", "PRC", listen=False, address=f"127.0.0.1:{port}")
+        us = await start_node(
+            folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{port}")
         )
         async with (
             httpx.AsyncClient(base_url=us.api, timeout=30) as us_api,
             httpx.AsyncClient(base_url=prc.api, timeout=30) as prc_api,
         ):
-            link = await _wait_up(us_api)
-            await _wait_up(prc_api)
+            link = await wait_up(us_api)
+            await wait_up(prc_api)
             say(
                 f"  two node processes, mutual TLS 1.3 with pinned certificates; "
                 f"session {link['session_id'][:16]}..."

@@ -77,4 +77,6 @@ def main(config_path: Path, ready_file: Path | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
     )
+    # The log's commit thread must not hold the event loop off for the default 5 ms.
+    sys.setswitchinterval(0.0002)
     return asyncio.run(serve(config_path, ready_file))
