@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -71,6 +71,11 @@ class BoolCodec:
 class TextCodec:
     max_length: int
     pattern: str | None = None
+    _compiled: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.pattern is not None:
+            object.__setattr__(self, "_compiled", re.compile(self.pattern))
 
     def encode(self, value: str, path: str) -> object:
         return self.decode(value, path)
@@ -78,7 +83,7 @@ class TextCodec:
     def decode(self, obj: object, path: str) -> str:
         if type(obj) is not str or len(obj) > self.max_length:
             raise _fail(path, self.describe(), obj)
-        if self.pattern is not None and re.fullmatch(self.pattern, obj) is None:
+        if self._compiled is not None and self._compiled.fullmatch(obj) is None:
             raise _fail(path, self.describe(), obj)
         return obj
 
@@ -113,6 +118,10 @@ class BytesCodec:
 @dataclass(frozen=True, slots=True)
 class EnumCodec(Generic[E]):
     enum: type[E]
+    _members: dict[str, E] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._members.update((m.value, m) for m in self.enum)
 
     def encode(self, value: E, path: str) -> object:
         if not isinstance(value, self.enum):
@@ -120,12 +129,10 @@ class EnumCodec(Generic[E]):
         return value.value
 
     def decode(self, obj: object, path: str) -> E:
-        if type(obj) is not str:
+        member = self._members.get(obj) if type(obj) is str else None
+        if member is None:
             raise _fail(path, self.describe(), obj)
-        try:
-            return self.enum(obj)
-        except ValueError:
-            raise _fail(path, self.describe(), obj) from None
+        return member
 
     def describe(self) -> str:
         return "one of " + ", ".join(repr(m.value) for m in self.enum)
@@ -165,6 +172,14 @@ class Field:
     key: str
     codec: Codec[Any]
     optional: bool = False
+    suffix: str = field(default="", init=False, repr=False, compare=False)
+    """What this field adds to an error's path (kept, so decoding builds no strings)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "suffix", "." + self.key)
+
+
+_ABSENT = object()
 
 
 class Structure:
@@ -186,6 +201,10 @@ S = TypeVar("S", bound=Structure)
 @dataclass(frozen=True, slots=True)
 class StructCodec(Generic[S]):
     cls: type[S]
+    _known: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_known", frozenset(f.key for f in self.cls.FIELDS))
 
     def encode(self, value: S, path: str) -> object:
         if not isinstance(value, self.cls):
@@ -197,14 +216,14 @@ class StructCodec(Generic[S]):
                 if not f.optional:
                     raise MessageError("required field is missing", field=f"{path}.{f.key}")
                 continue
-            out[f.key] = f.codec.encode(item, f"{path}.{f.key}")
+            out[f.key] = f.codec.encode(item, path + f.suffix)
         value.check(path)
         return out
 
     def decode(self, obj: object, path: str) -> S:
         if not isinstance(obj, Mapping):
             raise _fail(path, self.describe(), obj)
-        known = {f.key for f in self.cls.FIELDS}
+        known = self._known
         for key in obj:
             if key not in known:
                 raise MessageError(
@@ -212,12 +231,13 @@ class StructCodec(Generic[S]):
                 )
         kwargs: dict[str, object] = {}
         for f in self.cls.FIELDS:
-            if f.key in obj:
-                kwargs[f.attr] = f.codec.decode(obj[f.key], f"{path}.{f.key}")
+            item = obj.get(f.key, _ABSENT)
+            if item is not _ABSENT:
+                kwargs[f.attr] = f.codec.decode(item, path + f.suffix)
             elif f.optional:
                 kwargs[f.attr] = None
             else:
-                raise MessageError("required field is missing", field=f"{path}.{f.key}")
+                raise MessageError("required field is missing", field=path + f.suffix)
         value = self.cls(**kwargs)
         value.check(path)
         return value
