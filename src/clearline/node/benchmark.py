@@ -72,7 +72,12 @@ def tcp_echo(rounds: int) -> dict[str, float]:
 
 
 def grpc_unary(rounds: int, keys: Path) -> dict[str, float]:
-    import grpc
+    try:
+        import grpc
+    except ImportError:
+        raise RuntimeError(
+            "the gRPC comparison needs grpcio: pip install 'clearline[bench]'"
+        ) from None
 
     def echo(request: bytes, context: Any) -> bytes:
         return request
@@ -239,7 +244,10 @@ async def _telemetry(
             response.raise_for_status()
 
     await asyncio.gather(*(worker() for _ in range(4)))
-    while await received() - before < records:
+    deadline = time.perf_counter() + 300
+    while (got := await received() - before) < records:
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"only {got:.0f} of {records} telemetry records arrived")
         await asyncio.sleep(0.002)
     # Received means verified; committed follows within one group commit: wait for it.
     await us_api.post("/v1/log/checkpoint")

@@ -134,11 +134,14 @@ class Link:
         self.timer_at: Micros | None = None
         self.bucket = _TokenBucket(node.config.limits.frames_per_s, node.config.limits.burst)
         self.closed = asyncio.Event()
+        self.frames = 0
 
     def pump(self) -> None:
         node = self.node
         session = self.session
         while (event := session.next_event()) is not None:
+            if isinstance(event, MessageReceived | Rejected):
+                self.frames += 1
             node.handle(self, event)
         data = session.data_to_send()
         if data and not self.writer.is_closing():
@@ -181,12 +184,13 @@ class Link:
                 data = await self.reader.read(READ_SIZE)
                 if not data:
                     break
-                # A frame is at least a few bytes: charge a read by its size in small frames.
-                if not self.bucket.take(max(1.0, len(data) / 256)):
+                self.session.receive_data(data, wall_us())
+                self.frames = 0
+                self.pump()
+                # Charge what the peer made us verify: one token per frame.
+                if self.frames and not self.bucket.take(self.frames):
                     self.node.refuse(self.peer, "rate limit: the peer sends faster than allowed")
                     break
-                self.session.receive_data(data, wall_us())
-                self.pump()
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("connection to %s lost: %s", self.peer, exc)
         finally:

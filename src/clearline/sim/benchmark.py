@@ -31,7 +31,12 @@ class SimPyClock:
     """The Clock interface on a simpy.Environment, one process per scheduled callback."""
 
     def __init__(self) -> None:
-        import simpy
+        try:
+            import simpy
+        except ImportError:
+            raise RuntimeError(
+                "the SimPy comparison needs simpy: pip install 'clearline[bench]'"
+            ) from None
 
         self._simpy = simpy
         self.env = simpy.Environment()
