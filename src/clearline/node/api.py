@@ -155,8 +155,9 @@ def build_app(node: Any) -> FastAPI:
         }
 
     @app.post("/v1/observations")
-    async def observe(observation: Observation) -> ClarificationOut:
-        """Ask the peer about a track; returns when it is answered or expires."""
+    async def observe(observation: Observation, durable: bool = False) -> ClarificationOut:
+        """Ask the peer about a track; returns as soon as the signed answer is verified (or the
+        query expires). With `durable=true`, waits until the answer is committed to the log."""
         track = TrackReport(
             observation.track_id,
             observation.position.position(),
@@ -166,7 +167,7 @@ def build_app(node: Any) -> FastAPI:
             observation.heading_deg,
             observation.speed_mps,
         )
-        outcome = await node.clarify(track, observation.ttl_ms)
+        outcome = await node.clarify(track, observation.ttl_ms, durable)
         return ClarificationOut(
             query_seq=outcome.query_seq,
             outcome=outcome.outcome,

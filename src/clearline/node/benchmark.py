@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvloop
 
 from clearline.node.keys import init_keys
 from clearline.node.proxy import DelayProxy
@@ -187,7 +188,7 @@ async def _pair(folder: Path, delay_ms: float) -> Any:
 
 
 async def _clarifications(
-    us_api: httpx.AsyncClient, prc_api: httpx.AsyncClient, rounds: int
+    us_api: httpx.AsyncClient, prc_api: httpx.AsyncClient, rounds: int, durable: bool = False
 ) -> tuple[list[float], list[float]]:
     await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})
     await asyncio.sleep(0.05)
@@ -195,9 +196,13 @@ async def _clarifications(
     inner: list[float] = []
     for i in range(rounds + 20):
         began = time.perf_counter()
-        result = (await us_api.post("/v1/observations", json=SIGHTING)).json()
+        result = (
+            await us_api.post(
+                "/v1/observations", params={"durable": str(durable).lower()}, json=SIGHTING
+            )
+        ).json()
         took = (time.perf_counter() - began) * 1e6
-        if result["outcome"] != "answered" or result["logged_index"] is None:
+        if result["outcome"] != "answered" or (durable and result["logged_index"] is None):
             raise RuntimeError(f"clarification {i} did not complete: {result}")
         if i >= 20:
             outer.append(took)
@@ -274,6 +279,8 @@ def bench_link(
                 outer, inner = await _clarifications(us_api, prc_api, clarifications)
                 out["clarification"] = percentiles(outer)
                 out["clarification_protocol"] = percentiles(inner)
+                outer, _ = await _clarifications(us_api, prc_api, clarifications, durable=True)
+                out["clarification_durable"] = percentiles(outer)
                 say("d. telemetry throughput ...")
                 out["records_per_s"] = await _telemetry(prc_api, us_api, records, 250)
             async with _pair(folder / "wan", 55.0) as (us_api, prc_api):
@@ -285,7 +292,7 @@ def bench_link(
 
         (folder / "loopback").mkdir()
         (folder / "wan").mkdir()
-        measured = asyncio.run(nodes())
+        measured = uvloop.run(nodes())
         say("   raw SQLite baseline ...")
         row_bytes = 110
         raw = sqlite_raw(200_000, row_bytes, 250, folder)
@@ -294,6 +301,7 @@ def bench_link(
         "grpc_unary": grpc_figures,
         "clarification": measured["clarification"],
         "clarification_protocol": measured["clarification_protocol"],
+        "clarification_durable": measured["clarification_durable"],
         "telemetry": {
             "records_per_s": round(measured["records_per_s"], 1),
             "sqlite_raw_rows_per_s": round(raw, 1),

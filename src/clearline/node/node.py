@@ -505,7 +505,11 @@ class Node:
             full.asset_id if disclosure.reveal_identity else None,
         )
 
-    async def clarify(self, track: TrackReport, ttl_ms: int | None = None) -> Outcome:
+    async def clarify(
+        self, track: TrackReport, ttl_ms: int | None = None, durable: bool = False
+    ) -> Outcome:
+        """Ask the peer about `track`. Returns when the answer is verified (it is logged at
+        the same time, off the latency path); with `durable`, only once it is committed."""
         link = self.link
         if link is None or link.session.session_id is None or link.session.closed:
             return Outcome(None, "not_sent", reason="the hotline is not up")
@@ -523,7 +527,10 @@ class Node:
         outcome = await future
         logged = self._received_logged.pop(seq, None)
         if logged is not None:
-            outcome.logged_index = await logged
+            if durable:
+                outcome.logged_index = await logged
+            elif logged.done() and not logged.exception():
+                outcome.logged_index = logged.result()
         return outcome
 
     async def decide(self, action: ProposedAction) -> tuple[GateDecision, int]:

@@ -186,7 +186,9 @@ async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: fl
                 f"model: strike_package (threat {MODEL_MISREAD_SCORE:.2f}; truth: "
                 f"recon_swarm) -> propose {rung}",
             )
-            asked = asyncio.create_task(us_api.post("/v1/observations", json=SIGHTING))
+            asked = asyncio.create_task(
+                us_api.post("/v1/observations", params={"durable": "true"}, json=SIGHTING)
+            )
             note("US", "hotline -> Query: is T-0417 yours?")
             await asyncio.sleep(min(0.02, delay_ms / 4000))
             held = (
