@@ -84,9 +84,20 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
             assert decision["rule"] == "excluded-domain"
             proof = client.get(f"/v1/log/proof/{result['logged_index']}").json()
             assert proof["size"] > result["logged_index"]
+            ours = client.post("/v1/log/checkpoint").json()
+            seen = client.get("/v1/log/checkpoints").json()
+            assert seen["US"][-1]["size"] == ours["index"]
+            assert seen["US"][-1]["log_index"] == ours["index"]
             metrics = client.get("/metrics").text
             assert 'clearline_messages_total{direction="received",kind="answer"} 3.0' in metrics
             assert "clearline_link_state 2.0" in metrics
+        deadline = time.monotonic() + 10
+        with prc.client() as client:
+            while not client.get("/v1/log/checkpoints").json()["US"]:
+                assert time.monotonic() < deadline, "the PRC node never saw the US checkpoint"
+                time.sleep(0.05)
+            received = client.get("/v1/log/checkpoints").json()["US"][-1]
+        assert received["root"] == seen["US"][-1]["root"]
         assert us.stop() == 0
         assert prc.stop() == 0
     for node in (us, prc):

@@ -103,6 +103,15 @@ class LogStore:
     def root(self) -> bytes:
         return self._tree.root()
 
+    def root_at(self, size: int) -> bytes:
+        """The root of the first `size` entries (each row keeps the root after it)."""
+        if not 0 <= size <= self.size:
+            raise LogStoreError(f"no tree of size {size}; the log has {self.size} entries")
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        row = self._db.execute("SELECT root FROM entries WHERE idx = ?", (size - 1,)).fetchone()
+        return bytes(row[0])
+
     def add_key(self, side: str, public_key: bytes) -> None:
         kid = Ed25519Verifier(public_key).kid
         with self._transaction():

@@ -276,6 +276,11 @@ def build_app(node: Any) -> FastAPI:
         index = await node.checkpoint()
         return {"index": index, "size": node.log.size, "root": node.log.root.hex()}
 
+    @app.get("/v1/log/checkpoints")
+    async def checkpoints() -> dict[str, Any]:
+        """The latest signed checkpoints: ours (recorded in our log) and the peer's (received)."""
+        return {side: list(entries) for side, entries in node.checkpoints.items()}
+
     @app.get("/v1/log/proof/{index}")
     async def proof(index: int) -> dict[str, Any]:
         """Inclusion proof of entry `index` in the current tree, checked before it is served."""

@@ -75,6 +75,8 @@ TELEMETRY_BATCH_MAX = 350
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 MAX_WRITE_BUFFER = 4 * 1024 * 1024
+CHECKPOINT_HISTORY = 64
+"""Checkpoints kept in memory per side for the API (all of them stay in the log)."""
 """A peer that stops reading is cut off once this much is waiting for it."""
 
 
@@ -236,6 +238,10 @@ class Node:
         )
         self.assets: dict[str, OwnAsset] = {}
         self.peer_assets: dict[str, AssetRecord] = {}
+        self.checkpoints: dict[str, deque[dict[str, Any]]] = {
+            config.side: deque(maxlen=CHECKPOINT_HISTORY),
+            config.peer.side: deque(maxlen=CHECKPOINT_HISTORY),
+        }
         self._telemetry: list[AssetRecord] = []
         self._telemetry_timer: asyncio.TimerHandle | None = None
         self.link: Link | None = None
@@ -456,6 +462,16 @@ class Node:
         if isinstance(body, Query):
             answer = self.answer(event.message.seq, body)
             link.session.send(answer, wall_us())
+        elif isinstance(body, Checkpoint):
+            self.checkpoints[self.peer_side].append(_checkpoint_view(body, event.message.sent_at))
+            self.emit(
+                {
+                    "kind": "checkpoint",
+                    "from": self.peer_side,
+                    "size": body.size,
+                    "root": body.root.hex(),
+                }
+            )
         elif isinstance(body, Telemetry):
             self.metrics.telemetry_records.labels(direction="received").inc(len(body.assets))
             for record in body.assets[: self.config.limits.event_history]:
@@ -600,9 +616,15 @@ class Node:
     async def checkpoint(self) -> int:
         now = wall_us()
         index = await self.log.checkpoint(now, self.policy.hash)
+        # The checkpoint record covers everything before it: size `index`, root at `index`.
+        root = await self.log.call(lambda store: store.root_at(index))
+        self.checkpoints[self.side].append(
+            _checkpoint_view(Checkpoint(index, root, self.policy.hash), now, index)
+        )
+        self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
         link = self.link
         if link is not None and link.session.session_id is not None and not link.session.closed:
-            link.session.send(Checkpoint(self.log.size, self.log.root, self.policy.hash), now)
+            link.session.send(Checkpoint(index, root, self.policy.hash), now)
             link.pump()
         return index
 
@@ -650,6 +672,16 @@ class Node:
                 await task
         await self.log.close(checkpoint=(wall_us(), self.policy.hash))
         self.emit({"kind": "stopped", "log_size": self.log.size})
+
+
+def _checkpoint_view(body: Checkpoint, at: Micros, index: int | None = None) -> dict[str, Any]:
+    return {
+        "size": body.size,
+        "root": body.root.hex(),
+        "policy_hash": body.policy_hash.hex(),
+        "at": at,
+        "log_index": index,
+    }
 
 
 _TLS_REASONS = {
