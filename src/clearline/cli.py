@@ -45,7 +45,13 @@ def main() -> None:
     help="Run scene 1 in one process under the simulator's virtual clock instead of two "
     "live nodes.",
 )
-@click.option("--headless", is_flag=True, help="Open no page (for scripts and tests).")
+@click.option("--headless", is_flag=True, help="Do not open the console in a browser.")
+@click.option(
+    "--pause",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    help="Wait this many seconds after the nodes are up, before the scene (to open the page).",
+)
 @click.option(
     "--duration",
     type=click.FloatRange(0, 86_400),
@@ -58,6 +64,7 @@ def demo(
     episodes: int,
     virtual: bool,
     headless: bool,
+    pause: float,
     duration: float,
 ) -> None:
     """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo.
@@ -67,8 +74,24 @@ def demo(
     """
     from clearline.demo import run_demo
 
-    del headless  # the operator console (a later addition) is the only page there is to open
-    sys.exit(run_demo(out, delay_ms, click.echo, episodes, live=not virtual, duration_s=duration))
+    say = click.echo
+    if not headless and not virtual:
+        say = _opening_console(click.echo)
+    sys.exit(
+        run_demo(out, delay_ms, say, episodes, live=not virtual, duration_s=duration, pause_s=pause)
+    )
+
+
+def _opening_console(echo: Any) -> Any:
+    """Print as usual, and open the console's URL in a browser when the demo prints it."""
+    import webbrowser
+
+    def say(line: str) -> None:
+        echo(line)
+        if line.strip().startswith("console: "):
+            webbrowser.open(line.strip().removeprefix("console: "))
+
+    return say
 
 
 @main.group()
@@ -545,3 +568,36 @@ def bench_link_command(as_json: bool, rounds: int, clarifications: int, records:
         click.echo(json.dumps({k: results[k] for k in keep}))
         return
     click.echo(json.dumps(results, indent=2))
+
+
+@main.command()
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A `sim run` or `sim sweep` results folder to show.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8500,
+    show_default=True,
+    help="0 picks a free port.",
+)
+def console(results: Path | None, host: str, port: int) -> None:
+    """Serve the operator console (the simulation view of RESULTS; live views come from nodes)."""
+    import socket
+
+    import uvicorn
+
+    from clearline.console.server import results_app
+
+    listener = socket.create_server((host, port))
+    chosen = listener.getsockname()[1]
+    page = "sim.html" if results is not None else ""
+    click.echo(f"console: http://{host}:{chosen}/console/{page}", err=False)
+    sys.stdout.flush()
+    uvicorn.Server(uvicorn.Config(results_app(results), log_level="warning")).run(
+        sockets=[listener]
+    )

@@ -340,10 +340,12 @@ def monte_carlo(episodes: int, say: Printer) -> None:
     say("  More: clearline sim run recon-swarm --episodes 100000; clearline sim report DIR")
 
 
-def _live(where: Path, delay_ms: float, say: Printer, duration_s: float) -> HotlineResult:
+def _live(
+    where: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float
+) -> HotlineResult:
     from clearline.node.scene import run_live_scene
 
-    live = run_live_scene(where, delay_ms, say, duration_s)
+    live = run_live_scene(where, delay_ms, say, duration_s, pause_s)
     for side, code in live.exit_codes.items():
         say(f"  {side} node stopped on SIGTERM, exit code {code}; log flushed and checkpointed")
     return HotlineResult(
@@ -361,6 +363,7 @@ def run_demo(
     monte_carlo_episodes: int = 400,
     live: bool = True,
     duration_s: float = 0.0,
+    pause_s: float = 0.0,
 ) -> int:
     delay_us = int(delay_ms * MS)
     with tempfile.TemporaryDirectory(prefix="clearline-demo-") as tmp:
@@ -384,7 +387,7 @@ def run_demo(
             )
         say("Scene 1 - with the hotline and the action gate")
         if live:
-            result = _live(where, delay_ms, say, duration_s)
+            result = _live(where, delay_ms, say, duration_s, pause_s)
         else:
             result = scene_with_hotline(where, delay_us, say)
         say("")

@@ -139,6 +139,19 @@ def build_app(node: Any) -> FastAPI:
         "through the gate, publish telemetry, watch the link and the log.",
     )
 
+    @app.get("/v1/policy")
+    async def policy() -> dict[str, Any]:
+        """The gate policy in force: the ladder, caps and exclusions."""
+        p = node.policy
+        return {
+            "name": p.name,
+            "hash": p.hash.hex(),
+            "ladder": [{"name": r.name, "score": r.score, "kinetic": r.kinetic} for r in p.ladder],
+            "autonomy_cap": p.autonomy_cap,
+            "fail_safe": {"degraded": p.fail_safe.degraded_cap, "down": p.fail_safe.down_cap},
+            "excluded_domains": sorted(p.exclusions),
+        }
+
     @app.get("/v1/link")
     async def link() -> dict[str, Any]:
         """Link state, session, last heartbeat round trip."""
@@ -309,4 +322,7 @@ def build_app(node: Any) -> FastAPI:
         """Prometheus metrics."""
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    from clearline.console.server import mount
+
+    mount(app)
     return app

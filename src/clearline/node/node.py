@@ -537,6 +537,15 @@ class Node:
         seq = sent.message.seq
         self.gate.open_clarification(track.track_id, deadline)
         self._query_tracks[seq] = track.track_id
+        self.emit(
+            {
+                "kind": "query",
+                "query_seq": seq,
+                "track": track.track_id,
+                "looks_like": track.looks_like.value,
+                "deadline_us": deadline,
+            }
+        )
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters[seq] = future
         link.pump()
@@ -565,6 +574,7 @@ class Node:
             decision.until,
         )
         index = await self.log.record(record, now)
+        rung = self.policy.rungs.get(action.rung)
         self.emit(
             {
                 "kind": "decision",
@@ -575,6 +585,11 @@ class Node:
                 "rule": decision.rule.value,
                 "reason": decision.reason,
                 "index": index,
+                "actor": action.actor.value,
+                "target": action.target,
+                "until_us": decision.until,
+                "kinetic": rung.kinetic if rung is not None else False,
+                "rung_index": self.policy.rung_index.get(action.rung),
             }
         )
         return decision, index

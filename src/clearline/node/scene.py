@@ -144,7 +144,9 @@ class LiveResult:
     exit_codes: dict[str, int]
 
 
-async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: float) -> LiveResult:
+async def live_scene(
+    folder: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float = 0.0
+) -> LiveResult:
     keys = folder / "keys"
     for side in ("US", "PRC"):
         init_keys(keys, side, force=True)
@@ -168,6 +170,10 @@ async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: fl
                 f"session {link['session_id'][:16]}..."
             )
             say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
+            say(f"  console: {us.api}/console/?nodes={us.api},{prc.api}")
+            if pause_s > 0:
+                say(f"  (the scene starts in {pause_s:g} s)")
+                await asyncio.sleep(pause_s)
             began = time.monotonic()
 
             def note(side: str, text: str) -> None:
@@ -280,5 +286,7 @@ async def live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: fl
     )
 
 
-def run_live_scene(folder: Path, delay_ms: float, say: Printer, duration_s: float) -> LiveResult:
-    return asyncio.run(live_scene(folder, delay_ms, say, duration_s))
+def run_live_scene(
+    folder: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float = 0.0
+) -> LiveResult:
+    return asyncio.run(live_scene(folder, delay_ms, say, duration_s, pause_s))

@@ -1,0 +1,258 @@
+// The live view: one panel per node, fed by the node's own event stream.
+// Memory in the page is bounded: every list keeps a fixed number of entries.
+"use strict";
+
+const LIMITS = { messages: 2000, shown: 300, decisions: 200, clarifications: 200, rtt: 120 };
+
+function nodesFromUrl() {
+  const param = new URLSearchParams(location.search).get("nodes");
+  if (!param) return [location.origin];
+  return param.split(",").map((u) => u.trim().replace(/\/$/, "")).filter(Boolean);
+}
+
+function pushBounded(list, item, limit) {
+  list.push(item);
+  if (list.length > limit) list.splice(0, list.length - limit);
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+function clockTime(us) {
+  const d = new Date(us / 1000);
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+class NodeView {
+  constructor(base, root) {
+    this.base = base;
+    this.root = root;
+    this.messages = [];
+    this.kinds = new Set();
+    this.decisions = [];
+    this.clarifications = new Map();
+    this.rtt = [[], []];
+    this.policy = null;
+    this.currentRung = "monitor";
+    this.kinetic = 0;
+    this.field = (name) => root.querySelector(`[data-field="${name}"]`);
+    this.field("api").textContent = base;
+    this.field("filter-kind").addEventListener("change", () => this.renderMessages());
+    this.field("filter-dir").addEventListener("change", () => this.renderMessages());
+    root.querySelector('[data-action="verify"]').addEventListener("click", () => this.verify());
+    this.chart = new uPlot(
+      { width: 500, height: 120, legend: { show: false },
+        scales: { x: { time: true } },
+        series: [{}, { label: "rtt ms", stroke: "#1f6feb", width: 2 }],
+        axes: [{ stroke: "#888" }, { stroke: "#888", size: 40 }] },
+      this.rtt, this.field("rtt-chart"));
+    new ResizeObserver(() => {
+      const width = this.field("rtt-chart").clientWidth;
+      if (width > 0) this.chart.setSize({ width, height: 120 });
+    }).observe(this.field("rtt-chart"));
+  }
+
+  async get(path) {
+    const response = await fetch(this.base + path);
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    return response.json();
+  }
+
+  async start() {
+    this.policy = await this.get("/v1/policy");
+    const link = await this.get("/v1/link");
+    this.root.dataset.side = link.side;
+    this.field("side").textContent = link.side;
+    this.renderLink(link);
+    for (const event of (await this.get("/v1/events?limit=2000")).events) this.apply(event);
+    this.renderAll();
+    const stream = new EventSource(this.base + "/v1/events/stream");
+    stream.onmessage = (message) => { this.apply(JSON.parse(message.data)); this.dirty = true; };
+    setInterval(() => { if (this.dirty) { this.dirty = false; this.renderAll(); } }, 150);
+    setInterval(() => this.renderClarifications(), 100);
+    setInterval(async () => {
+      try { this.renderLink(await this.get("/v1/link")); await this.renderLog(); }
+      catch (error) { this.field("link").textContent = "no node"; this.field("link").className = "value state-down"; }
+    }, 1000);
+    await this.renderLog();
+  }
+
+  apply(event) {
+    switch (event.kind) {
+      case "message":
+        pushBounded(this.messages, event, LIMITS.messages);
+        if (!this.kinds.has(event.type)) {
+          this.kinds.add(event.type);
+          const option = document.createElement("option");
+          option.textContent = event.type;
+          this.field("filter-kind").append(option);
+        }
+        break;
+      case "query":
+        this.clarifications.set(event.query_seq, { seq: event.query_seq, track: event.track,
+          deadline: event.deadline_us, state: "open", ms: null });
+        break;
+      case "clarification": {
+        const entry = this.clarifications.get(event.query_seq) ||
+          { seq: event.query_seq, track: event.track, deadline: null };
+        entry.state = event.outcome;
+        entry.ms = event.elapsed_us == null ? null : event.elapsed_us / 1000;
+        this.clarifications.set(event.query_seq, entry);
+        while (this.clarifications.size > LIMITS.clarifications) {
+          this.clarifications.delete(this.clarifications.keys().next().value);
+        }
+        break;
+      }
+      case "decision":
+        pushBounded(this.decisions, event, LIMITS.decisions);
+        if (event.verdict === "allow") {
+          this.currentRung = event.rung;
+          if (event.kinetic) this.kinetic += 1;
+        }
+        break;
+      case "rtt":
+        this.rtt[0].push(event.at / 1e6);
+        this.rtt[1].push(event.rtt_us / 1000);
+        if (this.rtt[0].length > LIMITS.rtt) { this.rtt[0].shift(); this.rtt[1].shift(); }
+        break;
+      default:
+        break;
+    }
+  }
+
+  renderAll() {
+    this.renderMessages();
+    this.renderDecisions();
+    this.renderLadder();
+    this.renderClarifications();
+    this.chart.setData(this.rtt);
+    if (this.rtt[1].length) this.field("rtt").textContent = this.rtt[1][this.rtt[1].length - 1].toFixed(2);
+  }
+
+  renderLink(link) {
+    const el = this.field("link");
+    el.textContent = link.state.toUpperCase();
+    el.className = `value state-${link.state}`;
+    if (link.rtt_ms != null && !this.rtt[1].length) this.field("rtt").textContent = link.rtt_ms.toFixed(2);
+  }
+
+  renderMessages() {
+    const kind = this.field("filter-kind").value;
+    const dir = this.field("filter-dir").value;
+    const shown = this.messages.filter((m) => (!kind || m.type === kind) && (!dir || m.direction === dir));
+    const body = this.field("messages");
+    const rows = shown.slice(-LIMITS.shown).reverse().map((m) => {
+      const tr = document.createElement("tr");
+      tr.dataset.kind = m.type;
+      tr.append(cell(clockTime(m.at)), cell(m.direction === "sent" ? "→ out" : "← in"),
+        cell(m.type), cell(String(m.seq), "num"), cell(m.verified ? "signed ✓" : "unverified", m.verified ? "ok" : "bad"));
+      return tr;
+    });
+    body.replaceChildren(...rows);
+    this.field("message-count").textContent =
+      `${shown.length} shown of ${this.messages.length} kept (newest ${Math.min(shown.length, LIMITS.shown)} listed)`;
+  }
+
+  renderClarifications() {
+    const now = Date.now() * 1000;
+    const rows = [...this.clarifications.values()].reverse().map((c) => {
+      const tr = document.createElement("tr");
+      tr.dataset.seq = c.seq;
+      tr.dataset.state = c.state;
+      let state = c.state;
+      if (c.state === "open" && c.deadline) state = `open, ${Math.max(0, (c.deadline - now) / 1000).toFixed(0)} ms left`;
+      tr.append(cell(`q${c.seq}`), cell(c.track || "-"), cell(state, c.state === "answered" ? "ok" : c.state === "open" ? "held" : "bad"),
+        cell(c.ms == null ? "-" : c.ms.toFixed(1), "num clarification-ms"));
+      return tr;
+    });
+    this.field("clarifications").replaceChildren(...rows);
+    const now_ms = Date.now() * 1000;
+    const holds = this.decisions.filter((d) => d.verdict === "hold" && d.until_us && d.until_us > now_ms
+      && ![...this.clarifications.values()].some((c) => c.track === d.target && c.state !== "open"));
+    const holdsEl = this.field("holds");
+    holdsEl.textContent = String(holds.length);
+    holdsEl.className = "value " + (holds.length ? "held" : "calm");
+    const kineticEl = this.field("kinetic");
+    kineticEl.textContent = this.kinetic ? `${this.kinetic} act${this.kinetic > 1 ? "s" : ""}` : "none";
+    kineticEl.className = "value " + (this.kinetic ? "kinetic" : "calm");
+  }
+
+  renderDecisions() {
+    const rows = this.decisions.slice().reverse().map((d) => {
+      const tr = document.createElement("tr");
+      tr.dataset.verdict = d.verdict;
+      tr.append(cell(d.action), cell(d.rung), cell(d.verdict.toUpperCase(),
+        d.verdict === "allow" ? "ok" : d.verdict === "hold" ? "held" : "bad"), cell(d.rule), cell(d.reason));
+      return tr;
+    });
+    this.field("decisions").replaceChildren(...rows);
+  }
+
+  renderLadder() {
+    if (!this.policy) return;
+    const rungs = this.policy.ladder.map((r) => {
+      const div = document.createElement("div");
+      div.className = "rung" + (r.name === this.currentRung ? " current" : "") + (r.kinetic ? " kin" : "");
+      div.dataset.rung = r.name;
+      div.append(Object.assign(document.createElement("span"), { textContent: r.name }),
+        Object.assign(document.createElement("span"), { textContent: String(r.score), className: "muted" }));
+      if (r.name === this.currentRung) div.setAttribute("aria-current", "step");
+      return div;
+    });
+    this.field("ladder").replaceChildren(...rungs);
+  }
+
+  async renderLog() {
+    const log = await this.get("/v1/log");
+    this.logSize = log.size;
+    this.field("log").textContent = `${log.size} entries, root ${log.root.slice(0, 16)}…`;
+    const checkpoints = await this.get("/v1/log/checkpoints");
+    const parts = Object.entries(checkpoints).map(([side, list]) => {
+      const last = list[list.length - 1];
+      return last ? `${side}: size ${last.size}, root ${last.root.slice(0, 12)}…` : `${side}: none yet`;
+    });
+    this.field("checkpoints").textContent = "latest checkpoints - " + parts.join("; ");
+  }
+
+  async verify() {
+    const out = this.field("proof-result");
+    const index = Number(this.field("proof-index").value);
+    try {
+      const proof = await this.get(`/v1/log/proof/${index}`);
+      const root = await Merkle.rootFromInclusionProof(proof.leaf_hash, proof.index, proof.size, proof.proof);
+      const good = root === proof.root;
+      out.textContent = good
+        ? `entry ${index} is in the tree of ${proof.size} (root ${root.slice(0, 12)}…): verified here`
+        : `proof does not match: got ${root.slice(0, 12)}…, node says ${proof.root.slice(0, 12)}…`;
+      out.className = good ? "ok" : "bad";
+      out.dataset.verified = String(good);
+    } catch (error) {
+      out.textContent = String(error.message || error);
+      out.className = "bad";
+      out.dataset.verified = "false";
+    }
+  }
+}
+
+async function main() {
+  const container = document.getElementById("nodes");
+  const template = document.getElementById("node-template");
+  const views = nodesFromUrl().map((base) => {
+    const panel = template.content.firstElementChild.cloneNode(true);
+    container.append(panel);
+    return new NodeView(base, panel);
+  });
+  setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false }); }, 500);
+  await Promise.all(views.map((v) => v.start().catch((error) => {
+    v.field("link").textContent = "no node";
+    v.field("link").className = "value state-down";
+    console.error(error);
+  })));
+  document.body.dataset.ready = "true";
+}
+
+main();

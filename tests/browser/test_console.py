@@ -1,0 +1,227 @@
+"""The console in a real browser: the live scene on screen, and a simulation result plotted."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clearline.sim.montecarlo import run
+from clearline.sim.scenario import load_scenario
+from clearline.sim.sweep import Axis, sweep
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 60) -> list[str]:
+    """Lines printed by `process` up to and including the first matching `pattern`."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line.rstrip("\n"))
+        if re.search(pattern, line):
+            return seen
+    raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(seen))
+
+
+@pytest.fixture
+def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "clearline",
+            "demo",
+            "--headless",
+            "--pause",
+            "4",
+            "--duration",
+            "4",
+            "--episodes",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    try:
+        lines = _read_until(process, r"console: ")
+        apis = next(line for line in lines if "US API" in line)
+        us_api, prc_api = re.findall(r"http://127\.0\.0\.1:\d+", apis)[:2]
+        url = next(line for line in lines if "console: " in line).split("console: ")[1].strip()
+        yield process, url, us_api, prc_api
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_live_view_shows_the_scene_as_the_nodes_report_it(
+    browser: Any, screenshots: Path, demo: tuple[subprocess.Popen[str], str, str, str]
+) -> None:
+    process, url, us_api, prc_api = demo
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    us = page.locator("section[data-side=US]")
+    prc = page.locator("section[data-side=PRC]")
+    assert us.locator('[data-field="link"]').inner_text() == "UP"
+    assert prc.locator('[data-field="link"]').inner_text() == "UP"
+    # The anomaly appears, is held while queried, and is cleared: all on screen.
+    us.locator('tr[data-verdict="hold"]').wait_for(timeout=20_000)
+    answered = us.locator('tr[data-state="answered"]')
+    answered.wait_for(timeout=20_000)
+    us.locator('tr[data-verdict="allow"]').wait_for(timeout=20_000)
+    assert "intercept-uncrewed" in us.locator('tr[data-verdict="hold"]').inner_text()
+    assert us.locator(".rung.current").get_attribute("data-rung") == "monitor"
+    assert us.locator('[data-field="kinetic"]').inner_text() == "none"
+    # The numbers on screen are the node's own.
+    shown_ms = float(answered.locator(".clarification-ms").inner_text())
+    events = httpx.get(f"{us_api}/v1/events", params={"limit": 10_000}).json()["events"]
+    clarification = next(e for e in events if e["kind"] == "clarification")
+    assert shown_ms == round(clarification["elapsed_us"] / 1000, 1)
+    assert shown_ms >= 110.0, "the demo's path adds 55 ms each way"
+    answers_in = [
+        e
+        for e in events
+        if e["kind"] == "message" and e["type"] == "answer" and e["direction"] == "received"
+    ]
+    page.locator("section[data-side=US] select[data-field=filter-kind]").select_option("answer")
+    rows = us.locator('tbody[data-field="messages"] tr')
+    assert rows.count() == len(answers_in) == 1
+    assert rows.first.get_attribute("data-kind") == "answer"
+    prc_events = httpx.get(f"{prc_api}/v1/events", params={"limit": 10_000}).json()["events"]
+    answers_out = [
+        e
+        for e in prc_events
+        if e["kind"] == "message" and e["type"] == "answer" and e["direction"] == "sent"
+    ]
+    page.locator("section[data-side=PRC] select[data-field=filter-kind]").select_option("answer")
+    assert prc.locator('tbody[data-field="messages"] tr').count() == len(answers_out) == 1
+    # An inclusion proof, checked in the browser with WebCrypto.
+    us.locator('input[data-field="proof-index"]').fill("3")
+    us.locator('button[data-action="verify"]').click()
+    result = us.locator('[data-field="proof-result"]')
+    page.wait_for_function(
+        "el => el.dataset.verified !== undefined", arg=result.element_handle(), timeout=10_000
+    )
+    assert result.get_attribute("data-verified") == "true", result.inner_text()
+    page.screenshot(path=str(screenshots / "console-live.png"), full_page=True)
+    page.close()
+    assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def console_for(tmp_path: Path) -> Iterator[Any]:
+    started: list[subprocess.Popen[str]] = []
+
+    def start(results: Path) -> str:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "clearline",
+                "console",
+                "--results",
+                str(results),
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=ENV,
+        )
+        started.append(process)
+        line = _read_until(process, r"console: ", timeout=30)[-1]
+        return line.split("console: ")[1].strip()
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def _wait_served(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered"
+        time.sleep(0.1)
+
+
+def test_simulation_view_plots_the_summary(
+    browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
+) -> None:
+    out = tmp_path / "run"
+    result = run(load_scenario("recon-swarm"), episodes=300, seed=5, executor="serial", out=out)
+    url = console_for(out)
+    _wait_served(url)
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    for arm, data in result.summary["arms"].items():
+        expected = data["outcomes"]["kinetic_before_human"]["estimate"]
+        point = page.locator(f'#kbh-chart circle[data-arm="{arm}"]')
+        assert float(point.get_attribute("data-estimate")) == expected
+        shown = page.locator(f'#arms tr[data-arm="{arm}"] td[data-outcome="kinetic_before_human"]')
+        assert shown.inner_text().startswith(f"{expected:.3f}")
+    assert page.locator("#survival canvas").count() >= 1
+    assert page.locator("#report-link").get_attribute("href") == "/results/report"
+    report = httpx.get(url.split("/console/")[0] + "/results/report")
+    assert report.status_code == 200 and "recon-swarm" in report.text
+    page.screenshot(path=str(screenshots / "console-sim.png"), full_page=True)
+    page.close()
+
+
+def test_sweep_heatmap_hover_shows_the_cell(
+    browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
+) -> None:
+    out = tmp_path / "sweep"
+    summary = sweep(
+        load_scenario("recon-swarm"),
+        [
+            Axis.parse("network.one_way_ms=5,300"),
+            Axis.parse("sides.US.model.confusion.recon_swarm.strike_package=0.1,0.5"),
+        ],
+        out=out,
+        arms=["none", "hotline"],
+        episodes=60,
+        seed=2,
+        executor="serial",
+    )
+    url = console_for(out)
+    _wait_served(url)
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(url)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    cell = next(c for c in summary["cells"] if c["settings"]["network.one_way_ms"] == 300)
+    o = cell["arms"]["hotline"]["kinetic_before_human"]
+    y = cell["settings"]["sides.US.model.confusion.recon_swarm.strike_package"]
+    title = f"network.one_way_ms=300, sides.US.model.confusion.recon_swarm.strike_package={y}"
+    target = page.locator(f'table.heatmap[data-arm="hotline"] td[title^="{title}"]')
+    target.hover()
+    assert target.get_attribute("title") == (
+        f"{title}: {o['estimate']:.3f} [{o['low']:.3f}, {o['high']:.3f}]"
+    )
+    page.screenshot(path=str(screenshots / "console-sweep.png"), full_page=True)
+    page.close()
+    assert json.loads((out / "sweep.json").read_text())["cells"]
