@@ -121,7 +121,30 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
         "el => el.dataset.verified !== undefined", arg=result.element_handle(), timeout=10_000
     )
     assert result.get_attribute("data-verified") == "true", result.inner_text()
+    # The demo sends a checkpoint from each side at the end of the scene (with a consistency
+    # proof from the previous one when there is one); each panel shows the peer's verdict.
+    peer_view = us.locator('[data-field="checkpoints"] span[data-side="PRC"]')
+    page.wait_for_function(
+        "el => el.dataset.consistency !== undefined",
+        arg=peer_view.element_handle(),
+        timeout=15_000,
+    )
+    assert peer_view.get_attribute("data-consistency") in ("first", "consistent")
     page.screenshot(path=str(screenshots / "console-live.png"), full_page=True)
+    # Thousands of messages: the page keeps and lists a bounded number.
+    counts = page.evaluate(
+        """() => {
+            const view = window.consoleViews[0];
+            for (let i = 0; i < 5000; i++) {
+                view.apply({kind: "message", direction: "received", type: "heartbeat",
+                            seq: 100000 + i, at: Date.now() * 1000, verified: true});
+            }
+            view.field("filter-kind").value = "";
+            view.renderMessages();
+            return [view.messages.length, view.field("messages").children.length];
+        }"""
+    )
+    assert counts == [2000, 300]
     page.close()
     assert process.wait(timeout=60) == 0
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from clearline.cli import main
 from clearline.config import default_policy
 from clearline.node.keys import load_signer, load_verifier
-from clearline.protocol.messages import Heartbeat
+from clearline.protocol.messages import Checkpoint, Heartbeat
 from clearline.protocol.session import Session, SessionConfig
 from tests.node.harness import NodeProcess, make_keys, start_node, tls_client, write_config
 
@@ -91,13 +91,19 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
             metrics = client.get("/metrics").text
             assert 'clearline_messages_total{direction="received",kind="answer"} 3.0' in metrics
             assert "clearline_link_state 2.0" in metrics
+        with us.client() as client:
+            second = client.post("/v1/log/checkpoint").json()
         deadline = time.monotonic() + 10
         with prc.client() as client:
-            while not client.get("/v1/log/checkpoints").json()["US"]:
-                assert time.monotonic() < deadline, "the PRC node never saw the US checkpoint"
+            while len(client.get("/v1/log/checkpoints").json()["US"]) < 2:
+                assert time.monotonic() < deadline, "the PRC node never saw the US checkpoints"
                 time.sleep(0.05)
-            received = client.get("/v1/log/checkpoints").json()["US"][-1]
-        assert received["root"] == seen["US"][-1]["root"]
+            first_seen, second_seen = client.get("/v1/log/checkpoints").json()["US"][-2:]
+        assert first_seen["root"] == seen["US"][-1]["root"]
+        assert first_seen["consistency"] == "first"
+        assert second_seen["size"] == second["index"]
+        assert second_seen["prev_size"] == first_seen["size"]
+        assert second_seen["consistency"] == "consistent"
         assert us.stop() == 0
         assert prc.stop() == 0
     for node in (us, prc):
@@ -221,4 +227,47 @@ def test_a_flooding_peer_meets_the_rate_limit_with_bounded_memory(tmp_path: Path
         assert _rss_kib(prc) - baseline < 64 * 1024, "memory grew by more than 64 MiB"
         with prc.client() as client:
             assert client.get("/v1/link").status_code == 200
+        assert prc.stop() == 0
+
+
+def test_a_peer_showing_two_histories_is_caught(tmp_path: Path) -> None:
+    """Split view: a peer whose second checkpoint does not extend its first is flagged."""
+    keys = make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(prc):
+        assert prc.listen is not None
+        policy = default_policy().hash
+        session = Session(
+            SessionConfig("US", "PRC", policy),
+            load_signer(keys / "US.signing.key"),
+            load_verifier(keys / "PRC.signing.pub"),
+        )
+        now = time.time_ns() // 1000
+        session.start(now, os.urandom(16))
+        with tls_client(
+            prc.listen, keys / "PRC.tls.crt", keys / "US.tls.crt", keys / "US.tls.key"
+        ) as sock:
+            sock.sendall(session.data_to_send())
+            session.receive_data(sock.recv(65536), now)
+            assert session.session_id is not None
+            leaves = [bytes([i]) * 32 for i in range(9)]
+            from clearline.log import merkle
+
+            honest = merkle.root_hash(leaves[:5])
+            forked = merkle.root_hash([b"\xff" * 32, *leaves[1:]])
+            proof = tuple(merkle.consistency_proof(leaves, 5))
+            session.send(Checkpoint(5, honest, policy), now)
+            session.send(Checkpoint(9, forked, policy, 5, proof), now)
+            sock.sendall(session.data_to_send())
+            deadline = time.monotonic() + 10
+            while True:
+                with prc.client() as client:
+                    held = client.get("/v1/log/checkpoints").json()["US"]
+                if len(held) == 2:
+                    break
+                assert time.monotonic() < deadline, held
+                time.sleep(0.05)
+        assert [c["consistency"] for c in held] == ["first", "INCONSISTENT"]
+        with prc.client() as client:
+            assert "clearline_inconsistent_checkpoints_total 1.0" in client.get("/metrics").text
         assert prc.stop() == 0

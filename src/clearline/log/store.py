@@ -54,6 +54,22 @@ class _LeafHashes(Sequence[bytes]):
         return bytes(self.packed[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE])
 
 
+class _Prefix(Sequence[bytes]):
+    """The first `size` leaf hashes of a log, without copying them."""
+
+    def __init__(self, leaves: Sequence[bytes], size: int) -> None:
+        self._leaves = leaves
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        return self._leaves[i]
+
+
 class LogStore:
     """One side's log. The owner's signer seals local records (decisions, checkpoints)."""
 
@@ -152,8 +168,13 @@ class LogStore:
     def inclusion_proof(self, index: int) -> list[bytes]:
         return merkle.inclusion_proof(self._leaves, index)
 
-    def consistency_proof(self, size1: int) -> list[bytes]:
-        return merkle.consistency_proof(self._leaves, size1)
+    def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
+        """Consistency proof from the first `size1` entries to the first `size2` (default all)."""
+        if size2 is None or size2 == self.size:
+            return merkle.consistency_proof(self._leaves, size1)
+        if not 0 <= size2 <= self.size:
+            raise LogStoreError(f"no tree of size {size2}; the log has {self.size} entries")
+        return merkle.consistency_proof(_Prefix(self._leaves, size2), size1)
 
     def leaf_hash(self, index: int) -> bytes:
         return self._leaves[index]

@@ -69,6 +69,11 @@ class NodeMetrics:
             ["direction"],
             registry=self.registry,
         )
+        self.inconsistent_checkpoints = Counter(
+            "clearline_inconsistent_checkpoints",
+            "Peer checkpoints whose consistency proof failed (a split view)",
+            registry=self.registry,
+        )
         self.log_entries = Gauge(
             "clearline_log_entries",
             "Entries committed to the log",

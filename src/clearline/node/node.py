@@ -33,8 +33,9 @@ from typing import Any
 
 from clearline.config import default_policy, load_policy
 from clearline.doctrine.registry import OwnAsset, match, truthful_answer
-from clearline.errors import ClearlineError, LogStoreError
+from clearline.errors import ClearlineError, LogStoreError, ProofError
 from clearline.gate import Gate, GateDecision, ProposedAction
+from clearline.log import merkle
 from clearline.node.config import NodeConfig
 from clearline.node.keys import Identity, fingerprint, load_identity
 from clearline.node.logwriter import LogWriter
@@ -463,13 +464,17 @@ class Node:
             answer = self.answer(event.message.seq, body)
             link.session.send(answer, wall_us())
         elif isinstance(body, Checkpoint):
-            self.checkpoints[self.peer_side].append(_checkpoint_view(body, event.message.sent_at))
+            status = self._check_peer_checkpoint(body)
+            self.checkpoints[self.peer_side].append(
+                _checkpoint_view(body, event.message.sent_at, None, status)
+            )
             self.emit(
                 {
                     "kind": "checkpoint",
                     "from": self.peer_side,
                     "size": body.size,
                     "root": body.root.hex(),
+                    "consistency": status,
                 }
             )
         elif isinstance(body, Telemetry):
@@ -478,6 +483,29 @@ class Node:
                 self.peer_assets[record.asset_id] = record
             while len(self.peer_assets) > self.config.limits.event_history:
                 self.peer_assets.pop(next(iter(self.peer_assets)))
+
+    def _check_peer_checkpoint(self, body: Checkpoint) -> str:
+        """'consistent' if the proof links it to the peer's previous checkpoint we hold;
+        'first' if we hold none; 'unproven' if the proof is missing or names a checkpoint we
+        never saw; 'INCONSISTENT' if it fails: the peer showed us two histories."""
+        held = {c["size"]: c["root"] for c in self.checkpoints[self.peer_side]}
+        if not held:
+            return "first"
+        if body.prev_size is None or body.prev_size not in held:
+            return "unproven"
+        try:
+            merkle.verify_consistency(
+                body.prev_size,
+                body.size,
+                body.consistency,
+                bytes.fromhex(held[body.prev_size]),
+                body.root,
+            )
+        except ProofError as exc:
+            log.error("the peer's checkpoint at %d is inconsistent: %s", body.size, exc)
+            self.metrics.inconsistent_checkpoints.inc()
+            return "INCONSISTENT"
+        return "consistent"
 
     def _finish(self, seq: int, outcome: Outcome) -> None:
         track = self._query_tracks.pop(seq, None)
@@ -629,17 +657,24 @@ class Node:
         link.pump()
 
     async def checkpoint(self) -> int:
+        """Record a signed checkpoint and send the peer the same one, with a consistency proof
+        from the previous checkpoint it was sent, so that it can tell we never forked."""
         now = wall_us()
         index = await self.log.checkpoint(now, self.policy.hash)
         # The checkpoint record covers everything before it: size `index`, root at `index`.
-        root = await self.log.call(lambda store: store.root_at(index))
-        self.checkpoints[self.side].append(
-            _checkpoint_view(Checkpoint(index, root, self.policy.hash), now, index)
-        )
+        previous = self.checkpoints[self.side][-1]["size"] if self.checkpoints[self.side] else None
+
+        def read(store: Any) -> tuple[bytes, tuple[bytes, ...]]:
+            proof = () if previous is None else store.consistency_proof(previous, index)
+            return store.root_at(index), tuple(proof)
+
+        root, proof = await self.log.call(read)
+        body = Checkpoint(index, root, self.policy.hash, previous, proof)
+        self.checkpoints[self.side].append(_checkpoint_view(body, now, index, "own"))
         self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
         link = self.link
         if link is not None and link.session.session_id is not None and not link.session.closed:
-            link.session.send(Checkpoint(index, root, self.policy.hash), now)
+            link.session.send(body, now)
             link.pump()
         return index
 
@@ -689,13 +724,17 @@ class Node:
         self.emit({"kind": "stopped", "log_size": self.log.size})
 
 
-def _checkpoint_view(body: Checkpoint, at: Micros, index: int | None = None) -> dict[str, Any]:
+def _checkpoint_view(
+    body: Checkpoint, at: Micros, index: int | None, consistency: str
+) -> dict[str, Any]:
     return {
         "size": body.size,
         "root": body.root.hex(),
         "policy_hash": body.policy_hash.hex(),
+        "prev_size": body.prev_size,
         "at": at,
         "log_index": index,
+        "consistency": consistency,
     }
 
 

@@ -260,12 +260,15 @@ async def live_scene(
                 ).json()
                 fired = retry["verdict"] == "allow"
                 note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
+            for side, api in (("US", us_api), ("PRC", prc_api)):
+                checkpoint = (await api.post("/v1/log/checkpoint")).json()
+                note(
+                    side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer"
+                )
             if duration_s > 0:
                 await asyncio.sleep(duration_s)
                 rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
                 note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
-            for api in (us_api, prc_api):
-                await api.post("/v1/log/checkpoint")
         codes = {"US": await us.stop(), "PRC": await prc.stop()}
     finally:
         await proxy.close()

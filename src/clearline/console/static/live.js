@@ -211,11 +211,25 @@ class NodeView {
     this.logSize = log.size;
     this.field("log").textContent = `${log.size} entries, root ${log.root.slice(0, 16)}…`;
     const checkpoints = await this.get("/v1/log/checkpoints");
-    const parts = Object.entries(checkpoints).map(([side, list]) => {
+    const box = this.field("checkpoints");
+    box.replaceChildren(document.createTextNode("latest checkpoints: "));
+    for (const [side, list] of Object.entries(checkpoints)) {
       const last = list[list.length - 1];
-      return last ? `${side}: size ${last.size}, root ${last.root.slice(0, 12)}…` : `${side}: none yet`;
-    });
-    this.field("checkpoints").textContent = "latest checkpoints - " + parts.join("; ");
+      const span = document.createElement("span");
+      span.dataset.side = side;
+      if (!last) {
+        span.textContent = `${side} none yet; `;
+      } else {
+        // "own": ours, sealed in our log; otherwise whether its consistency proof links it
+        // to the previous one this node holds (a failure means the peer showed two histories).
+        const verdict = { own: "ours", first: "first seen", consistent: "consistent ✓",
+          unproven: "no proof", INCONSISTENT: "INCONSISTENT ✗" }[last.consistency] || last.consistency;
+        span.textContent = `${side} size ${last.size}, root ${last.root.slice(0, 12)}…, ${verdict}; `;
+        span.dataset.consistency = last.consistency;
+        span.className = last.consistency === "INCONSISTENT" ? "bad" : last.consistency === "consistent" ? "ok" : "";
+      }
+      box.append(span);
+    }
   }
 
   async verify() {
@@ -246,6 +260,7 @@ async function main() {
     container.append(panel);
     return new NodeView(base, panel);
   });
+  window.consoleViews = views;
   setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false }); }, 500);
   await Promise.all(views.map((v) => v.start().catch((error) => {
     v.field("link").textContent = "no node";
