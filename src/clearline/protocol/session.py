@@ -369,7 +369,17 @@ class Session:
     def _close(
         self, reason: CloseReason, detail: str, now: Micros, trigger: Trigger = T.CLOSE
     ) -> None:
+        before = self.link_state
         self._transition(trigger)
+        # A closed session has no timers: its open clarifications end now, not never, and
+        # whoever gates on the link must hear that it is down.
+        for query in sorted(self.open_queries):
+            deadline = self.open_queries.pop(query)
+            del self._query_sent_at[query]
+            self._expired.add(query)
+            self._events.append(ClarificationExpired(query, deadline, now))
+        if before is not LinkState.DOWN:
+            self._events.append(LinkStateChanged(before, LinkState.DOWN, now))
         self._events.append(Closed(reason, detail, now))
 
     def _reject(self, reason: RejectReason, detail: str, now: Micros, seq: int | None) -> None:

@@ -1,0 +1,403 @@
+"""Deterministic simulation testing of the hotline, in the manner of TigerBeetle's VOPR.
+
+One seed draws a fault profile (delay, jitter, loss, duplication, reordering,
+partitions), a workload (queries with random deadlines, peers that answer at
+once, late or never, autonomous and human actions of every rung in every domain)
+and runs the real `Session` pair and the real `Gate`s on the simulator's kernel.
+After every single event the promises in docs/reliability.md are checked as
+invariants; the first one broken stops the run with the seed that reproduces it.
+
+    clearline sim dst --seeds 1000          # a longer swarm, by hand
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from clearline.config import default_policy
+from clearline.gate import Gate, GateDecision, Policy, ProposedAction
+from clearline.protocol.constants import MAX_FRAME_SIZE, REPLAY_WINDOW
+from clearline.protocol.events import (
+    ClarificationAnswered,
+    ClarificationExpired,
+    Closed,
+    LinkState,
+    LinkStateChanged,
+    MessageReceived,
+)
+from clearline.protocol.messages import (
+    Actor,
+    Answer,
+    AssetKind,
+    Claim,
+    Micros,
+    Position,
+    Query,
+    TrackReport,
+)
+from clearline.protocol.session import Session, SessionConfig
+from clearline.sim.episode import InvariantError
+from clearline.sim.kernel import Callback, Kernel
+from clearline.sim.network import Partitions, SimLink
+from clearline.sim.rng import Streams
+from clearline.sim.scenario import NetworkSpec, RandomPartitions
+from clearline.sim.signers import make_signer
+
+S = 1_000_000
+MS = 1_000
+SIDES = ("US", "PRC")
+LIVELOCK_EVENTS = 100_000
+DOMAINS = ("air", "maritime", "land", "space", "cyber", "nuclear-c2", "unknown-domain")
+
+
+@dataclass(frozen=True)
+class FaultProfile:
+    network: NetworkSpec
+    query_rate_per_s: float
+    action_rate_per_s: float
+    ttl_ms: tuple[float, float]
+    answer_never: float
+    answer_late: float
+    corrupt: float
+    """Chance that a delivered chunk has one byte flipped (a broken middlebox, a bad NIC)."""
+    garbage_per_s: float
+    """Rate at which an attacker on the path injects an unframeable chunk into one side."""
+
+    @classmethod
+    def draw(cls, rng: random.Random) -> FaultProfile:
+        partitions = None
+        if rng.random() < 0.6:
+            partitions = RandomPartitions(
+                rate_per_hour=rng.uniform(10, 600), min_s=0.5, mean_s=rng.uniform(0.5, 15)
+            )
+        network = NetworkSpec(
+            one_way_ms=rng.choice([0.0, 1.0, 20.0, 55.0, 150.0, 400.0]),
+            jitter_ms=rng.choice([0.0, 1.0, 10.0, 100.0]),
+            loss=rng.choice([0.0, 0.0, 0.01, 0.1, 0.4]),
+            duplicate=rng.choice([0.0, 0.01, 0.2]),
+            reorder=rng.choice([0.0, 0.05, 0.3]),
+            reorder_ms=rng.choice([5.0, 50.0, 500.0]),
+            random_partitions=partitions,
+        )
+        low = rng.choice([10.0, 100.0, 1000.0])
+        return cls(
+            network,
+            query_rate_per_s=rng.uniform(0.1, 20),
+            action_rate_per_s=rng.uniform(0.1, 20),
+            ttl_ms=(low, low * rng.choice([1.0, 3.0, 20.0])),
+            answer_never=rng.choice([0.0, 0.1, 0.5]),
+            answer_late=rng.choice([0.0, 0.1, 0.5]),
+            corrupt=rng.choice([0.0, 0.0, 0.0, 0.001, 0.01]),
+            garbage_per_s=rng.choice([0.0, 0.0, 0.0, 0.02, 0.2]),
+        )
+
+
+@dataclass
+class _Query:
+    side: str
+    seq: int
+    deadline: Micros
+    sent_at: Micros
+    ended: list[tuple[str, Micros]] = field(default_factory=list)
+
+
+@dataclass
+class DstResult:
+    seed: int
+    events: int
+    queries: int
+    answered: int
+    expired: int
+    decisions: int
+    closed: int
+    messages: int
+
+
+class _CheckedKernel(Kernel):
+    """The kernel, with the invariants checked after every event."""
+
+    check: Callable[[], None] = staticmethod(lambda: None)
+
+    def at(self, when: Micros, callback: Callback, priority: int = 0) -> None:
+        def run() -> None:
+            callback()
+            self.check()
+
+        super().at(when, run, priority)
+
+
+class Run:
+    def __init__(self, seed: int, horizon_s: float = 60.0, policy: Policy | None = None) -> None:
+        self.seed = seed
+        self.streams = Streams(seed, 0)
+        self.profile = FaultProfile.draw(self.streams("profile"))
+        self.policy = policy or default_policy()
+        self.kernel = _CheckedKernel()
+        self.kernel.check = self.check
+        self.horizon: Micros = int(horizon_s * S)
+        self.sessions: dict[str, Session] = {}
+        self.gates: dict[str, Gate] = {}
+        self.links: dict[str, SimLink] = {}
+        self.timer_at: dict[str, Micros | None] = dict.fromkeys(SIDES)
+        self.last_heard: dict[str, Micros] = dict.fromkeys(SIDES, 0)
+        self.queries: dict[tuple[str, int], _Query] = {}
+        self.decisions: list[tuple[str, ProposedAction, GateDecision, Micros]] = []
+        self.events = 0
+        self.closed = 0
+        self._last_check_at: Micros = -1
+        self._same_instant = 0
+        configs = {
+            "US": SessionConfig("US", "PRC", self.policy.hash),
+            "PRC": SessionConfig("PRC", "US", self.policy.hash),
+        }
+        keys = {side: make_signer("keyed-hash", f"dst {side}") for side in SIDES}
+        partitions = Partitions.draw(self.profile.network, self.horizon, self.streams("partitions"))
+        for side, peer in (("US", "PRC"), ("PRC", "US")):
+            self.sessions[side] = Session(configs[side], keys[side][0], keys[peer][1])
+            self.gates[side] = Gate(self.policy)
+        for side, peer in (("US", "PRC"), ("PRC", "US")):
+            self.links[side] = SimLink(
+                self.kernel,
+                self.profile.network,
+                partitions,
+                self.streams(f"net {side}"),
+                partial(self._deliver, peer),
+            )
+
+    def fail(self, what: str) -> InvariantError:
+        return InvariantError(
+            f"seed {self.seed}, t={self.kernel.now} us: {what} "
+            f"(reproduce: clearline sim dst --start {self.seed} --seeds 1)"
+        )
+
+    # -- driving -------------------------------------------------------------------
+
+    def run(self) -> DstResult:
+        for side in SIDES:
+            self.sessions[side].start(0, self.streams(f"nonce {side}").randbytes(16))
+            self._pump(side)
+        self._schedule_poisson("queries", self.profile.query_rate_per_s, self._random_query)
+        self._schedule_poisson("actions", self.profile.action_rate_per_s, self._random_action)
+        if self.profile.garbage_per_s:
+            self._schedule_poisson("garbage", self.profile.garbage_per_s, self._inject_garbage)
+        self.kernel.run(self.horizon)
+        # Liveness: at the end every query whose deadline has passed has ended.
+        self.kernel.run(self.horizon + int(self.profile.ttl_ms[1] * MS) + 1)
+        self.check(final=True)
+        return DstResult(
+            self.seed,
+            self.events,
+            len(self.queries),
+            sum(1 for q in self.queries.values() if q.ended and q.ended[0][0] == "answered"),
+            sum(1 for q in self.queries.values() if q.ended and q.ended[0][0] == "expired"),
+            len(self.decisions),
+            self.closed,
+            sum(link.stats.sent for link in self.links.values()),
+        )
+
+    def _schedule_poisson(self, name: str, rate: float, action: Callable[[], None]) -> None:
+        rng = self.streams(name)
+
+        def fire() -> None:
+            action()
+            later = self.kernel.now + int(rng.expovariate(rate) * S)
+            if later < self.horizon:
+                self.kernel.at(later, fire)
+
+        self.kernel.at(int(rng.expovariate(rate) * S), fire)
+
+    def _random_query(self) -> None:
+        rng = self.streams("query choices")
+        side = rng.choice(SIDES)
+        session = self.sessions[side]
+        if session.session_id is None or session.closed:
+            return
+        now = self.kernel.now
+        deadline = now + int(rng.uniform(*self.profile.ttl_ms) * MS)
+        track = TrackReport(
+            f"T{rng.randrange(20)}", Position(0, 0, 0), now, rng.choice(list(AssetKind))
+        )
+        sent = session.send(Query(track, deadline), now)
+        self.queries[(side, sent.message.seq)] = _Query(side, sent.message.seq, deadline, now)
+        self.gates[side].open_clarification(track.track_id, deadline)
+        self._pump(side)
+
+    def _random_action(self) -> None:
+        rng = self.streams("action choices")
+        side = rng.choice(SIDES)
+        rungs = [r.name for r in self.policy.ladder] + ["no-such-rung"]
+        actor = Actor.HUMAN if rng.random() < 0.1 else Actor.AUTONOMOUS
+        authorizations = frozenset(f"officer{i}" for i in range(rng.randrange(3)))
+        action = ProposedAction(
+            f"{side}-{len(self.decisions)}",
+            actor,
+            rng.choice(rungs),
+            rng.choice(DOMAINS),
+            f"T{rng.randrange(20)}",
+            authorizations,
+        )
+        now = self.kernel.now
+        decision = self.gates[side].propose(action, now)
+        self.decisions.append((side, action, decision, now))
+        self._check_decision(side, action, decision, now)
+
+    def _inject_garbage(self) -> None:
+        rng = self.streams("garbage choices")
+        side = rng.choice(SIDES)
+        self._deliver(side, b"\x00\x00\x00\x00" + rng.randbytes(rng.randrange(40)))
+
+    def _answer(self, side: str, seq: int) -> None:
+        rng = self.streams(f"answers {side}")
+        roll = rng.random()
+        if roll < self.profile.answer_never:
+            return
+        delay = 0
+        if roll < self.profile.answer_never + self.profile.answer_late:
+            delay = int(rng.uniform(0, 2 * self.profile.ttl_ms[1]) * MS)
+
+        def send() -> None:
+            session = self.sessions[side]
+            if session.closed or session.session_id is None:
+                return
+            session.send(Answer(seq, rng.choice(list(Claim))), self.kernel.now)
+            self._pump(side)
+
+        if delay == 0:
+            send()
+        else:
+            self.kernel.at(self.kernel.now + delay, send)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _deliver(self, side: str, data: bytes) -> None:
+        rng = self.streams(f"corruption {side}")
+        if self.profile.corrupt and rng.random() < self.profile.corrupt:
+            flipped = bytearray(data)
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+            data = bytes(flipped)
+        self.sessions[side].receive_data(data, self.kernel.now)
+        self._pump(side)
+
+    def _pump(self, side: str) -> None:
+        session = self.sessions[side]
+        while (event := session.next_event()) is not None:
+            self.events += 1
+            if isinstance(event, MessageReceived):
+                self.last_heard[side] = event.received_at
+                if isinstance(event.message.body, Query):
+                    self._answer(side, event.message.seq)
+            elif isinstance(event, ClarificationAnswered | ClarificationExpired):
+                kind = "answered" if isinstance(event, ClarificationAnswered) else "expired"
+                query = self.queries.get((side, event.query_seq))
+                if query is None:
+                    raise self.fail(f"{side} ended query {event.query_seq}, which it never sent")
+                query.ended.append((kind, event.at))
+            elif isinstance(event, LinkStateChanged):
+                self.gates[side].set_link(event.current)
+            elif isinstance(event, Closed):
+                self.closed += 1
+        data = session.data_to_send()
+        if data:
+            self.links[side].send(data)
+        deadline = session.next_deadline()
+        if deadline is not None and deadline != self.timer_at[side]:
+            self.timer_at[side] = deadline
+            self.kernel.at(max(deadline, self.kernel.now), partial(self._tick, side, deadline))
+
+    def _tick(self, side: str, when: Micros) -> None:
+        if self.timer_at[side] != when:
+            return
+        self.timer_at[side] = None
+        self.sessions[side].handle_timer(self.kernel.now)
+        self._pump(side)
+
+    # -- the promises ----------------------------------------------------------------------
+
+    def check(self, final: bool = False) -> None:
+        now = self.kernel.now
+        if now == self._last_check_at:
+            self._same_instant += 1
+            if self._same_instant > LIVELOCK_EVENTS:
+                raise self.fail(f"{LIVELOCK_EVENTS} events without the clock moving (livelock)")
+        else:
+            self._last_check_at, self._same_instant = now, 0
+        for query in self.queries.values():
+            if len(query.ended) > 1:
+                raise self.fail(f"{query.side} query {query.seq} ended twice: {query.ended}")
+            if query.ended:
+                kind, at = query.ended[0]
+                if kind == "answered" and at >= query.deadline:
+                    raise self.fail(f"{query.side} query {query.seq} answered after its deadline")
+                if kind == "expired" and at > query.deadline:
+                    raise self.fail(
+                        f"{query.side} query {query.seq} expired {at - query.deadline} us late"
+                    )
+            elif now > query.deadline:
+                raise self.fail(
+                    f"{query.side} query {query.seq} is still open {now - query.deadline} us "
+                    "after its deadline"
+                )
+        for side in SIDES:
+            session = self.sessions[side]
+            gate_link = self.gates[side].context.link
+            if gate_link is not session.link_state:
+                raise self.fail(
+                    f"{side} gate sees the link {gate_link.value}, the session "
+                    f"{session.link_state.value}"
+                )
+            if session.session_id is not None and not session.closed:
+                quiet = now - self.last_heard[side]
+                cfg = session.config
+                if quiet > cfg.down_after_us and session.link_state is not LinkState.DOWN:
+                    raise self.fail(f"{side} heard nothing for {quiet} us but the link is not down")
+                if quiet > cfg.degraded_after_us and session.link_state is LinkState.UP:
+                    raise self.fail(f"{side} heard nothing for {quiet} us but the link is up")
+            if len(session.open_queries) > len(self.queries):
+                raise self.fail(f"{side} holds more open queries than were sent")
+            # Bounded memory, whatever arrives (internals read on purpose: this is the test).
+            if session._window._seen.bit_length() > REPLAY_WINDOW:
+                raise self.fail(f"{side} replay window grew past {REPLAY_WINDOW}")
+            if session._reader.buffered > MAX_FRAME_SIZE + 4:
+                raise self.fail(f"{side} buffers more than one frame")
+        if final:
+            for query in self.queries.values():
+                if not query.ended and now > query.deadline:
+                    raise self.fail(f"{query.side} query {query.seq} never ended")
+
+    def _check_decision(
+        self, side: str, action: ProposedAction, decision: GateDecision, now: Micros
+    ) -> None:
+        policy = self.policy
+        if not decision.allowed or action.actor is not Actor.AUTONOMOUS:
+            if decision.allowed and action.domain in policy.exclusions:
+                required = policy.exclusions[action.domain]
+                if len(action.authorizations) < required:
+                    raise self.fail(f"{side}: excluded domain allowed with too few authorizations")
+            return
+        if action.domain in policy.exclusions:
+            raise self.fail(f"{side}: autonomous {action.rung} allowed in {action.domain}")
+        rung = policy.rungs[action.rung]
+        if rung.score <= 0:
+            return
+        index = policy.rung_index[action.rung]
+        if index > policy.rung_index[policy.autonomy_cap]:
+            raise self.fail(f"{side}: autonomous {action.rung} allowed above the autonomy cap")
+        link = self.gates[side].context.link
+        if link is not LinkState.UP:
+            cap = (
+                policy.fail_safe.degraded_cap
+                if link is LinkState.DEGRADED
+                else (policy.fail_safe.down_cap)
+            )
+            if index > policy.rung_index[cap]:
+                raise self.fail(f"{side}: {action.rung} allowed above the fail-safe cap ({link})")
+        open_deadline = self.gates[side].context.open_clarifications.get(action.target or "")
+        if rung.kinetic and open_deadline is not None and now < open_deadline:
+            raise self.fail(f"{side}: kinetic {action.rung} allowed through an open clarification")
+
+
+def run_seed(seed: int, horizon_s: float = 60.0) -> DstResult:
+    return Run(seed, horizon_s).run()
