@@ -142,3 +142,39 @@ def tls_client(
         context.load_cert_chain(str(cert), str(key))
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     return context.wrap_socket(raw)
+
+
+class ProxyThread:
+    """A FaultProxy running on its own event loop in a thread, scriptable from sync tests."""
+
+    def __init__(self, target_port: int, seed: int = 0) -> None:
+        import asyncio
+        import threading
+
+        from clearline.node.proxy import FaultProxy
+
+        self.loop = asyncio.new_event_loop()
+        self.proxy = FaultProxy("127.0.0.1", target_port, seed=seed)
+        started = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.proxy.start())
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        started.wait(10)
+        self.port = self.proxy.listen_port
+
+    def do(self, fn: object, *args: object, **kwargs: object) -> None:
+        """Run a scripting call on the proxy's loop."""
+        self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))  # type: ignore[operator]
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.proxy.close(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

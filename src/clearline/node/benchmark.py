@@ -29,7 +29,7 @@ import httpx
 import uvloop
 
 from clearline.node.keys import init_keys
-from clearline.node.proxy import DelayProxy
+from clearline.node.proxy import FaultProxy, delay_proxy
 from clearline.node.scene import SIGHTING, SWARM, RunningNode, node_config_text, start_node, wait_up
 
 PAYLOAD = b"x" * 300
@@ -162,10 +162,10 @@ async def _pair(folder: Path, delay_ms: float) -> Any:
         init_keys(keys, side, force=True)
     prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
     assert prc.listen is not None
-    proxy: DelayProxy | None = None
+    proxy: FaultProxy | None = None
     target = prc.listen
     if delay_ms > 0:
-        proxy = DelayProxy("127.0.0.1", prc.listen, delay_ms / 1000)
+        proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
         target = await proxy.start()
     us: RunningNode | None = None
     try:

@@ -24,7 +24,7 @@ import httpx
 from clearline.doctrine.responses import fuse, propose_rung
 from clearline.log.store import VerifyReport, verify_log
 from clearline.node.keys import init_keys
-from clearline.node.proxy import DelayProxy
+from clearline.node.proxy import delay_proxy
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
@@ -152,7 +152,7 @@ async def live_scene(
         init_keys(keys, side, force=True)
     prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
     assert prc.listen is not None
-    proxy = DelayProxy("127.0.0.1", prc.listen, delay_ms / 1000)
+    proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
     us: RunningNode | None = None
     try:
         port = await proxy.start()

@@ -1,0 +1,120 @@
+"""The promises under faults, with real node processes behind a fault-injecting proxy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.node.harness import NodeProcess, ProxyThread, make_keys, start_node, write_config
+from tests.node.test_nodes import SIGHTING, SWARM, running
+
+HEARTBEAT_MS = 200  # write_config: degraded after 500 ms of silence, down after 1 s
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess, ProxyThread]]:
+    make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(prc):
+        assert prc.listen is not None
+        proxy = ProxyThread(prc.listen, seed=1)
+        try:
+            us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{proxy.port}"))
+            with running(us):
+                us.wait_link("up")
+                with prc.client() as client:
+                    client.post("/v1/telemetry", json={"assets": [SWARM]})
+                yield us, prc, proxy
+        finally:
+            proxy.close()
+
+
+def _link_within(node: NodeProcess, state: str, limit_s: float) -> float:
+    began = time.monotonic()
+    node.wait_link(state, timeout=limit_s)
+    return time.monotonic() - began
+
+
+def test_partition_fails_safe_ends_clarifications_and_heals(
+    pair: tuple[NodeProcess, NodeProcess, ProxyThread],
+) -> None:
+    us, prc, proxy = pair
+    proxy.do(proxy.proxy.partition)
+    partitioned_at = time.monotonic()
+    # Fail safe within the heartbeat timeout (down after 5 heartbeats of silence) plus a beat.
+    us.wait_link("down", timeout=5 * HEARTBEAT_MS / 1000 + 1.0)
+    assert time.monotonic() - partitioned_at <= 5 * HEARTBEAT_MS / 1000 + 1.0
+    with us.client() as client:
+        decision = client.post(
+            "/v1/actions", json={"action_id": "F1", "rung": "intercept-uncrewed", "domain": "air"}
+        ).json()
+        assert (decision["verdict"], decision["rule"]) == ("deny", "fail-safe-cap")
+        allowed = client.post(
+            "/v1/actions", json={"action_id": "F2", "rung": "posture", "domain": "air"}
+        ).json()
+        assert allowed["verdict"] == "allow", "the down cap still allows posture"
+        # A clarification asked into the partition ends by its deadline, as expired.
+        began = time.monotonic()
+        result = client.post("/v1/observations", json={**SIGHTING, "ttl_ms": 300}).json()
+        took = time.monotonic() - began
+        assert result["outcome"] == "expired", result
+        assert took < 0.3 + 0.5
+    proxy.do(proxy.proxy.heal)
+    us.wait_link("up", timeout=10)
+    with us.client() as client:
+        assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
+    assert us.stop() == 0 and prc.stop() == 0
+
+
+def test_corrupted_bytes_end_the_connection_and_the_nodes_reconnect(
+    pair: tuple[NodeProcess, NodeProcess, ProxyThread],
+) -> None:
+    us, prc, proxy = pair
+    proxy.do(proxy.proxy.set, "up", corrupt=1.0)
+    time.sleep(2 * HEARTBEAT_MS / 1000)
+    proxy.do(proxy.proxy.set, "up", corrupt=0.0)
+    # The TLS record layer rejects the flipped byte; the connection ends and is redialed.
+    deadline = time.monotonic() + 15
+    while proxy.proxy.connections < 2:
+        assert time.monotonic() < deadline, "the US node never reconnected"
+        time.sleep(0.05)
+    us.wait_link("up", timeout=15)
+    with us.client() as client:
+        assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
+    assert any(e["kind"] in ("disconnected", "closed") for e in prc.events("disconnected"))
+    assert us.stop() == 0 and prc.stop() == 0
+
+
+def test_half_open_connection_each_side_fails_safe_on_its_own(
+    pair: tuple[NodeProcess, NodeProcess, ProxyThread],
+) -> None:
+    us, prc, proxy = pair
+    proxy.do(proxy.proxy.set, "up", blackhole=True)  # US -> PRC carries nothing
+    prc.wait_link("down", timeout=5 * HEARTBEAT_MS / 1000 + 1.0)
+    with prc.client() as client:
+        decision = client.post(
+            "/v1/actions", json={"action_id": "H1", "rung": "disrupt", "domain": "air"}
+        ).json()
+        assert decision["rule"] == "fail-safe-cap"
+    with us.client() as client:
+        result = client.post("/v1/observations", json={**SIGHTING, "ttl_ms": 300}).json()
+        assert result["outcome"] == "expired"
+    proxy.do(proxy.proxy.set, "up", blackhole=False)
+    prc.wait_link("up", timeout=10)
+    assert us.stop() == 0 and prc.stop() == 0
+
+
+def test_a_slow_link_still_clarifies(
+    pair: tuple[NodeProcess, NodeProcess, ProxyThread],
+) -> None:
+    us, prc, proxy = pair
+    proxy.do(proxy.proxy.set, "both", delay_s=0.05, jitter_s=0.02, rate_bytes_per_s=20_000)
+    time.sleep(0.2)
+    with us.client() as client:
+        result = client.post("/v1/observations", json=SIGHTING).json()
+    assert result["outcome"] == "answered"
+    assert result["elapsed_ms"] >= 100
+    assert us.stop() == 0 and prc.stop() == 0
