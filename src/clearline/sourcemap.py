@@ -47,21 +47,34 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
+def _yaml_error(
+    exc: yaml.MarkedYAMLError, source: str, error: type[InputFileError]
+) -> InputFileError:
+    mark = exc.problem_mark
+    return error(f"not valid YAML: {exc.problem}", source, mark.line + 1 if mark else None)
+
+
 def load_yaml(
     text: str, source: str, error: type[InputFileError] = InputFileError
 ) -> tuple[Any, LineMap]:
     """Parse one YAML document safely; return the data and its line map."""
+    lines: dict[Path_, int] = {}
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise error(
-            f"not valid YAML: {exc.problem}", source, mark.line + 1 if mark else None
-        ) from None
+        raise _yaml_error(exc, source, error) from None
+    except yaml.YAMLError as exc:
+        raise error(f"not valid YAML: {exc}", source, None) from None
     if node is None:
         raise error("the file is empty; expected a mapping", source, 1)
-    lines: dict[Path_, int] = {}
-    return _walk(node, (), lines), LineMap(lines)
+    try:
+        # Constructing values can fail too (an unknown tag such as `!x`, a bad timestamp).
+        data = _walk(node, (), lines)
+    except yaml.MarkedYAMLError as exc:
+        raise _yaml_error(exc, source, error) from None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise error(f"not valid YAML: {exc}", source, None) from None
+    return data, LineMap(lines)
 
 
 def _format_loc(loc: Path_) -> str:

@@ -93,3 +93,10 @@ def test_published_json_schema_is_current() -> None:
     assert (DOCS / "scenario.schema.json").read_text() == json_schema(), (
         "docs/scenario.schema.json is stale: clearline sim schema > docs/scenario.schema.json"
     )
+
+
+def test_an_unknown_yaml_tag_is_a_located_error_not_a_crash() -> None:
+    # Found by fuzzing: PyYAML raises its own ConstructorError while building the value.
+    with pytest.raises(ScenarioError, match="not valid YAML") as info:
+        parse_scenario(MINIMAL.replace("title: Tiny", "title: !0 Tiny"), "bad.yaml")
+    assert info.value.line == 3

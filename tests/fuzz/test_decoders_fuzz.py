@@ -1,0 +1,139 @@
+"""Untrusted bytes and hand-written files: every decoder and loader fails only with its own
+documented error, never with anything else, and never buffers more than one frame.
+
+The same targets run under atheris (coverage-guided) from fuzz/; see docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clearline.errors import ClearlineError, InputFileError
+from clearline.gate.policy import parse_policy
+from clearline.node.config import parse_node_config
+from clearline.protocol import codec, vectors
+from clearline.protocol.constants import MAX_FRAME_SIZE
+from clearline.protocol.signing import Ed25519Signer, KeyRing
+from clearline.sim.scenario import parse_scenario
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+VALID = [v.frame() for v in vectors.build()]
+KEYS = KeyRing()
+for label in {v.signer_label for v in vectors.build()}:
+    signer = Ed25519Signer.from_label(label)
+    KEYS.add(label, signer.verifier())
+
+cbor_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.text(max_size=20)
+    | st.binary(max_size=40)
+    | st.floats(allow_nan=True),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(st.text(max_size=8) | st.integers(-5, 5), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+def _decode_all(data: bytes) -> None:
+    """Every stage a node runs on bytes from the network."""
+    reader = codec.FrameReader()
+    try:
+        for frame in reader.feed(data):
+            codec.verify(frame, KEYS)
+    except ClearlineError:
+        pass
+    assert reader.buffered <= MAX_FRAME_SIZE + 4
+    for stage in (codec.parse_envelope, codec.decode_payload):
+        with contextlib.suppress(ClearlineError):
+            stage(data)
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes(data: bytes) -> None:
+    _decode_all(data)
+
+
+@FUZZ
+@given(st.sampled_from(VALID), st.data())
+def test_mutated_valid_frames(frame: bytes, data: st.DataObject) -> None:
+    mutated = bytearray(frame)
+    for _ in range(data.draw(st.integers(1, 8))):
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+        at = data.draw(st.integers(0, max(0, len(mutated) - 1)))
+        if op == "flip" and mutated:
+            mutated[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete" and mutated:
+            del mutated[at]
+        elif op == "truncate":
+            del mutated[at:]
+    _decode_all(bytes(mutated))
+
+
+@FUZZ
+@given(cbor_values)
+def test_arbitrary_cbor_structures(value: object) -> None:
+    import cbor2
+
+    try:
+        payload = cbor2.dumps(value)
+    except (ValueError, TypeError, OverflowError):
+        return
+    with pytest.raises(ClearlineError):
+        codec.decode_payload(payload)
+    with pytest.raises(ClearlineError):
+        codec.parse_envelope(payload)
+
+
+yaml_text = st.text(
+    alphabet=st.sampled_from(list("abcdefghij:-[]{}#&*!|>'\"%@` \n\t0123456789.,_")),
+    max_size=400,
+)
+
+
+@FUZZ
+@given(yaml_text)
+def test_policy_loader(text: str) -> None:
+    with contextlib.suppress(InputFileError):
+        parse_policy(text, "fuzz.yaml")
+
+
+@FUZZ
+@given(yaml_text)
+def test_scenario_loader(text: str) -> None:
+    with contextlib.suppress(InputFileError):
+        parse_scenario(text, "fuzz.yaml")
+
+
+@FUZZ
+@given(st.text(alphabet=st.sampled_from(list('abcdefg[]="=.#\n 0123456789:_-')), max_size=300))
+def test_node_config_loader(text: str) -> None:
+    with contextlib.suppress(InputFileError):
+        parse_node_config(text, "fuzz.toml", Path("."))
+
+
+@FUZZ
+@given(
+    st.sampled_from(
+        sorted(Path(__file__).resolve().parents[2].glob("src/clearline/sim/scenarios/*.yaml"))
+    ),
+    st.data(),
+)
+def test_mutated_shipped_scenarios(path: Path, data: st.DataObject) -> None:
+    text = path.read_text()
+    lines = text.splitlines()
+    i = data.draw(st.integers(0, len(lines) - 1))
+    lines[i] = data.draw(yaml_text)
+    with contextlib.suppress(InputFileError):
+        parse_scenario("\n".join(lines), str(path))
