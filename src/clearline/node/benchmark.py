@@ -12,7 +12,6 @@ disk; (e) the clarification again through a proxy adding 55 ms each way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.client
 import json
 import os
@@ -29,8 +28,7 @@ import httpx
 import uvloop
 
 from clearline.node.keys import init_keys
-from clearline.node.proxy import FaultProxy, delay_proxy
-from clearline.node.scene import SIGHTING, SWARM, RunningNode, node_config_text, start_node, wait_up
+from clearline.node.scene import SIGHTING, SWARM, node_pair
 
 PAYLOAD = b"x" * 300
 Say = Callable[[str], None]
@@ -155,40 +153,6 @@ def sqlite_raw(rows: int, row_bytes: int, batch: int, folder: Path) -> float:
     return rows / elapsed
 
 
-@contextlib.asynccontextmanager
-async def _pair(folder: Path, delay_ms: float) -> Any:
-    keys = folder / "keys"
-    for side in ("US", "PRC"):
-        init_keys(keys, side, force=True)
-    prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
-    assert prc.listen is not None
-    proxy: FaultProxy | None = None
-    target = prc.listen
-    if delay_ms > 0:
-        proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
-        target = await proxy.start()
-    us: RunningNode | None = None
-    try:
-        us = await start_node(
-            folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{target}")
-        )
-        async with (
-            httpx.AsyncClient(base_url=us.api, timeout=60) as us_api,
-            httpx.AsyncClient(base_url=prc.api, timeout=60) as prc_api,
-        ):
-            await wait_up(us_api)
-            await wait_up(prc_api)
-            yield us_api, prc_api
-        await us.stop()
-        await prc.stop()
-    finally:
-        if proxy is not None:
-            await proxy.close()
-        for running in (us, prc):
-            if running is not None and running.process.returncode is None:
-                running.process.kill()
-
-
 def _post_loop(api: str, path: str, body: bytes, rounds: int) -> list[tuple[float, Any]]:
     """POST `body` `rounds` times on one kept-alive connection (stdlib http.client: the
     lightest client, so the figure is the node's, not the client library's)."""
@@ -294,7 +258,8 @@ def bench_link(
 
         async def nodes() -> dict[str, Any]:
             out: dict[str, Any] = {}
-            async with _pair(folder / "loopback", 0) as (us_api, prc_api):
+            async with node_pair(folder / "loopback", 0) as pair:
+                us_api, prc_api = pair.us_api, pair.prc_api
                 say("c. clarification through two nodes ...")
                 outer, inner = await _clarifications(us_api, prc_api, clarifications)
                 out["clarification"] = percentiles(outer)
@@ -303,7 +268,8 @@ def bench_link(
                 out["clarification_durable"] = percentiles(outer)
                 say("d. telemetry throughput ...")
                 out["records_per_s"] = await _telemetry(prc_api, us_api, records, 250)
-            async with _pair(folder / "wan", 55.0) as (us_api, prc_api):
+            async with node_pair(folder / "wan", 55.0) as pair:
+                us_api, prc_api = pair.us_api, pair.prc_api
                 say("e. clarification through a 55 ms each-way path ...")
                 outer, inner = await _clarifications(us_api, prc_api, 100)
                 out["wan_outer"] = percentiles(outer)

@@ -14,8 +14,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import httpx
 from clearline.doctrine.responses import fuse, propose_rung
 from clearline.log.store import VerifyReport, verify_log
 from clearline.node.keys import init_keys
-from clearline.node.proxy import delay_proxy
+from clearline.node.proxy import FaultProxy, delay_proxy
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
@@ -144,65 +144,128 @@ class LiveResult:
     exit_codes: dict[str, int]
 
 
-async def live_scene(
-    folder: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float = 0.0
-) -> LiveResult:
+@dataclass
+class NodePair:
+    us: RunningNode
+    prc: RunningNode
+    us_api: httpx.AsyncClient
+    prc_api: httpx.AsyncClient
+    link: dict[str, Any]
+    exit_codes: dict[str, int] = field(default_factory=dict)
+
+
+@contextlib.asynccontextmanager
+async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
+    """Two node processes with fresh keys in `folder`: PRC listens, US dials it (through a
+    proxy adding `delay_ms` each way, if any). Stopped with SIGTERM on the way out."""
     keys = folder / "keys"
     for side in ("US", "PRC"):
         init_keys(keys, side, force=True)
     prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
     assert prc.listen is not None
-    proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
+    proxy: FaultProxy | None = None
+    target = prc.listen
     us: RunningNode | None = None
     try:
-        port = await proxy.start()
+        if delay_ms > 0:
+            proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
+            target = await proxy.start()
         us = await start_node(
-            folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{port}")
+            folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{target}")
         )
         async with (
-            httpx.AsyncClient(base_url=us.api, timeout=30) as us_api,
-            httpx.AsyncClient(base_url=prc.api, timeout=30) as prc_api,
+            httpx.AsyncClient(base_url=us.api, timeout=60) as us_api,
+            httpx.AsyncClient(base_url=prc.api, timeout=60) as prc_api,
         ):
             link = await wait_up(us_api)
             await wait_up(prc_api)
-            say(
-                f"  two node processes, mutual TLS 1.3 with pinned certificates; "
-                f"session {link['session_id'][:16]}..."
-            )
-            say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
-            say(f"  console: {us.api}/console/?nodes={us.api},{prc.api}")
-            if pause_s > 0:
-                say(f"  (the scene starts in {pause_s:g} s)")
-                await asyncio.sleep(pause_s)
-            began = time.monotonic()
+            pair = NodePair(us, prc, us_api, prc_api, link)
+            yield pair
+        pair.exit_codes = {"US": await us.stop(), "PRC": await prc.stop()}
+    finally:
+        if proxy is not None:
+            await proxy.close()
+        for running in (us, prc):
+            if running is not None and running.process.returncode is None:
+                running.process.kill()
 
-            def note(side: str, text: str) -> None:
-                say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
 
-            published = (await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})).json()
-            note(
-                "PRC",
-                f"own systems publish PRC-RS-7 (recon swarm, withdrawing) to the "
-                f"node's registry; sent to peer: {published['sent_to_peer']}",
+async def live_scene(
+    folder: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float = 0.0
+) -> LiveResult:
+    async with node_pair(folder, delay_ms) as pair:
+        us, prc, us_api, prc_api, link = pair.us, pair.prc, pair.us_api, pair.prc_api, pair.link
+        link = await wait_up(us_api)
+        await wait_up(prc_api)
+        say(
+            f"  two node processes, mutual TLS 1.3 with pinned certificates; "
+            f"session {link['session_id'][:16]}..."
+        )
+        say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
+        say(f"  console: {us.api}/console/?nodes={us.api},{prc.api}")
+        if pause_s > 0:
+            say(f"  (the scene starts in {pause_s:g} s)")
+            await asyncio.sleep(pause_s)
+        began = time.monotonic()
+
+        def note(side: str, text: str) -> None:
+            say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
+
+        published = (await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})).json()
+        note(
+            "PRC",
+            f"own systems publish PRC-RS-7 (recon swarm, withdrawing) to the "
+            f"node's registry; sent to peer: {published['sent_to_peer']}",
+        )
+        rung = propose_rung(MODEL_MISREAD_SCORE)
+        note("US", "sensor: track T-0417, 24 small UAS, heading 95, 60 m/s")
+        note(
+            "US",
+            f"model: strike_package (threat {MODEL_MISREAD_SCORE:.2f}; truth: "
+            f"recon_swarm) -> propose {rung}",
+        )
+        asked = asyncio.create_task(
+            us_api.post("/v1/observations", params={"durable": "true"}, json=SIGHTING)
+        )
+        note("US", "hotline -> Query: is T-0417 yours?")
+        await asyncio.sleep(min(0.02, delay_ms / 4000))
+        held = (
+            await us_api.post(
+                "/v1/actions",
+                json={
+                    "action_id": "US-A1",
+                    "rung": rung,
+                    "domain": "air",
+                    "target": "T-0417",
+                },
             )
-            rung = propose_rung(MODEL_MISREAD_SCORE)
-            note("US", "sensor: track T-0417, 24 small UAS, heading 95, 60 m/s")
+        ).json()
+        note(
+            "US",
+            f"gate: {held['verdict'].upper()} {rung} ({held['rule']}: "
+            f"{held['reason']}); record {held['logged_index']} committed",
+        )
+        result = (await asked).json()
+        fired = False
+        clarification = None
+        if result["outcome"] == "answered":
+            answer = result["answer"]
+            clarification = result["elapsed_ms"]
             note(
                 "US",
-                f"model: strike_package (threat {MODEL_MISREAD_SCORE:.2f}; truth: "
-                f"recon_swarm) -> propose {rung}",
+                f"hotline <- Answer: {answer['claim']}, {answer['mission']}, "
+                f"{answer['intent']}, armed={answer['armed']} ({answer['asset_id']});"
+                f" verified in {clarification:.1f} ms; logged as entry "
+                f"{result['logged_index']}",
             )
-            asked = asyncio.create_task(
-                us_api.post("/v1/observations", params={"durable": "true"}, json=SIGHTING)
-            )
-            note("US", "hotline -> Query: is T-0417 yours?")
-            await asyncio.sleep(min(0.02, delay_ms / 4000))
-            held = (
+            fused = fuse(MODEL_MISREAD_SCORE, _answer(answer), TRUST_IN_PEER)
+            new_rung = propose_rung(fused)
+            stand = (
                 await us_api.post(
                     "/v1/actions",
                     json={
-                        "action_id": "US-A1",
-                        "rung": rung,
+                        "action_id": "US-A2",
+                        "rung": new_rung,
                         "domain": "air",
                         "target": "T-0417",
                     },
@@ -210,82 +273,40 @@ async def live_scene(
             ).json()
             note(
                 "US",
-                f"gate: {held['verdict'].upper()} {rung} ({held['rule']}: "
-                f"{held['reason']}); record {held['logged_index']} committed",
+                f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
+                f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); "
+                f"{rung} CANCELLED",
             )
-            result = (await asked).json()
-            fired = False
-            clarification = None
-            if result["outcome"] == "answered":
-                answer = result["answer"]
-                clarification = result["elapsed_ms"]
-                note(
-                    "US",
-                    f"hotline <- Answer: {answer['claim']}, {answer['mission']}, "
-                    f"{answer['intent']}, armed={answer['armed']} ({answer['asset_id']});"
-                    f" verified in {clarification:.1f} ms; logged as entry "
-                    f"{result['logged_index']}",
+        else:
+            note("US", f"clarification {result['outcome']}: {result['reason']}")
+            retry = (
+                await us_api.post(
+                    "/v1/actions",
+                    json={
+                        "action_id": "US-A3",
+                        "rung": rung,
+                        "domain": "air",
+                        "target": "T-0417",
+                    },
                 )
-                fused = fuse(MODEL_MISREAD_SCORE, _answer(answer), TRUST_IN_PEER)
-                new_rung = propose_rung(fused)
-                stand = (
-                    await us_api.post(
-                        "/v1/actions",
-                        json={
-                            "action_id": "US-A2",
-                            "rung": new_rung,
-                            "domain": "air",
-                            "target": "T-0417",
-                        },
-                    )
-                ).json()
-                note(
-                    "US",
-                    f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
-                    f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); "
-                    f"{rung} CANCELLED",
-                )
-            else:
-                note("US", f"clarification {result['outcome']}: {result['reason']}")
-                retry = (
-                    await us_api.post(
-                        "/v1/actions",
-                        json={
-                            "action_id": "US-A3",
-                            "rung": rung,
-                            "domain": "air",
-                            "target": "T-0417",
-                        },
-                    )
-                ).json()
-                fired = retry["verdict"] == "allow"
-                note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
-            for side, api in (("US", us_api), ("PRC", prc_api)):
-                checkpoint = (await api.post("/v1/log/checkpoint")).json()
-                note(
-                    side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer"
-                )
-            if duration_s > 0:
-                await asyncio.sleep(duration_s)
-                rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
-                note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
-        codes = {"US": await us.stop(), "PRC": await prc.stop()}
-    finally:
-        await proxy.close()
-        for running in (us, prc):
-            if running is not None and running.process.returncode is None:
-                running.process.kill()
-    reports = {}
-    for running in (us, prc):
-        assert running is not None
-        reports[running.side] = verify_log(running.log)
+            ).json()
+            fired = retry["verdict"] == "allow"
+            note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
+        for side, api in (("US", us_api), ("PRC", prc_api)):
+            checkpoint = (await api.post("/v1/log/checkpoint")).json()
+            note(side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer")
+        if duration_s > 0:
+            await asyncio.sleep(duration_s)
+            rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
+            note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
+    reports = {running.side: verify_log(running.log) for running in (us, prc)}
     return LiveResult(
         clarification,
         held["verdict"] == "hold",
         fired,
         reports,
         {"US": us.log, "PRC": prc.log},
-        codes,
+        pair.exit_codes,
     )
 
 
