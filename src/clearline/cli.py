@@ -643,3 +643,17 @@ def sim_dst(seeds: int, start: int, horizon: float) -> None:
         f"OK {seeds} seeds ({start}..{start + seeds - 1}), {horizon:g} virtual s each, "
         f"{elapsed:.1f} s: " + ", ".join(f"{v} {k}" for k, v in totals.items())
     )
+
+
+@bench.command("soak")
+@click.option("--seconds", type=click.FloatRange(10, 7 * 86_400), default=300, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print only the results as JSON.")
+def bench_soak_command(seconds: float, as_json: bool) -> None:
+    """Two nodes under sustained load: resident memory, latency and log growth over time."""
+    from clearline.node.soak import run_soak
+
+    say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    results = run_soak(seconds, say)
+    click.echo(json.dumps(results, indent=None if as_json else 2))
+    flat = results["us_memory_flat"] and results["prc_memory_flat"]
+    sys.exit(0 if flat else 1)
