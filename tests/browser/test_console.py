@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
             "--pause",
             "4",
             "--duration",
-            "4",
+            "10",
             "--episodes",
             "0",
         ],
@@ -59,6 +60,7 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
         stderr=subprocess.STDOUT,
         text=True,
         env=ENV,
+        start_new_session=True,
     )
     try:
         lines = _read_until(process, r"console: ")
@@ -68,7 +70,7 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
         yield process, url, us_api, prc_api
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the demo and the nodes it started
 
 
 def test_live_view_shows_the_scene_as_the_nodes_report_it(
@@ -89,6 +91,11 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
     us.locator('tr[data-verdict="allow"]').wait_for(timeout=20_000)
     assert "intercept-uncrewed" in us.locator('tr[data-verdict="hold"]').inner_text()
     assert us.locator(".rung.current").get_attribute("data-rung") == "monitor"
+    # Each side sends a signed checkpoint at the end of the scene (with a consistency proof
+    # from its previous one when there is one); each panel shows the verdict on the peer's.
+    peer_view = us.locator('[data-field="checkpoints"] span[data-side="PRC"][data-consistency]')
+    peer_view.wait_for(timeout=15_000)
+    assert peer_view.get_attribute("data-consistency") in ("first", "consistent")
     assert us.locator('[data-field="kinetic"]').inner_text() == "none"
     # The numbers on screen are the node's own.
     shown_ms = float(answered.locator(".clarification-ms").inner_text())
@@ -121,15 +128,6 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
         "el => el.dataset.verified !== undefined", arg=result.element_handle(), timeout=10_000
     )
     assert result.get_attribute("data-verified") == "true", result.inner_text()
-    # The demo sends a checkpoint from each side at the end of the scene (with a consistency
-    # proof from the previous one when there is one); each panel shows the peer's verdict.
-    peer_view = us.locator('[data-field="checkpoints"] span[data-side="PRC"]')
-    page.wait_for_function(
-        "el => el.dataset.consistency !== undefined",
-        arg=peer_view.element_handle(),
-        timeout=15_000,
-    )
-    assert peer_view.get_attribute("data-consistency") in ("first", "consistent")
     page.screenshot(path=str(screenshots / "console-live.png"), full_page=True)
     # Thousands of messages: the page keeps and lists a bounded number.
     counts = page.evaluate(

@@ -92,6 +92,18 @@ class RunningNode:
         return await asyncio.wait_for(self.process.wait(), timeout=30)
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the demo that started us dies, however it dies,
+    so that a demo killed outright leaves no nodes behind (Linux; elsewhere a no-op)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal as signals
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signals.SIGTERM)
+
+
 async def start_node(folder: Path, side: str, config: str) -> RunningNode:
     path = folder / f"{side.lower()}.toml"
     path.write_text(config)
@@ -111,6 +123,7 @@ async def start_node(folder: Path, side: str, config: str) -> RunningNode:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=stderr.open("wb"),
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (ready.exists() and ready.read_text()):
