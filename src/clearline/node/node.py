@@ -349,7 +349,12 @@ class Node:
             for seq, future in list(self._waiters.items()):
                 if not future.done():
                     future.set_result(Outcome(seq, "expired", reason="link lost"))
+            # Sequence numbers start again with the next session: forget this one's.
             self._waiters.clear()
+            for track in self._query_tracks.values():
+                self.gate.close_clarification(track)
+            self._query_tracks.clear()
+            self._received_logged.clear()
             self.emit({"kind": "disconnected", "peer": peer})
 
     async def _dial_forever(self, host: str, port: int) -> None:
@@ -444,8 +449,14 @@ class Node:
                 self.refuse(self.link.peer, f"log back-pressure: {exc}")
                 self.link.session.close(wall_us(), CloseReason.LOCAL, "log back-pressure")
             return
-        if isinstance(event, MessageReceived) and isinstance(message.body, Answer):
-            self._received_logged[message.body.query_seq] = future
+        answer = message.body
+        # Kept only for a clarification someone still waits on: late answers must not pile up.
+        if (
+            isinstance(event, MessageReceived)
+            and isinstance(answer, Answer)
+            and answer.query_seq in self._waiters
+        ):
+            self._received_logged[answer.query_seq] = future
         self.emit(
             {
                 "kind": "message",
