@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,14 +51,16 @@ def main() -> None:
 @click.option(
     "--pause",
     type=click.FloatRange(0, 3600),
-    default=0.0,
-    help="Wait this many seconds after the nodes are up, before the scene (to open the page).",
+    default=None,
+    help="Wait this many seconds after the nodes are up, before the scene, so the console is "
+    "open when it starts [default: 3, or 0 with --headless].",
 )
 @click.option(
     "--duration",
     type=click.FloatRange(0, 86_400),
-    default=0.0,
-    help="Keep the live nodes up this many seconds after the scene (heartbeats keep flowing).",
+    default=None,
+    help="Keep the live nodes up this many seconds after the scene, for the console "
+    "(heartbeats keep flowing) [default: 30, or 0 with --headless].",
 )
 def demo(
     out: Path | None,
@@ -65,8 +68,8 @@ def demo(
     episodes: int,
     virtual: bool,
     headless: bool,
-    pause: float,
-    duration: float,
+    pause: float | None,
+    duration: float | None,
 ) -> None:
     """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo.
 
@@ -76,8 +79,17 @@ def demo(
     from clearline.demo import run_demo
 
     say = click.echo
-    if not headless and not virtual:
+    # Someone can watch only where a browser can open: not on a Linux box with no display.
+    has_screen = sys.platform != "linux" or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+    watching = not headless and not virtual and has_screen
+    if watching:
         say = _opening_console(click.echo)
+    if pause is None:
+        pause = 3.0 if watching else 0.0
+    if duration is None:
+        duration = 30.0 if watching else 0.0
     sys.exit(
         run_demo(out, delay_ms, say, episodes, live=not virtual, duration_s=duration, pause_s=pause)
     )
