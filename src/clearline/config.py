@@ -6,15 +6,44 @@ from importlib import resources
 from pathlib import Path
 
 from clearline.errors import PolicyError
-from clearline.gate.policy import Policy, parse_policy
+from clearline.gate.authority import Roster, RosterError, empty_roster, parse_roster
+from clearline.gate.policy import DEFAULT_POLICY_NAME, Policy, parse_policy
+from clearline.sourcemap import load_yaml
 
 
 def load_policy(path: Path) -> Policy:
+    """A policy file from disk; one that changes the default may not keep the default's name."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(f"cannot read the policy file: {exc.strerror}", str(path)) from None
-    return parse_policy(text, str(path))
+    policy = parse_policy(text, str(path))
+    if policy.name == DEFAULT_POLICY_NAME and policy.hash != default_policy().hash:
+        line = load_yaml(text, str(path), PolicyError)[1].line_of(("name",))
+        raise PolicyError(
+            f"this policy differs from the shipped default but keeps its name "
+            f"{DEFAULT_POLICY_NAME!r}; expected a name of its own",
+            str(path),
+            line,
+        )
+    return policy
+
+
+def load_roster(path: Path | None, side: str) -> Roster:
+    """The side's authority roster; without a file, no officer: nothing can be human."""
+    if path is None:
+        return empty_roster(side)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RosterError(f"cannot read the roster file: {exc.strerror}", str(path)) from None
+    roster = parse_roster(text, str(path))
+    if roster.side != side:
+        raise RosterError(
+            f"the roster enrols officers of side {roster.side!r}; this node is {side!r}",
+            str(path),
+        )
+    return roster
 
 
 def default_policy_text() -> str:

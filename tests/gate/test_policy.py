@@ -6,7 +6,7 @@ import pytest
 
 from clearline.config import default_policy, default_policy_text, load_policy
 from clearline.errors import PolicyError
-from clearline.gate.policy import parse_policy
+from clearline.gate.policy import DEFAULT_POLICY_NAME, parse_policy
 
 
 def _edit(old: str, new: str) -> str:
@@ -67,7 +67,7 @@ def test_hash_ignores_formatting_but_not_content() -> None:
         ("down_cap: posture", "down_cap: strike", "down_cap", "no higher than degraded_cap"),
         (
             "  degraded_cap: disrupt",
-            "  degraded_cap: nuclear",
+            "  degraded_cap: strike",
             "degraded_cap",
             "no higher than autonomy_cap",
         ),
@@ -113,3 +113,79 @@ def test_missing_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-unt
 def test_empty_file() -> None:
     with pytest.raises(PolicyError, match="empty"):
         parse_policy("", "p.yaml")
+
+
+# Finding: "nuclear is only a domain label". Each of these policies loaded before, and the
+# first one let the gate allow an autonomous nuclear act in `air` with the link down.
+NUCLEAR_CAPS = [
+    ("autonomy_cap: intercept-uncrewed", "autonomy_cap: nuclear", "autonomy_cap"),
+    ("  degraded_cap: disrupt", "  degraded_cap: nuclear", "degraded_cap"),
+    ("  down_cap: posture", "  down_cap: nuclear", "down_cap"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key"), NUCLEAR_CAPS)
+def test_no_cap_may_reach_an_excluded_rung(old: str, new: str, key: str) -> None:
+    text = _edit(old, new)
+    with pytest.raises(PolicyError, match="no cap may reach an excluded rung") as info:
+        parse_policy(text, "p.yaml")
+    assert info.value.line == _line_of(text, key)
+
+
+def test_all_caps_nuclear_is_refused() -> None:
+    text = default_policy_text()
+    for old, new, _ in NUCLEAR_CAPS:
+        text = text.replace(old, new, 1)
+    with pytest.raises(PolicyError, match="no cap may reach an excluded rung"):
+        parse_policy(text, "p.yaml")
+
+
+def test_nuclear_c2_needs_two_officers() -> None:
+    text = _edit("human_authorizations: 2", "human_authorizations: 1")
+    with pytest.raises(PolicyError, match="two distinct officers") as info:
+        parse_policy(text, "p.yaml")
+    assert info.value.line == _line_of(text, "human_authorizations")
+
+
+def test_the_ladder_must_say_which_rungs_are_nuclear() -> None:
+    unbound = _edit("    domain: nuclear-c2   #", "    #")
+    with pytest.raises(PolicyError, match="domain: nuclear-c2 on the rung named nuclear"):
+        parse_policy(unbound, "p.yaml")
+    renamed = unbound.replace("  - name: nuclear\n", "  - name: big-boom\n", 1)
+    with pytest.raises(PolicyError, match="the ladder must say which rungs are nuclear"):
+        parse_policy(renamed, "p.yaml")
+
+
+def test_nothing_above_an_excluded_rung_is_open() -> None:
+    text = default_policy_text().replace(
+        "domains: [air",
+        "  - name: beyond\n    score: 90\n    kinetic: true\n\ndomains: [air",
+        1,
+    )
+    with pytest.raises(PolicyError, match="'beyond' is above the excluded rung 'nuclear'"):
+        parse_policy(text, "p.yaml")
+
+
+def test_the_default_marks_nuclear_as_a_nuclear_c2_rung() -> None:
+    policy = default_policy()
+    assert policy.excluded_rungs == {"nuclear"}
+    assert policy.domain_of("nuclear", "air") == "nuclear-c2"
+    assert policy.domain_of("strike", "air") == "air"
+
+
+def test_a_changed_policy_cannot_keep_the_default_name(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    changed = tmp_path / "p.yaml"
+    changed.write_text(_edit("max_escalations: 3", "max_escalations: 30"))
+    with pytest.raises(PolicyError, match=f"keeps its name '{DEFAULT_POLICY_NAME}'") as info:
+        load_policy(changed)
+    assert info.value.line == _line_of(changed.read_text(), "name:")
+    same = tmp_path / "same.yaml"
+    same.write_text("# reformatted\n" + default_policy_text())
+    assert load_policy(same).hash == default_policy().hash
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(
+        _edit("max_escalations: 3", "max_escalations: 30").replace(
+            f"name: {DEFAULT_POLICY_NAME}", "name: theatre-east", 1
+        )
+    )
+    assert load_policy(renamed).name == "theatre-east"

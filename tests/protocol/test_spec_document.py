@@ -11,7 +11,7 @@ import nacl.signing
 
 from clearline.protocol import codec
 from clearline.protocol.signing import Ed25519Signer, KeyRing
-from clearline.protocol.vectors import build
+from clearline.protocol.vectors import OFFICER_LABEL, build
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "protocol.md"
@@ -51,7 +51,8 @@ def test_vectors_in_doc_equal_fresh_signatures() -> None:
 
 def test_vectors_verify_by_hand_without_our_codec() -> None:
     """What another implementation would do: parse with plain CBOR, rebuild Sig_structure."""
-    keys = {k.kid: k.public_key for k in (Ed25519Signer.from_label(x) for x in ("US", "PRC"))}
+    labels = ("US", "PRC", OFFICER_LABEL)
+    keys = {k.kid: k.public_key for k in (Ed25519Signer.from_label(x) for x in labels)}
     for name, frame in _doc_frames().items():
         length = int.from_bytes(frame[:4], "big")
         assert length == len(frame) - 4, name
@@ -69,6 +70,7 @@ def test_vectors_decode_with_our_codec() -> None:
     ring = KeyRing()
     for label in ("US", "PRC"):
         ring.add(label, Ed25519Signer.from_label(label).verifier())
+    ring.add("US", Ed25519Signer.from_label(OFFICER_LABEL).verifier())
     for v in build():
         frames = codec.FrameReader().feed(v.frame())
         assert codec.verify(frames[0], ring).message == v.message

@@ -5,9 +5,12 @@ is the safety argument, so it is written out once here and in
 docs/architecture.md:
 
 1. unknown rung or domain -> deny
-2. excluded domain: autonomous -> deny, always; human -> allow only with the
-   required number of distinct authorizations
-3. human (outside excluded domains) -> allow, with at least one authorization
+2. excluded domain (the rung's own domain if the ladder binds one, else the one
+   the caller names): autonomous -> deny, always; human -> allow only with the
+   required number of valid approvals by distinct enrolled officers, each for
+   exactly this act (standing approvals never count here)
+3. human (outside excluded domains) -> allow with at least one valid approval
+   (for this act, or standing and covering it); without one it is no human act
 4. autonomous de-escalation or status quo (score <= 0) -> allow: standing down
    is never blocked
 5. circuit breaker paused -> deny
@@ -20,10 +23,17 @@ docs/architecture.md:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from clearline.gate.authority import (
+    ApprovalCheck,
+    CheckedApproval,
+    Roster,
+    check_approvals,
+)
 from clearline.gate.policy import Policy
 from clearline.protocol.events import LinkState
 from clearline.protocol.messages import Actor, Micros, Verdict
@@ -50,7 +60,8 @@ class ProposedAction:
     rung: str
     domain: str
     target: str | None = None
-    authorizations: frozenset[str] = frozenset()
+    approvals: tuple[bytes, ...] = ()
+    """Officers' signed approvals (COSE_Sign1 bytes): what makes an act human."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,8 @@ class GateContext:
     recent_escalations: tuple[Micros, ...] = ()
     """Times of autonomous escalations the gate allowed (only those inside the window matter)."""
     breaker_tripped_at: Micros | None = None
+    spent_approvals: Mapping[bytes, Micros] = field(default_factory=dict)
+    """Digest -> end of validity of each single-use approval that already authorized an act."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,8 @@ class GateDecision:
     reason: str
     until: Micros | None = None
     trips_breaker: bool = False
+    approvals: tuple[CheckedApproval, ...] = ()
+    """The approvals that made this a human act (empty for autonomous ones)."""
 
     @property
     def allowed(self) -> bool:
@@ -83,34 +98,51 @@ def _deny(rule: Rule, reason: str, trips: bool = False) -> GateDecision:
 
 
 def decide(
-    policy: Policy, action: ProposedAction, context: GateContext, now: Micros
+    policy: Policy,
+    action: ProposedAction,
+    context: GateContext,
+    now: Micros,
+    roster: Roster | None = None,
+    opened: Mapping[bytes, CheckedApproval] | None = None,
 ) -> GateDecision:
+    """The verdict on `action`. `roster` holds the officers whose approvals count (none:
+    nothing is human); `opened` is an optional cache of approvals already verified."""
     rung = policy.rungs.get(action.rung)
     if rung is None:
         return _deny(Rule.UNKNOWN_RUNG, f"rung {action.rung!r} is not on the ladder")
     if action.domain not in policy.domains:
         return _deny(Rule.UNKNOWN_DOMAIN, f"domain {action.domain!r} is not in the policy")
 
-    authorizations = len(action.authorizations)
-    required = policy.exclusions.get(action.domain)
-    if required is not None:
-        if action.actor is Actor.AUTONOMOUS:
-            return _deny(
-                Rule.EXCLUDED_DOMAIN,
-                f"{action.domain} is closed to autonomous action; a human decision is required",
-            )
-        if authorizations < required:
-            return _deny(
-                Rule.AUTHORIZATIONS,
-                f"{action.domain} needs {required} distinct authorizations, got {authorizations}",
-            )
-        return GateDecision(
-            Verdict.ALLOW, Rule.HUMAN_AUTHORITY, f"authorized by {authorizations} officers"
+    domain = policy.domain_of(rung.name, action.domain)
+    required = max(policy.exclusions.get(domain, 0), policy.exclusions.get(action.domain, 0))
+    excluded = required > 0
+    if excluded and action.actor is Actor.AUTONOMOUS:
+        where = domain if domain in policy.exclusions else action.domain
+        why = f" (rung {rung.name} is a {where} act)" if where != action.domain else ""
+        return _deny(
+            Rule.EXCLUDED_DOMAIN,
+            f"{where} is closed to autonomous action{why}; a human decision is required",
         )
     if action.actor is Actor.HUMAN:
-        if authorizations < 1:
-            return _deny(Rule.AUTHORIZATIONS, "a human action needs at least one authorization")
-        return GateDecision(Verdict.ALLOW, Rule.HUMAN_AUTHORITY, "a human decided")
+        check = _approvals(policy, action, context, now, roster, opened, excluded)
+        needed = required if excluded else 1
+        if check.officers < needed:
+            what = f"{needed} approvals by distinct officers" if needed > 1 else "an approval"
+            detail = "; ".join(check.refused) or "none was presented"
+            return _deny(
+                Rule.AUTHORIZATIONS,
+                _clip(
+                    f"a human {rung.name} act needs {what}, valid for it: "
+                    f"{check.officers} counted; {detail}"
+                ),
+            )
+        officers = ", ".join(sorted(a.officer for a in check.accepted))
+        return GateDecision(
+            Verdict.ALLOW,
+            Rule.HUMAN_AUTHORITY,
+            _clip(f"approved by {check.officers} officer(s): {officers}"),
+            approvals=check.accepted,
+        )
 
     if rung.score <= 0:
         return GateDecision(Verdict.ALLOW, Rule.DE_ESCALATION, f"{rung.name} does not escalate")
@@ -167,15 +199,58 @@ def decide(
     return GateDecision(Verdict.ALLOW, Rule.WITHIN_POLICY, f"{rung.name} is within policy")
 
 
+REASON_LIMIT = 512
+"""A reason is logged as TEXT (at most 512 characters)."""
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 1] + "…"
+
+
+def _approvals(
+    policy: Policy,
+    action: ProposedAction,
+    context: GateContext,
+    now: Micros,
+    roster: Roster | None,
+    opened: Mapping[bytes, CheckedApproval] | None,
+    excluded: bool,
+) -> ApprovalCheck:
+    if roster is None:
+        return ApprovalCheck((), ("no officers are enrolled on this side",))
+    return check_approvals(
+        roster,
+        action.approvals,
+        action_id=action.action_id,
+        rung=action.rung,
+        rung_index=policy.rung_index,
+        stated_domain=action.domain,
+        excluded=excluded,
+        excluded_rungs=policy.excluded_rungs,
+        excluded_domains=frozenset(policy.exclusions),
+        target=action.target,
+        now=now,
+        max_validity_us=policy.approvals.max_validity_ms * 1000,
+        spent=context.spent_approvals,
+        opened=opened,
+    )
+
+
+OPENED_CACHE = 1024
+"""Verified approvals a Gate remembers, so a standing approval is not re-verified per act."""
+
+
 @dataclass
 class Gate:
     """A policy plus the little history `decide` needs, kept bounded. Still no clock: pass `now`."""
 
     policy: Policy
     context: GateContext = field(default_factory=lambda: GateContext(LinkState.DOWN))
+    roster: Roster | None = None
+    _opened: OrderedDict[bytes, CheckedApproval] = field(default_factory=OrderedDict, repr=False)
 
     def propose(self, action: ProposedAction, now: Micros) -> GateDecision:
-        decision = decide(self.policy, action, self.context, now)
+        decision = decide(self.policy, action, self.context, now, self.roster, self._opened)
         self.record(action, decision, now)
         return decision
 
@@ -185,6 +260,16 @@ class Gate:
         recent = tuple(t for t in ctx.recent_escalations if t > window_start)
         if decision.trips_breaker:
             ctx = replace(ctx, breaker_tripped_at=now)
+        spent = {d: until for d, until in ctx.spent_approvals.items() if until >= now}
+        for approval in decision.approvals:
+            if approval.body.action_id is not None:
+                spent[approval.digest] = approval.body.not_after
+            self._opened[approval.digest] = approval
+            self._opened.move_to_end(approval.digest)
+        while len(self._opened) > OPENED_CACHE:
+            self._opened.popitem(last=False)
+        if decision.approvals or len(spent) != len(ctx.spent_approvals):
+            ctx = replace(ctx, spent_approvals=spent)
         rung = self.policy.rungs.get(action.rung)
         if (
             decision.allowed

@@ -19,6 +19,10 @@ from clearline.sourcemap import checker, load_yaml, validate
 
 NUCLEAR_C2 = "nuclear-c2"
 """The domain every policy must close to autonomy."""
+NUCLEAR_OFFICERS = 2
+"""Distinct officers every policy requires for an act in nuclear command and control."""
+DEFAULT_POLICY_NAME = "clearline-default"
+"""Reserved for the shipped policy: a changed policy must not pass for it."""
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
 
@@ -31,6 +35,8 @@ class Rung(_Strict):
     name: Name
     score: int = Field(ge=-100, le=100)
     kinetic: bool = False
+    domain: Name | None = None
+    """Every act at this rung is in this domain, whatever domain its caller names."""
     description: str = ""
 
 
@@ -54,6 +60,11 @@ class CircuitBreaker(_Strict):
     pause_ms: int = Field(ge=1)
 
 
+class Approvals(_Strict):
+    max_validity_ms: int = Field(default=3_600_000, ge=1_000, le=86_400_000)
+    """No officer's approval, for one act or standing, counts if valid for longer."""
+
+
 class Policy(_Strict):
     model_config = ConfigDict(
         extra="forbid", frozen=True, strict=True, ignored_types=(cached_property,)
@@ -68,6 +79,7 @@ class Policy(_Strict):
     fail_safe: FailSafe
     hotline_hold: HotlineHold = HotlineHold()
     circuit_breaker: CircuitBreaker
+    approvals: Approvals = Approvals()
 
     def canonical(self) -> dict[str, object]:
         return self.model_dump(mode="python")
@@ -88,8 +100,20 @@ class Policy(_Strict):
     def exclusions(self) -> dict[str, int]:
         return {e.domain: e.human_authorizations for e in self.excluded_domains}
 
+    @cached_property
+    def excluded_rungs(self) -> frozenset[str]:
+        """Rungs bound to an excluded domain: closed to autonomy whatever the caller says."""
+        return frozenset(
+            r.name for r in self.ladder if r.domain is not None and r.domain in self.exclusions
+        )
+
     def rung(self, name: str) -> Rung:
         return self.rungs[name]
+
+    def domain_of(self, rung: str, stated_domain: str) -> str:
+        """The domain an act is in: the rung's own, if the ladder binds one, else the stated."""
+        bound = self.rungs[rung].domain if rung in self.rungs else None
+        return bound if bound is not None else stated_domain
 
 
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
@@ -116,6 +140,43 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         f"{NUCLEAR_C2!r} must be an excluded domain: nuclear command and control "
         "is closed to autonomy in every clearline policy",
     )
+    for i, excluded in enumerate(policy.excluded_domains):
+        if excluded.domain == NUCLEAR_C2:
+            require(
+                excluded.human_authorizations >= NUCLEAR_OFFICERS,
+                ("excluded_domains", i, "human_authorizations"),
+                f"expected at least {NUCLEAR_OFFICERS}: an act in {NUCLEAR_C2} needs "
+                "two distinct officers in every clearline policy",
+            )
+    for i, rung in enumerate(policy.ladder):
+        require(
+            rung.domain is None or rung.domain in policy.domains,
+            ("ladder", i, "domain"),
+            f"{rung.domain!r} is not one of the domains {policy.domains}",
+        )
+        if rung.name == "nuclear":
+            require(
+                rung.domain == NUCLEAR_C2,
+                ("ladder", i, "domain"),
+                f"expected domain: {NUCLEAR_C2} on the rung named nuclear",
+            )
+    nuclear_rungs = [i for i, r in enumerate(policy.ladder) if r.domain == NUCLEAR_C2]
+    require(
+        bool(nuclear_rungs),
+        ("ladder",),
+        f"expected at least one rung with domain: {NUCLEAR_C2}: the ladder must say which "
+        "rungs are nuclear, so that no label can carry a nuclear act out of its domain",
+    )
+    first_excluded = min(policy.rung_index[r] for r in policy.excluded_rungs)
+    for i in range(first_excluded, len(policy.ladder)):
+        rung = policy.ladder[i]
+        require(
+            rung.name in policy.excluded_rungs,
+            ("ladder", i, "domain"),
+            f"rung {rung.name!r} is above the excluded rung "
+            f"{policy.ladder[first_excluded].name!r}; expected a domain among "
+            f"{sorted(policy.exclusions)} (nothing above an excluded rung is open)",
+        )
     for path, cap_name in (
         (("autonomy_cap",), policy.autonomy_cap),
         (("fail_safe", "degraded_cap"), policy.fail_safe.degraded_cap),
@@ -129,6 +190,17 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
     cap = policy.rung_index[policy.autonomy_cap]
     degraded = policy.rung_index[policy.fail_safe.degraded_cap]
     down = policy.rung_index[policy.fail_safe.down_cap]
+    for path, cap_name in (
+        (("autonomy_cap",), policy.autonomy_cap),
+        (("fail_safe", "degraded_cap"), policy.fail_safe.degraded_cap),
+        (("fail_safe", "down_cap"), policy.fail_safe.down_cap),
+    ):
+        require(
+            policy.rung_index[cap_name] < first_excluded,
+            path,
+            f"expected a rung below {policy.ladder[first_excluded].name!r}: no cap may "
+            "reach an excluded rung",
+        )
     require(
         degraded <= cap,
         ("fail_safe", "degraded_cap"),

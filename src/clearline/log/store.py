@@ -161,9 +161,11 @@ class LogStore:
         """Seal and append one local record."""
         return self.append([self.seal_local(body, now)])[0]
 
-    def checkpoint(self, now: Micros, policy_hash: bytes) -> int:
-        """Append a signed checkpoint over everything logged so far, naming the gate policy."""
-        return self.record(Checkpoint(self.size, self.root(), policy_hash), now)
+    def checkpoint(self, now: Micros, policy_hash: bytes, roster_hash: bytes = bytes(32)) -> int:
+        """Append a signed checkpoint over everything logged so far, naming the gate policy
+        and the authority roster in force."""
+        body = Checkpoint(self.size, self.root(), policy_hash, roster_hash=roster_hash)
+        return self.record(body, now)
 
     def inclusion_proof(self, index: int) -> list[bytes]:
         return merkle.inclusion_proof(self._leaves, index)

@@ -7,6 +7,8 @@ Bound to loopback by default. The OpenAPI description is served at
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -86,7 +88,25 @@ class ActionIn(_In):
     rung: str = Field(min_length=1, max_length=48)
     domain: str = Field(min_length=1, max_length=48)
     target: Ident | None = None
-    authorizations: list[Ident] = Field(default_factory=list, max_length=10)
+    approvals: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9+/=_-]{1,1400}$")]] = Field(
+        default_factory=list,
+        max_length=10,
+        description="officers' signed approvals, base64 COSE_Sign1 (`clearline officer "
+        "approve`); an act is human only if they verify against the roster",
+    )
+
+    def approval_bytes(self) -> tuple[bytes, ...]:
+        out = []
+        for i, text in enumerate(self.approvals):
+            try:
+                # Standard or URL-safe alphabet, padding optional: what officers paste varies.
+                standard = text.replace("-", "+").replace("_", "/").rstrip("=")
+                out.append(base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True))
+            except (binascii.Error, ValueError):
+                raise HTTPException(
+                    422, f"approvals[{i}]: expected base64 of an approval's COSE_Sign1"
+                ) from None
+        return tuple(out)
 
 
 class DecisionOut(BaseModel):
@@ -150,7 +170,20 @@ def build_app(node: Any) -> FastAPI:
             "autonomy_cap": p.autonomy_cap,
             "fail_safe": {"degraded": p.fail_safe.degraded_cap, "down": p.fail_safe.down_cap},
             "excluded_domains": sorted(p.exclusions),
+            "excluded_rungs": sorted(p.excluded_rungs, key=p.rung_index.__getitem__),
+            "roster": {
+                "hash": node.roster.hash.hex(),
+                "side": node.roster.side,
+                "officers": [
+                    {"id": o.id, "public_key": o.public_key} for o in node.roster.officers
+                ],
+            },
         }
+
+    @app.get("/v1/approvals/pending")
+    async def pending_approvals() -> dict[str, Any]:
+        """Acts the gate referred to a human, newest last: what awaits officers' approval."""
+        return {"pending": list(node.pending_approval.values())}
 
     @app.get("/v1/link")
     async def link() -> dict[str, Any]:
@@ -165,6 +198,9 @@ def build_app(node: Any) -> FastAPI:
             "session_id": session.session_id.hex() if session and session.session_id else None,
             "rtt_ms": session.rtt_us / 1000 if session and session.rtt_us is not None else None,
             "policy_hash": node.policy.hash.hex(),
+            "roster_hash": node.roster.hash.hex(),
+            "peer_policy_hash": node.peer_authority["policy"],
+            "peer_roster_hash": node.peer_authority["roster"],
         }
 
     @app.post("/v1/observations")
@@ -200,7 +236,7 @@ def build_app(node: Any) -> FastAPI:
                 action.rung,
                 action.domain,
                 action.target,
-                frozenset(action.authorizations),
+                action.approval_bytes(),
             )
         )
         return DecisionOut(

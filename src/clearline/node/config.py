@@ -75,6 +75,8 @@ class NodeConfig(_Section):
     keys_dir: str = "keys"
     data_dir: str = "data"
     policy: str | None = None
+    roster: str | None = None
+    """The authority roster (officers' public keys); without one, no act is human."""
     heartbeat_ms: int = Field(default=1000, ge=10, le=60_000)
     query_ttl_ms: int = Field(default=2000, ge=10, le=3_600_000)
     listen: Listen | None = None

@@ -35,6 +35,7 @@ class _Local:
 class _Checkpoint:
     now: Micros
     policy_hash: bytes
+    roster_hash: bytes
 
 
 _Item = bytes | _Local | _Checkpoint
@@ -90,9 +91,11 @@ class LogWriter:
         """A local record (gate decision, checkpoint), sealed by the owner at its index."""
         return self._enqueue(_Local(body, now))
 
-    def checkpoint(self, now: Micros, policy_hash: bytes) -> asyncio.Future[int]:
+    def checkpoint(
+        self, now: Micros, policy_hash: bytes, roster_hash: bytes = bytes(32)
+    ) -> asyncio.Future[int]:
         """A signed checkpoint over everything appended before it."""
-        return self._enqueue(_Checkpoint(now, policy_hash))
+        return self._enqueue(_Checkpoint(now, policy_hash, roster_hash))
 
     def _enqueue(self, item: _Item) -> asyncio.Future[int]:
         if self._closing:
@@ -145,7 +148,7 @@ class LogWriter:
             if isinstance(item, _Checkpoint):
                 indices += store.append(entries) if entries else []
                 entries = []
-                indices.append(store.checkpoint(item.now, item.policy_hash))
+                indices.append(store.checkpoint(item.now, item.policy_hash, item.roster_hash))
             elif isinstance(item, _Local):
                 entries.append(store.seal_local(item.body, item.now, store.size + len(entries)))
             else:
@@ -155,8 +158,8 @@ class LogWriter:
         self.size, self.root = store.size, store.root()
         return indices
 
-    async def close(self, checkpoint: tuple[Micros, bytes] | None = None) -> None:
-        """Flush everything pending, seal it with a checkpoint (now, policy hash), close."""
+    async def close(self, checkpoint: tuple[Micros, bytes, bytes] | None = None) -> None:
+        """Flush everything pending, seal it with a checkpoint (now, policy, roster), close."""
         if checkpoint is not None and self._task is not None and not self._closing:
             await self.checkpoint(*checkpoint)
         self._closing = True

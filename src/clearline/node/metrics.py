@@ -74,6 +74,18 @@ class NodeMetrics:
             "Peer checkpoints whose consistency proof failed (a split view)",
             registry=self.registry,
         )
+        self.peer_authority_changes = Counter(
+            "clearline_peer_authority_changes",
+            "Times the peer's gate policy or authority roster hash changed",
+            ["what"],
+            registry=self.registry,
+        )
+        self.human_decisions = Counter(
+            "clearline_human_decisions",
+            "Human acts put to the gate, by whether their approvals counted",
+            ["verdict"],
+            registry=self.registry,
+        )
         self.log_entries = Gauge(
             "clearline_log_entries",
             "Entries committed to the log",

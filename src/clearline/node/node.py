@@ -27,14 +27,14 @@ import random
 import socket
 import ssl
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from clearline.config import default_policy, load_policy
+from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import OwnAsset, match, truthful_answer
 from clearline.errors import ClearlineError, LogStoreError, ProofError
-from clearline.gate import Gate, GateDecision, ProposedAction
+from clearline.gate import Gate, GateDecision, ProposedAction, Rule
 from clearline.log import merkle
 from clearline.node.config import NodeConfig
 from clearline.node.keys import Identity, fingerprint, load_identity
@@ -55,6 +55,7 @@ from clearline.protocol.events import (
     RoundTrip,
 )
 from clearline.protocol.messages import (
+    Actor,
     Answer,
     AssetRecord,
     Checkpoint,
@@ -65,6 +66,7 @@ from clearline.protocol.messages import (
     Query,
     Telemetry,
     TrackReport,
+    Verdict,
 )
 from clearline.protocol.session import Session, SessionConfig
 
@@ -76,6 +78,9 @@ TELEMETRY_BATCH_MAX = 350
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 MAX_WRITE_BUFFER = 4 * 1024 * 1024
+PENDING_APPROVALS = 256
+"""Referred acts kept for officers to see; the oldest is forgotten first."""
+REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
 CHECKPOINT_HISTORY = 64
 """Checkpoints kept in memory per side for the API (all of them stay in the log)."""
 """A peer that stops reading is cut off once this much is waiting for it."""
@@ -225,7 +230,14 @@ class Node:
             config.path(config.peer.signing_key),
         )
         self.policy = load_policy(config.path(config.policy)) if config.policy else default_policy()
-        self.gate = Gate(self.policy)
+        self.roster = load_roster(
+            config.path(config.roster) if config.roster else None, config.side
+        )
+        self.gate = Gate(self.policy, roster=self.roster)
+        self.peer_authority: dict[str, str | None] = {"policy": None, "roster": None}
+        """The peer's policy and roster hashes as last seen (Hello or checkpoint)."""
+        self.pending_approval: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        """Acts the gate referred to a human, awaiting officers' approvals (bounded)."""
         data_dir = config.path(config.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / f"{config.side.lower()}.db"
@@ -329,6 +341,7 @@ class Node:
             self.side,
             self.peer_side,
             self.policy.hash,
+            roster_hash=self.roster.hash,
             heartbeat_interval_us=self.config.heartbeat_ms * 1000,
             degraded_after_us=self.config.heartbeat_ms * 2500,
             down_after_us=self.config.heartbeat_ms * 5000,
@@ -431,8 +444,10 @@ class Node:
                     "kind": "handshake",
                     "session": event.session_id.hex(),
                     "peer_policy": event.peer_policy_hash.hex(),
+                    "peer_roster": event.peer_roster_hash.hex(),
                 }
             )
+            self._peer_authority(event.peer_policy_hash, event.peer_roster_hash, "hello")
         elif isinstance(event, Closed):
             self.emit({"kind": "closed", "reason": event.reason.value, "detail": event.detail})
 
@@ -475,6 +490,7 @@ class Node:
             answer = self.answer(event.message.seq, body)
             link.session.send(answer, wall_us())
         elif isinstance(body, Checkpoint):
+            self._peer_authority(body.policy_hash, body.roster_hash, "checkpoint")
             status = self._check_peer_checkpoint(body)
             self.checkpoints[self.peer_side].append(
                 _checkpoint_view(body, event.message.sent_at, None, status)
@@ -494,6 +510,24 @@ class Node:
                 self.peer_assets[record.asset_id] = record
             while len(self.peer_assets) > self.config.limits.event_history:
                 self.peer_assets.pop(next(iter(self.peer_assets)))
+
+    def _peer_authority(self, policy_hash: bytes, roster_hash: bytes, where: str) -> None:
+        """Note the peer's policy and roster; a change from what it showed before is news."""
+        for what, value in (("policy", policy_hash.hex()), ("roster", roster_hash.hex())):
+            before = self.peer_authority[what]
+            self.peer_authority[what] = value
+            if before is not None and before != value:
+                log.warning("the peer's %s changed: %s -> %s (%s)", what, before, value, where)
+                self.metrics.peer_authority_changes.labels(what=what).inc()
+                self.emit(
+                    {
+                        "kind": "peer-authority-changed",
+                        "what": what,
+                        "before": before,
+                        "after": value,
+                        "seen_in": where,
+                    }
+                )
 
     def _check_peer_checkpoint(self, body: Checkpoint) -> str:
         """'consistent' if the proof links it to the peer's previous checkpoint we hold;
@@ -611,8 +645,13 @@ class Node:
             self.policy.hash,
             action.target,
             decision.until,
+            tuple(a.cose for a in decision.approvals),
+            self.roster.hash,
         )
         index = await self.log.record(record, now)
+        if action.actor is Actor.HUMAN:
+            self.metrics.human_decisions.labels(verdict=decision.verdict.value).inc()
+        self._note_pending(action, decision, now)
         rung = self.policy.rungs.get(action.rung)
         self.emit(
             {
@@ -629,9 +668,36 @@ class Node:
                 "until_us": decision.until,
                 "kinetic": rung.kinetic if rung is not None else False,
                 "rung_index": self.policy.rung_index.get(action.rung),
+                "domain_of_act": self.policy.domain_of(action.rung, action.domain)
+                if action.rung in self.policy.rungs
+                else action.domain,
+                "approved_by": [a.officer for a in decision.approvals],
             }
         )
         return decision, index
+
+    def _note_pending(self, action: ProposedAction, decision: GateDecision, now: Micros) -> None:
+        """Keep what the gate referred to a human, so officers can see what awaits them."""
+        if decision.allowed or decision.verdict is Verdict.HOLD:
+            self.pending_approval.pop(action.action_id, None)
+            return
+        if decision.rule not in REFERRED_TO_HUMAN or action.rung not in self.policy.rungs:
+            return
+        domain = self.policy.domain_of(action.rung, action.domain)
+        self.pending_approval[action.action_id] = {
+            "action_id": action.action_id,
+            "side": self.side,
+            "rung": action.rung,
+            "domain": action.domain,
+            "domain_of_act": domain,
+            "target": action.target,
+            "officers_needed": max(1, self.policy.exclusions.get(domain, 0)),
+            "why": decision.reason,
+            "at": now,
+        }
+        self.pending_approval.move_to_end(action.action_id)
+        while len(self.pending_approval) > PENDING_APPROVALS:
+            self.pending_approval.popitem(last=False)
 
     def publish(self, records: list[tuple[AssetRecord, Intent]]) -> bool:
         """Update our registry and queue the records for the peer; True if the link is up.
@@ -671,7 +737,7 @@ class Node:
         """Record a signed checkpoint and send the peer the same one, with a consistency proof
         from the previous checkpoint it was sent, so that it can tell we never forked."""
         now = wall_us()
-        index = await self.log.checkpoint(now, self.policy.hash)
+        index = await self.log.checkpoint(now, self.policy.hash, self.roster.hash)
         # The checkpoint record covers everything before it: size `index`, root at `index`.
         previous = self.checkpoints[self.side][-1]["size"] if self.checkpoints[self.side] else None
 
@@ -680,7 +746,7 @@ class Node:
             return store.root_at(index), tuple(proof)
 
         root, proof = await self.log.call(read)
-        body = Checkpoint(index, root, self.policy.hash, previous, proof)
+        body = Checkpoint(index, root, self.policy.hash, previous, proof, self.roster.hash)
         self.checkpoints[self.side].append(_checkpoint_view(body, now, index, "own"))
         self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
         link = self.link
@@ -731,7 +797,7 @@ class Node:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, ClearlineError):
                 await task
-        await self.log.close(checkpoint=(wall_us(), self.policy.hash))
+        await self.log.close(checkpoint=(wall_us(), self.policy.hash, self.roster.hash))
         self.emit({"kind": "stopped", "log_size": self.log.size})
 
 

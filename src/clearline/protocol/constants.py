@@ -29,3 +29,7 @@ MAX_CBOR_DEPTH: Final = 16
 
 REPLAY_WINDOW: Final = 64
 """How many sequence numbers below the highest accepted one are remembered exactly."""
+MAX_APPROVALS: Final = 10
+"""Officers' approvals one Decision may carry."""
+MAX_APPROVAL_SIZE: Final = 1024
+"""Bytes of one approval's COSE_Sign1 (a full one is about 300)."""

@@ -45,6 +45,7 @@ class HandshakeComplete:
     peer_kid: bytes
     peer_policy_hash: bytes
     at: Micros
+    peer_roster_hash: bytes = bytes(32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from typing import ClassVar
 from clearline.protocol.constants import (
     HASH_SIZE,
     KID_SIZE,
+    MAX_APPROVAL_SIZE,
+    MAX_APPROVALS,
     MAX_ASSETS_PER_TELEMETRY,
     MAX_ID_LENGTH,
     MAX_PROOF_NODES,
@@ -62,6 +64,8 @@ class MessageType(StrEnum):
     RECEIPT = "receipt"
     DECISION = "decision"
     """A local record of a gate decision: logged and signed, never sent to the peer."""
+    APPROVAL = "approval"
+    """An officer's signed approval of a human decision: carried inside a Decision, never sent."""
 
 
 class AssetKind(StrEnum):
@@ -121,6 +125,13 @@ class NoticeKind(StrEnum):
 class Actor(StrEnum):
     AUTONOMOUS = "autonomous"
     HUMAN = "human"
+
+
+class ApprovalScope(StrEnum):
+    ACTION = "action"
+    """One act: exactly this action id, rung, domain and target."""
+    STANDING = "standing"
+    """A class of acts: any rung up to `rung`, in `domain`, toward `target` if one is named."""
 
 
 class Verdict(StrEnum):
@@ -245,6 +256,7 @@ class Hello(Structure):
     peer_kid: bytes
     policy_hash: bytes
     heartbeat_us: int
+    roster_hash: bytes = bytes(HASH_SIZE)
 
     FIELDS: ClassVar = (
         Field("nonce", "nonce", BytesCodec(size=NONCE_SIZE)),
@@ -252,6 +264,7 @@ class Hello(Structure):
         Field("peer_kid", "peer_kid", BytesCodec(size=KID_SIZE)),
         Field("policy_hash", "policy", HASH),
         Field("heartbeat_us", "hb", IntCodec(1_000, 3_600_000_000)),
+        Field("roster_hash", "roster", HASH),
     )
 
 
@@ -383,6 +396,7 @@ class Checkpoint(Structure):
     policy_hash: bytes
     prev_size: int | None = None
     consistency: tuple[bytes, ...] = ()
+    roster_hash: bytes = bytes(HASH_SIZE)
 
     FIELDS: ClassVar = (
         Field("size", "size", UINT),
@@ -390,6 +404,7 @@ class Checkpoint(Structure):
         Field("policy_hash", "policy", HASH),
         Field("prev_size", "prev", UINT, optional=True),
         Field("consistency", "proof", PROOF),
+        Field("roster_hash", "roster", HASH),
     )
 
     def check(self, path: str) -> None:
@@ -435,6 +450,9 @@ class Decision(Structure):
     policy_hash: bytes
     target: str | None = None
     until: Micros | None = None
+    approvals: tuple[bytes, ...] = ()
+    """The officers' approvals the gate accepted, as their exact COSE_Sign1 bytes."""
+    roster_hash: bytes = bytes(HASH_SIZE)
 
     FIELDS: ClassVar = (
         Field("action_id", "action", IDENT),
@@ -447,7 +465,51 @@ class Decision(Structure):
         Field("policy_hash", "policy", HASH),
         Field("target", "target", IDENT, optional=True),
         Field("until", "until", MICROS, optional=True),
+        Field(
+            "approvals",
+            "approvals",
+            ListCodec(BytesCodec(max_size=MAX_APPROVAL_SIZE), MAX_APPROVALS),
+        ),
+        Field("roster_hash", "roster", HASH),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Approval(Structure):
+    """An enrolled officer's approval of a human decision, signed with the officer's own key.
+
+    The signing side is the envelope's `side`; the officer is named by the key id. An
+    ACTION approval names exactly one act; a STANDING one a class of acts for a while,
+    and never one at an excluded rung or in an excluded domain (the gate refuses those).
+    """
+
+    scope: ApprovalScope
+    rung: str
+    domain: str
+    not_before: Micros
+    not_after: Micros
+    action_id: str | None = None
+    target: str | None = None
+    officer: str | None = None
+
+    FIELDS: ClassVar = (
+        Field("scope", "scope", EnumCodec(ApprovalScope)),
+        Field("rung", "rung", IDENT),
+        Field("domain", "domain", IDENT),
+        Field("not_before", "from", MICROS),
+        Field("not_after", "until", MICROS),
+        Field("action_id", "action", IDENT, optional=True),
+        Field("target", "target", IDENT, optional=True),
+        Field("officer", "officer", IDENT, optional=True),
+    )
+
+    def check(self, path: str) -> None:
+        require(self.not_before <= self.not_after, path, "'from' must not be after 'until'")
+        require(
+            (self.action_id is not None) == (self.scope is ApprovalScope.ACTION),
+            path,
+            "an 'action' approval names its action id; a 'standing' one names none",
+        )
 
 
 Body = (
@@ -462,6 +524,7 @@ Body = (
     | Checkpoint
     | Receipt
     | Decision
+    | Approval
 )
 
 BODY_TYPES: dict[MessageType, type[Structure]] = {
@@ -476,6 +539,7 @@ BODY_TYPES: dict[MessageType, type[Structure]] = {
     MessageType.CHECKPOINT: Checkpoint,
     MessageType.RECEIPT: Receipt,
     MessageType.DECISION: Decision,
+    MessageType.APPROVAL: Approval,
 }
 TYPE_OF_BODY: dict[type[Structure], MessageType] = {cls: t for t, cls in BODY_TYPES.items()}
 BODY_CODECS: dict[MessageType, StructCodec[Structure]] = {

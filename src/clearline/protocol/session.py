@@ -49,6 +49,7 @@ from clearline.protocol.events import (
 from clearline.protocol.messages import (
     Answer,
     Body,
+    Approval,
     Decision,
     Heartbeat,
     Hello,
@@ -133,6 +134,8 @@ class SessionConfig:
     handshake_timeout_us: Micros = 10_000_000
     max_consecutive_rejections: int = 64
     remembered_queries: int = 4096
+    roster_hash: bytes = bytes(32)
+    """Canonical hash of our authority roster (all zero: none), sent in Hello."""
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval_us < self.degraded_after_us < self.down_after_us:
@@ -195,6 +198,7 @@ class Session:
         self.state = S.IDLE
         self.session_id: bytes | None = None
         self.peer_policy_hash: bytes | None = None
+        self.peer_roster_hash: bytes | None = None
         self._nonce: bytes | None = None
         self._peer_nonce: bytes | None = None
         self._reader = codec.FrameReader()
@@ -239,6 +243,7 @@ class Session:
             peer_kid=self._peer_key.kid,
             policy_hash=self.config.policy_hash,
             heartbeat_us=self.config.heartbeat_interval_us,
+            roster_hash=self.config.roster_hash,
         )
         self._emit_signed(Message(self.config.side, b"", self._take_seq(), now, hello), now)
         if self.state is S.UP:
@@ -248,7 +253,7 @@ class Session:
         """Sign and queue one message; returns what was queued (also emitted as an event)."""
         if self.state not in ESTABLISHED:
             raise LocalProtocolError(f"cannot send {type(body).__name__} in state {self.state}")
-        if isinstance(body, Hello | Decision):
+        if isinstance(body, Hello | Decision | Approval):
             raise LocalProtocolError(f"{type(body).__name__} is not sent with send()")
         if isinstance(body, Answer):
             if body.query_seq not in self._peer_queries:
@@ -414,9 +419,12 @@ class Session:
         if isinstance(message.body, Hello):
             self._receive_hello(message, verified.cose, now)
             return
-        if isinstance(message.body, Decision):
+        if isinstance(message.body, Decision | Approval):
             self._reject(
-                RejectReason.UNEXPECTED, "decision records are never sent", now, message.seq
+                RejectReason.UNEXPECTED,
+                "decision and approval records are never sent",
+                now,
+                message.seq,
             )
             return
         if self.state not in ESTABLISHED:
@@ -485,6 +493,7 @@ class Session:
         self._window.accept(0)
         self._peer_nonce = hello.nonce
         self.peer_policy_hash = hello.policy_hash
+        self.peer_roster_hash = hello.roster_hash
         self._last_heard_at = now
         previous = self.link_state
         self._transition(T.RECV_HELLO)
@@ -507,6 +516,7 @@ class Session:
                 self._peer_key.kid,
                 self.peer_policy_hash,
                 now,
+                self.peer_roster_hash or bytes(32),
             )
         )
         self._events.append(LinkStateChanged(previous, self.link_state, now))

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from clearline.protocol import codec
 from clearline.protocol.messages import (
     Answer,
+    Approval,
+    ApprovalScope,
     AssetKind,
     Checkpoint,
     Claim,
@@ -31,6 +33,8 @@ T0 = 1_800_000_000_000_000  # 2027-01-15T08:00:00Z in microseconds
 US_NONCE = bytes(range(16))
 PRC_NONCE = bytes(range(16, 32))
 POLICY_HASH = bytes.fromhex("11" * 32)
+OFFICER_LABEL = "US officer 0"
+"""An officer's test key: approvals are signed by officers, not by the node."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,26 @@ def build() -> list[Vector]:
                 "US", sid, 3, T0 + 2_000_000, Checkpoint(5, bytes.fromhex("22" * 32), POLICY_HASH)
             ),
         ),
+        Vector(
+            "approval-us-officer",
+            OFFICER_LABEL,
+            Message(
+                "US",
+                b"",
+                0,
+                T0 + 2_500_000,
+                Approval(
+                    ApprovalScope.ACTION,
+                    "strike",
+                    "air",
+                    T0 + 2_500_000,
+                    T0 + 602_500_000,
+                    "US-A7",
+                    "T-0417",
+                    "us-duty-officer-1",
+                ),
+            ),
+        ),
     ]
 
 
@@ -106,7 +130,8 @@ def render_markdown() -> str:
         "| key | seed (hex) | public key (hex) | kid (hex) |",
         "| --- | --- | --- | --- |",
     ]
-    for label, key in (("US", us), ("PRC", prc)):
+    officer = Ed25519Signer.from_label(OFFICER_LABEL)
+    for label, key in (("US", us), ("PRC", prc), (OFFICER_LABEL, officer)):
         lines.append(
             f"| {label} | `{key.seed.hex()}` | `{key.public_key.hex()}` | `{key.kid.hex()}` |"
         )

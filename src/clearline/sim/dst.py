@@ -19,6 +19,7 @@ from functools import partial
 
 from clearline.config import default_policy
 from clearline.gate import Gate, GateDecision, Policy, ProposedAction
+from clearline.gate.authority import open_approval, sign_approval
 from clearline.protocol.constants import MAX_FRAME_SIZE, REPLAY_WINDOW
 from clearline.protocol.events import (
     ClarificationAnswered,
@@ -31,6 +32,8 @@ from clearline.protocol.events import (
 from clearline.protocol.messages import (
     Actor,
     Answer,
+    Approval,
+    ApprovalScope,
     AssetKind,
     Claim,
     Micros,
@@ -39,9 +42,11 @@ from clearline.protocol.messages import (
     TrackReport,
 )
 from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.signing import Ed25519Signer
 from clearline.sim.episode import InvariantError
 from clearline.sim.kernel import Callback, Kernel
 from clearline.sim.network import Partitions, SimLink
+from clearline.sim.officers import officers_of
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import NetworkSpec, RandomPartitions
 from clearline.sim.signers import make_signer
@@ -157,7 +162,7 @@ class Run:
         partitions = Partitions.draw(self.profile.network, self.horizon, self.streams("partitions"))
         for side, peer in (("US", "PRC"), ("PRC", "US")):
             self.sessions[side] = Session(configs[side], keys[side][0], keys[peer][1])
-            self.gates[side] = Gate(self.policy)
+            self.gates[side] = Gate(self.policy, roster=officers_of(side).roster)
         for side, peer in (("US", "PRC"), ("PRC", "US")):
             self.links[side] = SimLink(
                 self.kernel,
@@ -230,19 +235,39 @@ class Run:
         side = rng.choice(SIDES)
         rungs = [r.name for r in self.policy.ladder] + ["no-such-rung"]
         actor = Actor.HUMAN if rng.random() < 0.1 else Actor.AUTONOMOUS
-        authorizations = frozenset(f"officer{i}" for i in range(rng.randrange(3)))
-        action = ProposedAction(
-            f"{side}-{len(self.decisions)}",
-            actor,
-            rng.choice(rungs),
-            rng.choice(DOMAINS),
-            f"T{rng.randrange(20)}",
-            authorizations,
-        )
+        action_id = f"{side}-{len(self.decisions)}"
+        rung, domain, target = rng.choice(rungs), rng.choice(DOMAINS), f"T{rng.randrange(20)}"
         now = self.kernel.now
+        approvals = _random_approvals(rng, side, self.policy, action_id, rung, domain, target, now)
+        action = ProposedAction(action_id, actor, rung, domain, target, approvals)
         decision = self.gates[side].propose(action, now)
         self.decisions.append((side, action, decision, now))
         self._check_decision(side, action, decision, now)
+
+    def _check_human(
+        self, side: str, action: ProposedAction, decision: GateDecision, domain: str, now: Micros
+    ) -> None:
+        """Re-check, independently of the gate, that an allowed human act was approved."""
+        policy = self.policy
+        roster = officers_of(side).roster
+        kids = set()
+        for approval in decision.approvals:
+            checked = open_approval(roster, approval.cose)
+            body = checked.body
+            if not body.not_before <= now <= body.not_after or body.domain != action.domain:
+                raise self.fail(f"{side}: {action.action_id} allowed on an approval not for it")
+            if body.action_id is not None and body.action_id != action.action_id:
+                raise self.fail(f"{side}: {action.action_id} allowed on another act's approval")
+            kids.add(checked.officer_kid)
+        if len(kids) != len(decision.approvals) or not kids:
+            raise self.fail(f"{side}: human act {action.action_id} without distinct officers")
+        needed = max(policy.exclusions.get(domain, 0), policy.exclusions.get(action.domain, 0))
+        if needed:
+            standing = [a for a in decision.approvals if a.body.action_id is None]
+            if standing or len(kids) < needed:
+                raise self.fail(
+                    f"{side}: {action.rung} in {domain} allowed with {len(kids)} approvals"
+                )
 
     def _inject_garbage(self) -> None:
         rng = self.streams("garbage choices")
@@ -371,14 +396,17 @@ class Run:
         self, side: str, action: ProposedAction, decision: GateDecision, now: Micros
     ) -> None:
         policy = self.policy
+        domain = (
+            policy.domain_of(action.rung, action.domain)
+            if action.rung in policy.rungs
+            else action.domain
+        )
         if not decision.allowed or action.actor is not Actor.AUTONOMOUS:
-            if decision.allowed and action.domain in policy.exclusions:
-                required = policy.exclusions[action.domain]
-                if len(action.authorizations) < required:
-                    raise self.fail(f"{side}: excluded domain allowed with too few authorizations")
+            if decision.allowed and action.actor is Actor.HUMAN:
+                self._check_human(side, action, decision, domain, now)
             return
-        if action.domain in policy.exclusions:
-            raise self.fail(f"{side}: autonomous {action.rung} allowed in {action.domain}")
+        if domain in policy.exclusions:
+            raise self.fail(f"{side}: autonomous {action.rung} allowed in {domain}")
         rung = policy.rungs[action.rung]
         if rung.score <= 0:
             return
@@ -401,3 +429,40 @@ class Run:
 
 def run_seed(seed: int, horizon_s: float = 60.0) -> DstResult:
     return Run(seed, horizon_s).run()
+
+
+def _random_approvals(
+    rng: random.Random,
+    side: str,
+    policy: Policy,
+    action_id: str,
+    rung: str,
+    domain: str,
+    target: str,
+    now: Micros,
+) -> tuple[bytes, ...]:
+    """Approvals as a careless or dishonest caller might present them: right, for another
+    act, standing for anything, expired, duplicated, or signed by someone not enrolled."""
+    officers = officers_of(side)
+    ladder_rung = rung if rung in policy.rungs else policy.ladder[-1].name
+    out: list[bytes] = []
+    for _ in range(rng.randrange(4)):
+        kind = rng.randrange(6)
+        signer = officers.signers[rng.randrange(len(officers.signers))]
+        if kind == 5:
+            signer = Ed25519Signer.from_label(f"{side} impostor")
+        scope = ApprovalScope.STANDING if kind in (2, 3) else ApprovalScope.ACTION
+        until = now + rng.choice([-1, 1, 10**9]) * (policy.approvals.max_validity_ms * 500)
+        body = Approval(
+            scope,
+            ladder_rung if kind != 3 else policy.ladder[-1].name,
+            domain,
+            min(now, until),
+            max(now, until),
+            (action_id if kind != 1 else f"{action_id}-other")
+            if scope is ApprovalScope.ACTION
+            else None,
+            target,
+        )
+        out.append(sign_approval(signer, side, body, now))
+    return tuple(out)

@@ -84,6 +84,7 @@ from clearline.protocol.session import Session, SessionConfig
 from clearline.protocol.signing import Signer, Verifier
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
+from clearline.sim.officers import officers_of
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import (
     Accident,
@@ -308,6 +309,8 @@ class Side:
     peak: int = 1
     referred: tuple[str, str, str] | None = None
     """An action the gate referred to a human: (rung, domain, target track)."""
+    standing: dict[str, bytes | None] = field(default_factory=dict)
+    """The commander's standing approvals by domain, signed when responses were authorized."""
 
 
 class Episode:
@@ -350,7 +353,7 @@ class Episode:
                 if spec.doctrine.threat_weights is not None
                 else default_weights(name)
             )
-            gate = Gate(self.policy) if arm.gate else None
+            gate = Gate(self.policy, roster=officers_of(name).roster) if arm.gate else None
             if gate is not None and not arm.hotline:
                 # No link to fail: the fail-safe caps are about a hotline that is down.
                 gate.set_link(LinkState.UP)
@@ -654,7 +657,7 @@ class Episode:
     def _attempt(self, side: Side, rung: str, domain: str, track: Track) -> None:
         """Propose an action through the gate (if any) and carry out what is allowed."""
         actor = Actor.HUMAN if side.authorized else Actor.AUTONOMOUS
-        excluded = domain in self.policy.exclusions
+        excluded = self.policy.domain_of(rung, domain) in self.policy.exclusions
         if side.gate is None:
             if excluded and actor is Actor.AUTONOMOUS:
                 self.out.excluded_unguarded += 1
@@ -662,15 +665,21 @@ class Episode:
             return
         side.action_count += 1
         action_id = f"{side.name}-{side.action_count}"
-        authorizations = frozenset({"commander"}) if actor is Actor.HUMAN else frozenset()
+        approvals: tuple[bytes, ...] = ()
+        if actor is Actor.HUMAN:
+            if domain not in side.standing:
+                side.standing[domain] = officers_of(side.name).standing(
+                    self.policy, domain, self.kernel.now, self.horizon
+                )
+            standing = side.standing[domain]
+            approvals = (standing,) if standing is not None else ()
         candidate = rung
         while True:
-            action = ProposedAction(
-                action_id, actor, candidate, domain, track.track_id, authorizations
-            )
+            action = ProposedAction(action_id, actor, candidate, domain, track.track_id, approvals)
             decision = side.gate.propose(action, self.kernel.now)
             self.note(f"{side.name} gate {candidate} {domain}: {decision.rule.value}")
             if decision.allowed:
+                excluded = self.policy.domain_of(candidate, domain) in self.policy.exclusions
                 if excluded and actor is Actor.AUTONOMOUS:
                     self.out.excluded_allowed += 1
                     raise InvariantError(
@@ -856,7 +865,7 @@ class Episode:
         if side.decisions.random() < spec.halt_probability:
             self._halt(side, "commander halts autonomous responses")
             return
-        self.note(f"{side.name} commander authorizes responses")
+        self.note(f"{side.name} commander authorizes responses (standing approvals)")
         side.authorized = True
         if side.referred is not None:
             rung, domain, target = side.referred
@@ -866,13 +875,14 @@ class Episode:
                 self._attempt(side, rung, domain, referred)
 
     def _human_nuclear(self, side: Side, track: Track) -> None:
+        """The commander and a second officer each sign an approval of this one act."""
+        action_id = f"{side.name}-nuclear"
+        now = self.kernel.now
+        approvals = officers_of(side.name).approve(
+            self.policy, action_id, "nuclear", "nuclear-c2", track.track_id, now
+        )
         action = ProposedAction(
-            f"{side.name}-nuclear",
-            Actor.HUMAN,
-            "nuclear",
-            "nuclear-c2",
-            track.track_id,
-            frozenset({"commander", "second-officer"}),
+            action_id, Actor.HUMAN, "nuclear", "nuclear-c2", track.track_id, approvals
         )
         if side.gate is not None and not side.gate.propose(action, self.kernel.now).allowed:
             return
