@@ -101,6 +101,7 @@ def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path
         default_policy_text()
         .replace("degraded_cap: disrupt", "degraded_cap: intercept-uncrewed")
         .replace("down_cap: posture", "down_cap: intercept-uncrewed")
+        .replace("name: clearline-default", "name: no-fail-safe")
     )
     p, loss = 0.5, 0.1
     text = BASE.format(policy=f"policy: {policy}", p=p, reaction=1.0, sigma=0.5, loss=loss)

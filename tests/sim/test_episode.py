@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from importlib import resources
 
 import pytest
 
 from clearline.sim.episode import ARMS, Arm, Prepared, run_episode
-from clearline.sim.scenario import load_scenario, shipped_scenarios
+from clearline.sim.scenario import load_scenario, parse_scenario, shipped_scenarios
 
 
 def trace_hash(prepared: Prepared, arm: Arm, episode: int, seed: int) -> str:
@@ -95,3 +96,51 @@ def test_gate_blocks_autonomy_in_nuclear_c2_and_nothing_else_does() -> None:
                 assert outcome.excluded_attempts >= 1
             if arm is Arm.NONE:
                 assert outcome.excluded_unguarded >= 1
+
+
+MIN_NUCLEAR = """
+version: 1
+name: min-nuclear-default
+title: blanket authorization reaches the nuclear rung
+sides:
+  US:
+    model: {confusion: {recon_swarm: {strike_package: 1.0}}}
+    doctrine: {counter_ceiling: nuclear}
+    human: {halt_probability: 0.0, authorize_nuclear_probability: %s}
+  PRC:
+    human: {halt_probability: 0.0}
+assets:
+  - {id: RS, owner: PRC, kind: recon_swarm, mission: reconnaissance,
+     position: [24.0, 122.0, 1000], appears_s: 1.0}
+"""
+
+
+def test_a_blanket_authorization_never_reaches_the_nuclear_rung() -> None:
+    """Finding: one commander's "authorize responses" used to turn a later automatic nuclear
+    counter (filed under `air`) into a human act: nuclear_use 1.0 in the gate arm. Now the
+    commander's authorization is a standing approval, which never covers an excluded rung."""
+    prepared = Prepared.build(parse_scenario(MIN_NUCLEAR % "0.0", "min.yaml"))
+    gated = [arm for arm in ARMS if arm.gate]
+    assert gated
+    for arm in gated:
+        lines: list[str] = []
+        outcomes = [run_episode(prepared, arm, e, seed=3, trace=lines.append) for e in range(40)]
+        assert not any(o.nuclear_use for o in outcomes), arm
+        assert any("standing approvals" in line for line in lines), arm
+    ungated = [run_episode(prepared, Arm.NONE, e, seed=3) for e in range(40)]
+    assert all(o.nuclear_use for o in ungated)  # the same world without a gate does reach it
+
+
+def test_two_officers_approving_is_what_a_nuclear_act_takes() -> None:
+    """The gate does not forbid a human nuclear decision: it demands two officers' signatures.
+    A commander who believes the (false) warning and decides to answer it gets them, through
+    the same gate and the same approvals a live node checks."""
+    text = (resources.files("clearline.sim") / "scenarios" / "early-warning-1983.yaml").read_text()
+    assert "authorize_nuclear_probability: 0.05" in text
+    text = text.replace("authorize_nuclear_probability: 0.05", "authorize_nuclear_probability: 1")
+    prepared = Prepared.build(parse_scenario(text, "ew.yaml"))
+    lines: list[str] = []
+    outcomes = [run_episode(prepared, Arm.GATE, e, seed=3, trace=lines.append) for e in range(20)]
+    authorized = [line for line in lines if "commander authorizes nuclear use" in line]
+    assert authorized
+    assert sum(o.nuclear_use for o in outcomes) == len(authorized)

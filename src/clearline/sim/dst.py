@@ -452,7 +452,7 @@ def _random_approvals(
         if kind == 5:
             signer = Ed25519Signer.from_label(f"{side} impostor")
         scope = ApprovalScope.STANDING if kind in (2, 3) else ApprovalScope.ACTION
-        until = now + rng.choice([-1, 1, 10**9]) * (policy.approvals.max_validity_ms * 500)
+        until = max(0, now + rng.choice([-1, 1, 3]) * (policy.approvals.max_validity_ms * 500))
         body = Approval(
             scope,
             ladder_rung if kind != 3 else policy.ladder[-1].name,
