@@ -153,7 +153,9 @@ def open_approval(roster: Roster, cose: bytes) -> CheckedApproval:
     try:
         verified = codec.verify(cose, roster.keys)
     except ClearlineError as exc:
-        raise ApprovalError(f"not a valid approval by an enrolled {roster.side} officer: {exc}")
+        raise ApprovalError(
+            f"not a valid approval by an enrolled {roster.side} officer: {exc}"
+        ) from None
     body = verified.message.body
     if not isinstance(body, Approval):
         raise ApprovalError(f"a signed {verified.message.type.value}, not an approval")

@@ -48,8 +48,8 @@ from clearline.protocol.events import (
 )
 from clearline.protocol.messages import (
     Answer,
-    Body,
     Approval,
+    Body,
     Decision,
     Heartbeat,
     Hello,
