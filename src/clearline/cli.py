@@ -669,3 +669,132 @@ def bench_soak_command(seconds: float, as_json: bool) -> None:
     click.echo(json.dumps(results, indent=None if as_json else 2))
     flat = results["us_memory_flat"] and results["prc_memory_flat"]
     sys.exit(0 if flat else 1)
+
+
+@main.group()
+def officer() -> None:
+    """Officers: enrol one by public key, sign approvals that make a decision human."""
+
+
+@officer.command("enrol")
+@click.argument("officer_id")
+@click.option("--side", required=True, help="The side the officer serves, e.g. US.")
+@click.option(
+    "--roster",
+    "roster_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The side's roster file (created if absent); the node's config names it.",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Where the officer's key is written (keep it with the officer, not the node).",
+)
+@click.option("--name", default="", help="A display name for the roster.")
+def officer_enrol(officer_id: str, side: str, roster_path: Path, keys_dir: Path, name: str) -> None:
+    """Create OFFICER_ID's approval key and enrol its public key in the roster."""
+    from clearline.officer import enrol
+
+    try:
+        roster, key_path, pub_path = enrol(roster_path, keys_dir, officer_id, side, name)
+    except ClearlineError as exc:
+        _fail(exc)
+    click.echo(f"officer key  {key_path} (mode 600: only this officer may read it)")
+    click.echo(f"public key   {pub_path}")
+    click.echo(
+        f"roster       {roster_path}: {len(roster.officers)} officer(s) of {side}, "
+        f"hash {roster.hash.hex()}"
+    )
+    click.echo("restart the node to load the new roster; the peer sees its hash change")
+
+
+@officer.command("approve")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The officer's key (ID.officer.key).",
+)
+@click.option(
+    "--pending",
+    "pending",
+    type=click.File("r"),
+    default=None,
+    help="The answer of GET /v1/approvals/pending (a file, or - for stdin): approve the act "
+    "named by --action from it.",
+)
+@click.option("--action", "action_id", default=None, help="The action id approved.")
+@click.option("--side", default=None, help="The side whose gate checks it (from --pending).")
+@click.option("--rung", default=None, help="The rung approved (from --pending).")
+@click.option("--domain", default=None, help="The domain the act is filed under (from --pending).")
+@click.option("--target", default=None, help="The act's target track, if it has one.")
+@click.option(
+    "--standing",
+    is_flag=True,
+    help="A standing approval: any rung up to --rung in --domain (never an excluded one).",
+)
+@click.option(
+    "--valid-for",
+    type=click.IntRange(1, 86_400),
+    default=600,
+    show_default=True,
+    help="Seconds the approval is valid from now (the policy caps it; default policy 1 h).",
+)
+def officer_approve(
+    key_path: Path,
+    pending: Any,
+    action_id: str | None,
+    side: str | None,
+    rung: str | None,
+    domain: str | None,
+    target: str | None,
+    standing: bool,
+    valid_for: int,
+) -> None:
+    """Sign an approval and print it (base64), for the `approvals` list of POST /v1/actions."""
+    from clearline.officer import approve, encode, pending_act
+
+    try:
+        if pending is not None:
+            if standing:
+                raise click.UsageError("--standing and --pending do not go together")
+            act = pending_act(pending.name, pending.read(), action_id)
+            action_id = act["action_id"]
+            side, rung, domain = act["side"], act["rung"], act["domain"]
+            target = act.get("target")
+        missing = [
+            name
+            for name, value in (("--side", side), ("--rung", rung), ("--domain", domain))
+            if value is None
+        ]
+        if not standing and action_id is None:
+            missing.append("--action (or --standing)")
+        if missing:
+            raise click.UsageError(f"missing {', '.join(missing)} (or give --pending)")
+        if standing and action_id is not None:
+            raise click.UsageError("a standing approval names no --action")
+        assert side is not None and rung is not None and domain is not None
+        approval = approve(
+            key_path,
+            side,
+            rung,
+            domain,
+            time.time_ns() // 1000,
+            valid_for,
+            None if standing else action_id,
+            target,
+        )
+    except ClearlineError as exc:
+        _fail(exc)
+    what = f"standing, up to {rung} in {domain}" if standing else f"{action_id}: {rung} in {domain}"
+    click.echo(f"approval ({what}, valid {valid_for} s):", err=True)
+    click.echo(encode(approval))
+
+
+def _fail(exc: BaseException) -> Any:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)

@@ -40,7 +40,7 @@ def load_roster(path: Path | None, side: str) -> Roster:
     roster = parse_roster(text, str(path))
     if roster.side != side:
         raise RosterError(
-            f"the roster enrols officers of side {roster.side!r}; this node is {side!r}",
+            f"the roster enrols officers of side {roster.side!r}, not {side!r}",
             str(path),
         )
     return roster

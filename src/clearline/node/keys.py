@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,3 +205,28 @@ def load_identity(
         peer_crt,
         fingerprint(peer.public_bytes(serialization.Encoding.DER)),
     )
+
+
+OFFICER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def officer_key_paths(folder: Path, officer_id: str) -> tuple[Path, Path]:
+    """Where an officer's approval key lives: ID.officer.key (0600) and ID.officer.pub."""
+    return folder / f"{officer_id}.officer.key", folder / f"{officer_id}.officer.pub"
+
+
+def init_officer_key(folder: Path, officer_id: str) -> tuple[Ed25519Signer, Path, Path]:
+    """A new Ed25519 key for one officer's approvals; refuses to overwrite one."""
+    if not OFFICER_ID_PATTERN.match(officer_id):
+        raise KeyMaterialError(
+            f"officer id {officer_id!r}: expected 1 to 64 of A-Z a-z 0-9 . _ : -"
+        )
+    key_path, pub_path = officer_key_paths(folder, officer_id)
+    for path in (key_path, pub_path):
+        if path.exists():
+            raise KeyMaterialError(f"{path} exists; officer {officer_id} already has a key")
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = Ed25519Signer(os.urandom(32))
+    _write_private(key_path, signer.seed.hex().encode() + b"\n")
+    pub_path.write_text(signer.public_key.hex() + "\n")
+    return signer, key_path, pub_path
