@@ -109,7 +109,7 @@ def _opening_console(echo: Any) -> Any:
 
 @main.group()
 def log() -> None:
-    """Inspect a side's log file."""
+    """Audit a side's log file (read only: nothing beside the file is created or changed)."""
 
 
 @log.command("verify")
