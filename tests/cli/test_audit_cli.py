@@ -1,8 +1,9 @@
-"""`clearline log verify | export` as an auditor runs them: what fails, in one line, and that
-the evidence is left exactly as it was found."""
+"""`clearline log verify | export` as an auditor runs them: what each says it
+checked, what fails, and that the evidence is left exactly as it was found."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from clearline.cli import main
-from tests.log.exchange import exchange, snapshot
+from clearline.protocol.signing import Ed25519Signer
+from tests.log.exchange import (
+    FORGER_PRC,
+    FORGER_US,
+    claims,
+    decline,
+    exchange,
+    rewrite,
+    snapshot,
+)
 
 
 def run(*args: object) -> Result:
@@ -26,18 +36,108 @@ def one_line(result: Result) -> str:
 
 @pytest.fixture
 def logs(tmp_path: Path) -> Path:
-    """A folder holding both sides' sealed logs."""
+    """A folder holding both sides' sealed logs, and keys.json (the real keys) beside it."""
     folder = tmp_path / "evidence"
     folder.mkdir()
-    exchange(folder, sessions=2).close()
+    ex = exchange(folder, sessions=2)
+    ex.trust(tmp_path / "keys.json")
+    ex.close()
     return folder
 
 
+def test_verify_says_plainly_what_the_signatures_were_checked_against(
+    logs: Path, tmp_path: Path
+) -> None:
+    alone = run("log", "verify", logs / "us.db")
+    assert alone.exit_code == 0 and alone.output.startswith("OK ")
+    assert (
+        "keys: signatures checked only against the 2 keys the file itself carries: this shows "
+        "the file is intact, not who signed it (pin the keys with --trust KEYS)"
+    ) in alone.output
+    pinned = run("log", "verify", logs / "us.db", "--trust", tmp_path / "keys.json")
+    assert pinned.exit_code == 0, pinned.output
+    assert (
+        f"keys: every signature checked against the keys pinned in {tmp_path / 'keys.json'}"
+    ) in pinned.output
+    assert "only against" not in pinned.output
+
+
+def test_a_forged_log_with_its_own_keys_fails_against_pinned_keys(
+    logs: Path, tmp_path: Path
+) -> None:
+    """Every entry re-signed with fresh keys, put in the file's own key table and owner kid,
+    and PRC's `not_ours` answers turned into `decline`."""
+    path = logs / "us.db"
+    us, prc = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
+    rewrite(
+        path,
+        FORGER_US,
+        edit=decline,
+        resign={us.kid: FORGER_US, prc.kid: FORGER_PRC},
+        sides={"US": FORGER_US, "PRC": FORGER_PRC},
+    )
+    assert claims(path) and all(c.value == "decline" for c in claims(path))
+    alone = run("log", "verify", path)
+    assert alone.exit_code == 0
+    assert "checked only against the 2 keys the file itself carries" in alone.output
+    keys = tmp_path / "keys.json"
+    pinned = run("log", "verify", path, "--trust", keys)
+    assert pinned.exit_code == 1
+    assert one_line(pinned) == (
+        f"FAIL {path}: the owner kid {FORGER_US.kid.hex()} (side US) is not in trust file {keys}"
+    )
+    json_out = run("log", "verify", path, "--trust", keys, "--json")
+    assert json_out.exit_code == 1 and json_out.stdout == ""
+
+
+def test_a_log_missing_its_last_30_entries_is_reported_and_fails_strict(logs: Path) -> None:
+    path = logs / "us.db"
+    db = sqlite3.connect(path)
+    (size,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
+    db.execute("DELETE FROM entries WHERE idx >= ?", (size - 30,))
+    db.commit()
+    db.close()
+    # The checkpoint before the cut is at entry 11 (it covers 0..10); 12..15 are covered by none.
+    lenient = run("log", "verify", path)
+    assert lenient.exit_code == 0
+    assert (
+        "checkpoints: 4 entries (from entry 12) are covered by no signed checkpoint of the "
+        "owner: nothing signed commits to them, so the log could have been cut or changed "
+        "there without trace"
+    ) in lenient.output
+    strict = run("log", "verify", path, "--strict")
+    assert strict.exit_code == 1
+    assert strict.stdout.startswith(f"FAIL {path}: side US, 16 entries")
+    assert strict.stderr == (
+        f"FAIL {path}: 4 entries (from entry 12) are covered by no signed checkpoint of the "
+        "owner (--strict)\n"
+    )
+    report = json.loads(run("log", "verify", path, "--json").stdout)
+    assert (report["uncovered"], report["first_uncovered"]) == (4, 12)
+    assert (report["entries"], report["last_checkpoint_size"]) == (16, 11)
+    assert report["authenticated"] is False and report["trust"] is None
+    whole = run("log", "verify", logs / "prc.db", "--strict")
+    assert whole.exit_code == 0
+    assert "checkpoints: every entry is covered by a signed checkpoint of the owner" in (
+        whole.output
+    )
+
+
+def test_verify_json_carries_the_new_fields(logs: Path, tmp_path: Path) -> None:
+    result = run("log", "verify", logs / "prc.db", "--json", "--trust", tmp_path / "keys.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["authenticated"] is True and report["trust"] == str(tmp_path / "keys.json")
+    assert report["uncovered"] == 0 and report["first_uncovered"] is None
+    assert sorted(report["keys"].values()) == ["PRC", "US"]
+
+
 def _every_audit(folder: Path, tmp_path: Path) -> list[list[object]]:
+    keys = tmp_path / "keys.json"
     commands: list[list[object]] = []
     for name in ("us.db", "prc.db"):
         commands.append(["log", "verify", folder / name])
-        commands.append(["log", "verify", folder / name, "--json"])
+        commands.append(["log", "verify", folder / name, "--trust", keys, "--strict", "--json"])
         commands.append(["log", "export", folder / name, tmp_path / "out" / name])
     return commands
 
@@ -49,6 +149,7 @@ def test_audit_commands_leave_every_file_beside_the_evidence_as_found(
     folder = tmp_path / "evidence"
     folder.mkdir()
     ex = exchange(folder, sessions=2)
+    ex.trust(tmp_path / "keys.json")
     if not live:
         ex.close()
     names = {p.name for p in folder.iterdir()}
@@ -101,3 +202,27 @@ def test_export_into_a_file_is_one_line(logs: Path, tmp_path: Path) -> None:
     result = run("log", "export", logs / "us.db", target / "sub")
     assert result.exit_code == 1
     assert one_line(result).startswith(f"error: cannot write to {target / 'sub'}: ")
+
+
+@pytest.mark.parametrize("command", ["verify"])
+def test_a_malformed_trust_file_is_one_line_naming_file_and_key(
+    logs: Path, tmp_path: Path, command: str
+) -> None:
+    keys = tmp_path / "keys.json"
+    pinned = json.loads(keys.read_text())
+    kid = next(iter(pinned))
+    pinned[kid]["public_key"] = pinned[kid]["public_key"][:-2]
+    keys.write_text(json.dumps(pinned))
+    logs_args = [logs / "us.db"] + ([logs / "prc.db"] if command == "cross-check" else [])
+    result = run("log", command, *logs_args, "--trust", keys)
+    assert result.exit_code == 2
+    assert one_line(result) == (
+        f"error: trust file {keys}: key '{kid}': public_key must be 64 lowercase hex digits "
+        "(32 bytes)"
+    )
+    keys.write_text("{not json")
+    assert one_line(run("log", command, *logs_args, "--trust", keys)).startswith(
+        f"error: trust file {keys}:1: not JSON: "
+    )
+    missing = run("log", command, *logs_args, "--trust", tmp_path / "none.json")
+    assert one_line(missing) == f"error: trust file {tmp_path / 'none.json'}: no such trust file"

@@ -1,4 +1,4 @@
-"""Auditing logs: the evidence is left exactly as it was found."""
+"""Auditing logs: pinned keys, uncovered tails, evidence untouched."""
 
 from __future__ import annotations
 
@@ -10,17 +10,238 @@ from pathlib import Path
 
 import pytest
 
-from clearline.errors import LogStoreError
+from clearline.errors import InputFileError, LogIntegrityError, LogStoreError
 from clearline.log import evidence, store
-from clearline.log.store import export_log, verify_log
-from tests.log.exchange import exchange, snapshot
+from clearline.log.evidence import load_trust
+from clearline.log.store import LogStore, export_log, verify_log
+from clearline.protocol.messages import Claim
+from clearline.protocol.signing import Ed25519Signer
+from tests.log.exchange import (
+    FORGER_PRC,
+    FORGER_US,
+    claims,
+    decline,
+    entries,
+    exchange,
+    rewrite,
+    snapshot,
+    trust_entries,
+)
+
+# -- keys pinned from outside the file ---------------------------------------------------------
+
+
+def test_a_log_re_signed_with_its_own_new_keys_fails_only_against_pinned_keys(
+    tmp_path: Path,
+) -> None:
+    ex = exchange(tmp_path, sessions=2)
+    keys = ex.trust(tmp_path / "keys.json")
+    ex.close()
+    path = tmp_path / "us.db"
+    assert set(claims(path)) == {Claim.NOT_OURS}
+    rewrite(
+        path,
+        FORGER_US,
+        edit=decline,
+        resign={ex.us.key.kid: FORGER_US, ex.prc.key.kid: FORGER_PRC},
+        sides={"US": FORGER_US, "PRC": FORGER_PRC},
+    )
+    assert set(claims(path)) == {Claim.DECLINE}, "the forgery changed what PRC answered"
+    alone = verify_log(path)  # consistent with the keys it carries: that is all it shows
+    assert not alone.authenticated and alone.trust is None
+    assert alone.owner_kid == FORGER_US.kid.hex()
+    with pytest.raises(LogIntegrityError) as failed:
+        verify_log(path, load_trust(keys))
+    assert str(failed.value) == (
+        f"the owner kid {FORGER_US.kid.hex()} (side US) is not in trust file {keys}"
+    )
+    honest = verify_log(tmp_path / "prc.db", load_trust(keys))
+    assert honest.authenticated and honest.trust == str(keys)
+
+
+def test_a_forger_who_keeps_the_owner_key_is_caught_on_the_peer_key(tmp_path: Path) -> None:
+    ex = exchange(tmp_path)
+    keys = ex.trust(tmp_path / "keys.json")
+    ex.close()
+    path = tmp_path / "us.db"
+    # The owner rewrites its own log and forges the peer's answers under a key of its own.
+    rewrite(
+        path,
+        ex.us.key,
+        edit=decline,
+        resign={ex.prc.key.kid: FORGER_PRC},
+        sides={"US": ex.us.key, "PRC": FORGER_PRC},
+    )
+    assert verify_log(path).entries > 0
+    with pytest.raises(
+        LogIntegrityError, match=f"kid {FORGER_PRC.kid.hex()} \\(side PRC\\) is not"
+    ):
+        verify_log(path, load_trust(keys))
+
+
+@pytest.mark.parametrize(
+    ("pinned", "message"),
+    [
+        (("US",), "key table: kid {prc} (side PRC) is not in trust file {keys}"),
+        (
+            ("US", "CN"),
+            "key table: kid {prc} is side 'PRC''s in the log, 'CN''s in trust file {keys}",
+        ),
+        (("PRC",), "the owner kid {us} (side US) is not in trust file {keys}"),
+        (
+            ("CN", "PRC"),
+            "the owner kid {us} is side 'US''s in the log, 'CN''s in trust file {keys}",
+        ),
+    ],
+    ids=["peer-unknown", "peer-other-side", "owner-unknown", "owner-other-side"],
+)
+def test_a_key_table_that_disagrees_with_the_pinned_keys_is_named(
+    tmp_path: Path, pinned: tuple[str, ...], message: str
+) -> None:
+    ex = exchange(tmp_path)
+    ex.close()
+    us, prc = ex.us.key, ex.prc.key
+    chosen = {
+        ("US",): {us: "US"},
+        ("US", "CN"): {us: "US", prc: "CN"},
+        ("PRC",): {prc: "PRC"},
+        ("CN", "PRC"): {us: "CN", prc: "PRC"},
+    }[pinned]
+    keys = ex.trust(tmp_path / "keys.json", *chosen, sides=tuple(chosen.values()))
+    with pytest.raises(LogIntegrityError) as failed:
+        verify_log(tmp_path / "us.db", load_trust(keys))
+    assert str(failed.value) == message.format(us=us.kid.hex(), prc=prc.kid.hex(), keys=keys)
+
+
+US = Ed25519Signer.from_label("US")
+GOOD = trust_entries({US: "US"})
+KID = US.kid.hex()
+
+
+def _with(**change: object) -> str:
+    entry = {**GOOD[KID], **change}
+    return str({KID: {k: v for k, v in entry.items() if v is not None}}).replace("'", '"')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"a": 1', ":1: not JSON: Expecting"),
+        ("[]", ": expected an object {kid_hex:"),
+        ("{}", ": no keys; expected"),
+        ('{"US": {}}', ": key 'US': expected a kid of 32 hex digits"),
+        (f'{{"{KID}": "{US.public_key.hex()}"}}', f": key '{KID}': expected an object with"),
+        (_with(side=None), f": key '{KID}': missing ['side']; expected exactly"),
+        (_with(comment="x"), f": key '{KID}': unknown ['comment']; expected exactly"),
+        (_with(side="us"), f": key '{KID}': side 'us' is not a side name"),
+        (_with(alg="ES256"), f": key '{KID}': alg 'ES256', expected 'EdDSA'"),
+        (_with(crv="X25519"), f": key '{KID}': crv 'X25519', expected 'Ed25519'"),
+        (_with(public_key="00" * 31), f": key '{KID}': public_key must be 64 lowercase hex"),
+        (_with(public_key="zz" * 32), f": key '{KID}': public_key must be 64 lowercase hex"),
+        (
+            _with(public_key=FORGER_US.public_key.hex()),
+            f": key '{KID}': kid does not match public_key (its kid is {FORGER_US.kid.hex()})",
+        ),
+        (f'{{"{KID}": {{}}, "{KID}": {{}}}}', f": key '{KID}' appears twice"),
+    ],
+    ids=[
+        "not-json",
+        "list",
+        "empty",
+        "bad-kid",
+        "not-object",
+        "missing",
+        "unknown",
+        "side",
+        "alg",
+        "crv",
+        "short-key",
+        "not-hex",
+        "kid-mismatch",
+        "duplicate",
+    ],
+)
+def test_a_malformed_trust_file_is_named_with_the_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(text)
+    with pytest.raises(InputFileError) as failed:
+        load_trust(path)
+    assert str(failed.value).startswith(f"{path}{expected}"), str(failed.value)
+
+
+def test_a_well_formed_trust_file_loads_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(_with())
+    trusted = load_trust(path)
+    assert trusted.keys[US.kid].side == "US" and trusted.keys[US.kid].public_key == US.public_key
+    with pytest.raises(InputFileError, match=r"nothing\.json: no such trust file"):
+        load_trust(tmp_path / "nothing.json")
+
+
+def test_the_keys_json_export_writes_is_a_trust_file(tmp_path: Path) -> None:
+    ex = exchange(tmp_path)
+    ex.close()
+    export_log(tmp_path / "prc.db", tmp_path / "out")
+    trusted = load_trust(tmp_path / "out" / "keys.json")
+    assert set(trusted.keys) == {ex.us.key.kid, ex.prc.key.kid}
+    assert verify_log(tmp_path / "us.db", trusted).authenticated
+
+
+# -- checkpoint coverage ---------------------------------------------------------------------
+
+
+def test_a_sealed_log_has_no_uncovered_entries(tmp_path: Path) -> None:
+    ex = exchange(tmp_path, sessions=2)
+    ex.close()
+    for name in ("us.db", "prc.db"):
+        report = verify_log(tmp_path / name)
+        assert report.last_checkpoint_size == report.entries - 1  # the seal covers all before it
+        assert (report.uncovered, report.first_uncovered) == (0, None)
+
+
+def test_a_log_cut_short_reports_the_entries_no_checkpoint_covers(tmp_path: Path) -> None:
+    ex = exchange(tmp_path, sessions=2)
+    ex.close()
+    path = tmp_path / "us.db"
+    db = sqlite3.connect(path)
+    (size,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
+    db.execute("DELETE FROM entries WHERE idx >= ?", (size - 30,))
+    db.commit()
+    db.close()
+    kept = entries(path)
+    last_seal = max(e.index for e in kept if e.message.type.value == "checkpoint")
+    report = verify_log(path)  # nothing in the file itself can show that it was cut
+    assert report.entries == size - 30
+    assert report.last_checkpoint_size == last_seal
+    assert report.uncovered == size - 30 - last_seal - 1 > 0
+    assert report.first_uncovered == last_seal + 1
+
+
+def test_a_log_without_checkpoints_is_uncovered_throughout(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    ex = exchange(source)
+    ex.close()
+    first = [e.cose for e in entries(source / "us.db")][:5]  # before the first checkpoint
+    store = LogStore(tmp_path / "us.db", ex.us.key, "US")
+    store.add_key("PRC", ex.prc.key.public_key)
+    store.append(first)
+    store.close()
+    report = verify_log(tmp_path / "us.db")
+    assert (report.entries, report.checkpoints, report.last_checkpoint_size) == (5, 0, 0)
+    assert (report.uncovered, report.first_uncovered) == (5, 0)
+
 
 # -- evidence is left as it was found --------------------------------------------------------
 
 
-def _audit_everything(folder: Path, out: Path) -> None:
+def _audit_everything(folder: Path, out: Path, keys: Path) -> None:
+    trusted = load_trust(keys)
     for name in ("us.db", "prc.db"):
         verify_log(folder / name)
+        verify_log(folder / name, trusted)
         export_log(folder / name, out / name)
 
 
@@ -30,6 +251,7 @@ def test_auditing_changes_nothing_beside_the_evidence(tmp_path: Path, state: str
     folder = tmp_path / "evidence"
     folder.mkdir()
     ex = exchange(folder, sessions=2)
+    keys = ex.trust(tmp_path / "keys.json")
     sizes = {"us.db": ex.us.store.size, "prc.db": ex.prc.store.size}
     if state == "killed":  # what kill -9 leaves: the database and its WAL, no -shm
         killed = tmp_path / "killed"
@@ -46,7 +268,7 @@ def test_auditing_changes_nothing_beside_the_evidence(tmp_path: Path, state: str
         assert wal.stat().st_size > 0, "the commits under audit are in the WAL"
     before = snapshot(folder)
     for _ in range(2):
-        _audit_everything(folder, tmp_path / "out")
+        _audit_everything(folder, tmp_path / "out", keys)
         assert snapshot(folder) == before
     for name, size in sizes.items():
         assert verify_log(folder / name).entries == size, "the WAL's commits were read"

@@ -1,19 +1,28 @@
-"""Opening a log as evidence: read it without changing it.
+"""Opening a log as evidence: read it without changing it, and pin keys from outside it.
 
-An audit must leave what it audits exactly as it found it. `open_evidence` gives
-a read-only connection that creates, writes and locks nothing beside the log.
+An audit must leave what it audits exactly as it found it, and must not take the
+audited file's word for whose keys signed it. `open_evidence` gives a read-only
+connection that creates, writes and locks nothing beside the log; `load_trust`
+reads the keys an auditor pins, in the `keys.json` format `clearline log export`
+writes: ``{kid_hex: {"side", "alg": "EdDSA", "crv": "Ed25519", "public_key"}}``.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from clearline.errors import LogStoreError
+from clearline.errors import InputFileError, LogStoreError
+from clearline.protocol.constants import KID_SIZE
+from clearline.protocol.messages import SIDE_PATTERN
+from clearline.protocol.signing import Ed25519Verifier, KeyRing, key_id
 
 COMPANIONS = ("-wal", "-journal")
 """Files beside a SQLite database that hold committed state the database file may lack."""
@@ -115,3 +124,95 @@ def _connect(path: Path, target: str, uri: bool = False) -> sqlite3.Connection:
         db.close()
         raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
     return db
+
+
+# -- trusted keys -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKey:
+    side: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedKeys:
+    """Keys pinned from outside the log being audited, by kid."""
+
+    source: str
+    keys: dict[bytes, TrustedKey]
+
+    def ring(self) -> KeyRing:
+        ring = KeyRing()
+        for key in self.keys.values():
+            ring.add(key.side, Ed25519Verifier(key.public_key))
+        return ring
+
+
+_KID = re.compile(rf"[0-9a-f]{{{2 * KID_SIZE}}}")
+_PUBLIC_KEY = re.compile(r"[0-9a-f]{64}")
+_SIDE = re.compile(SIDE_PATTERN)
+_FIELDS = {"side", "alg", "crv", "public_key"}
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
+def load_trust(path: Path) -> TrustedKeys:
+    """Read and check a keys.json; every problem names the file and the key."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputFileError("no such trust file", source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read the trust file: {exc}", source) from None
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(f"not JSON: {exc.msg}", source, exc.lineno) from None
+    except ValueError as exc:
+        raise InputFileError(str(exc), source) from None
+    expected = '{kid_hex: {"side", "alg", "crv", "public_key"}} as `clearline log export` writes'
+    if not isinstance(obj, dict):
+        raise InputFileError(f"expected an object {expected}", source)
+    if not obj:
+        raise InputFileError(f"no keys; expected {expected}", source)
+    keys: dict[bytes, TrustedKey] = {}
+    for kid, entry in obj.items():
+        where = f"key {kid!r}"
+        if not _KID.fullmatch(kid):
+            raise InputFileError(f"{where}: expected a kid of {2 * KID_SIZE} hex digits", source)
+        if not isinstance(entry, dict):
+            raise InputFileError(f"{where}: expected an object with {sorted(_FIELDS)}", source)
+        missing, unknown = _FIELDS - set(entry), set(entry) - _FIELDS
+        if missing or unknown:
+            parts = [f"missing {sorted(missing)}" if missing else ""]
+            parts.append(f"unknown {sorted(unknown)}" if unknown else "")
+            detail = ", ".join(p for p in parts if p)
+            raise InputFileError(f"{where}: {detail}; expected exactly {sorted(_FIELDS)}", source)
+        side, alg, crv, public = (entry[f] for f in ("side", "alg", "crv", "public_key"))
+        if not isinstance(side, str) or not _SIDE.fullmatch(side):
+            raise InputFileError(f"{where}: side {side!r} is not a side name", source)
+        if alg != "EdDSA":
+            raise InputFileError(f"{where}: alg {alg!r}, expected 'EdDSA'", source)
+        if crv != "Ed25519":
+            raise InputFileError(f"{where}: crv {crv!r}, expected 'Ed25519'", source)
+        if not isinstance(public, str) or not _PUBLIC_KEY.fullmatch(public):
+            raise InputFileError(
+                f"{where}: public_key must be 64 lowercase hex digits (32 bytes)", source
+            )
+        public_key = bytes.fromhex(public)
+        if key_id(public_key).hex() != kid:
+            raise InputFileError(
+                f"{where}: kid does not match public_key (its kid is {key_id(public_key).hex()})",
+                source,
+            )
+        keys[bytes.fromhex(kid)] = TrustedKey(side, public_key)
+    return TrustedKeys(source, keys)

@@ -5,9 +5,10 @@ transaction has committed, so nothing is reported as logged before it is on
 disk. Each row keeps the tree root after it, so `verify_log` can name the first
 entry that was altered, removed, inserted or moved; signed checkpoints (the
 owner's Checkpoint records) make a deliberate rewrite detectable too, because
-they cannot be re-signed without the owner's key. `verify_log` and `export_log`
-open the file as evidence (`clearline.log.evidence`): nothing beside it is
-created or changed.
+they cannot be re-signed without the owner's key; keys pinned from outside the
+file (`clearline.log.evidence`) keep whoever rewrites it from bringing keys of
+their own. `verify_log` and `export_log` open the file as evidence: nothing
+beside it is created or changed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from clearline.errors import (
     SignatureError,
 )
 from clearline.log import merkle
-from clearline.log.evidence import open_evidence
+from clearline.log.evidence import TrustedKeys, open_evidence
 from clearline.log.tree import CompactTree
 from clearline.protocol import codec
 from clearline.protocol.messages import Body, Checkpoint, Hello, Message, Micros
@@ -207,8 +209,20 @@ class VerifyReport:
     entries: int = 0
     checkpoints: int = 0
     last_checkpoint_size: int = 0
+    """The most entries any signed checkpoint of the owner covers."""
     by_type: dict[str, int] = field(default_factory=dict)
     root: str = ""
+    trust: str | None = None
+    """The trust file the keys were pinned from; None: only the keys the file carries."""
+    authenticated: bool = False
+    """Whether signatures were checked against keys pinned from outside the file (`trust`)."""
+    uncovered: int = 0
+    """Entries no signed checkpoint of the owner covers, not counting the owner's own
+    checkpoint records (each is signed and bound to its position, and commits only to
+    what precedes it)."""
+    first_uncovered: int | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    """The key table: kid (hex) -> side."""
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
@@ -226,8 +240,11 @@ def _key_table(db: sqlite3.Connection) -> list[tuple[bytes, str, bytes]]:
     return rows
 
 
-def _pinned_keys(table: list[tuple[bytes, str, bytes]], owner_kid: bytes, side: str) -> KeyRing:
-    """The keys to check signatures against: the file's own."""
+def _pinned_keys(
+    table: list[tuple[bytes, str, bytes]], owner_kid: bytes, side: str, trust: TrustedKeys | None
+) -> KeyRing:
+    """The keys to check signatures against: the file's own, or (with `trust`) the trusted
+    keys, after checking that the file's key table says nothing the trusted keys do not."""
     keys = KeyRing()
     owner_side = None
     for kid, key_side, public_key in table:
@@ -247,22 +264,52 @@ def _pinned_keys(table: list[tuple[bytes, str, bytes]], owner_kid: bytes, side: 
             f"key table: the owner kid {owner_kid.hex()} is for side {owner_side!r}, "
             f"but the log says it is side {side!r}'s"
         )
-    return keys
+    if trust is None:
+        return keys
+    where = f"trust file {trust.source}"
+    owner = trust.keys.get(owner_kid)
+    if owner is None:
+        raise LogIntegrityError(f"the owner kid {owner_kid.hex()} (side {side}) is not in {where}")
+    if owner.side != side:
+        raise LogIntegrityError(
+            f"the owner kid {owner_kid.hex()} is side {side!r}'s in the log, "
+            f"{owner.side!r}'s in {where}"
+        )
+    trusted = KeyRing()
+    for kid, key_side, public_key in table:
+        pinned = trust.keys.get(kid)
+        if pinned is None:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} (side {key_side}) is not in {where}"
+            )
+        if pinned.public_key != public_key:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} has another public key than in {where}"
+            )
+        if pinned.side != key_side:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} is side {key_side!r}'s in the log, "
+                f"{pinned.side!r}'s in {where}"
+            )
+        trusted.add(pinned.side, Ed25519Verifier(pinned.public_key))
+    return trusted
 
 
-def verify_log(path: Path) -> VerifyReport:
+def verify_log(path: Path, trust: TrustedKeys | None = None) -> VerifyReport:
     """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry.
 
-    The log is opened as evidence: nothing beside it is created or changed.
+    Signatures are checked against the keys the file carries, or, with `trust`, against
+    keys pinned from outside it (the file's key table must then agree with them). The
+    log is opened as evidence: nothing beside it is created or changed.
     """
     with open_evidence(path) as db:
         try:
-            return _verify(db, path)
+            return _verify(db, path, trust)
         except sqlite3.Error as exc:
             raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
 
 
-def _verify(db: sqlite3.Connection, path: Path) -> VerifyReport:
+def _verify(db: sqlite3.Connection, path: Path, trust: TrustedKeys | None) -> VerifyReport:
     status = db.execute("PRAGMA integrity_check").fetchone()[0]
     if status != "ok":
         raise LogIntegrityError(f"SQLite integrity check failed: {status}")
@@ -277,11 +324,15 @@ def _verify(db: sqlite3.Connection, path: Path) -> VerifyReport:
     if not isinstance(side, str):
         raise LogIntegrityError(f"meta: side {side!r} is not a side name")
     table = _key_table(db)
-    keys = _pinned_keys(table, owner_kid, side)
+    keys = _pinned_keys(table, owner_kid, side, trust)
     report = VerifyReport(str(path), side, owner_kid.hex())
+    report.keys = {kid.hex(): key_side for kid, key_side, _ in table}
+    if trust is not None:
+        report.trust, report.authenticated = trust.source, True
     tree = CompactTree()
     roots: list[bytes] = []
     last_seq: dict[tuple[bytes, bytes], int] = {}
+    tail: deque[int] = deque()  # past the covered size, bar checkpoint records
     for idx, data, stored_root in _entries(db):
         if idx != tree.size:
             missing = "missing" if idx > tree.size else "duplicated"
@@ -314,6 +365,7 @@ def _verify(db: sqlite3.Connection, path: Path) -> VerifyReport:
             )
         last_seq[stream] = message.seq
         body = message.body
+        sealing = False  # the owner's checkpoint record: signed, bound to its position
         if isinstance(body, Checkpoint) and verified.kid == owner_kid:
             if body.size > idx:
                 raise LogIntegrityError(f"checkpoint claims size {body.size} at entry {idx}", idx)
@@ -323,11 +375,18 @@ def _verify(db: sqlite3.Connection, path: Path) -> VerifyReport:
                     f"signed checkpoint at size {body.size} does not match the log", idx
                 )
             report.checkpoints += 1
-            report.last_checkpoint_size = body.size
+            report.last_checkpoint_size = max(report.last_checkpoint_size, body.size)
+            while tail and tail[0] < report.last_checkpoint_size:
+                tail.popleft()
+            sealing = local
+        if not sealing:
+            tail.append(idx)
         kind = message.type.value
         report.by_type[kind] = report.by_type.get(kind, 0) + 1
     report.entries = tree.size
     report.root = tree.root().hex()
+    report.uncovered = len(tail)
+    report.first_uncovered = tail[0] if tail else None
     return report
 
 
