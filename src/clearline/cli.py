@@ -223,6 +223,75 @@ def log_export(path: Path, out: Path) -> None:
     click.echo(f"wrote {count} .cose files and keys.json to {out}")
 
 
+@log.command("cross-check")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path), default=None, help=_TRUST_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def log_cross_check(a: Path, b: Path, trust: Path | None, as_json: bool) -> None:
+    """Compare one side's log A with the other side's log B, both ways.
+
+    Both logs are verified first (against --trust KEYS if given), and each must pin
+    the other's owner key. Then every message one side signed within a session
+    is looked up in the other side's log by (key, session, sequence number):
+
+    \b
+    - conflict: both hold it, with different bytes (error);
+    - insertion: the receiver holds a message signed by the sender's key that the
+      sender's log lacks, or one claiming the sender's side under another key (error);
+    - omission: the receiver lacks it although it logged a later message of the same
+      session from the sender; sessions are in-order streams, so it was received
+      and then removed (error);
+    - not delivered: above the last message of that session the receiver logged:
+      lost with the link or in flight (counted, not an error).
+
+    Hellos and local records (decisions, checkpoint records) are not compared.
+
+    Exit status: 0 the logs agree; 1 a discrepancy, or a log fails on its own;
+    2 the trust file is unusable.
+    """
+    from clearline.log.crosscheck import cross_check
+
+    keys = _trust(trust)
+    try:
+        report = cross_check(a, b, keys)
+    except ClearlineError as exc:
+        click.echo(f"FAIL {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), sort_keys=True))
+    else:
+        pair = f"{a} ({report.a.side}) and {b} ({report.b.side})"
+        if report.ok:
+            click.echo(f"OK {pair}: no conflicts, insertions or omissions")
+        else:
+            click.echo(f"FAIL {pair}: {len(report.findings)} discrepancies")
+        for d in report.directions:
+            click.echo(
+                f"{d.sender} -> {d.receiver}: {d.sent} sent in sessions, {d.delivered} held by "
+                f"both byte for byte, {d.not_delivered} not delivered, {d.omissions} omitted, "
+                f"{d.insertions} inserted, {d.conflicts} conflicting"
+            )
+        if report.authenticated:
+            click.echo(f"keys: every signature checked against the keys pinned in {trust}")
+        else:
+            click.echo(
+                "keys: each log's own keys, and each owner key as the other log pins it; "
+                "nothing pinned from outside (pass --trust KEYS)"
+            )
+        for side in (report.a, report.b):
+            if side.uncovered:
+                click.echo(
+                    f"note: {side.path} has {side.uncovered} entries covered by no signed "
+                    "checkpoint; its tail could have been cut, which would show here as "
+                    "messages not delivered"
+                )
+        for finding in report.findings:
+            click.echo(f"{finding.kind}: {finding.detail}", err=True)
+    if not report.ok:
+        sys.exit(1)
+
+
 @main.group()
 def policy() -> None:
     """Gate policies."""

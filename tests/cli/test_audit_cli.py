@@ -1,4 +1,4 @@
-"""`clearline log verify | export` as an auditor runs them: what each says it
+"""`clearline log verify | export | cross-check` as an auditor runs them: what each says it
 checked, what fails, and that the evidence is left exactly as it was found."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from tests.log.exchange import (
     FORGER_US,
     claims,
     decline,
+    entries,
     exchange,
+    find,
     rewrite,
     snapshot,
 )
@@ -139,6 +141,8 @@ def _every_audit(folder: Path, tmp_path: Path) -> list[list[object]]:
         commands.append(["log", "verify", folder / name])
         commands.append(["log", "verify", folder / name, "--trust", keys, "--strict", "--json"])
         commands.append(["log", "export", folder / name, tmp_path / "out" / name])
+    commands.append(["log", "cross-check", folder / "us.db", folder / "prc.db"])
+    commands.append(["log", "cross-check", folder / "prc.db", folder / "us.db", "--trust", keys])
     return commands
 
 
@@ -167,10 +171,10 @@ def test_audit_commands_leave_every_file_beside_the_evidence_as_found(
         ex.close()
 
 
-@pytest.mark.parametrize("command", ["verify", "export"])
+@pytest.mark.parametrize("command", ["verify", "export", "cross-check"])
 @pytest.mark.parametrize("bad", ["missing", "directory", "junk", "empty-sqlite", "no-meta"])
 def test_a_bad_log_path_is_one_line_without_a_traceback(
-    tmp_path: Path, command: str, bad: str
+    logs: Path, tmp_path: Path, command: str, bad: str
 ) -> None:
     path = tmp_path / f"bad-{bad}.db"
     if bad == "directory":
@@ -185,6 +189,7 @@ def test_a_bad_log_path_is_one_line_without_a_traceback(
     args: list[object] = {
         "verify": ["verify", path],
         "export": ["export", path, tmp_path / "out"],
+        "cross-check": ["cross-check", logs / "us.db", path],
     }[command]
     result = run("log", *args)
     assert result.exit_code == 1
@@ -204,7 +209,7 @@ def test_export_into_a_file_is_one_line(logs: Path, tmp_path: Path) -> None:
     assert one_line(result).startswith(f"error: cannot write to {target / 'sub'}: ")
 
 
-@pytest.mark.parametrize("command", ["verify"])
+@pytest.mark.parametrize("command", ["verify", "cross-check"])
 def test_a_malformed_trust_file_is_one_line_naming_file_and_key(
     logs: Path, tmp_path: Path, command: str
 ) -> None:
@@ -226,3 +231,51 @@ def test_a_malformed_trust_file_is_one_line_naming_file_and_key(
     )
     missing = run("log", command, *logs_args, "--trust", tmp_path / "none.json")
     assert one_line(missing) == f"error: trust file {tmp_path / 'none.json'}: no such trust file"
+
+
+def test_cross_check_of_honest_logs(logs: Path, tmp_path: Path) -> None:
+    us, prc = logs / "us.db", logs / "prc.db"
+    result = run("log", "cross-check", us, prc, "--trust", tmp_path / "keys.json")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        f"OK {us} (US) and {prc} (PRC): no conflicts, insertions or omissions",
+        "US -> PRC: 15 sent in sessions, 12 held by both byte for byte, 3 not delivered, "
+        "0 omitted, 0 inserted, 0 conflicting",
+        "PRC -> US: 24 sent in sessions, 24 held by both byte for byte, 0 not delivered, "
+        "0 omitted, 0 inserted, 0 conflicting",
+    ]
+    unpinned = run("log", "cross-check", us, prc)
+    assert "nothing pinned from outside (pass --trust KEYS)" in unpinned.output
+
+
+def test_cross_check_names_an_omission_with_its_indices(logs: Path) -> None:
+    us, prc = logs / "us.db", logs / "prc.db"
+    prc_key = Ed25519Signer.from_label("PRC")
+    session = next(e.message.session_id for e in entries(us) if e.message.session_id)
+    removed = find(prc, "US", session, 2)
+    sent = find(us, "US", session, 2)
+    rewrite(prc, prc_key, keep=lambda e: e.cose != removed.cose)
+    assert run("log", "verify", prc, "--strict").exit_code == 0  # alone, it looks whole
+    result = run("log", "cross-check", us, prc)
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"FAIL {us} (US) and {prc} (PRC): 1 discrepancies\n")
+    assert "US -> PRC: 15 sent in sessions, 11 held by both byte for byte, 3 not delivered, " in (
+        result.stdout
+    )
+    assert result.stderr.startswith(f"omission: US query seq 2 of session {session.hex()} ")
+    assert f"({us} entry {sent.index}) is missing from {prc}" in result.stderr
+    report = json.loads(run("log", "cross-check", us, prc, "--json").stdout)
+    assert report["ok"] is False
+    (finding,) = report["findings"]
+    assert finding["kind"] == "omission" and finding["a_index"] == sent.index
+    assert finding["b_index"] is None and finding["session"] == session.hex()
+    assert report["directions"][0]["omissions"] == 1
+    assert report["a"]["path"] == str(us) and report["b"]["side"] == "PRC"
+
+
+def test_cross_check_help_states_the_rule(logs: Path) -> None:
+    result = run("log", "cross-check", "--help")
+    assert result.exit_code == 0
+    flat = " ".join(result.output.split())
+    assert "sessions are in-order streams, so it was received and then removed (error)" in flat
+    assert "not delivered: above the last message of that session the receiver logged" in flat

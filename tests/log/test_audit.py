@@ -1,4 +1,4 @@
-"""Auditing logs: pinned keys, uncovered tails, evidence untouched."""
+"""Auditing logs: pinned keys, uncovered tails, the two sides' logs compared, evidence untouched."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from clearline.errors import InputFileError, LogIntegrityError, LogStoreError
 from clearline.log import evidence, store
+from clearline.log.crosscheck import cross_check
 from clearline.log.evidence import load_trust
 from clearline.log.store import LogStore, export_log, verify_log
 from clearline.protocol.messages import Claim
@@ -23,6 +24,7 @@ from tests.log.exchange import (
     decline,
     entries,
     exchange,
+    find,
     rewrite,
     snapshot,
     trust_entries,
@@ -234,6 +236,165 @@ def test_a_log_without_checkpoints_is_uncovered_throughout(tmp_path: Path) -> No
     assert (report.uncovered, report.first_uncovered) == (5, 0)
 
 
+# -- the two sides' logs compared ------------------------------------------------------------
+
+
+def _pair(tmp_path: Path, sessions: int = 2):  # type: ignore[no-untyped-def]
+    ex = exchange(tmp_path, sessions=sessions)
+    ex.close()
+    return ex, tmp_path / "us.db", tmp_path / "prc.db"
+
+
+def test_two_honest_logs_agree_and_undelivered_messages_are_counted(tmp_path: Path) -> None:
+    ex, us, prc = _pair(tmp_path)
+    report = cross_check(us, prc, load_trust(ex.trust(tmp_path / "keys.json")))
+    assert report.ok and report.findings == [] and report.authenticated
+    to_prc, to_us = report.directions
+    assert (to_prc.sender, to_prc.receiver) == ("US", "PRC")
+    assert (to_prc.sent, to_prc.delivered, to_prc.not_delivered) == (15, 12, 3)
+    assert (to_us.sent, to_us.delivered, to_us.not_delivered) == (24, 24, 0)
+    backwards = cross_check(prc, us)
+    assert backwards.ok and [d.sender for d in backwards.directions] == ["PRC", "US"]
+
+
+def test_a_message_removed_below_a_later_one_is_an_omission(tmp_path: Path) -> None:
+    ex, us, prc = _pair(tmp_path)
+    first = ex.sessions[0]
+    removed = find(prc, "US", first, 2)
+    rewrite(prc, ex.prc.key, keep=lambda e: e.cose != removed.cose)  # PRC re-seals its log
+    assert verify_log(prc, load_trust(ex.trust(tmp_path / "keys.json"))).uncovered == 0
+    report = cross_check(us, prc)
+    assert not report.ok
+    (finding,) = report.findings
+    sent = find(us, "US", first, 2)
+    highest = find(prc, "US", first, 6)
+    assert (finding.kind, finding.sender, finding.session, finding.seq, finding.type) == (
+        "omission",
+        "US",
+        first.hex(),
+        2,
+        "query",
+    )
+    assert (finding.a_index, finding.b_index) == (sent.index, None)
+    assert f"us.db entry {sent.index}) is missing from {prc}" in finding.detail
+    assert f"seq 6 of that session at entry {highest.index}: it was received" in finding.detail
+    assert report.directions[0].omissions == 1 and report.directions[0].delivered == 11
+
+
+def test_messages_after_the_receivers_last_of_their_session_are_not_omissions(
+    tmp_path: Path,
+) -> None:
+    """PRC lost the last US message of session 1 (a crash before commit, say) but logged all
+    of session 2: nothing says that message arrived, so it is not delivered, not omitted."""
+    ex, us, prc = _pair(tmp_path)
+    last = find(prc, "US", ex.sessions[0], 6)
+    rewrite(prc, ex.prc.key, keep=lambda e: e.cose != last.cose)
+    report = cross_check(us, prc)
+    assert report.ok, report.findings
+    assert report.directions[0].not_delivered == 3 + 1
+
+
+def test_a_sent_message_removed_from_the_senders_log_is_an_insertion(tmp_path: Path) -> None:
+    ex, us, prc = _pair(tmp_path)
+    second = ex.sessions[1]
+    removed = find(us, "US", second, 3)
+    rewrite(us, ex.us.key, keep=lambda e: e.cose != removed.cose)
+    assert verify_log(us).uncovered == 0  # US re-sealed: alone, its log looks whole
+    report = cross_check(us, prc)
+    (finding,) = report.findings
+    held = find(prc, "US", second, 3)
+    last = find(us, "US", second, 9)
+    assert (finding.kind, finding.seq, finding.a_index, finding.b_index) == (
+        "insertion",
+        3,
+        None,
+        held.index,
+    )
+    assert f"{us} skips it: it holds seq 9 of that session at entry {last.index}" in finding.detail
+    assert report.directions[0].insertions == 1
+
+
+def test_a_senders_log_cut_short_shows_as_insertions_in_the_peers_log(tmp_path: Path) -> None:
+    _, us, prc = _pair(tmp_path)
+    db = sqlite3.connect(us)
+    db.execute("DELETE FROM entries WHERE idx >= (SELECT COUNT(*) - 30 FROM entries)")
+    db.commit()
+    db.close()
+    kept = entries(us)
+    ends = max(e.message.seq for e in kept if e.message.side == "US" and e.message.session_id)
+    report = cross_check(us, prc)
+    details = [f.detail for f in report.findings]
+    assert all(f.kind == "insertion" for f in report.findings)
+    assert any(f"{us} ends that session at seq {ends} " in d for d in details)
+    assert any(f"{us} holds no US message of that session" in d for d in details)
+    assert report.directions[0].insertions == 6 - ends + 6  # the rest of session 1, session 2
+
+
+def test_a_message_rewritten_by_its_signer_is_a_conflict(tmp_path: Path) -> None:
+    """PRC changes its own answer and re-signs it with its real key: its log verifies
+    alone, even against pinned keys; the US log still holds what PRC said."""
+    ex, us, prc = _pair(tmp_path)
+    first = ex.sessions[0]
+    original = find(prc, "PRC", first, 1)
+    rewrite(prc, ex.prc.key, edit=lambda e: decline(e) if e.cose == original.cose else None)
+    keys = load_trust(ex.trust(tmp_path / "keys.json"))
+    assert verify_log(prc, keys).uncovered == 0
+    report = cross_check(us, prc, keys)
+    (finding,) = report.findings
+    assert (finding.kind, finding.sender, finding.seq, finding.type) == (
+        "conflict",
+        "PRC",
+        1,
+        "answer",
+    )
+    assert finding.a_index == find(us, "PRC", first, 1).index
+    assert finding.b_index == original.index
+    assert report.directions[1].conflicts == 1
+
+
+def test_a_message_under_another_key_for_the_peers_side_is_an_insertion(tmp_path: Path) -> None:
+    ex, us, prc = _pair(tmp_path)
+    target = find(prc, "US", ex.sessions[0], 4)
+    rewrite(prc, ex.prc.key, resign={target.index: FORGER_US})
+    db = sqlite3.connect(prc)
+    db.execute("INSERT INTO keys VALUES (?, 'US', ?)", (FORGER_US.kid, FORGER_US.public_key))
+    db.commit()
+    db.close()
+    report = cross_check(us, prc)
+    kinds = sorted((f.kind, f.seq) for f in report.findings)
+    assert kinds == [("insertion", 4), ("omission", 4)]
+    (inserted,) = [f for f in report.findings if f.kind == "insertion"]
+    assert f"signed by key {FORGER_US.kid.hex()}, which is not {us}'s owner key" in inserted.detail
+    with pytest.raises(LogIntegrityError, match=f"{prc}: key table: kid {FORGER_US.kid.hex()}"):
+        cross_check(us, prc, load_trust(ex.trust(tmp_path / "keys.json")))
+
+
+def test_cross_check_refuses_logs_that_are_not_two_ends_of_one_hotline(tmp_path: Path) -> None:
+    _, us, _ = _pair(tmp_path, sessions=1)
+    other = tmp_path / "other"
+    other.mkdir()
+    store = LogStore(other / "prc.db", FORGER_PRC, "PRC")
+    store.add_key("US", FORGER_US.public_key)
+    store.close()
+    with pytest.raises(LogIntegrityError, match="are both side US's logs"):
+        cross_check(us, us)
+    with pytest.raises(LogIntegrityError, match=f"does not pin {us}'s owner key .* at all"):
+        cross_check(us, other / "prc.db")
+
+
+def test_cross_check_names_the_log_that_fails_on_its_own(tmp_path: Path) -> None:
+    _, us, prc = _pair(tmp_path, sessions=1)
+    db = sqlite3.connect(prc)
+    db.execute("UPDATE entries SET root=? WHERE idx=3", (bytes(32),))
+    db.commit()
+    db.close()
+    with pytest.raises(
+        LogIntegrityError, match=f"^{prc}: entry 3: content does not match"
+    ) as failed:
+        cross_check(us, prc)
+    assert failed.value.index == 3
+
+
 # -- evidence is left as it was found --------------------------------------------------------
 
 
@@ -243,6 +404,7 @@ def _audit_everything(folder: Path, out: Path, keys: Path) -> None:
         verify_log(folder / name)
         verify_log(folder / name, trusted)
         export_log(folder / name, out / name)
+    cross_check(folder / "us.db", folder / "prc.db", trusted)
 
 
 @pytest.mark.parametrize("state", ["closed", "open", "killed"])

@@ -17,7 +17,7 @@ import json
 import re
 import sqlite3
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,6 +229,10 @@ def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
     yield from db.execute("SELECT idx, data, root FROM entries ORDER BY idx")
 
 
+EntryVisitor = Callable[[int, bytes, codec.Verified], None]
+"""Called with (index, exact bytes, verified message) for each entry as it verifies."""
+
+
 def _key_table(db: sqlite3.Connection) -> list[tuple[bytes, str, bytes]]:
     rows: list[tuple[bytes, str, bytes]] = []
     for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys"):
@@ -295,7 +299,9 @@ def _pinned_keys(
     return trusted
 
 
-def verify_log(path: Path, trust: TrustedKeys | None = None) -> VerifyReport:
+def verify_log(
+    path: Path, trust: TrustedKeys | None = None, on_entry: EntryVisitor | None = None
+) -> VerifyReport:
     """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry.
 
     Signatures are checked against the keys the file carries, or, with `trust`, against
@@ -304,12 +310,14 @@ def verify_log(path: Path, trust: TrustedKeys | None = None) -> VerifyReport:
     """
     with open_evidence(path) as db:
         try:
-            return _verify(db, path, trust)
+            return _verify(db, path, trust, on_entry)
         except sqlite3.Error as exc:
             raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
 
 
-def _verify(db: sqlite3.Connection, path: Path, trust: TrustedKeys | None) -> VerifyReport:
+def _verify(
+    db: sqlite3.Connection, path: Path, trust: TrustedKeys | None, on_entry: EntryVisitor | None
+) -> VerifyReport:
     status = db.execute("PRAGMA integrity_check").fetchone()[0]
     if status != "ok":
         raise LogIntegrityError(f"SQLite integrity check failed: {status}")
@@ -383,6 +391,8 @@ def _verify(db: sqlite3.Connection, path: Path, trust: TrustedKeys | None) -> Ve
             tail.append(idx)
         kind = message.type.value
         report.by_type[kind] = report.by_type.get(kind, 0) + 1
+        if on_entry is not None:
+            on_entry(idx, data, verified)
     report.entries = tree.size
     report.root = tree.root().hex()
     report.uncovered = len(tail)
