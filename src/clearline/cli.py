@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from clearline.errors import ClearlineError
+
+if TYPE_CHECKING:
+    from clearline.log.evidence import TrustedKeys
 
 
 @click.group()
@@ -109,37 +113,106 @@ def _opening_console(echo: Any) -> Any:
 
 @main.group()
 def log() -> None:
-    """Inspect a side's log file."""
+    """Audit a side's log file (read only: nothing beside the file is created or changed)."""
+
+
+_TRUST_HELP = (
+    "keys.json pinning the keys to check signatures against, from outside the log "
+    "(the format `log export` writes: {kid: {side, alg, crv, public_key}}). The log's own "
+    "key table must agree with it."
+)
+
+
+def _trust(path: Path | None) -> TrustedKeys | None:
+    """The trusted keys, or exit 2 with one line naming the file and the key."""
+    from clearline.log.evidence import load_trust
+
+    if path is None:
+        return None
+    try:
+        return load_trust(path)
+    except ClearlineError as exc:
+        click.echo(f"error: trust file {exc}", err=True)
+        sys.exit(2)
 
 
 @log.command("verify")
 @click.argument("path", type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path), default=None, help=_TRUST_HELP)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also fail if any entry is covered by no signed checkpoint of the owner.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def log_verify(path: Path, as_json: bool) -> None:
-    """Recompute every hash, proof and signature; exit 1 naming the first bad entry."""
+def log_verify(path: Path, trust: Path | None, strict: bool, as_json: bool) -> None:
+    """Recompute every hash, proof and signature; exit 1 naming the first bad entry.
+
+    Without --trust, signatures are checked only against the keys the file itself
+    carries: that shows the file is intact, not who wrote it (whoever rewrote it could
+    have put their own keys in it). With --trust KEYS, every signature is checked
+    against the keys pinned in KEYS, and a key table that names a key KEYS does not
+    hold, or holds for another side, fails.
+
+    Entries after the largest size a signed checkpoint of the owner covers are
+    reported as uncovered (the owner's own trailing checkpoint records are not
+    counted): nothing signed commits to them, so the log could have been cut there
+    without trace. --strict makes that a failure.
+
+    Exit status: 0 verified; 1 the log fails (or, with --strict, has uncovered
+    entries); 2 the trust file is unusable.
+    """
     from clearline.log.store import verify_log
 
+    keys = _trust(trust)
     try:
-        report = verify_log(path)
+        report = verify_log(path, keys)
     except ClearlineError as exc:
         click.echo(f"FAIL {path}: {exc}", err=True)
         sys.exit(1)
-    if as_json:
-        click.echo(json.dumps(report.__dict__, sort_keys=True))
-        return
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.by_type.items()))
-    click.echo(
-        f"OK {path}: side {report.side}, {report.entries} entries ({kinds}), "
-        f"{report.checkpoints} signed checkpoints (latest covers {report.last_checkpoint_size}), "
-        f"root {report.root}"
+    uncovered = (
+        f"{report.uncovered} entries (from entry {report.first_uncovered}) are covered by no "
+        "signed checkpoint of the owner"
     )
+    failed = strict and report.uncovered > 0
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), sort_keys=True))
+    else:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(report.by_type.items()))
+        click.echo(
+            f"{'FAIL' if failed else 'OK'} {path}: side {report.side}, {report.entries} entries "
+            f"({kinds}), {report.checkpoints} signed checkpoints "
+            f"(latest covers {report.last_checkpoint_size}), root {report.root}"
+        )
+        if report.authenticated:
+            click.echo(f"keys: every signature checked against the keys pinned in {report.trust}")
+        else:
+            click.echo(
+                f"keys: signatures checked only against the {len(report.keys)} keys the file "
+                "itself carries: this shows the file is intact, not who signed it "
+                "(pin the keys with --trust KEYS)"
+            )
+        if report.uncovered:
+            click.echo(
+                f"checkpoints: {uncovered}: nothing signed commits to them, so the log "
+                "could have been cut or changed there without trace"
+            )
+        else:
+            click.echo("checkpoints: every entry is covered by a signed checkpoint of the owner")
+    if failed:
+        click.echo(f"FAIL {path}: {uncovered} (--strict)", err=True)
+        sys.exit(1)
 
 
 @log.command("export")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 def log_export(path: Path, out: Path) -> None:
-    """Write each entry's exact COSE_Sign1 bytes to OUT/*.cose, plus keys.json."""
+    """Write each entry's exact COSE_Sign1 bytes to OUT/*.cose, plus keys.json.
+
+    keys.json is the log's own key table: as a --trust file it pins nothing
+    unless it was taken from a log (or a side) you already trust.
+    """
     from clearline.log.store import export_log
 
     try:
@@ -148,6 +221,75 @@ def log_export(path: Path, out: Path) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"wrote {count} .cose files and keys.json to {out}")
+
+
+@log.command("cross-check")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--trust", type=click.Path(path_type=Path), default=None, help=_TRUST_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def log_cross_check(a: Path, b: Path, trust: Path | None, as_json: bool) -> None:
+    """Compare one side's log A with the other side's log B, both ways.
+
+    Both logs are verified first (against --trust KEYS if given), and each must pin
+    the other's owner key. Then every message one side signed within a session
+    is looked up in the other side's log by (key, session, sequence number):
+
+    \b
+    - conflict: both hold it, with different bytes (error);
+    - insertion: the receiver holds a message signed by the sender's key that the
+      sender's log lacks, or one claiming the sender's side under another key (error);
+    - omission: the receiver lacks it although it logged a later message of the same
+      session from the sender; sessions are in-order streams, so it was received
+      and then removed (error);
+    - not delivered: above the last message of that session the receiver logged:
+      lost with the link or in flight (counted, not an error).
+
+    Hellos and local records (decisions, checkpoint records) are not compared.
+
+    Exit status: 0 the logs agree; 1 a discrepancy, or a log fails on its own;
+    2 the trust file is unusable.
+    """
+    from clearline.log.crosscheck import cross_check
+
+    keys = _trust(trust)
+    try:
+        report = cross_check(a, b, keys)
+    except ClearlineError as exc:
+        click.echo(f"FAIL {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), sort_keys=True))
+    else:
+        pair = f"{a} ({report.a.side}) and {b} ({report.b.side})"
+        if report.ok:
+            click.echo(f"OK {pair}: no conflicts, insertions or omissions")
+        else:
+            click.echo(f"FAIL {pair}: {len(report.findings)} discrepancies")
+        for d in report.directions:
+            click.echo(
+                f"{d.sender} -> {d.receiver}: {d.sent} sent in sessions, {d.delivered} held by "
+                f"both byte for byte, {d.not_delivered} not delivered, {d.omissions} omitted, "
+                f"{d.insertions} inserted, {d.conflicts} conflicting"
+            )
+        if report.authenticated:
+            click.echo(f"keys: every signature checked against the keys pinned in {trust}")
+        else:
+            click.echo(
+                "keys: each log's own keys, and each owner key as the other log pins it; "
+                "nothing pinned from outside (pass --trust KEYS)"
+            )
+        for side in (report.a, report.b):
+            if side.uncovered:
+                click.echo(
+                    f"note: {side.path} has {side.uncovered} entries covered by no signed "
+                    "checkpoint; its tail could have been cut, which would show here as "
+                    "messages not delivered"
+                )
+        for finding in report.findings:
+            click.echo(f"{finding.kind}: {finding.detail}", err=True)
+    if not report.ok:
+        sys.exit(1)
 
 
 @main.group()

@@ -5,24 +5,31 @@ transaction has committed, so nothing is reported as logged before it is on
 disk. Each row keeps the tree root after it, so `verify_log` can name the first
 entry that was altered, removed, inserted or moved; signed checkpoints (the
 owner's Checkpoint records) make a deliberate rewrite detectable too, because
-they cannot be re-signed without the owner's key.
+they cannot be re-signed without the owner's key; keys pinned from outside the
+file (`clearline.log.evidence`) keep whoever rewrites it from bringing keys of
+their own. `verify_log` and `export_log` open the file as evidence: nothing
+beside it is created or changed.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clearline.errors import (
+    KeyMaterialError,
     LogIntegrityError,
     LogStoreError,
     MessageError,
     SignatureError,
 )
 from clearline.log import merkle
+from clearline.log.evidence import TrustedKeys, open_evidence
 from clearline.log.tree import CompactTree
 from clearline.protocol import codec
 from clearline.protocol.messages import Body, Checkpoint, Hello, Message, Micros
@@ -204,120 +211,227 @@ class VerifyReport:
     entries: int = 0
     checkpoints: int = 0
     last_checkpoint_size: int = 0
+    """The most entries any signed checkpoint of the owner covers."""
     by_type: dict[str, int] = field(default_factory=dict)
     root: str = ""
-
-
-def _open_readonly(path: Path) -> sqlite3.Connection:
-    if not path.is_file():
-        raise LogStoreError(f"no log file at {path}")
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        db.execute("SELECT 1 FROM entries LIMIT 1")
-    except sqlite3.Error as exc:
-        raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
-    return db
+    trust: str | None = None
+    """The trust file the keys were pinned from; None: only the keys the file carries."""
+    authenticated: bool = False
+    """Whether signatures were checked against keys pinned from outside the file (`trust`)."""
+    uncovered: int = 0
+    """Entries no signed checkpoint of the owner covers, not counting the owner's own
+    checkpoint records (each is signed and bound to its position, and commits only to
+    what precedes it)."""
+    first_uncovered: int | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    """The key table: kid (hex) -> side."""
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
     yield from db.execute("SELECT idx, data, root FROM entries ORDER BY idx")
 
 
-def verify_log(path: Path) -> VerifyReport:
-    """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry."""
-    db = _open_readonly(path)
-    try:
-        status = db.execute("PRAGMA integrity_check").fetchone()[0]
-        if status != "ok":
-            raise LogIntegrityError(f"SQLite integrity check failed: {status}")
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("format") != str(FORMAT_VERSION):
-            raise LogIntegrityError(f"unknown log format {meta.get('format')!r}")
-        keys = KeyRing()
-        for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys"):
+EntryVisitor = Callable[[int, bytes, codec.Verified], None]
+"""Called with (index, exact bytes, verified message) for each entry as it verifies."""
+
+
+def _key_table(db: sqlite3.Connection) -> list[tuple[bytes, str, bytes]]:
+    rows: list[tuple[bytes, str, bytes]] = []
+    for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys"):
+        if not isinstance(kid, bytes) or not isinstance(public_key, bytes):
+            raise LogIntegrityError(f"key table: row for {kid!r} does not hold a kid and key")
+        if not isinstance(side, str):
+            raise LogIntegrityError(f"key table: kid {kid.hex()} has no side name")
+        rows.append((kid, side, public_key))
+    return rows
+
+
+def _pinned_keys(
+    table: list[tuple[bytes, str, bytes]], owner_kid: bytes, side: str, trust: TrustedKeys | None
+) -> KeyRing:
+    """The keys to check signatures against: the file's own, or (with `trust`) the trusted
+    keys, after checking that the file's key table says nothing the trusted keys do not."""
+    keys = KeyRing()
+    owner_side = None
+    for kid, key_side, public_key in table:
+        try:
             verifier = Ed25519Verifier(public_key)
-            if verifier.kid != kid:
-                raise LogIntegrityError(f"key table: kid {kid.hex()} does not match its key")
-            keys.add(side, verifier)
-        owner_kid = bytes.fromhex(meta.get("owner_kid", ""))
-        report = VerifyReport(str(path), meta.get("side", "?"), owner_kid.hex())
-        tree = CompactTree()
-        roots: list[bytes] = []
-        last_seq: dict[tuple[bytes, bytes], int] = {}
-        for idx, data, stored_root in _entries(db):
-            if idx != tree.size:
-                missing = "missing" if idx > tree.size else "duplicated"
-                raise LogIntegrityError(f"entry {tree.size} is {missing} (found {idx})", tree.size)
-            tree.append(merkle.leaf_hash(data))
-            roots.append(tree.root())
-            if stored_root != roots[-1]:
+        except KeyMaterialError as exc:
+            raise LogIntegrityError(f"key table: kid {kid.hex()}: {exc}") from None
+        if verifier.kid != kid:
+            raise LogIntegrityError(f"key table: kid {kid.hex()} does not match its key")
+        keys.add(key_side, verifier)
+        if kid == owner_kid:
+            owner_side = key_side
+    if owner_side is None:
+        raise LogIntegrityError(f"key table: no key for the owner kid {owner_kid.hex()}")
+    if owner_side != side:
+        raise LogIntegrityError(
+            f"key table: the owner kid {owner_kid.hex()} is for side {owner_side!r}, "
+            f"but the log says it is side {side!r}'s"
+        )
+    if trust is None:
+        return keys
+    where = f"trust file {trust.source}"
+    owner = trust.keys.get(owner_kid)
+    if owner is None:
+        raise LogIntegrityError(f"the owner kid {owner_kid.hex()} (side {side}) is not in {where}")
+    if owner.side != side:
+        raise LogIntegrityError(
+            f"the owner kid {owner_kid.hex()} is side {side!r}'s in the log, "
+            f"{owner.side!r}'s in {where}"
+        )
+    trusted = KeyRing()
+    for kid, key_side, public_key in table:
+        pinned = trust.keys.get(kid)
+        if pinned is None:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} (side {key_side}) is not in {where}"
+            )
+        if pinned.public_key != public_key:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} has another public key than in {where}"
+            )
+        if pinned.side != key_side:
+            raise LogIntegrityError(
+                f"key table: kid {kid.hex()} is side {key_side!r}'s in the log, "
+                f"{pinned.side!r}'s in {where}"
+            )
+        trusted.add(pinned.side, Ed25519Verifier(pinned.public_key))
+    return trusted
+
+
+def verify_log(
+    path: Path, trust: TrustedKeys | None = None, on_entry: EntryVisitor | None = None
+) -> VerifyReport:
+    """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry.
+
+    Signatures are checked against the keys the file carries, or, with `trust`, against
+    keys pinned from outside it (the file's key table must then agree with them). The
+    log is opened as evidence: nothing beside it is created or changed.
+    """
+    with open_evidence(path) as db:
+        try:
+            return _verify(db, path, trust, on_entry)
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
+
+
+def _verify(
+    db: sqlite3.Connection, path: Path, trust: TrustedKeys | None, on_entry: EntryVisitor | None
+) -> VerifyReport:
+    status = db.execute("PRAGMA integrity_check").fetchone()[0]
+    if status != "ok":
+        raise LogIntegrityError(f"SQLite integrity check failed: {status}")
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if meta.get("format") != str(FORMAT_VERSION):
+        raise LogIntegrityError(f"unknown log format {meta.get('format')!r}")
+    owner_hex = meta.get("owner_kid")
+    if not isinstance(owner_hex, str) or not re.fullmatch(r"[0-9a-f]{32}", owner_hex):
+        raise LogIntegrityError(f"meta: owner_kid {owner_hex!r} is not a key id")
+    owner_kid = bytes.fromhex(owner_hex)
+    side = meta.get("side")
+    if not isinstance(side, str):
+        raise LogIntegrityError(f"meta: side {side!r} is not a side name")
+    table = _key_table(db)
+    keys = _pinned_keys(table, owner_kid, side, trust)
+    report = VerifyReport(str(path), side, owner_kid.hex())
+    report.keys = {kid.hex(): key_side for kid, key_side, _ in table}
+    if trust is not None:
+        report.trust, report.authenticated = trust.source, True
+    tree = CompactTree()
+    roots: list[bytes] = []
+    last_seq: dict[tuple[bytes, bytes], int] = {}
+    tail: deque[int] = deque()  # past the covered size, bar checkpoint records
+    for idx, data, stored_root in _entries(db):
+        if idx != tree.size:
+            missing = "missing" if idx > tree.size else "duplicated"
+            raise LogIntegrityError(f"entry {tree.size} is {missing} (found {idx})", tree.size)
+        if not isinstance(data, bytes):
+            raise LogIntegrityError(f"stored as {type(data).__name__}, not bytes", idx)
+        tree.append(merkle.leaf_hash(data))
+        roots.append(tree.root())
+        if stored_root != roots[-1]:
+            raise LogIntegrityError(
+                "content does not match the recorded tree: altered, removed or reordered", idx
+            )
+        try:
+            verified = codec.verify(data, keys)
+        except (MessageError, SignatureError) as exc:
+            raise LogIntegrityError(f"not an authentic message: {exc}", idx) from None
+        message = verified.message
+        stream = (verified.kid, message.session_id)
+        local = message.session_id == b"" and not isinstance(message.body, Hello)
+        if isinstance(message.body, Hello):
+            pass  # sequence 0 of each new session
+        elif local:
+            if verified.kid != owner_kid or message.seq != idx:
                 raise LogIntegrityError(
-                    "content does not match the recorded tree: altered, removed or reordered", idx
+                    f"local record claims position {message.seq} or another owner", idx
                 )
-            try:
-                verified = codec.verify(data, keys)
-            except (MessageError, SignatureError) as exc:
-                raise LogIntegrityError(f"not an authentic message: {exc}", idx) from None
-            message = verified.message
-            stream = (verified.kid, message.session_id)
-            if isinstance(message.body, Hello):
-                pass  # sequence 0 of each new session
-            elif message.session_id == b"":
-                if verified.kid != owner_kid or message.seq != idx:
-                    raise LogIntegrityError(
-                        f"local record claims position {message.seq} or another owner", idx
-                    )
-            elif message.seq <= last_seq.get(stream, -1):
+        elif message.seq <= last_seq.get(stream, -1):
+            raise LogIntegrityError(
+                f"sequence {message.seq} after {last_seq[stream]} in the same session", idx
+            )
+        last_seq[stream] = message.seq
+        body = message.body
+        sealing = False  # the owner's checkpoint record: signed, bound to its position
+        if isinstance(body, Checkpoint) and verified.kid == owner_kid:
+            if body.size > idx:
+                raise LogIntegrityError(f"checkpoint claims size {body.size} at entry {idx}", idx)
+            expected = roots[body.size - 1] if body.size else merkle.EMPTY_ROOT
+            if body.root != expected:
                 raise LogIntegrityError(
-                    f"sequence {message.seq} after {last_seq[stream]} in the same session", idx
+                    f"signed checkpoint at size {body.size} does not match the log", idx
                 )
-            last_seq[stream] = message.seq
-            body = message.body
-            if isinstance(body, Checkpoint) and verified.kid == owner_kid:
-                if body.size > idx:
-                    raise LogIntegrityError(
-                        f"checkpoint claims size {body.size} at entry {idx}", idx
-                    )
-                expected = roots[body.size - 1] if body.size else merkle.EMPTY_ROOT
-                if body.root != expected:
-                    raise LogIntegrityError(
-                        f"signed checkpoint at size {body.size} does not match the log", idx
-                    )
-                report.checkpoints += 1
-                report.last_checkpoint_size = body.size
-            kind = message.type.value
-            report.by_type[kind] = report.by_type.get(kind, 0) + 1
-        report.entries = tree.size
-        report.root = tree.root().hex()
-        return report
-    finally:
-        db.close()
+            report.checkpoints += 1
+            report.last_checkpoint_size = max(report.last_checkpoint_size, body.size)
+            while tail and tail[0] < report.last_checkpoint_size:
+                tail.popleft()
+            sealing = local
+        if not sealing:
+            tail.append(idx)
+        kind = message.type.value
+        report.by_type[kind] = report.by_type.get(kind, 0) + 1
+        if on_entry is not None:
+            on_entry(idx, data, verified)
+    report.entries = tree.size
+    report.root = tree.root().hex()
+    report.uncovered = len(tail)
+    report.first_uncovered = tail[0] if tail else None
+    return report
 
 
 def export_log(path: Path, out: Path) -> int:
     """Write each entry's exact COSE_Sign1 bytes to DIR/NNNNNN-TYPE-SIDE.cose and keys.json."""
-    db = _open_readonly(path)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        keys = {
-            kid.hex(): {
-                "side": side,
-                "alg": "EdDSA",
-                "crv": "Ed25519",
-                "public_key": public_key.hex(),
+    with open_evidence(path) as db:
+        try:
+            keys = {
+                kid.hex(): {
+                    "side": side,
+                    "alg": "EdDSA",
+                    "crv": "Ed25519",
+                    "public_key": public_key.hex(),
+                }
+                for kid, side, public_key in _key_table(db)
             }
-            for kid, side, public_key in db.execute("SELECT kid, side, public_key FROM keys")
-        }
-        (out / "keys.json").write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
-        count = 0
-        for idx, data, _ in _entries(db):
+            rows = _entries(db)
             try:
-                message = codec.decode_payload(codec.parse_envelope(data).payload)
-                label = f"{message.type.value}-{message.side}"
-            except MessageError:
-                label = "unreadable"
-            (out / f"{idx:06d}-{label}.cose").write_bytes(data)
-            count += 1
-        return count
-    finally:
-        db.close()
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "keys.json").write_text(json.dumps(keys, indent=2, sort_keys=True) + "\n")
+                count = 0
+                for idx, data, _ in rows:
+                    if not isinstance(data, bytes):
+                        raise LogIntegrityError(f"stored as {type(data).__name__}, not bytes", idx)
+                    try:
+                        message = codec.decode_payload(codec.parse_envelope(data).payload)
+                        label = f"{message.type.value}-{message.side}"
+                    except MessageError:
+                        label = "unreadable"
+                    (out / f"{idx:06d}-{label}.cose").write_bytes(data)
+                    count += 1
+            except OSError as exc:
+                raise LogStoreError(f"cannot write to {out}: {exc.strerror or exc}") from None
+            return count
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
