@@ -144,8 +144,29 @@ def _trust(path: Path | None) -> TrustedKeys | None:
     is_flag=True,
     help="Also fail if any entry is covered by no signed checkpoint of the owner.",
 )
+@click.option(
+    "--roster",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The log owner's authority roster: re-check every human decision's approvals.",
+)
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --roster: the gate policy, to re-check officer counts as the gate did "
+    "(decisions made under another policy hash are checked without it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def log_verify(path: Path, trust: Path | None, strict: bool, as_json: bool) -> None:
+def log_verify(
+    path: Path,
+    trust: Path | None,
+    strict: bool,
+    roster: Path | None,
+    policy_path: Path | None,
+    as_json: bool,
+) -> None:
     """Recompute every hash, proof and signature; exit 1 naming the first bad entry.
 
     Without --trust, signatures are checked only against the keys the file itself
@@ -159,14 +180,32 @@ def log_verify(path: Path, trust: Path | None, strict: bool, as_json: bool) -> N
     counted): nothing signed commits to them, so the log could have been cut there
     without trace. --strict makes that a failure.
 
+    With --roster, each human decision's approvals are re-checked offline against the
+    officers' keys in that roster, as the gate checked them, and no single-use approval
+    may authorize two acts.
+
     Exit status: 0 verified; 1 the log fails (or, with --strict, has uncovered
-    entries); 2 the trust file is unusable.
+    entries); 2 the trust file, roster or policy is unusable.
     """
+    from clearline.config import default_policy, load_policy
     from clearline.log.store import verify_log
 
     keys = _trust(trust)
+    authority = None
+    if roster is not None:
+        try:
+            authority = (
+                read_roster(roster),
+                load_policy(policy_path) if policy_path is not None else default_policy(),
+            )
+        except ClearlineError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+    elif policy_path is not None:
+        click.echo("error: --policy goes with --roster", err=True)
+        sys.exit(2)
     try:
-        report = verify_log(path, keys)
+        report = verify_log(path, keys, authority=authority)
     except ClearlineError as exc:
         click.echo(f"FAIL {path}: {exc}", err=True)
         sys.exit(1)
@@ -199,6 +238,16 @@ def log_verify(path: Path, trust: Path | None, strict: bool, as_json: bool) -> N
             )
         else:
             click.echo("checkpoints: every entry is covered by a signed checkpoint of the owner")
+        if report.approvals_checked:
+            click.echo(
+                f"authority: {report.human_decisions} human decisions, each approval re-checked "
+                f"against the officers' keys in {roster}"
+            )
+        elif report.human_decisions:
+            click.echo(
+                f"authority: {report.human_decisions} human decisions carry approvals not "
+                "re-checked here (give --roster ROSTER)"
+            )
     if failed:
         click.echo(f"FAIL {path}: {uncovered} (--strict)", err=True)
         sys.exit(1)
@@ -935,6 +984,17 @@ def officer_approve(
     what = f"standing, up to {rung} in {domain}" if standing else f"{action_id}: {rung} in {domain}"
     click.echo(f"approval ({what}, valid {valid_for} s):", err=True)
     click.echo(encode(approval))
+
+
+def read_roster(path: Path) -> Any:
+    """A roster file, whichever side it names."""
+    from clearline.gate.authority import RosterError, parse_roster
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RosterError(f"cannot read the roster file: {exc.strerror}", str(path)) from None
+    return parse_roster(text, str(path))
 
 
 def _fail(exc: BaseException) -> Any:

@@ -28,11 +28,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearline.errors import ClearlineError, InputFileError
+from clearline.gate.policy import Policy
 from clearline.protocol import codec
 from clearline.protocol.messages import (
     SIDE_PATTERN,
     Approval,
     ApprovalScope,
+    Decision,
     Message,
     Micros,
 )
@@ -246,3 +248,66 @@ def check_approvals(
         counted.add(checked.officer_kid)
         accepted.append(checked)
     return ApprovalCheck(tuple(accepted), tuple(refused))
+
+
+def recheck_decision(
+    roster: Roster, decision: Decision, at: Micros, policy: Policy | None
+) -> list[str]:
+    """An auditor's offline re-check of a logged human decision's approvals; the problems.
+
+    With the policy the decision names (same hash), it is the gate's own check, officer
+    count included; without it, every approval must still verify, be distinct and match
+    the act. Single use is checked across the whole log by the caller.
+    """
+    if decision.roster_hash != roster.hash:
+        return [
+            f"made under roster {decision.roster_hash.hex()[:16]}…, "
+            f"not the given one {roster.hash.hex()[:16]}…"
+        ]
+    if policy is not None and policy.hash == decision.policy_hash and decision.rung in policy.rungs:
+        domain = policy.domain_of(decision.rung, decision.domain)
+        required = max(policy.exclusions.get(domain, 0), policy.exclusions.get(decision.domain, 0))
+        check = check_approvals(
+            roster,
+            decision.approvals,
+            action_id=decision.action_id,
+            rung=decision.rung,
+            rung_index=policy.rung_index,
+            stated_domain=decision.domain,
+            excluded=required > 0,
+            excluded_rungs=policy.excluded_rungs,
+            excluded_domains=frozenset(policy.exclusions),
+            target=decision.target,
+            now=at,
+            max_validity_us=policy.approvals.max_validity_ms * 1000,
+            spent={},
+        )
+        problems = list(check.refused)
+        if check.officers < max(1, required):
+            problems.append(
+                f"{check.officers} valid approvals; the policy requires {required or 1}"
+            )
+        return problems
+    problems = []
+    officers: set[bytes] = set()
+    for i, cose in enumerate(decision.approvals):
+        try:
+            checked = open_approval(roster, cose)
+        except ApprovalError as exc:
+            problems.append(f"approval {i}: {exc}")
+            continue
+        a = checked.body
+        if not a.not_before <= at <= a.not_after:
+            problems.append(f"approval {i}: outside its validity window at the decision")
+        if a.domain != decision.domain or (
+            a.scope is ApprovalScope.ACTION
+            and (a.action_id, a.rung, a.target)
+            != (decision.action_id, decision.rung, decision.target)
+        ):
+            problems.append(f"approval {i}: not for this act")
+        if checked.officer_kid in officers:
+            problems.append(f"approval {i}: officer {checked.officer} counted twice")
+        officers.add(checked.officer_kid)
+    if not decision.approvals:
+        problems.append("a human decision without any approval")
+    return problems

@@ -280,6 +280,11 @@ class Gate:
             recent += (now,)
         self.context = replace(ctx, recent_escalations=recent)
 
+    def remember_spent(self, spent: Mapping[bytes, Micros]) -> None:
+        """Single-use approvals already used (read back from the log after a restart)."""
+        merged = {**self.context.spent_approvals, **spent}
+        self.context = replace(self.context, spent_approvals=merged)
+
     def set_link(self, link: LinkState) -> None:
         self.context = replace(self.context, link=link)
 

@@ -28,11 +28,23 @@ from clearline.errors import (
     MessageError,
     SignatureError,
 )
+from clearline.gate.authority import Roster, approval_digest, open_approval, recheck_decision
+from clearline.gate.policy import Policy
 from clearline.log import merkle
 from clearline.log.evidence import TrustedKeys, open_evidence
 from clearline.log.tree import CompactTree
 from clearline.protocol import codec
-from clearline.protocol.messages import Body, Checkpoint, Hello, Message, Micros
+from clearline.protocol.messages import (
+    Actor,
+    Approval,
+    Body,
+    Checkpoint,
+    Decision,
+    Hello,
+    Message,
+    Micros,
+    Verdict,
+)
 from clearline.protocol.signing import Ed25519Verifier, KeyRing, Signer
 
 FORMAT_VERSION = 1
@@ -188,6 +200,29 @@ class LogStore:
     def leaf_hash(self, index: int) -> bytes:
         return self._leaves[index]
 
+    def spent_approvals(self, since: Micros) -> dict[bytes, Micros]:
+        """Single-use approvals that authorized a decision recorded at or after `since`
+        (digest -> end of validity), newest entries first, so a restarted gate does not
+        accept one twice."""
+        spent: dict[bytes, Micros] = {}
+        for (data,) in self._db.execute("SELECT data FROM entries ORDER BY idx DESC"):
+            try:
+                message = codec.decode_payload(codec.parse_envelope(data).payload)
+            except MessageError:
+                continue
+            if message.session_id or not isinstance(message.body, Decision):
+                continue
+            if message.sent_at < since:
+                break
+            for cose in message.body.approvals:
+                try:
+                    approval = codec.decode_payload(codec.parse_envelope(cose).payload).body
+                except MessageError:
+                    continue
+                if isinstance(approval, Approval) and approval.action_id is not None:
+                    spent[approval_digest(cose)] = approval.not_after
+        return spent
+
     def close(self) -> None:
         self._db.close()
 
@@ -225,6 +260,10 @@ class VerifyReport:
     first_uncovered: int | None = None
     keys: dict[str, str] = field(default_factory=dict)
     """The key table: kid (hex) -> side."""
+    human_decisions: int = 0
+    """Decisions the gate allowed as human acts (each carries its officers' approvals)."""
+    approvals_checked: bool = False
+    """Whether those approvals were re-checked against an authority roster given from outside."""
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
@@ -302,23 +341,32 @@ def _pinned_keys(
 
 
 def verify_log(
-    path: Path, trust: TrustedKeys | None = None, on_entry: EntryVisitor | None = None
+    path: Path,
+    trust: TrustedKeys | None = None,
+    on_entry: EntryVisitor | None = None,
+    authority: tuple[Roster, Policy | None] | None = None,
 ) -> VerifyReport:
     """Recompute every leaf, root, signature and checkpoint; raise at the first bad entry.
 
     Signatures are checked against the keys the file carries, or, with `trust`, against
-    keys pinned from outside it (the file's key table must then agree with them). The
-    log is opened as evidence: nothing beside it is created or changed.
+    keys pinned from outside it (the file's key table must then agree with them). With
+    `authority` (the owner's roster, and the policy if at hand), every human decision's
+    approvals are re-checked as the gate checked them, and each single-use approval may
+    authorize one act only. The log is opened as evidence: nothing beside it is changed.
     """
     with open_evidence(path) as db:
         try:
-            return _verify(db, path, trust, on_entry)
+            return _verify(db, path, trust, on_entry, authority)
         except sqlite3.Error as exc:
             raise LogStoreError(f"{path} is not a readable clearline log: {exc}") from None
 
 
 def _verify(
-    db: sqlite3.Connection, path: Path, trust: TrustedKeys | None, on_entry: EntryVisitor | None
+    db: sqlite3.Connection,
+    path: Path,
+    trust: TrustedKeys | None,
+    on_entry: EntryVisitor | None,
+    authority: tuple[Roster, Policy | None] | None,
 ) -> VerifyReport:
     status = db.execute("PRAGMA integrity_check").fetchone()[0]
     if status != "ok":
@@ -343,6 +391,8 @@ def _verify(
     roots: list[bytes] = []
     last_seq: dict[tuple[bytes, bytes], int] = {}
     tail: deque[int] = deque()  # past the covered size, bar checkpoint records
+    report.approvals_checked = authority is not None
+    spent: dict[bytes, int] = {}  # single-use approval -> the decision it authorized
     for idx, data, stored_root in _entries(db):
         if idx != tree.size:
             missing = "missing" if idx > tree.size else "duplicated"
@@ -389,6 +439,15 @@ def _verify(
             while tail and tail[0] < report.last_checkpoint_size:
                 tail.popleft()
             sealing = local
+        if (
+            isinstance(body, Decision)
+            and local
+            and body.actor is Actor.HUMAN
+            and body.verdict is Verdict.ALLOW
+        ):
+            report.human_decisions += 1
+            if authority is not None:
+                _recheck_human(idx, body, message.sent_at, authority, spent)
         if not sealing:
             tail.append(idx)
         kind = message.type.value
@@ -400,6 +459,32 @@ def _verify(
     report.uncovered = len(tail)
     report.first_uncovered = tail[0] if tail else None
     return report
+
+
+def _recheck_human(
+    idx: int,
+    decision: Decision,
+    at: Micros,
+    authority: tuple[Roster, Policy | None],
+    spent: dict[bytes, int],
+) -> None:
+    roster, policy = authority
+    problems = recheck_decision(roster, decision, at, policy)
+    if problems:
+        raise LogIntegrityError(
+            f"human decision {decision.action_id} ({decision.rung}): " + "; ".join(problems), idx
+        )
+    for cose in decision.approvals:
+        checked = open_approval(roster, cose)
+        if checked.body.action_id is None:
+            continue
+        if checked.digest in spent:
+            raise LogIntegrityError(
+                f"human decision {decision.action_id}: approval by {checked.officer} already "
+                f"authorized the decision at entry {spent[checked.digest]}",
+                idx,
+            )
+        spent[checked.digest] = idx
 
 
 def export_log(path: Path, out: Path) -> int:

@@ -759,6 +759,8 @@ class Node:
 
     async def start(self) -> None:
         await self.log.open(self.peer_side, self.identity.peer_verifier.public_key)
+        since = wall_us() - self.policy.approvals.max_validity_ms * 1000
+        self.gate.remember_spent(await self.log.call(lambda store: store.spent_approvals(since)))
         self.metrics.log_entries.set(self.log.size)
         if self.config.listen is not None:
             listener = socket.create_server(
