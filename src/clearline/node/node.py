@@ -40,6 +40,7 @@ from clearline.node.config import NodeConfig
 from clearline.node.keys import Identity, fingerprint, load_identity
 from clearline.node.logwriter import LogWriter
 from clearline.node.metrics import NodeMetrics
+from clearline.node.tokens import TokenSet, load_tokens
 from clearline.protocol.events import (
     ClarificationAnswered,
     ClarificationExpired,
@@ -224,6 +225,7 @@ class Node:
             config.path(config.peer.certificate),
             config.path(config.peer.signing_key),
         )
+        self.tokens: TokenSet = load_tokens(config.tokens_path())
         self.policy = load_policy(config.path(config.policy)) if config.policy else default_policy()
         self.gate = Gate(self.policy)
         data_dir = config.path(config.data_dir)
