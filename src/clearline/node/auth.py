@@ -33,7 +33,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import cookie_parser
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearline.node.config import LOOPBACK_NAMES
@@ -186,12 +186,17 @@ def _challenge(needed: Role | None, error: str | None = None, description: str =
 
 
 def route_key(routes: list[BaseRoute], scope: Scope) -> tuple[str, str] | None:
-    """(method, route path) of the route that would serve the request, HEAD read as GET."""
-    method = "GET" if scope["method"] == "HEAD" else scope["method"]
+    """(method, route path) of the route that would serve the request, HEAD read as GET: the
+    first whose path pattern and methods match, as the router picks it."""
+    method = scope["method"]
+    path = scope["path"]
     for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return method, str(getattr(route, "path", ""))
+        pattern = getattr(route, "path_regex", None)
+        if pattern is None or not pattern.match(path):
+            continue
+        methods = getattr(route, "methods", None)
+        if methods is None or method in methods:
+            return ("GET" if method == "HEAD" else method), str(getattr(route, "path", ""))
     return None
 
 

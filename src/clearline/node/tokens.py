@@ -44,10 +44,13 @@ class Role(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Role).index(self)
+        return _RANKS[self]
 
     def grants(self, needed: Role) -> bool:
-        return self.rank >= needed.rank
+        return _RANKS[self] >= _RANKS[needed]
+
+
+_RANKS = {role: rank for rank, role in enumerate(Role)}
 
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
