@@ -707,11 +707,39 @@ def keys_init(folder: Path, side: str, hosts: tuple[str, ...], days: int, force:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     for what, path in paths.items():
-        click.echo(f"{what:<12} {path}")
+        click.echo(f"{what:<19} {path}")
     click.echo(
         f"give the peer {paths['signing_pub'].name} and {paths['tls_crt'].name}; "
-        "keep the rest here (mode 600)"
+        "keep the rest here (mode 600). The api-token files are bearer tokens for your own "
+        f"side's systems, one per role; the node loads their hashes from "
+        f"{paths['api_tokens'].name}"
     )
+
+
+@keys.command("token")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--side", required=True, help="The side whose node the token is for, e.g. US.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["observer", "sensor", "operator"]),
+    help="observer reads; sensor also posts observations and telemetry; operator also posts "
+    "actions and checkpoints.",
+)
+@click.option("--name", default=None, help="The token's name (its file's suffix) [default: ROLE].")
+@click.option("--force", is_flag=True, help="Replace the token of that name.")
+def keys_token(folder: Path, side: str, role: str, name: str | None, force: bool) -> None:
+    """Add a bearer token for SIDE's local API: FOLDER/SIDE.api-token.NAME (mode 600), its hash
+    in FOLDER/SIDE.api-tokens.json. A running node loads tokens when it starts."""
+    from clearline.node.tokens import Role, add_token, tokens_file
+
+    try:
+        path = add_token(folder, side, Role(role), name or role, force)
+    except ClearlineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{role} token: {path} (mode 600)")
+    click.echo(f"its hash is in {tokens_file(folder, side)}; restart the node to load it")
 
 
 @main.group()

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import httpx
 
+from clearline.node.config import load_node_config
 from clearline.node.keys import init_keys
+from clearline.node.tokens import read_token
 
 START_TIMEOUT_S = 30
 
@@ -68,9 +70,18 @@ class NodeProcess:
     listen: int | None
     log: Path
     stderr: Path
+    keys: Path
+    side: str
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.api, timeout=20)
+    def token(self, role: str) -> str:
+        """The node's API token for `role`, as keys init wrote it."""
+        return read_token(self.keys, self.side, role)
+
+    def client(self, role: str = "observer") -> httpx.Client:
+        """An API client holding the token of `role` (ask for the least the calls need)."""
+        return httpx.Client(
+            base_url=self.api, timeout=20, headers={"Authorization": f"Bearer {self.token(role)}"}
+        )
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -127,7 +138,16 @@ def start_node(config: Path) -> NodeProcess:
             raise AssertionError(f"node did not start: {stderr.read_text()}")
         time.sleep(0.05)
     info = json.loads(ready.read_text())
-    return NodeProcess(process, info["api"], info["listen"], Path(info["log"]), stderr)
+    loaded = load_node_config(config)
+    return NodeProcess(
+        process,
+        info["api"],
+        info["listen"],
+        Path(info["log"]),
+        stderr,
+        loaded.path(loaded.keys_dir),
+        loaded.side,
+    )
 
 
 def tls_client(

@@ -14,6 +14,7 @@ from clearline.errors import KeyMaterialError
 from clearline.node.api import build_app
 from clearline.node.config import NodeConfigError, parse_node_config
 from clearline.node.keys import init_keys, load_certificate, load_identity, load_signer
+from clearline.node.tokens import TokenFileError, load_tokens
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -71,9 +72,123 @@ def test_keys_init_writes_owner_only_private_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in ("US.signing.key", "US.tls.key"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    listed = json.loads((tmp_path / "US.api-tokens.json").read_text())["tokens"]
+    assert [(t["name"], t["role"]) for t in listed] == [
+        ("observer", "observer"),
+        ("sensor", "sensor"),
+        ("operator", "operator"),
+    ]
+    tokens = load_tokens(tmp_path / "US.api-tokens.json")
+    for role in ("observer", "sensor", "operator"):
+        path = tmp_path / f"US.api-token.{role}"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert str(path) in result.output, "keys init says where each token is"
+        token = path.read_text().strip()
+        assert len(token) >= 43
+        caller = tokens.check(token)
+        assert caller is not None and caller.role == role
+        assert token not in (tmp_path / "US.api-tokens.json").read_text(), "only hashes there"
+    assert tokens.check("not-a-token") is None
     again = CliRunner().invoke(main, ["keys", "init", str(tmp_path), "--side", "US"])
     assert again.exit_code == 1
     assert "--force" in again.output
+
+
+def test_api_settings_and_their_errors() -> None:
+    config = parse_node_config(GOOD, "us.toml", Path("/etc/clearline"))
+    assert config.api.allowed_hosts() == ("127.0.0.1", "localhost", "[::1]")
+    assert config.tokens_path() == Path("/etc/clearline/keys/US.api-tokens.json")
+    assert config.limits.max_body_bytes == 1024 * 1024
+    assert config.limits.max_event_streams == 64
+    custom = parse_node_config(
+        GOOD + '[api]\nhost = "10.0.0.1"\ntokens = "/srv/tokens.json"\n'
+        'hosts = ["node.example", "[::1]:8400"]\n',
+        "us.toml",
+        Path("."),
+    )
+    assert custom.tokens_path() == Path("/srv/tokens.json")
+    assert custom.api.allowed_hosts() == ("node.example", "[::1]:8400")
+    bound = parse_node_config(GOOD + '[api]\nhost = "10.0.0.1"\n', "us.toml", Path("."))
+    assert bound.api.allowed_hosts() == ("127.0.0.1", "localhost", "[::1]", "10.0.0.1")
+    for extra, line, expected in (
+        ('[api]\nport = 1\nhosts = ["good", "bad host"]\n', 17, "api.hosts[1]: Value error"),
+        ("[api]\nhosts = 3\n", 16, "api.hosts"),
+        ("[limits]\nmax_body_bytes = 10\n", 16, "limits.max_body_bytes"),
+        ("[limits]\nevent_history = 100\nmax_event_streams = 0\n", 17, "max_event_streams"),
+    ):
+        with pytest.raises(NodeConfigError) as info:
+            parse_node_config(GOOD + extra, "us.toml", Path("."))
+        assert info.value.line == line, str(info.value)
+        assert expected in str(info.value)
+
+
+def test_tokens_file_errors_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "US.api-tokens.json"
+    with pytest.raises(TokenFileError, match="is missing; create tokens with `clearline keys"):
+        load_tokens(path)
+    good = {"name": "observer", "role": "observer", "sha256": "ab" * 32}
+    for text, line, expected in (
+        ('{"tokens": [\n  {"name": "x",\n', 3, "not valid JSON"),
+        (json.dumps({"tokens": [good, {**good, "role": "admin"}]}, indent=2), 10, "role"),
+        (json.dumps({"tokens": [{**good, "sha256": "secret"}]}, indent=2), 6, "sha256"),
+        (json.dumps({"tokens": [good], "more": 1}, indent=2), 9, "Extra inputs"),
+    ):
+        path.write_text(text)
+        path.chmod(0o600)
+        with pytest.raises(TokenFileError) as info:
+            load_tokens(path)
+        assert info.value.line == line, str(info.value)
+        assert expected in str(info.value)
+        assert str(path) in str(info.value)
+    path.write_text(json.dumps({"tokens": [good]}))
+    path.chmod(0o666)
+    with pytest.raises(TokenFileError, match="others may write to it"):
+        load_tokens(path)
+
+
+def test_keys_token_adds_and_replaces_a_token(tmp_path: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(
+        main,
+        ["keys", "token", str(tmp_path), "--side", "US", "--role", "sensor", "--name", "radar"],
+    )
+    assert added.exit_code == 0, added.output
+    path = tmp_path / "US.api-token.radar"
+    assert str(path) in added.output
+    assert path.stat().st_mode & 0o777 == 0o600
+    first = path.read_text().strip()
+    caller = load_tokens(tmp_path / "US.api-tokens.json").check(first)
+    assert caller is not None and (caller.name, caller.role) == ("radar", "sensor")
+    again = runner.invoke(
+        main,
+        ["keys", "token", str(tmp_path), "--side", "US", "--role", "operator", "--name", "radar"],
+    )
+    assert again.exit_code == 1 and "--force" in again.output
+    forced = runner.invoke(
+        main,
+        [
+            "keys",
+            "token",
+            str(tmp_path),
+            "--side",
+            "US",
+            "--role",
+            "operator",
+            "--name",
+            "radar",
+            "--force",
+        ],
+    )
+    assert forced.exit_code == 0, forced.output
+    tokens = load_tokens(tmp_path / "US.api-tokens.json")
+    assert len(tokens) == 1
+    assert tokens.check(first) is None, "the replaced token no longer works"
+    replaced = tokens.check(path.read_text().strip())
+    assert replaced is not None and replaced.role == "operator"
+    bad = runner.invoke(
+        main, ["keys", "token", str(tmp_path), "--side", "US", "--role", "sensor", "--name", "A B"]
+    )
+    assert bad.exit_code == 1 and "token name" in bad.output
 
 
 def test_key_material_errors(tmp_path: Path) -> None:

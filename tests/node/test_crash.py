@@ -24,7 +24,7 @@ from clearline.log.store import LogStore, verify_log
 from clearline.node.keys import load_signer
 from clearline.protocol import codec
 from clearline.protocol.messages import Answer, Decision
-from tests.node.harness import make_keys, start_node, write_config
+from tests.node.harness import NodeProcess, make_keys, start_node, write_config
 from tests.node.test_nodes import SIGHTING, SWARM, running
 
 ROUNDS = int(os.environ.get("CLEARLINE_CRASH_ROUNDS", "3"))
@@ -34,16 +34,18 @@ SEED = int(os.environ.get("CLEARLINE_CRASH_SEED", "20261127"))
 class Load(threading.Thread):
     """Posts decisions and durable clarifications as fast as the node takes them."""
 
-    def __init__(self, api: str, round_: int) -> None:
+    def __init__(self, node: NodeProcess, round_: int) -> None:
         super().__init__(daemon=True)
-        self.api = api
+        self.node = node
         self.round = round_
         self.acknowledged: dict[int, tuple[str, str]] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
         i = 0
-        with httpx.Client(base_url=self.api, timeout=5) as client:
+        token = self.node.token("operator")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=self.node.api, timeout=5, headers=headers) as client:
             while not self.stop.is_set():
                 i += 1
                 try:
@@ -77,17 +79,17 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
     totals = {"rounds": 0, "acknowledged": 0, "missing": 0}
     with running(prc):
-        with prc.client() as client:
+        with prc.client("sensor") as client:
             client.post("/v1/telemetry", json={"assets": [SWARM]})
         config = write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}")
         for round_ in range(ROUNDS):
             us = start_node(config)
             with running(us):
                 us.wait_link("up", timeout=20)
-                with us.client() as client:
+                with us.client("operator") as client:
                     client.post("/v1/log/checkpoint")
                     before = client.get("/v1/log/checkpoints").json()["US"][-1]
-                load = Load(us.api, round_)
+                load = Load(us, round_)
                 load.start()
                 time.sleep(rng.uniform(0.3, 1.5))
                 us.process.kill()  # SIGKILL: no flush, no checkpoint, no goodbye
@@ -140,7 +142,7 @@ def test_a_torn_copy_taken_mid_write_recovers_a_consistent_prefix(tmp_path: Path
         us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
         with running(us):
             us.wait_link("up", timeout=20)
-            load = Load(us.api, 0)
+            load = Load(us, 0)
             load.start()
             for shot in range(ROUNDS):
                 time.sleep(rng.uniform(0.2, 0.6))

@@ -25,7 +25,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess, ProxyThread
             us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{proxy.port}"))
             with running(us):
                 us.wait_link("up")
-                with prc.client() as client:
+                with prc.client("sensor") as client:
                     client.post("/v1/telemetry", json={"assets": [SWARM]})
                 yield us, prc, proxy
         finally:
@@ -47,7 +47,7 @@ def test_partition_fails_safe_ends_clarifications_and_heals(
     # Fail safe within the heartbeat timeout (down after 5 heartbeats of silence) plus a beat.
     us.wait_link("down", timeout=5 * HEARTBEAT_MS / 1000 + 1.0)
     assert time.monotonic() - partitioned_at <= 5 * HEARTBEAT_MS / 1000 + 1.0
-    with us.client() as client:
+    with us.client("operator") as client:
         decision = client.post(
             "/v1/actions", json={"action_id": "F1", "rung": "intercept-uncrewed", "domain": "air"}
         ).json()
@@ -64,7 +64,7 @@ def test_partition_fails_safe_ends_clarifications_and_heals(
         assert took < 0.3 + 0.5
     proxy.do(proxy.proxy.heal)
     us.wait_link("up", timeout=10)
-    with us.client() as client:
+    with us.client("sensor") as client:
         assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
     assert us.stop() == 0 and prc.stop() == 0
 
@@ -82,7 +82,7 @@ def test_corrupted_bytes_end_the_connection_and_the_nodes_reconnect(
         assert time.monotonic() < deadline, "the US node never reconnected"
         time.sleep(0.05)
     us.wait_link("up", timeout=15)
-    with us.client() as client:
+    with us.client("sensor") as client:
         assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
     assert any(e["kind"] in ("disconnected", "closed") for e in prc.events("disconnected"))
     assert us.stop() == 0 and prc.stop() == 0
@@ -94,12 +94,12 @@ def test_half_open_connection_each_side_fails_safe_on_its_own(
     us, prc, proxy = pair
     proxy.do(proxy.proxy.set, "up", blackhole=True)  # US -> PRC carries nothing
     prc.wait_link("down", timeout=5 * HEARTBEAT_MS / 1000 + 1.0)
-    with prc.client() as client:
+    with prc.client("operator") as client:
         decision = client.post(
             "/v1/actions", json={"action_id": "H1", "rung": "disrupt", "domain": "air"}
         ).json()
         assert decision["rule"] == "fail-safe-cap"
-    with us.client() as client:
+    with us.client("sensor") as client:
         result = client.post("/v1/observations", json={**SIGHTING, "ttl_ms": 300}).json()
         assert result["outcome"] == "expired"
     proxy.do(proxy.proxy.set, "up", blackhole=False)
@@ -113,7 +113,7 @@ def test_a_slow_link_still_clarifies(
     us, prc, proxy = pair
     proxy.do(proxy.proxy.set, "both", delay_s=0.05, jitter_s=0.02, rate_bytes_per_s=20_000)
     time.sleep(0.2)
-    with us.client() as client:
+    with us.client("sensor") as client:
         result = client.post("/v1/observations", json=SIGHTING).json()
     assert result["outcome"] == "answered"
     assert result["elapsed_ms"] >= 100

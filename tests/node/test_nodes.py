@@ -59,10 +59,10 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
     with running(us):
         link = us.wait_link("up")
         assert link["session_id"] == prc.wait_link("up")["session_id"]
-        with prc.client() as client:
+        with prc.client("sensor") as client:
             published = client.post("/v1/telemetry", json={"assets": [SWARM]}).json()
         assert published["sent_to_peer"] is True
-        with us.client() as client:
+        with us.client("operator") as client:
             quick = client.post("/v1/observations", json=SIGHTING).json()
             assert quick["outcome"] == "answered", quick
             result = client.post("/v1/observations?durable=true", json=SIGHTING).json()
@@ -91,7 +91,7 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
             metrics = client.get("/metrics").text
             assert 'clearline_messages_total{direction="received",kind="answer"} 3.0' in metrics
             assert "clearline_link_state 2.0" in metrics
-        with us.client() as client:
+        with us.client("operator") as client:
             second = client.post("/v1/log/checkpoint").json()
         deadline = time.monotonic() + 10
         with prc.client() as client:
@@ -169,7 +169,7 @@ def test_refusals_are_logged_and_the_node_keeps_serving(tmp_path: Path, prc: Nod
     us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
     with running(us):
         us.wait_link("up")
-        with us.client() as client:
+        with us.client("sensor") as client:
             assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
         assert us.stop() == 0
     assert prc.stop() == 0

@@ -1,15 +1,16 @@
 """Serving the console: static files (vendored, no CDN) inside the node, or standalone.
 
-`mount(app)` adds the console to a node's local API app at /console/ (the live
-view of that node; `?nodes=URL,URL` shows two nodes side by side). `results_app`
-is `clearline console --results DIR`: the same page plus the simulation view of
-a `sim run` or `sim sweep` results folder.
+`mount(app, access)` adds the console to a node's local API app at /console/
+(the live view of that node; `?nodes=URL,URL` shows two nodes side by side).
+`results_app` is `clearline console --results DIR`: the same page plus the
+simulation view of a `sim run` or `sim sweep` results folder.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,27 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from clearline.node.auth import Access
+
 STATIC = Path(str(resources.files("clearline.console").joinpath("static")))
-LOOPBACK_ORIGINS = r"^http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?$"
 
 
-def mount(app: FastAPI) -> None:
-    """The console at /console/, and cross-origin reads for consoles on other loopback ports
-    (the demo shows both nodes on one page)."""
+def origin_pattern(hosts: tuple[str, ...]) -> str:
+    """Origins on any port of the node's own names (those given without a port)."""
+    names = "|".join(re.escape(h) for h in hosts if h.rpartition("]")[2].count(":") == 0)
+    return rf"^http://({names})(:\d+)?$"
+
+
+def mount(app: FastAPI, access: Access) -> None:
+    """The console at /console/, and cross-origin reads for consoles on the node's own names
+    at other ports (the demo shows both nodes on one page)."""
     app.add_middleware(
         CORSMiddleware,
-        allow_origin_regex=LOOPBACK_ORIGINS,
-        allow_methods=["GET", "POST"],
-        allow_headers=["content-type"],
+        allow_origin_regex=origin_pattern(access.hosts),
+        allow_methods=["GET"],
+        allow_credentials=True,
     )
+
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
 
     @app.get("/", include_in_schema=False)

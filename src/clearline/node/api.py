@@ -1,7 +1,10 @@
 """The node's local API, for its own side's systems: HTTP + JSON, server-sent events, metrics.
 
-Bound to loopback by default. The OpenAPI description is served at
-/openapi.json and published in docs/openapi.json (a test keeps it current).
+Bound to loopback by default, and guarded (node/auth.py): the Host header must
+name the node, every call needs a bearer token of the role `ROUTE_ROLES` names,
+cross-origin POSTs are refused, and request bodies are bounded. The OpenAPI
+description is served at /openapi.json and published in docs/openapi.json (a
+test keeps it current).
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from clearline import __version__
 from clearline.gate import ProposedAction
 from clearline.log import merkle
+from clearline.node.auth import Access, Guard, document, uncovered
+from clearline.node.tokens import TokenSet
 from clearline.protocol.messages import (
     Actor,
     Answer,
@@ -35,6 +41,10 @@ from clearline.protocol.messages import (
 )
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
+SHOWN_ERRORS = 20
+"""A 422 lists at most this many validation errors."""
+SHOWN_INPUT = 120
+"""Characters of an offending input a 422 echoes back."""
 
 
 class _In(BaseModel):
@@ -148,16 +158,78 @@ def _answer_out(answer: Answer | None) -> AnswerOut | None:
     )
 
 
+def _clip(value: Any) -> Any:
+    """`value`, or the start of its JSON text if that is long: errors must not echo whole inputs."""
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    if len(text) <= SHOWN_INPUT:
+        return value
+    return f"{text[:SHOWN_INPUT]}... ({len(text)} characters)"
+
+
+def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """Validation errors as a 422 shows them: at most SHOWN_ERRORS, each input clipped."""
+    shown: list[dict[str, Any]] = []
+    for error in errors[:SHOWN_ERRORS]:
+        item = {k: v for k, v in dict(error).items() if k in ("type", "loc", "msg")}
+        if "input" in error:
+            item["input"] = _clip(error["input"])
+        if error.get("ctx"):
+            item["ctx"] = {str(k): _clip(v) for k, v in dict(error["ctx"]).items()}
+        shown.append(item)
+    if len(errors) > SHOWN_ERRORS:
+        shown.append(
+            {
+                "type": "more",
+                "loc": [],
+                "msg": f"{len(errors) - SHOWN_ERRORS} more errors not shown",
+            }
+        )
+    return shown
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that gives its subscriber slot back however it ends, even if the client
+    goes away before the first event."""
+
+    def __init__(self, node: Any, queue: asyncio.Queue[dict[str, Any]], body: Any) -> None:
+        super().__init__(body, media_type="text/event-stream")
+        self._node = node
+        self._queue = queue
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._node.subscribers.discard(self._queue)
+
+
 def build_app(node: Any) -> FastAPI:
-    """The API of one running `Node`."""
+    """The API of one running `Node` (None: the app's shape only, for its OpenAPI text)."""
     from clearline.node.node import wall_us
 
     app = FastAPI(
         title="clearline node local API",
         version=__version__,
         description="For a side's own systems: ask the peer about tracks, put proposed actions "
-        "through the gate, publish telemetry, watch the link and the log.",
+        "through the gate, publish telemetry, watch the link and the log. Every call needs a "
+        "bearer token (Authorization: Bearer TOKEN) of the role it names; keys init writes one "
+        "per role.",
     )
+    if node is not None:
+        config = node.config
+        access = Access(
+            node.tokens, config.api.allowed_hosts(), config.limits.max_body_bytes, node.side
+        )
+    else:
+        access = Access(TokenSet([]))
+    app.add_middleware(Guard, access=access, routes=app.router.routes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_errors(list(exc.errors()))}, status_code=422)
 
     @app.get("/v1/policy")
     async def policy() -> dict[str, Any]:
@@ -293,26 +365,31 @@ def build_app(node: Any) -> FastAPI:
         recent = list(node.events)[-limit:]
         return {"events": recent}
 
-    @app.get("/v1/events/stream")
+    @app.get("/v1/events/stream", responses={503: {"description": "too many streams open"}})
     async def stream() -> StreamingResponse:
-        """Server-sent events: every event as it happens."""
+        """Server-sent events: every event as it happens. At most `[limits] max_event_streams`
+        at once; past that, 503."""
+        cap = node.config.limits.max_event_streams
+        if len(node.subscribers) >= cap:
+            raise HTTPException(
+                503,
+                f"{cap} event streams are open, the most this node serves "
+                "([limits] max_event_streams); close one, or poll GET /v1/events",
+            )
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
         node.subscribers.add(queue)
 
         async def generate() -> AsyncIterator[bytes]:
-            try:
-                yield b": clearline events\n\n"
-                while True:
-                    try:
-                        event = await asyncio.wait_for(queue.get(), timeout=15)
-                    except TimeoutError:
-                        yield b": keep-alive\n\n"
-                        continue
-                    yield f"data: {json.dumps(event)}\n\n".encode()
-            finally:
-                node.subscribers.discard(queue)
+            yield b": clearline events\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield f"data: {json.dumps(event)}\n\n".encode()
 
-        return StreamingResponse(generate(), media_type="text/event-stream")
+        return _EventStream(node, queue, generate())
 
     @app.get("/v1/log")
     async def log_state() -> dict[str, Any]:
@@ -360,5 +437,16 @@ def build_app(node: Any) -> FastAPI:
 
     from clearline.console.server import mount
 
-    mount(app)
+    mount(app, access)
+    missing = uncovered(app.router.routes)
+    if missing:
+        raise RuntimeError(f"routes missing from auth.ROUTE_ROLES: {missing}")
+    described = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document(described())
+        return described()
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -28,7 +28,8 @@ import httpx
 import uvloop
 
 from clearline.node.keys import init_keys
-from clearline.node.scene import SIGHTING, SWARM, node_pair
+from clearline.node.scene import SIGHTING, SWARM, NodePair, node_pair
+from clearline.node.tokens import Role
 
 PAYLOAD = b"x" * 300
 Say = Callable[[str], None]
@@ -153,12 +154,14 @@ def sqlite_raw(rows: int, row_bytes: int, batch: int, folder: Path) -> float:
     return rows / elapsed
 
 
-def _post_loop(api: str, path: str, body: bytes, rounds: int) -> list[tuple[float, Any]]:
+def _post_loop(
+    api: str, path: str, body: bytes, rounds: int, token: str
+) -> list[tuple[float, Any]]:
     """POST `body` `rounds` times on one kept-alive connection (stdlib http.client: the
     lightest client, so the figure is the node's, not the client library's)."""
     host, port = api.removeprefix("http://").rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     results = []
     for _ in range(rounds):
         began = time.perf_counter()
@@ -171,17 +174,18 @@ def _post_loop(api: str, path: str, body: bytes, rounds: int) -> list[tuple[floa
 
 
 async def _clarifications(
-    us_api: httpx.AsyncClient, prc_api: httpx.AsyncClient, rounds: int, durable: bool = False
+    pair: NodePair, rounds: int, durable: bool = False
 ) -> tuple[list[float], list[float]]:
-    await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})
+    await pair.prc_api.post("/v1/telemetry", json={"assets": [SWARM]})
     await asyncio.sleep(0.05)
     path = "/v1/observations" + ("?durable=true" if durable else "")
     results = await asyncio.to_thread(
         _post_loop,
-        str(us_api.base_url).rstrip("/"),
+        pair.us.api,
         path,
         json.dumps(SIGHTING).encode(),
         rounds + 20,
+        pair.token("US", Role.SENSOR),
     )
     outer: list[float] = []
     inner: list[float] = []
@@ -259,19 +263,17 @@ def bench_link(
         async def nodes() -> dict[str, Any]:
             out: dict[str, Any] = {}
             async with node_pair(folder / "loopback", 0) as pair:
-                us_api, prc_api = pair.us_api, pair.prc_api
                 say("c. clarification through two nodes ...")
-                outer, inner = await _clarifications(us_api, prc_api, clarifications)
+                outer, inner = await _clarifications(pair, clarifications)
                 out["clarification"] = percentiles(outer)
                 out["clarification_protocol"] = percentiles(inner)
-                outer, _ = await _clarifications(us_api, prc_api, clarifications, durable=True)
+                outer, _ = await _clarifications(pair, clarifications, durable=True)
                 out["clarification_durable"] = percentiles(outer)
                 say("d. telemetry throughput ...")
-                out["records_per_s"] = await _telemetry(prc_api, us_api, records, 250)
+                out["records_per_s"] = await _telemetry(pair.prc_api, pair.us_api, records, 250)
             async with node_pair(folder / "wan", 55.0) as pair:
-                us_api, prc_api = pair.us_api, pair.prc_api
                 say("e. clarification through a 55 ms each-way path ...")
-                outer, inner = await _clarifications(us_api, prc_api, 100)
+                outer, inner = await _clarifications(pair, 100)
                 out["wan_outer"] = percentiles(outer)
                 out["wan_inner"] = percentiles(inner)
             return out

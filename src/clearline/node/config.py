@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clearline.errors import InputFileError
 from clearline.sourcemap import LineMap, validate
@@ -44,9 +44,41 @@ class Peer(_Section):
     """The peer's Ed25519 public key, hex (pinned)."""
 
 
+_HOST_NAME = re.compile(r"^(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(:\d{1,5})?$")
+
+
+def _host_name(value: str) -> str:
+    if not _HOST_NAME.match(value):
+        raise ValueError(
+            "expected a host name or address as a Host header carries it, with or without "
+            ":PORT (e.g. node.example, 10.0.0.1, [::1]:8400)"
+        )
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_host_name)]
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
 class Api(_Section):
     host: str = "127.0.0.1"
     port: Port = 8400
+    tokens: str | None = None
+    """The hashed API tokens (JSON); default: KEYS_DIR/SIDE.api-tokens.json, as keys init
+    writes it."""
+    hosts: tuple[HostName, ...] | None = Field(default=None, max_length=64)
+    """Names the API answers to in the Host header, each with or without the API's port (or
+    with an explicit port); default: 127.0.0.1, localhost and [::1], plus the bind address if
+    it is neither loopback nor a wildcard."""
+
+    def allowed_hosts(self) -> tuple[str, ...]:
+        if self.hosts is not None:
+            return tuple(h.lower() for h in self.hosts)
+        bind = self.host.lower()
+        if ":" in bind and not bind.startswith("["):
+            bind = f"[{bind}]"
+        extra = () if bind in (*LOOPBACK_NAMES, "[::]", "0.0.0.0", "") else (bind,)
+        return (*LOOPBACK_NAMES, *extra)
 
 
 class Disclosure(_Section):
@@ -68,6 +100,10 @@ class Limits(_Section):
     max_pending_log: int = Field(default=100_000, ge=100)
     event_history: int = Field(default=2000, ge=10, le=1_000_000)
     max_open_clarifications: int = Field(default=1000, ge=1)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    """The largest request body the local API reads; larger ones are refused with 413."""
+    max_event_streams: int = Field(default=64, ge=1, le=100_000)
+    """Event stream (SSE) subscribers at once; one more is refused with 503."""
 
 
 class NodeConfig(_Section):
@@ -91,6 +127,12 @@ class NodeConfig(_Section):
         """A path from the file, relative to the file's folder."""
         p = Path(value)
         return p if p.is_absolute() else self.base / p
+
+    def tokens_path(self) -> Path:
+        """The hashed API tokens the node loads."""
+        if self.api.tokens is not None:
+            return self.path(self.api.tokens)
+        return self.path(self.keys_dir) / f"{self.side}.api-tokens.json"
 
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(#.*)?$")

@@ -6,6 +6,8 @@
     NAME.signing.pub   the public key, hex (give it to the peer)
     NAME.tls.key       TLS private key, PEM, ECDSA P-256 (0600)
     NAME.tls.crt       self-signed TLS certificate, PEM (give it to the peer)
+    NAME.api-token.ROLE   a bearer token for the local API, one per role (0600)
+    NAME.api-tokens.json  their SHA-256 hashes and roles: what the node loads
 
 There are no certificate authorities: each node trusts exactly the peer
 certificate and the peer signing key named in its configuration.
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from clearline.errors import KeyMaterialError
+from clearline.node.tokens import token_paths, write_role_tokens
 from clearline.protocol.signing import Ed25519Signer, Ed25519Verifier
 
 
@@ -54,9 +57,10 @@ def init_keys(
     force: bool = False,
     now: dt.datetime | None = None,
 ) -> dict[str, Path]:
-    """Create a side's keys and certificate in `folder`; refuses to overwrite unless `force`."""
+    """Create a side's keys, certificate and API tokens in `folder`; refuses to overwrite unless
+    `force`."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = _paths(folder, side)
+    paths = {**_paths(folder, side), **token_paths(folder, side)}
     existing = [p for p in paths.values() if p.exists()]
     if existing and not force:
         raise KeyMaterialError(f"{existing[0]} exists; pass --force to replace {side}'s keys")
@@ -96,6 +100,7 @@ def init_keys(
         .sign(tls_key, hashes.SHA256())
     )
     paths["tls_crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_role_tokens(folder, side)
     return paths
 
 

@@ -40,6 +40,7 @@ from clearline.node.config import NodeConfig
 from clearline.node.keys import Identity, fingerprint, load_identity
 from clearline.node.logwriter import LogWriter
 from clearline.node.metrics import NodeMetrics
+from clearline.node.tokens import TokenSet, load_tokens
 from clearline.protocol.events import (
     ClarificationAnswered,
     ClarificationExpired,
@@ -229,6 +230,7 @@ class Node:
             config.path(config.peer.certificate),
             config.path(config.peer.signing_key),
         )
+        self.tokens: TokenSet = load_tokens(config.tokens_path())
         self.policy = load_policy(config.path(config.policy)) if config.policy else default_policy()
         self.roster = load_roster(
             config.path(config.roster) if config.roster else None, config.side

@@ -25,6 +25,7 @@ from clearline.doctrine.responses import fuse, propose_rung
 from clearline.log.store import VerifyReport, verify_log
 from clearline.node.keys import init_keys
 from clearline.node.proxy import FaultProxy, delay_proxy
+from clearline.node.tokens import Role, read_token
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
@@ -162,9 +163,20 @@ class NodePair:
     us: RunningNode
     prc: RunningNode
     us_api: httpx.AsyncClient
+    """With the US operator token: the scene asks, decides and checkpoints."""
     prc_api: httpx.AsyncClient
+    """With the PRC operator token: the scene publishes telemetry and checkpoints."""
     link: dict[str, Any]
+    keys: Path
     exit_codes: dict[str, int] = field(default_factory=dict)
+
+    def token(self, side: str, role: Role) -> str:
+        return read_token(self.keys, side, role)
+
+
+def bearer(keys: Path, side: str, role: Role) -> dict[str, str]:
+    """The Authorization header for `side`'s API with its token for `role`."""
+    return {"Authorization": f"Bearer {read_token(keys, side, role)}"}
 
 
 @contextlib.asynccontextmanager
@@ -187,12 +199,16 @@ async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
             folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{target}")
         )
         async with (
-            httpx.AsyncClient(base_url=us.api, timeout=60) as us_api,
-            httpx.AsyncClient(base_url=prc.api, timeout=60) as prc_api,
+            httpx.AsyncClient(
+                base_url=us.api, timeout=60, headers=bearer(keys, "US", Role.OPERATOR)
+            ) as us_api,
+            httpx.AsyncClient(
+                base_url=prc.api, timeout=60, headers=bearer(keys, "PRC", Role.OPERATOR)
+            ) as prc_api,
         ):
             link = await wait_up(us_api)
             await wait_up(prc_api)
-            pair = NodePair(us, prc, us_api, prc_api, link)
+            pair = NodePair(us, prc, us_api, prc_api, link, keys)
             yield pair
         pair.exit_codes = {"US": await us.stop(), "PRC": await prc.stop()}
     finally:
@@ -215,6 +231,7 @@ async def live_scene(
             f"session {link['session_id'][:16]}..."
         )
         say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
+        say(f"  API tokens, one per role (mode 600): {pair.keys}/US.api-token.*, PRC.api-token.*")
         say(f"  console: {us.api}/console/?nodes={us.api},{prc.api}")
         if pause_s > 0:
             say(f"  (the scene starts in {pause_s:g} s)")
