@@ -685,6 +685,8 @@ class Node:
             return
         if decision.rule not in REFERRED_TO_HUMAN or action.rung not in self.policy.rungs:
             return
+        if decision.rule is Rule.AUTHORIZATIONS and action.action_id not in self.pending_approval:
+            return  # only acts autonomy was refused await officers; a failed claim does not
         domain = self.policy.domain_of(action.rung, action.domain)
         self.pending_approval[action.action_id] = {
             "action_id": action.action_id,
