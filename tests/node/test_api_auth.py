@@ -157,6 +157,9 @@ def test_every_route_is_in_the_table_and_refuses_the_uncredentialed(node: NodePr
     assert UNLISTED is Role.OBSERVER
     # The console page itself holds no data: it is served to anyone on the node's names.
     assert httpx.get(f"{node.api}/console/").status_code == 200
+    to_console = httpx.get(f"{node.api}/console", follow_redirects=False)
+    assert to_console.status_code == 307
+    assert to_console.headers["location"].endswith("/console/")
 
 
 def test_the_published_description_names_each_role() -> None:

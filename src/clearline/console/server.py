@@ -25,7 +25,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from clearline.node.auth import Access
+from clearline.node.auth import Access, api_port
 from clearline.node.config import LOOPBACK_NAMES
 
 STATIC = Path(str(resources.files("clearline.console").joinpath("static")))
@@ -114,7 +114,7 @@ def mount(app: FastAPI, access: Access) -> None:
                 '<a href="/console/">Back to the console</a></p>',
                 status_code=401,
             )
-        port = request.scope["server"][1]
+        port = api_port(request.scope)
         own = f"http://{request.headers.get('host', '').lower()}/console/login"
         chain = [hop for hop in form.get("chain", [])[:CHAIN_MAX] if _login_hop(hop)]
         later = chain[chain.index(own) + 1 :] if own in chain else chain
@@ -135,7 +135,7 @@ def mount(app: FastAPI, access: Access) -> None:
     @app.post("/console/logout", include_in_schema=False)
     async def logout(request: Request) -> Response:
         """End this browser's console session."""
-        name = access.cookie_name(request.scope["server"][1])
+        name = access.cookie_name(api_port(request.scope))
         session = request.cookies.get(name)
         if session is not None:
             access.sessions.end(session)
