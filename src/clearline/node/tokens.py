@@ -180,10 +180,12 @@ def load_tokens_file(path: Path) -> TokenFile:
         info = path.stat()
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        suffix = ".api-tokens.json"
+        side = path.name.removesuffix(suffix) if path.name.endswith(suffix) else "SIDE"
         raise TokenFileError(
             "the API tokens file is missing; create tokens with "
-            f"`clearline keys token {path.parent} --side SIDE --role operator` "
-            "(or set [api] tokens in the node's configuration)",
+            f"`clearline keys token {path.parent} --side {side} --role operator` (and "
+            "--role observer, sensor as needed), or set [api] tokens in the node's configuration",
             source,
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
