@@ -1,4 +1,4 @@
-"""atheris harness: the gate-policy, scenario and node-configuration loaders.
+"""atheris harness: the gate-policy, scenario, node-configuration and API-tokens loaders.
 
     .venv/bin/python fuzz/fuzz_loaders.py -atheris_runs=100000 fuzz/corpus/loaders
 
@@ -17,6 +17,7 @@ with atheris.instrument_imports():
     from clearline.errors import InputFileError
     from clearline.gate.policy import parse_policy
     from clearline.node.config import parse_node_config
+    from clearline.node.tokens import parse_tokens
     from clearline.sim.scenario import parse_scenario
 
 
@@ -26,6 +27,7 @@ def test_one_input(data: bytes) -> None:
         lambda: parse_policy(text, "fuzz.yaml"),
         lambda: parse_scenario(text, "fuzz.yaml"),
         lambda: parse_node_config(text, "fuzz.toml", Path(".")),
+        lambda: parse_tokens(text, "fuzz.json"),
     ):
         with contextlib.suppress(InputFileError):
             load()

@@ -100,13 +100,16 @@ def demo(
 
 
 def _opening_console(echo: Any) -> Any:
-    """Print as usual, and open the console's URL in a browser when the demo prints it."""
+    """Print as usual, and open the console's sign-in page in a browser when the demo prints
+    it (a local file: the page posts the tokens, which never travel in a URL)."""
+    import re
     import webbrowser
 
     def say(line: str) -> None:
         echo(line)
-        if line.strip().startswith("console: "):
-            webbrowser.open(line.strip().removeprefix("console: "))
+        found = re.match(r"\s*console: (?:open )?(\S+)", line)
+        if found:
+            webbrowser.open(found.group(1))
 
     return say
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
+from tests.node.harness import NodeProcess, make_keys, start_node, write_config
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -40,14 +42,33 @@ def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 6
     raise AssertionError(f"no line matching {pattern!r} in:\n" + "\n".join(seen))
 
 
+@dataclass
+class Demo:
+    process: subprocess.Popen[str]
+    page: str
+    """The demo's sign-in page (a file: URL)."""
+    us_api: str
+    prc_api: str
+    keys: Path
+
+    def observer(self, side: str) -> dict[str, str]:
+        token = (self.keys / f"{side}.api-token.observer").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def tokens(self) -> list[str]:
+        return [p.read_text().strip() for p in self.keys.glob("*.api-token.*")]
+
+
 @pytest.fixture
-def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
+def demo(tmp_path: Path) -> Iterator[Demo]:
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "clearline",
             "demo",
+            "--out",
+            str(tmp_path),
             "--headless",
             "--pause",
             "4",
@@ -66,19 +87,28 @@ def demo() -> Iterator[tuple[subprocess.Popen[str], str, str, str]]:
         lines = _read_until(process, r"console: ")
         apis = next(line for line in lines if "US API" in line)
         us_api, prc_api = re.findall(r"http://127\.0\.0\.1:\d+", apis)[:2]
-        url = next(line for line in lines if "console: " in line).split("console: ")[1].strip()
-        yield process, url, us_api, prc_api
+        found = re.search(r"console: open (file://\S+)", lines[-1])
+        assert found, lines[-1]
+        yield Demo(process, found.group(1), us_api, prc_api, tmp_path / "keys")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the demo and the nodes it started
 
 
 def test_live_view_shows_the_scene_as_the_nodes_report_it(
-    browser: Any, screenshots: Path, demo: tuple[subprocess.Popen[str], str, str, str]
+    browser: Any, screenshots: Path, demo: Demo
 ) -> None:
-    process, url, us_api, prc_api = demo
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
+    process, us_api, prc_api = demo.process, demo.us_api, demo.prc_api
+    sign_in = Path(demo.page.removeprefix("file://"))
+    assert sign_in.stat().st_mode & 0o777 == 0o600, "the page holds tokens: owner only"
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    # One step: the page signs in to both nodes (a form post, passed on from PRC to US) and
+    # lands on the side-by-side view.
+    page.goto(demo.page)
+    page.wait_for_url(f"{us_api}/console/**", timeout=20_000)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     us = page.locator("section[data-side=US]")
     prc = page.locator("section[data-side=PRC]")
@@ -99,7 +129,9 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
     assert us.locator('[data-field="kinetic"]').inner_text() == "none"
     # The numbers on screen are the node's own.
     shown_ms = float(answered.locator(".clarification-ms").inner_text())
-    events = httpx.get(f"{us_api}/v1/events", params={"limit": 10_000}).json()["events"]
+    events = httpx.get(
+        f"{us_api}/v1/events", params={"limit": 10_000}, headers=demo.observer("US")
+    ).json()["events"]
     clarification = next(e for e in events if e["kind"] == "clarification")
     assert shown_ms == round(clarification["elapsed_us"] / 1000, 1)
     assert shown_ms >= 110.0, "the demo's path adds 55 ms each way"
@@ -112,7 +144,9 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
     rows = us.locator('tbody[data-field="messages"] tr')
     assert rows.count() == len(answers_in) == 1
     assert rows.first.get_attribute("data-kind") == "answer"
-    prc_events = httpx.get(f"{prc_api}/v1/events", params={"limit": 10_000}).json()["events"]
+    prc_events = httpx.get(
+        f"{prc_api}/v1/events", params={"limit": 10_000}, headers=demo.observer("PRC")
+    ).json()["events"]
     answers_out = [
         e
         for e in prc_events
@@ -143,8 +177,69 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
         }"""
     )
     assert counts == [2000, 300]
-    page.close()
+    assert any("/v1/events/stream" in u for u in urls)
+    for token in demo.tokens():
+        assert not any(token in u for u in urls), "a token travelled in a URL"
+    cookies = {c["name"]: c for c in context.cookies()}
+    for api in (us_api, prc_api):
+        cookie = cookies[f"clearline_console_{api.rsplit(':', 1)[1]}"]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    context.close()
     assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def lone_node(tmp_path: Path) -> Iterator[NodeProcess]:
+    make_keys(tmp_path, "US", "PRC")
+    node = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_a_console_not_signed_in_shows_the_sign_in_and_no_data(
+    browser: Any, screenshots: Path, lone_node: NodeProcess
+) -> None:
+    context = browser.new_context(viewport={"width": 1000, "height": 400})
+    page = context.new_page()
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.goto(f"{lone_node.api}/console/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    assert page.locator("#signin").is_visible()
+    assert page.locator("section.node").count() == 0
+    assert page.locator("#signout").is_hidden()
+    assert "PRC" not in page.locator("main").inner_text()
+    assert not any("/v1/events" in u or "/v1/log" in u for u in urls), urls
+    page.screenshot(path=str(screenshots / "console-signin.png"))
+    # A wrong token: refused, and still no data.
+    page.fill('#signin input[name="token"]', "not-a-token")
+    page.click('#signin button[type="submit"]')
+    assert "not one of the PRC node's API tokens" in page.inner_text("body")
+    # The right one (any role; the session only reads).
+    page.goto(f"{lone_node.api}/console/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    token = lone_node.token("sensor")
+    page.fill('#signin input[name="token"]', token)
+    page.click('#signin button[type="submit"]')
+    page.wait_for_selector("body[data-signed-in=true]", timeout=20_000)
+    assert page.locator("section[data-side=PRC]").count() == 1
+    assert page.locator('section[data-side=PRC] [data-field="link"]').inner_text() in (
+        "DOWN",
+        "DEGRADED",
+        "UP",
+    )
+    # The page's session reads, and cannot act (its cookie never authorizes a POST).
+    status = page.evaluate(
+        """async () => (await fetch("/v1/log/checkpoint", {method: "POST"})).status"""
+    )
+    assert status == 401
+    assert not any(token in u for u in urls), "the token travelled in a URL"
+    page.click('#signout button[type="submit"]')
+    page.wait_for_selector("body[data-signed-in=false]", timeout=20_000)
+    assert page.locator("section.node").count() == 0
+    context.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from clearline.cli import main
@@ -82,3 +83,18 @@ def test_log_export_and_policy_check(tmp_path: Path) -> None:
     failed = CliRunner().invoke(main, ["policy", "check", str(bad)])
     assert failed.exit_code == 1
     assert f"{bad}:1: version" in failed.output
+
+
+def test_the_demo_opens_its_console_sign_in_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    from clearline.cli import _opening_console
+
+    opened: list[str] = []
+    printed: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    say = _opening_console(printed.append)
+    say("  US API http://127.0.0.1:1   PRC API http://127.0.0.1:2   path 55 ms each way")
+    say("  console: open file:///tmp/run/console.html (signs this browser in to both nodes)")
+    assert opened == ["file:///tmp/run/console.html"]
+    assert len(printed) == 2

@@ -7,6 +7,7 @@ The same targets run under atheris (coverage-guided) from fuzz/; see docs/reliab
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from clearline.errors import ClearlineError, InputFileError
 from clearline.gate.policy import parse_policy
 from clearline.node.config import parse_node_config
+from clearline.node.tokens import parse_tokens
 from clearline.protocol import codec, vectors
 from clearline.protocol.constants import MAX_FRAME_SIZE
 from clearline.protocol.signing import Ed25519Signer, KeyRing
@@ -121,6 +123,25 @@ def test_scenario_loader(text: str) -> None:
 def test_node_config_loader(text: str) -> None:
     with contextlib.suppress(InputFileError):
         parse_node_config(text, "fuzz.toml", Path("."))
+
+
+json_text = st.text(
+    alphabet=st.sampled_from(list('{}[]":, \n\t0123456789abcdefnorstuvw\\')), max_size=300
+) | st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["tokens", "name", "role", "sha256", "x"]), inner)
+    ),
+    max_leaves=12,
+).map(json.dumps)
+
+
+@FUZZ
+@given(json_text)
+def test_api_tokens_loader(text: str) -> None:
+    with contextlib.suppress(InputFileError):
+        parse_tokens(text, "fuzz.json")
 
 
 @FUZZ

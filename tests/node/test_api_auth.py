@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -156,6 +157,9 @@ def test_every_route_is_in_the_table_and_refuses_the_uncredentialed(node: NodePr
     assert UNLISTED is Role.OBSERVER
     # The console page itself holds no data: it is served to anyone on the node's names.
     assert httpx.get(f"{node.api}/console/").status_code == 200
+    to_console = httpx.get(f"{node.api}/console", follow_redirects=False)
+    assert to_console.status_code == 307
+    assert to_console.headers["location"].endswith("/console/")
 
 
 def test_the_published_description_names_each_role() -> None:
@@ -273,6 +277,58 @@ def test_event_streams_are_capped_and_give_their_slot_back(node: NodeProcess) ->
                     break
             assert time.monotonic() < deadline, "a closed stream never gave its slot back"
             time.sleep(0.1)
+
+
+def _login(node: NodeProcess, **form: Any) -> httpx.Response:
+    return httpx.post(f"{node.api}/console/login", data=form, follow_redirects=False)
+
+
+def test_console_sessions_read_only_and_never_act(node: NodeProcess) -> None:
+    cookie_name = Access.cookie_name(_port(node))
+    refused = _login(node, token="not-a-token")
+    assert refused.status_code == 401
+    assert cookie_name not in refused.cookies
+    signed = _login(node, token=node.token("operator"))
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/console/"
+    set_cookie = signed.headers["set-cookie"].lower()
+    assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "path=/" in set_cookie
+    session = signed.cookies[cookie_name]
+    cookie = {"Cookie": f"{cookie_name}={session}"}
+    assert httpx.get(f"{node.api}/v1/link", headers=cookie).status_code == 200
+    # Even an operator's token signs in as an observer, and a session never acts.
+    before = _log_size(node)
+    port = _port(node)
+    for path, body in (("/v1/actions", NUCLEAR), ("/v1/log/checkpoint", None)):
+        acted = httpx.post(
+            f"{node.api}{path}",
+            json=body,
+            headers={**cookie, "Origin": f"http://127.0.0.1:{port}"},
+        )
+        assert acted.status_code == 401, path
+        assert "a console session only reads" in acted.json()["detail"]
+    assert _log_size(node) == before
+    # Where to land: only a page of this console.
+    assert _login(node, token=node.token("observer"), next="//evil.example/").headers[
+        "location"
+    ] == ("/console/")
+    landing = "/console/?nodes=http://127.0.0.1:1,http://127.0.0.1:2"
+    assert _login(node, token=node.token("observer"), next=landing).headers["location"] == landing
+    # Passing the form on: only to another node's sign-in on this machine.
+    here = f"{node.api}/console/login"
+    other = "http://127.0.0.1:1/console/login"
+    onward = _login(node, token=node.token("observer"), chain=[here, other])
+    assert onward.status_code == 307 and onward.headers["location"] == other
+    for elsewhere in ("http://evil.example/console/login", "https://127.0.0.1:1/console/login"):
+        kept = _login(node, token=node.token("observer"), chain=[here, elsewhere])
+        assert kept.status_code == 303, elsewhere
+    # Signing out ends the session.
+    out = httpx.post(f"{node.api}/console/logout", headers=cookie, follow_redirects=False)
+    assert out.status_code == 303
+    ended = httpx.get(f"{node.api}/v1/link", headers=cookie)
+    assert ended.status_code == 401
+    assert "session has ended" in ended.json()["detail"]
+    assert httpx.post(f"{node.api}/console/login", content=b"{}").status_code == 415
 
 
 def test_sessions_expire_and_are_capped() -> None:

@@ -201,6 +201,12 @@ def route_key(routes: list[BaseRoute], scope: Scope) -> tuple[str, str] | None:
     return None
 
 
+def api_port(scope: Scope) -> int:
+    """The port the request came in on (the API's own)."""
+    server = scope.get("server")
+    return int(server[1]) if server and server[1] is not None else 80
+
+
 def needed_role(key: tuple[str, str] | None) -> Role | None:
     if key is None or key not in ROUTE_ROLES:
         return UNLISTED
@@ -233,8 +239,7 @@ class Guard:
         """Refuse (raise RefusalError) or return the body limit."""
         headers = _headers(scope)
         access = self.access
-        server = scope.get("server")
-        port = int(server[1]) if server and server[1] is not None else 80
+        port = api_port(scope)
         hosts, origins = access.names(port)
         host = headers.get("host", "").lower()
         if host not in hosts:
@@ -246,6 +251,11 @@ class Guard:
                 "add names to [api] hosts",
             )
         key = route_key(self.routes, scope)
+        if key is None and not scope["path"].endswith("/"):
+            # The router answers /console with a redirect to /console/: as public as that.
+            slashed = route_key(self.routes, {**scope, "path": scope["path"] + "/"})
+            if slashed is not None and ROUTE_ROLES.get(slashed, UNLISTED) is None:
+                key = slashed
         method = scope["method"]
         origin = headers.get("origin")
         if (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import os
 import signal
@@ -219,6 +220,50 @@ async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
                 running.process.kill()
 
 
+CONSOLE_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="referrer" content="no-referrer">
+<title>clearline console: signing in</title>
+</head>
+<body>
+<p>Signing this browser in to the consoles of {sides} (read only)...</p>
+<form id="login" method="post" action="{action}">
+{fields}
+<noscript><button>Open the console</button></noscript>
+</form>
+<script>document.getElementById("login").submit();</script>
+</body>
+</html>
+"""
+
+
+def write_console_login(folder: Path, pair: NodePair) -> Path:
+    """A page (mode 600) that signs a browser in to both nodes' consoles with their observer
+    tokens and lands on the side-by-side view. It posts a form, so no token is ever in a URL:
+    the PRC node takes it first and passes it on (307) to the US node, whose console shows
+    both."""
+    nodes = [pair.prc, pair.us]
+    fields = [("token", read_token(pair.keys, n.side, Role.OBSERVER)) for n in nodes]
+    fields += [("chain", f"{n.api}/console/login") for n in nodes]
+    fields.append(("next", f"/console/?nodes={pair.us.api},{pair.prc.api}"))
+    text = CONSOLE_PAGE.format(
+        sides=" and ".join(n.side for n in nodes),
+        action=html.escape(f"{nodes[0].api}/console/login"),
+        fields="\n".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(value)}">'
+            for name, value in fields
+        ),
+    )
+    page = (folder / "console.html").resolve()
+    page.unlink(missing_ok=True)
+    descriptor = os.open(page, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(text)
+    return page
+
+
 async def live_scene(
     folder: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float = 0.0
 ) -> LiveResult:
@@ -232,7 +277,8 @@ async def live_scene(
         )
         say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
         say(f"  API tokens, one per role (mode 600): {pair.keys}/US.api-token.*, PRC.api-token.*")
-        say(f"  console: {us.api}/console/?nodes={us.api},{prc.api}")
+        page = write_console_login(folder, pair)
+        say(f"  console: open {page.as_uri()} (signs this browser in to both nodes, read only)")
         if pause_s > 0:
             say(f"  (the scene starts in {pause_s:g} s)")
             await asyncio.sleep(pause_s)

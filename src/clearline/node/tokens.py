@@ -29,7 +29,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearline.errors import InputFileError, KeyMaterialError
-from clearline.sourcemap import load_yaml, validate
+from clearline.sourcemap import LineMap, load_yaml, validate
 
 
 class Role(enum.StrEnum):
@@ -180,10 +180,12 @@ def load_tokens_file(path: Path) -> TokenFile:
         info = path.stat()
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        suffix = ".api-tokens.json"
+        side = path.name.removesuffix(suffix) if path.name.endswith(suffix) else "SIDE"
         raise TokenFileError(
             "the API tokens file is missing; create tokens with "
-            f"`clearline keys token {path.parent} --side SIDE --role operator` "
-            "(or set [api] tokens in the node's configuration)",
+            f"`clearline keys token {path.parent} --side {side} --role operator` (and "
+            "--role observer, sensor as needed), or set [api] tokens in the node's configuration",
             source,
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -194,11 +196,22 @@ def load_tokens_file(path: Path) -> TokenFile:
             "chmod 600 it",
             source,
         )
+    return parse_tokens(text, source)
+
+
+def parse_tokens(text: str, source: str) -> TokenFile:
+    """A tokens file's text, validated; errors give the line where one can be found."""
     try:
-        json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TokenFileError(f"not valid JSON: {exc.msg}", source, exc.lineno) from None
-    data, lines = load_yaml(text, source, TokenFileError)
+    except RecursionError:
+        raise TokenFileError("not valid JSON: nested too deeply", source) from None
+    try:
+        # JSON is (nearly) YAML: the YAML reader gives each key's line, for the errors.
+        _, lines = load_yaml(text, source, TokenFileError)
+    except (TokenFileError, RecursionError):
+        lines = LineMap({})
     return validate(TokenFile, data, lines, source, TokenFileError)
 
 

@@ -1,6 +1,10 @@
 // The live view: one panel per node, fed by the node's own event stream.
 // Memory in the page is bounded: every list keeps a fixed number of entries.
+// Reads go with the console session (an HttpOnly cookie set by POST /console/login):
+// same origin for this node, credentialed cross-origin reads for another node on this machine.
 "use strict";
+
+class SignInNeeded extends Error {}
 
 const LIMITS = { messages: 2000, shown: 300, decisions: 200, clarifications: 200, rtt: 120 };
 
@@ -57,7 +61,8 @@ class NodeView {
   }
 
   async get(path) {
-    const response = await fetch(this.base + path);
+    const response = await fetch(this.base + path, { credentials: "include" });
+    if (response.status === 401) throw new SignInNeeded(`${this.base}: not signed in`);
     if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
     return response.json();
   }
@@ -70,7 +75,7 @@ class NodeView {
     this.renderLink(link);
     for (const event of (await this.get("/v1/events?limit=2000")).events) this.apply(event);
     this.renderAll();
-    const stream = new EventSource(this.base + "/v1/events/stream");
+    const stream = new EventSource(this.base + "/v1/events/stream", { withCredentials: true });
     stream.onmessage = (message) => { this.apply(JSON.parse(message.data)); this.dirty = true; };
     setInterval(() => { if (this.dirty) { this.dirty = false; this.renderAll(); } }, 150);
     setInterval(() => this.renderClarifications(), 100);
@@ -252,21 +257,52 @@ class NodeView {
   }
 }
 
+// Not signed in to this node: show the sign-in form, and no data at all.
+function showSignIn() {
+  const signin = document.getElementById("signin");
+  signin.querySelector('input[name="next"]').value = location.pathname + location.search;
+  signin.hidden = false;
+  document.body.dataset.signedIn = "false";
+}
+
+async function signedIn() {
+  const response = await fetch("/v1/link", { credentials: "same-origin" });
+  return response.status !== 401;
+}
+
 async function main() {
+  setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false }); }, 500);
+  const bases = nodesFromUrl();
+  if (bases.includes(location.origin) && !(await signedIn())) {
+    showSignIn();
+    document.body.dataset.ready = "true";
+    return;
+  }
   const container = document.getElementById("nodes");
   const template = document.getElementById("node-template");
-  const views = nodesFromUrl().map((base) => {
+  const views = bases.map((base) => {
     const panel = template.content.firstElementChild.cloneNode(true);
     container.append(panel);
     return new NodeView(base, panel);
   });
   window.consoleViews = views;
-  setInterval(() => { document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false }); }, 500);
   await Promise.all(views.map((v) => v.start().catch((error) => {
+    if (error instanceof SignInNeeded) {
+      // Another node on this machine, not signed in: its console has its own sign-in.
+      const heading = Object.assign(document.createElement("h2"), { textContent: `${v.base}: not signed in to this node; ` });
+      heading.append(Object.assign(document.createElement("a"), { href: `${v.base}/console/`, textContent: "sign in there" }));
+      v.root.replaceChildren(heading);
+      v.root.dataset.signedIn = "false";
+      return;
+    }
     v.field("link").textContent = "no node";
     v.field("link").className = "value state-down";
     console.error(error);
   })));
+  if (bases.includes(location.origin)) {
+    document.getElementById("signout").hidden = false;
+    document.body.dataset.signedIn = "true";
+  }
   document.body.dataset.ready = "true";
 }
 
