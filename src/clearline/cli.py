@@ -190,7 +190,7 @@ def log_verify(
     Exit status: 0 verified; 1 the log fails (or, with --strict, has uncovered
     entries); 2 the trust file, roster or policy is unusable.
     """
-    from clearline.config import default_policy, load_policy
+    from clearline.config import default_policy, load_policy, read_roster
     from clearline.log.store import verify_log
 
     keys = _trust(trust)
@@ -1015,17 +1015,6 @@ def officer_approve(
     what = f"standing, up to {rung} in {domain}" if standing else f"{action_id}: {rung} in {domain}"
     click.echo(f"approval ({what}, valid {valid_for} s):", err=True)
     click.echo(encode(approval))
-
-
-def read_roster(path: Path) -> Any:
-    """A roster file, whichever side it names."""
-    from clearline.gate.authority import RosterError, parse_roster
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RosterError(f"cannot read the roster file: {exc.strerror}", str(path)) from None
-    return parse_roster(text, str(path))
 
 
 def _fail(exc: BaseException) -> Any:

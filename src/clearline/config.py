@@ -29,15 +29,20 @@ def load_policy(path: Path) -> Policy:
     return policy
 
 
-def load_roster(path: Path | None, side: str) -> Roster:
-    """The side's authority roster; without a file, no officer: nothing can be human."""
-    if path is None:
-        return empty_roster(side)
+def read_roster(path: Path) -> Roster:
+    """A roster file, whichever side it names (for audits)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RosterError(f"cannot read the roster file: {exc.strerror}", str(path)) from None
-    roster = parse_roster(text, str(path))
+    return parse_roster(text, str(path))
+
+
+def load_roster(path: Path | None, side: str) -> Roster:
+    """The side's authority roster; without a file, no officer: nothing can be human."""
+    if path is None:
+        return empty_roster(side)
+    roster = read_roster(path)
     if roster.side != side:
         raise RosterError(
             f"the roster enrols officers of side {roster.side!r}, not {side!r}",

@@ -432,12 +432,20 @@ def run_demo(
         say("")
         say("Logs")
         for name, report in result.reports.items():
+            authority_note = (
+                f"; {report.human_decisions} human decision(s), approvals re-checked against "
+                "the roster"
+                if report.approvals_checked
+                else ""
+            )
             say(
                 f"  {name:<3} {result.log_paths[name].name}: {report.entries} entries, "
-                f"{report.checkpoints} signed checkpoints, root {report.root[:16]}... verified"
+                f"{report.checkpoints} signed checkpoints, root {report.root[:16]}... "
+                f"verified{authority_note}"
             )
         if out is not None:
-            say(f"  kept in {where}; try: clearline log verify {result.log_paths['US']}")
+            hint = f" --roster {Path(where) / 'us-roster.yaml'}" if live else ""
+            say(f"  kept in {where}; try: clearline log verify {result.log_paths['US']}{hint}")
     if monte_carlo_episodes > 0:
         say("")
         monte_carlo(monte_carlo_episodes, say)

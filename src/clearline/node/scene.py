@@ -22,11 +22,13 @@ from typing import Any
 
 import httpx
 
+from clearline.config import read_roster
 from clearline.doctrine.responses import fuse, propose_rung
 from clearline.log.store import VerifyReport, verify_log
-from clearline.node.keys import init_keys
+from clearline.node.keys import init_keys, officer_key_paths
 from clearline.node.proxy import FaultProxy, delay_proxy
 from clearline.node.tokens import Role, read_token
+from clearline.officer import approve, encode, enrol
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
@@ -52,8 +54,37 @@ SIGHTING = {
 }
 
 
+OFFICERS = {"US": ("us-duty-1", "us-duty-2"), "PRC": ("prc-duty-1", "prc-duty-2")}
+"""Each side's enrolled officers in the demo: two, as a nuclear-c2 act would need."""
+
+
+def roster_path(folder: Path, side: str) -> Path:
+    return folder / f"{side.lower()}-roster.yaml"
+
+
+def officer_key(folder: Path, officer: str) -> Path:
+    return officer_key_paths(folder / "officers", officer)[0]
+
+
+def enrol_officers(folder: Path) -> None:
+    """Each side's officers in their own roster, keys in `folder/officers` (kept apart from
+    the nodes' keys, as an officer's key would be); a roster already there is kept."""
+    for side, officers in OFFICERS.items():
+        if roster_path(folder, side).exists():
+            continue
+        for officer in officers:
+            for stale in officer_key_paths(folder / "officers", officer):
+                stale.unlink(missing_ok=True)
+            enrol(roster_path(folder, side), folder / "officers", officer, side)
+
+
 def node_config_text(side: str, peer: str, listen: bool, address: str | None) -> str:
-    lines = [f'side = "{side}"', 'keys_dir = "keys"', f'data_dir = "{side.lower()}-data"']
+    lines = [
+        f'side = "{side}"',
+        'keys_dir = "keys"',
+        f'data_dir = "{side.lower()}-data"',
+        f'roster = "{side.lower()}-roster.yaml"',
+    ]
     if listen:
         lines += ["[listen]", 'host = "127.0.0.1"', "port = 0"]
     lines += [
@@ -187,6 +218,7 @@ async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
     keys = folder / "keys"
     for side in ("US", "PRC"):
         init_keys(keys, side, force=True)
+    enrol_officers(folder)
     prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
     assert prc.listen is not None
     proxy: FaultProxy | None = None
@@ -368,6 +400,7 @@ async def live_scene(
             ).json()
             fired = retry["verdict"] == "allow"
             note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
+        await human_authority(us_api, folder, note)
         for side, api in (("US", us_api), ("PRC", prc_api)):
             checkpoint = (await api.post("/v1/log/checkpoint")).json()
             note(side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer")
@@ -375,7 +408,12 @@ async def live_scene(
             await asyncio.sleep(duration_s)
             rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
             note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
-    reports = {running.side: verify_log(running.log) for running in (us, prc)}
+    reports = {
+        running.side: verify_log(
+            running.log, authority=(read_roster(roster_path(folder, running.side)), None)
+        )
+        for running in (us, prc)
+    }
     return LiveResult(
         clarification,
         held["verdict"] == "hold",
@@ -383,6 +421,61 @@ async def live_scene(
         reports,
         {"US": us.log, "PRC": prc.log},
         pair.exit_codes,
+    )
+
+
+async def human_authority(
+    api: httpx.AsyncClient, folder: Path, note: Callable[[str, str], None]
+) -> None:
+    """The gate against a claim of human authority, then a human decision as it is made:
+    an officer's signature over exactly one act."""
+    claimed = (
+        await api.post(
+            "/v1/actions",
+            json={
+                "action_id": "US-A4",
+                "actor": "human",
+                "rung": "strike",
+                "domain": "air",
+                "target": "T-0417",
+            },
+        )
+    ).json()
+    note(
+        "US",
+        f"a request claims human authority for strike on T-0417, with no officer's "
+        f"signature: gate {claimed['verdict'].upper()} ({claimed['rule']})",
+    )
+    officer = OFFICERS["US"][0]
+    signed = approve(
+        officer_key(folder, officer),
+        "US",
+        "posture",
+        "air",
+        time.time_ns() // 1000,
+        600,
+        "US-A5",
+        "T-0417",
+        officer,
+    )
+    decided = (
+        await api.post(
+            "/v1/actions",
+            json={
+                "action_id": "US-A5",
+                "actor": "human",
+                "rung": "posture",
+                "domain": "air",
+                "target": "T-0417",
+                "approvals": [encode(signed)],
+            },
+        )
+    ).json()
+    note(
+        "US",
+        f"duty officer {officer} signs approval of US-A5 (shadow T-0417: posture, valid "
+        f"10 min): gate {decided['verdict'].upper()} ({decided['reason']}); "
+        f"record {decided['logged_index']}, approval inside it",
     )
 
 
