@@ -21,6 +21,9 @@ def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
     assert "gate: HOLD intercept-uncrewed (hotline-hold" in out
     assert "Answer: ours, reconnaissance, withdrawing, armed=False (PRC-RS-7)" in out
     assert "intercept-uncrewed CANCELLED" in out
+    assert "with no officer's signature: gate DENY (authorizations)" in out
+    assert "gate ALLOW (approved by 1 officer(s): us-duty-1)" in out
+    assert "1 human decision(s), approvals re-checked against the roster" in out
     assert "after 0.5 s: link up, heartbeat round trip" in out
     assert out.count("exit code 0; log flushed and checkpointed") == 2
     measured = float(out.split("verified in ")[1].split(" ms")[0])
@@ -31,10 +34,18 @@ def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
         assert f"\n  {arm} " in out
     for side in ("us", "prc"):
         ok = CliRunner().invoke(
-            main, ["log", "verify", str(tmp_path / f"{side}-data" / f"{side}.db")]
+            main,
+            [
+                "log",
+                "verify",
+                str(tmp_path / f"{side}-data" / f"{side}.db"),
+                "--roster",
+                str(tmp_path / f"{side}-roster.yaml"),
+            ],
         )
         assert ok.exit_code == 0, ok.output
         assert ok.output.startswith("OK ")
+        assert "each approval re-checked" in ok.output
 
 
 def test_virtual_demo_walks_the_scene_exactly(tmp_path: Path) -> None:
