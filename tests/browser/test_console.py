@@ -118,9 +118,23 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
     us.locator('tr[data-verdict="hold"]').wait_for(timeout=20_000)
     answered = us.locator('tr[data-state="answered"]')
     answered.wait_for(timeout=20_000)
-    us.locator('tr[data-verdict="allow"]').wait_for(timeout=20_000)
+    us.locator('tr[data-verdict="allow"]').first.wait_for(timeout=20_000)
     assert "intercept-uncrewed" in us.locator('tr[data-verdict="hold"]').inner_text()
-    assert us.locator(".rung.current").get_attribute("data-rung") == "monitor"
+    # The human decision of the scene shows who approved it; the unsigned claim was denied.
+    approved = us.locator('tr[data-verdict="allow"]', has_text="us-duty-1")
+    approved.wait_for(timeout=20_000)
+    assert "posture" in approved.inner_text()
+    assert "authorizations" in us.locator('tr[data-verdict="deny"]').first.inner_text()
+    assert us.locator(".rung.current").get_attribute("data-rung") == "posture"
+    # Both sides' policy and roster hashes, each panel with its peer's as the peer showed it.
+    us_link = httpx.get(f"{us_api}/v1/link", headers=demo.observer("US")).json()
+    assert us.locator('[data-field="roster-hash"]').get_attribute("title") == us_link["roster_hash"]
+    assert (
+        prc.locator('[data-field="peer-roster-hash"]').get_attribute("title")
+        == us_link["roster_hash"]
+    )
+    assert "us-duty-1, us-duty-2" in us.locator('[data-field="officers"]').inner_text()
+    assert "nothing awaits" in us.locator('tbody[data-field="pending"]').inner_text()
     # Each side sends a signed checkpoint at the end of the scene (with a consistency proof
     # from its previous one when there is one); each panel shows the verdict on the peer's.
     peer_view = us.locator('[data-field="checkpoints"] span[data-side="PRC"][data-consistency]')
@@ -177,6 +191,18 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
         }"""
     )
     assert counts == [2000, 300]
+    # A change in the peer's roster turns its hash red and says what changed.
+    page.evaluate(
+        """() => {
+            const view = window.consoleViews.find((v) => v.root.dataset.side === "PRC");
+            view.apply({kind: "peer-authority-changed", what: "roster", before: "aa".repeat(32),
+                        after: "bb".repeat(32), seen_in: "hello"});
+        }"""
+    )
+    changed = prc.locator('[data-field="peer-roster-hash"].changed')
+    changed.wait_for(timeout=5_000)
+    assert "CHANGED" in prc.locator('[data-field="authority-note"]').inner_text()
+    assert prc.locator('[data-field="peer-policy-hash"].changed').count() == 0
     assert any("/v1/events/stream" in u for u in urls)
     for token in demo.tokens():
         assert not any(token in u for u in urls), "a token travelled in a URL"

@@ -38,6 +38,8 @@ class NodeView {
     this.messages = [];
     this.kinds = new Set();
     this.decisions = [];
+    this.authorityChanges = [];
+    this.firstPeer = null;
     this.clarifications = new Map();
     this.rtt = [[], []];
     this.policy = null;
@@ -73,6 +75,7 @@ class NodeView {
     this.root.dataset.side = link.side;
     this.field("side").textContent = link.side;
     this.renderLink(link);
+    this.renderRoster();
     for (const event of (await this.get("/v1/events?limit=2000")).events) this.apply(event);
     this.renderAll();
     const stream = new EventSource(this.base + "/v1/events/stream", { withCredentials: true });
@@ -80,10 +83,15 @@ class NodeView {
     setInterval(() => { if (this.dirty) { this.dirty = false; this.renderAll(); } }, 150);
     setInterval(() => this.renderClarifications(), 100);
     setInterval(async () => {
-      try { this.renderLink(await this.get("/v1/link")); await this.renderLog(); }
+      try {
+        this.renderLink(await this.get("/v1/link"));
+        await this.renderLog();
+        this.renderPending(await this.get("/v1/approvals/pending"));
+      }
       catch (error) { this.field("link").textContent = "no node"; this.field("link").className = "value state-down"; }
     }, 1000);
     await this.renderLog();
+    this.renderPending(await this.get("/v1/approvals/pending"));
   }
 
   apply(event) {
@@ -119,6 +127,10 @@ class NodeView {
           if (event.kinetic) this.kinetic += 1;
         }
         break;
+      case "peer-authority-changed":
+        this.authorityChanges.push(event);
+        if (this.authorityChanges.length > 20) this.authorityChanges.shift();
+        break;
       case "rtt":
         this.rtt[0].push(event.at / 1e6);
         this.rtt[1].push(event.rtt_us / 1000);
@@ -138,7 +150,62 @@ class NodeView {
     if (this.rtt[1].length) this.field("rtt").textContent = this.rtt[1][this.rtt[1].length - 1].toFixed(2);
   }
 
+  renderRoster() {
+    const roster = this.policy && this.policy.roster;
+    if (!roster) return;
+    this.field("officers").textContent =
+      `(${roster.officers.length} officer${roster.officers.length === 1 ? "" : "s"}: ${roster.officers.map((o) => o.id).join(", ") || "none, so nothing here can be human"})`;
+  }
+
+  renderAuthority(link) {
+    const short = (hash) => (hash ? hash.slice(0, 16) + "…" : "not seen yet");
+    const show = (name, hash, changed) => {
+      const el = this.field(name);
+      el.textContent = short(hash);
+      el.title = hash || "";
+      el.className = changed ? "bad changed" : "";
+    };
+    show("policy-hash", link.policy_hash, false);
+    show("roster-hash", link.roster_hash, false);
+    // Red on change: what the peer shows now differs from what it showed when this page
+    // opened, or the node reported a change (a peer-authority-changed event).
+    if (!this.firstPeer && (link.peer_policy_hash || link.peer_roster_hash)) {
+      this.firstPeer = { policy: link.peer_policy_hash, roster: link.peer_roster_hash };
+    }
+    const reported = new Set(this.authorityChanges.map((e) => e.what));
+    const first = this.firstPeer || {};
+    const policyChanged = reported.has("policy") || (first.policy && first.policy !== link.peer_policy_hash);
+    const rosterChanged = reported.has("roster") || (first.roster && first.roster !== link.peer_roster_hash);
+    show("peer-policy-hash", link.peer_policy_hash, policyChanged);
+    show("peer-roster-hash", link.peer_roster_hash, rosterChanged);
+    const note = this.field("authority-note");
+    const last = this.authorityChanges[this.authorityChanges.length - 1];
+    note.textContent = last
+      ? `CHANGED: the peer's ${last.what} went from ${last.before.slice(0, 8)}… to ${last.after.slice(0, 8)}… (seen in its ${last.seen_in})`
+      : "";
+    note.className = last ? "bad" : "muted";
+  }
+
+  renderPending(answer) {
+    const rows = answer.pending.slice().reverse().map((p) => {
+      const tr = document.createElement("tr");
+      tr.dataset.action = p.action_id;
+      tr.append(cell(p.action_id), cell(p.rung), cell(p.domain_of_act, p.domain_of_act === p.domain ? "" : "bad"),
+        cell(p.target || "-"), cell(String(p.officers_needed), "num"), cell(p.why));
+      return tr;
+    });
+    if (!rows.length) {
+      const tr = document.createElement("tr");
+      const td = cell("nothing awaits an officer", "muted");
+      td.colSpan = 6;
+      tr.append(td);
+      rows.push(tr);
+    }
+    this.field("pending").replaceChildren(...rows);
+  }
+
   renderLink(link) {
+    this.renderAuthority(link);
     const el = this.field("link");
     el.textContent = link.state.toUpperCase();
     el.className = `value state-${link.state}`;
