@@ -49,3 +49,49 @@ def truthful_answer(query_seq: int, asset: OwnAsset | None) -> Answer:
         return Answer(query_seq, Claim.NOT_OURS)
     r = asset.record
     return Answer(query_seq, Claim.OURS, r.mission, r.armed, asset.intent, r.position, r.asset_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """What a side reveals about its own assets when the peer asks, without a human."""
+
+    reveal_mission: bool = True
+    reveal_armed: bool = True
+    reveal_intent: bool = True
+    reveal_identity: bool = True
+    position_precision_m: int = 1000
+    match_tolerance_m: int = 25_000
+
+
+MICRODEGREES_PER_METRE = 1 / 0.111
+"""One micro-degree of latitude is about 0.111 m."""
+
+
+def disclosed_answer(
+    query_seq: int, track: TrackReport, assets: list[OwnAsset], disclosure: Disclosure
+) -> tuple[Answer, OwnAsset | None]:
+    """The answer to a query from one's own registry, revealing only what `disclosure`
+    allows (and the asset it matched, for whoever needs to know the truth behind it)."""
+    found = match(track, assets, disclosure.match_tolerance_m)
+    return disclose(truthful_answer(query_seq, found), disclosure), found
+
+
+def disclose(answer: Answer, disclosure: Disclosure) -> Answer:
+    """`answer` with what `disclosure` withholds removed and its position coarsened."""
+    position = answer.position
+    if position is not None and disclosure.position_precision_m > 0:
+        step = max(1, round(disclosure.position_precision_m * MICRODEGREES_PER_METRE))
+        position = Position(
+            round(position.lat_e6 / step) * step,
+            round(position.lon_e6 / step) * step,
+            position.alt_m,
+        )
+    return Answer(
+        answer.query_seq,
+        answer.claim,
+        answer.mission if disclosure.reveal_mission else None,
+        answer.armed if disclosure.reveal_armed else None,
+        answer.intent if disclosure.reveal_intent else None,
+        position,
+        answer.asset_id if disclosure.reveal_identity else None,
+    )

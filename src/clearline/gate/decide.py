@@ -24,7 +24,7 @@ docs/architecture.md:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -248,6 +248,7 @@ class Gate:
     context: GateContext = field(default_factory=lambda: GateContext(LinkState.DOWN))
     roster: Roster | None = None
     _opened: OrderedDict[bytes, CheckedApproval] = field(default_factory=OrderedDict, repr=False)
+    _holds: dict[Hashable, tuple[str, Micros]] = field(default_factory=dict, repr=False)
 
     def propose(self, action: ProposedAction, now: Micros) -> GateDecision:
         decision = decide(self.policy, action, self.context, now, self.roster, self._opened)
@@ -288,12 +289,19 @@ class Gate:
     def set_link(self, link: LinkState) -> None:
         self.context = replace(self.context, link=link)
 
-    def open_clarification(self, target: str, deadline: Micros) -> None:
-        clarifications = dict(self.context.open_clarifications)
-        clarifications[target] = deadline
-        self.context = replace(self.context, open_clarifications=clarifications)
+    def open_clarification(self, target: str, deadline: Micros, key: Hashable = None) -> None:
+        """Hold kinetic acts against `target` until `deadline`, for the clarification `key`
+        (by default the target itself): each query holds on its own, so answering one of two
+        queries about a track leaves the other's hold in force."""
+        self._holds[target if key is None else key] = (target, deadline)
+        self._refresh_holds()
 
-    def close_clarification(self, target: str) -> None:
-        clarifications = dict(self.context.open_clarifications)
-        clarifications.pop(target, None)
-        self.context = replace(self.context, open_clarifications=clarifications)
+    def close_clarification(self, target: str, key: Hashable = None) -> None:
+        self._holds.pop(target if key is None else key, None)
+        self._refresh_holds()
+
+    def _refresh_holds(self) -> None:
+        by_target: dict[str, Micros] = {}
+        for target, deadline in self._holds.values():
+            by_target[target] = max(deadline, by_target.get(target, deadline))
+        self.context = replace(self.context, open_clarifications=by_target)

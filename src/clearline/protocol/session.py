@@ -201,6 +201,7 @@ class Session:
         self.peer_roster_hash: bytes | None = None
         self._nonce: bytes | None = None
         self._peer_nonce: bytes | None = None
+        self._peer_hello: bytes | None = None
         self._reader = codec.FrameReader()
         self._out = bytearray()
         self._events: deque[Event] = deque()
@@ -469,6 +470,8 @@ class Session:
         hello = message.body
         assert isinstance(hello, Hello)
         if self.state not in (S.IDLE, S.HELLO_SENT):
+            if cose == self._peer_hello:
+                return  # the peer re-sent its Hello over a lossy path: already have it
             reason = (
                 RejectReason.REPLAYED
                 if message.seq <= self._window.highest
@@ -492,6 +495,7 @@ class Session:
             return
         self._window.accept(0)
         self._peer_nonce = hello.nonce
+        self._peer_hello = cose
         self.peer_policy_hash = hello.policy_hash
         self.peer_roster_hash = hello.roster_hash
         self._last_heard_at = now

@@ -1,0 +1,448 @@
+"""One side's hotline endpoint: the Session, the gate's holds, the registry's answers, the log.
+
+The Session speaks the protocol; the endpoint is what every user of the protocol
+needs around it, written once: asking about a track (with retries, and again when
+the link comes back), holding the gate per query while one is open, answering the
+peer's queries from one's own registry under the disclosure policy, re-sending the
+Hello until the peer shows it has one, and listing every signed message to log.
+
+It is driven like the Session (sans-I/O, as aioquic's connection is): bytes and
+`now` in; bytes, events, log entries and the next deadline out. The node's link,
+the simulator's episode, the demo's scene and the deterministic simulation test are
+thin adapters around it, so the simulator runs the node's own glue.
+
+Asks and queries. An *ask* is the caller's wish to clear up one track; a *query* is
+one signed Query message on the wire. An ask sends a query as soon as the link is
+up; if the query expires, a retry is a new query; if the link goes down, a
+*persistent* ask waits and asks again when the link is back, a one-shot ask ends.
+Each open query holds the gate against its track until its answer or deadline.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from clearline.doctrine.registry import Disclosure, OwnAsset, disclose, match, truthful_answer
+from clearline.errors import LocalProtocolError
+from clearline.gate import Gate
+from clearline.protocol import codec
+from clearline.protocol.events import (
+    ClarificationAnswered,
+    ClarificationExpired,
+    Closed,
+    CloseReason,
+    Event,
+    HandshakeComplete,
+    LinkState,
+    LinkStateChanged,
+    MessageReceived,
+    MessageSent,
+)
+from clearline.protocol.messages import Answer, Body, Hello, Message, Micros, Query, TrackReport
+from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.signing import Signer, Verifier
+
+HELLO_RETRY_FIRST_US = 250_000
+"""First Hello re-send, if the peer has shown nothing in-session by then; then doubling."""
+
+
+class Registry(Protocol):
+    """One's own assets as they are now: what answers to the peer's queries come from."""
+
+    def own_assets(self, now: Micros) -> Sequence[OwnAsset]: ...
+
+
+@dataclass
+class AssetRegistry:
+    """Own assets as the side's systems last published them (the node's registry)."""
+
+    assets: dict[str, OwnAsset] = field(default_factory=dict)
+
+    def own_assets(self, now: Micros) -> Sequence[OwnAsset]:
+        return list(self.assets.values())
+
+    def publish(self, asset: OwnAsset) -> None:
+        self.assets[asset.record.asset_id] = asset
+
+
+CoverStory = Callable[[int, OwnAsset | None, Answer], Answer]
+"""(query seq, the asset the truth names, the truthful answer) -> the answer sent. The
+simulator's dishonest counterpart uses it; a node answers truthfully."""
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySent:
+    ask: int
+    track_id: str
+    query_seq: int
+    deadline: Micros
+    retry: int
+    """0 for the first query of an ask, then 1, 2, ..."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """The peer answered a query about the track: its signed claim, verified."""
+
+    ask: int
+    track_id: str
+    query_seq: int
+    answer: Answer
+    elapsed_us: Micros
+    cose: bytes
+    """The answer's exact signed bytes (also among the log entries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unresolved:
+    """An ask ended without an answer: its queries (and retries) expired, or the link is
+    down and the ask was one-shot."""
+
+    ask: int
+    track_id: str
+    query_seq: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """We answered a peer's query."""
+
+    query_seq: int
+    answer: Answer
+    matched: OwnAsset | None
+
+
+EndpointEvent = QuerySent | Cleared | Unresolved | Answered
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A signed message to keep, in the order it was sent or received."""
+
+    cose: bytes
+    message: Message
+    sent: bool
+
+
+@dataclass
+class _Ask:
+    ask: int
+    track: TrackReport
+    ttl_us: Micros
+    retries_left: int
+    persistent: bool
+    asked_at: Micros
+    query_seq: int | None = None
+    retry: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    session: SessionConfig
+    query_ttl_us: Micros = 2_000_000
+    disclosure: Disclosure = field(default_factory=Disclosure)
+    hello_retry_us: Micros | None = HELLO_RETRY_FIRST_US
+    """None: never re-send the Hello (a transport that cannot lose one)."""
+    max_asks: int = 100_000
+
+
+class Endpoint:
+    """One side's end of the hotline, around one Session at a time."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        signer: Signer,
+        peer_key: Verifier,
+        registry: Registry,
+        gate: Gate | None = None,
+        cover: CoverStory | None = None,
+    ) -> None:
+        self.config = config
+        self._signer = signer
+        self._peer_key = peer_key
+        self.registry = registry
+        self.gate = gate
+        self._cover = cover
+        self.session: Session | None = None
+        self._asks: dict[int, _Ask] = {}
+        self._by_query: dict[int, int] = {}
+        self._next_ask = 0
+        self._events: deque[Event | EndpointEvent] = deque()
+        self._log: list[LogEntry] = []
+        self._out = bytearray()
+        self._hello_frame: bytes | None = None
+        self._hello_retry_at: Micros | None = None
+        self._hello_backoff: Micros = 0
+        self._peer_confirmed = False
+        self._generation = 0
+        """Counts sessions, so a hold names the session its query belongs to."""
+
+    # -- the link ---------------------------------------------------------------
+
+    @property
+    def link_state(self) -> LinkState:
+        return self.session.link_state if self.session is not None else LinkState.DOWN
+
+    @property
+    def up(self) -> bool:
+        s = self.session
+        return s is not None and not s.closed and s.session_id is not None
+
+    def connect(self, now: Micros, nonce: bytes) -> Session:
+        """A new connection: a fresh Session, our Hello queued (and re-sent until answered)."""
+        if self.session is not None and not self.session.closed:
+            raise LocalProtocolError("the endpoint already has an open session")
+        self.session = Session(self.config.session, self._signer, self._peer_key)
+        self._generation += 1
+        self._hello_frame = None
+        self._peer_confirmed = False
+        self._hello_backoff = self.config.hello_retry_us or 0
+        self._hello_retry_at = (
+            now + self._hello_backoff if self.config.hello_retry_us is not None else None
+        )
+        self.session.start(now, nonce)
+        self._drain(now)
+        return self.session
+
+    def close(self, now: Micros, detail: str = "connection ended") -> None:
+        """The connection is gone (or we end it): open queries expire, one-shot asks end."""
+        session = self.session
+        if session is not None and not session.closed:
+            session.close(now, CloseReason.LOCAL, detail)
+            self._drain(now)
+
+    def receive_data(self, data: bytes, now: Micros) -> None:
+        if self.session is None:
+            return
+        self.session.receive_data(data, now)
+        self._drain(now)
+
+    def handle_timer(self, now: Micros) -> None:
+        session = self.session
+        if session is None:
+            return
+        if (
+            self._hello_retry_at is not None
+            and now >= self._hello_retry_at
+            and self._hello_frame is not None
+            and not session.closed
+        ):
+            if self._peer_confirmed:
+                self._hello_retry_at = None
+            else:
+                self._out += self._hello_frame
+                cap = self.config.session.heartbeat_interval_us
+                self._hello_backoff = min(self._hello_backoff * 2, cap)
+                self._hello_retry_at = now + self._hello_backoff
+        if not session.closed:
+            session.handle_timer(now)
+        self._drain(now)
+
+    def next_deadline(self) -> Micros | None:
+        deadlines = []
+        if self.session is not None and not self.session.closed:
+            session_deadline = self.session.next_deadline()
+            if session_deadline is not None:
+                deadlines.append(session_deadline)
+            if self._hello_retry_at is not None and not self._peer_confirmed:
+                deadlines.append(self._hello_retry_at)
+        return min(deadlines) if deadlines else None
+
+    def data_to_send(self) -> bytes:
+        if self.session is not None:
+            self._out += self.session.data_to_send()
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def next_event(self) -> Event | EndpointEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def log_entries(self) -> list[LogEntry]:
+        """Every signed message sent or received since the last call, in order."""
+        entries, self._log = self._log, []
+        return entries
+
+    # -- what the side asks for ---------------------------------------------------
+
+    def ask(
+        self,
+        track: TrackReport,
+        now: Micros,
+        ttl_us: Micros | None = None,
+        retries: int = 0,
+        persistent: bool = False,
+    ) -> int | None:
+        """Ask the peer about `track`; returns the ask's id (None: refused, see the event).
+
+        A one-shot ask needs the link up now; a persistent one waits for it."""
+        if len(self._asks) >= self.config.max_asks:
+            return None
+        ask = _Ask(
+            self._next_ask,
+            track,
+            ttl_us if ttl_us is not None else self.config.query_ttl_us,
+            retries,
+            persistent,
+            now,
+        )
+        self._next_ask += 1
+        if not self.up and not persistent:
+            self._events.append(Unresolved(ask.ask, track.track_id, None, "the hotline is not up"))
+            return ask.ask
+        self._asks[ask.ask] = ask
+        if self.up:
+            self._query(ask, now)
+            self._drain(now)
+        return ask.ask
+
+    def send(self, body: Body, now: Micros) -> MessageSent | None:
+        """Sign and queue one message (telemetry, notice, hold, checkpoint); None if the link
+        is not up."""
+        if not self.up:
+            return None
+        assert self.session is not None
+        sent = self.session.send(body, now)
+        self._drain(now)
+        return sent
+
+    @property
+    def open_asks(self) -> int:
+        return len(self._asks)
+
+    def open_queries(self) -> list[tuple[int, str, Micros]]:
+        """(query seq, track id, deadline) of each query on the wire."""
+        if self.session is None:
+            return []
+        out = []
+        for seq, deadline in sorted(self.session.open_queries.items()):
+            ask = self._asks.get(self._by_query.get(seq, -1))
+            out.append((seq, ask.track.track_id if ask else "?", deadline))
+        return out
+
+    # -- inside -------------------------------------------------------------------
+
+    def _query(self, ask: _Ask, now: Micros) -> None:
+        assert self.session is not None
+        deadline = now + ask.ttl_us
+        sent = self.session.send(Query(ask.track, deadline), now)
+        seq = sent.message.seq
+        ask.query_seq = seq
+        self._by_query[seq] = ask.ask
+        if self.gate is not None:
+            self.gate.open_clarification(ask.track.track_id, deadline, key=(self._generation, seq))
+        self._events.append(QuerySent(ask.ask, ask.track.track_id, seq, deadline, ask.retry))
+
+    def _release(self, seq: int) -> _Ask | None:
+        ask_id = self._by_query.pop(seq, None)
+        if self.gate is not None and ask_id is not None:
+            ask = self._asks.get(ask_id)
+            if ask is not None:
+                self.gate.close_clarification(ask.track.track_id, key=(self._generation, seq))
+        return self._asks.get(ask_id) if ask_id is not None else None
+
+    def _answer(self, seq: int, query: Query, now: Micros) -> None:
+        assets = list(self.registry.own_assets(now))
+        found = match(query.track, assets, self.config.disclosure.match_tolerance_m)
+        answer = truthful_answer(seq, found)
+        if self._cover is not None:
+            answer = self._cover(seq, found, answer)
+        answer = disclose(answer, self.config.disclosure)
+        assert self.session is not None
+        self.session.send(answer, now)
+        self._events.append(Answered(seq, answer, found))
+
+    def _drain(self, now: Micros) -> None:
+        session = self.session
+        if session is None:
+            return
+        answers: dict[int, bytes] = {}  # query seq -> the answer's signed bytes
+        while (event := session.next_event()) is not None:
+            if isinstance(event, MessageSent):
+                self._log.append(LogEntry(event.cose, event.message, True))
+                if isinstance(event.message.body, Hello):
+                    self._hello_frame = codec.frame(event.cose)
+                self._events.append(event)
+            elif isinstance(event, MessageReceived):
+                self._log.append(LogEntry(event.cose, event.message, False))
+                if not isinstance(event.message.body, Hello):
+                    self._peer_confirmed = True
+                self._events.append(event)
+                body = event.message.body
+                if isinstance(body, Answer):
+                    answers[body.query_seq] = event.cose
+                elif isinstance(body, Query) and not session.closed:
+                    self._answer(event.message.seq, body, now)
+            elif isinstance(event, ClarificationAnswered):
+                ask = self._release(event.query_seq)
+                if ask is not None:
+                    del self._asks[ask.ask]
+                    cose = answers.get(event.query_seq, b"")
+                    self._events.append(
+                        Cleared(
+                            ask.ask,
+                            ask.track.track_id,
+                            event.query_seq,
+                            event.answer,
+                            event.elapsed_us,
+                            cose,
+                        )
+                    )
+            elif isinstance(event, ClarificationExpired):
+                self._expired(event.query_seq, now, closing=session.closed)
+            elif isinstance(event, LinkStateChanged):
+                if self.gate is not None:
+                    self.gate.set_link(event.current)
+                self._events.append(event)
+                if event.current is LinkState.UP and event.previous is not LinkState.UP:
+                    self._resume(now)
+            elif isinstance(event, Closed):
+                self._hello_retry_at = None
+                self._events.append(event)
+                self._drop_one_shot()
+            else:
+                if isinstance(event, HandshakeComplete):
+                    self._resume(now)
+                self._events.append(event)
+
+    def _expired(self, seq: int, now: Micros, closing: bool) -> None:
+        ask = self._release(seq)
+        if ask is None:
+            return
+        ask.query_seq = None
+        if closing:
+            if not ask.persistent:
+                del self._asks[ask.ask]
+                self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "link lost"))
+            return  # a persistent ask is asked again when the link is back
+        if ask.retries_left > 0 and self.up:
+            ask.retries_left -= 1
+            ask.retry += 1
+            self._query(ask, now)
+            return
+        del self._asks[ask.ask]
+        self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "expired"))
+
+    def _resume(self, now: Micros) -> None:
+        """The link is (back) up: every ask still unresolved and not on the wire is sent."""
+        if not self.up:
+            return
+        for ask in list(self._asks.values()):
+            if ask.query_seq is None:
+                self._query(ask, now)
+
+    def _drop_one_shot(self) -> None:
+        for ask in list(self._asks.values()):
+            if not ask.persistent:
+                del self._asks[ask.ask]
+                self._events.append(
+                    Unresolved(ask.ask, ask.track.track_id, ask.query_seq, "link lost")
+                )
+            else:
+                ask.query_seq = None
+        self._by_query.clear()
