@@ -160,7 +160,10 @@ def test_replayed_and_reordered_frames_are_rejected_and_session_goes_on() -> Non
     assert p.us.state is SessionState.UP
 
 
-def test_replay_of_hello_is_rejected() -> None:
+def test_replay_of_hello_is_rejected_and_a_resent_one_ignored() -> None:
+    earlier = make_pair(start=False)
+    earlier.prc.start(T0 - 10, b"\x09" * 16)
+    old_hello = earlier.prc.data_to_send()  # a Hello from another session, as logged
     p = make_pair(start=False)
     p.us.start(T0, b"\x01" * 16)
     p.prc.start(T0, b"\x02" * 16)
@@ -168,7 +171,11 @@ def test_replay_of_hello_is_rejected() -> None:
     p.us.receive_data(hello, T0)
     p.prc.receive_data(p.us.data_to_send(), T0)
     p.drain()
+    # The peer re-sending its own Hello over a lossy path changes nothing and is no error.
     p.us.receive_data(hello, T0 + 1)
+    p.drain()
+    assert p.of("US", Rejected) == [] and p.us.link_state is LinkState.UP
+    p.us.receive_data(old_hello, T0 + 2)
     p.drain()
     assert [r.reason for r in p.of("US", Rejected)] == [RejectReason.REPLAYED]
 

@@ -339,23 +339,25 @@ def build_app(node: Any) -> FastAPI:
             for a in body.assets
         ]
         sent = node.publish(records)
-        return {"accepted": len(records), "sent_to_peer": sent, "registry": len(node.assets)}
+        return {
+            "accepted": len(records),
+            "sent_to_peer": sent,
+            "registry": len(node.registry.assets),
+        }
 
     @app.get("/v1/clarifications")
     async def clarifications() -> dict[str, Any]:
         """Clarifications still open, with their deadlines."""
-        current = node.link
-        open_queries = current.session.open_queries if current is not None else {}
         now = wall_us()
         return {
             "open": [
                 {
                     "query_seq": q,
-                    "track": node._query_tracks.get(q),
+                    "track": track,
                     "deadline_us": d,
                     "remaining_ms": max(0, d - now) / 1000,
                 }
-                for q, d in sorted(open_queries.items())
+                for q, track, d in node.endpoint.open_queries()
             ]
         }
 

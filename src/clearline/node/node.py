@@ -32,9 +32,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clearline.config import default_policy, load_policy, load_roster
-from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.doctrine.registry import Disclosure, OwnAsset
 from clearline.errors import ClearlineError, LogStoreError, ProofError
 from clearline.gate import Gate, GateDecision, ProposedAction, Rule
+from clearline.hotline import (
+    AssetRegistry,
+    Cleared,
+    Endpoint,
+    EndpointConfig,
+    EndpointEvent,
+    QuerySent,
+    Unresolved,
+)
 from clearline.log import merkle
 from clearline.node.config import NodeConfig
 from clearline.node.keys import Identity, fingerprint, load_identity
@@ -42,8 +51,6 @@ from clearline.node.logwriter import LogWriter
 from clearline.node.metrics import NodeMetrics
 from clearline.node.tokens import TokenSet, load_tokens
 from clearline.protocol.events import (
-    ClarificationAnswered,
-    ClarificationExpired,
     Closed,
     CloseReason,
     Event,
@@ -63,8 +70,6 @@ from clearline.protocol.messages import (
     Decision,
     Intent,
     Micros,
-    Position,
-    Query,
     Telemetry,
     TrackReport,
     Verdict,
@@ -124,18 +129,17 @@ class _TokenBucket:
 
 
 class Link:
-    """One authenticated TLS connection and the Session running over it."""
+    """One authenticated TLS connection, carrying the node's endpoint's current session."""
 
     def __init__(
         self,
         node: Node,
-        session: Session,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         peer: str,
     ) -> None:
         self.node = node
-        self.session = session
+        self.endpoint = node.endpoint
         self.reader = reader
         self.writer = writer
         self.peer = peer
@@ -145,14 +149,21 @@ class Link:
         self.closed = asyncio.Event()
         self.frames = 0
 
+    @property
+    def session(self) -> Session:
+        session = self.endpoint.session
+        assert session is not None
+        return session
+
     def pump(self) -> None:
         node = self.node
-        session = self.session
-        while (event := session.next_event()) is not None:
+        endpoint = self.endpoint
+        logged = node.log_entries(self)
+        while (event := endpoint.next_event()) is not None:
             if isinstance(event, MessageReceived | Rejected):
                 self.frames += 1
-            node.handle(self, event)
-        data = session.data_to_send()
+            node.handle(self, event, logged)
+        data = endpoint.data_to_send()
         if data and not self.writer.is_closing():
             self.writer.write(data)
             transport = self.writer.transport
@@ -160,13 +171,13 @@ class Link:
                 node.refuse(self.peer, "peer is not reading (write buffer over 4 MiB)")
                 self.abort()
                 return
-        if session.closed:
+        if self.session.closed:
             self.abort()
             return
         self._arm_timer()
 
     def _arm_timer(self) -> None:
-        deadline = self.session.next_deadline()
+        deadline = self.endpoint.next_deadline()
         if deadline == self.timer_at:
             return
         if self.timer is not None:
@@ -184,7 +195,7 @@ class Link:
         self.timer_at = None
         if self.session.closed:
             return
-        self.session.handle_timer(wall_us())
+        self.endpoint.handle_timer(wall_us())
         self.pump()
 
     async def run(self) -> None:
@@ -193,7 +204,7 @@ class Link:
                 data = await self.reader.read(READ_SIZE)
                 if not data:
                     break
-                self.session.receive_data(data, wall_us())
+                self.endpoint.receive_data(data, wall_us())
                 self.frames = 0
                 self.pump()
                 # Charge what the peer made us verify: one token per frame.
@@ -210,9 +221,10 @@ class Link:
             self.timer.cancel()
             self.timer = None
         if not self.session.closed:
-            self.session.close(wall_us(), CloseReason.LOCAL, "connection ended")
-            while (event := self.session.next_event()) is not None:
-                self.node.handle(self, event)
+            self.endpoint.close(wall_us(), "connection ended")
+            logged = self.node.log_entries(self)
+            while (event := self.endpoint.next_event()) is not None:
+                self.node.handle(self, event, logged)
         if not self.writer.is_closing():
             self.writer.close()
         self.closed.set()
@@ -251,7 +263,7 @@ class Node:
             config.limits.max_pending_log,
             self.metrics.committed,
         )
-        self.assets: dict[str, OwnAsset] = {}
+        self.registry = AssetRegistry()
         self.peer_assets: dict[str, AssetRecord] = {}
         self.checkpoints: dict[str, deque[dict[str, Any]]] = {
             config.side: deque(maxlen=CHECKPOINT_HISTORY),
@@ -262,9 +274,32 @@ class Node:
         self.link: Link | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        disclosure = config.disclosure
+        self.endpoint = Endpoint(
+            EndpointConfig(
+                SessionConfig(
+                    self.side,
+                    self.peer_side,
+                    self.policy.hash,
+                    roster_hash=self.roster.hash,
+                    heartbeat_interval_us=config.heartbeat_ms * 1000,
+                    degraded_after_us=config.heartbeat_ms * 2500,
+                    down_after_us=config.heartbeat_ms * 5000,
+                ),
+                query_ttl_us=config.query_ttl_ms * 1000,
+                disclosure=Disclosure(**disclosure.model_dump()),
+                hello_retry_us=None,  # TLS over TCP: a Hello is lost only with its connection
+                max_asks=config.limits.max_open_clarifications,
+            ),
+            self.identity.signer,
+            self.identity.peer_verifier,
+            self.registry,
+            self.gate,
+        )
         self._waiters: dict[int, asyncio.Future[Outcome]] = {}
-        self._query_tracks: dict[int, str] = {}
-        self._received_logged: dict[int, asyncio.Future[int]] = {}
+        """API calls waiting on an ask, by ask id."""
+        self._answer_logged: dict[int, asyncio.Future[int]] = {}
+        """The commit of a cleared ask's answer, for a caller who waits on it (durable)."""
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.started_at = wall_us()
@@ -339,20 +374,10 @@ class Node:
             self.refuse(peer, "a session with the peer is already up")
             writer.close()
             return
-        config = SessionConfig(
-            self.side,
-            self.peer_side,
-            self.policy.hash,
-            roster_hash=self.roster.hash,
-            heartbeat_interval_us=self.config.heartbeat_ms * 1000,
-            degraded_after_us=self.config.heartbeat_ms * 2500,
-            down_after_us=self.config.heartbeat_ms * 5000,
-        )
-        session = Session(config, self.identity.signer, self.identity.peer_verifier)
-        link = Link(self, session, reader, writer, peer)
+        link = Link(self, reader, writer, peer)
         self.link = link
         self.emit({"kind": "connected", "peer": peer})
-        session.start(wall_us(), os.urandom(16))
+        self.endpoint.connect(wall_us(), os.urandom(16))
         link.pump()
         try:
             await link.run()
@@ -361,15 +386,6 @@ class Node:
                 self.link = None
             self.gate.set_link(LinkState.DOWN)
             self.metrics.link_state.set(0)
-            for seq, future in list(self._waiters.items()):
-                if not future.done():
-                    future.set_result(Outcome(seq, "expired", reason="link lost"))
-            # Sequence numbers start again with the next session: forget this one's.
-            self._waiters.clear()
-            for track in self._query_tracks.values():
-                self.gate.close_clarification(track)
-            self._query_tracks.clear()
-            self._received_logged.clear()
             self.emit({"kind": "disconnected", "peer": peer})
 
     async def _dial_forever(self, host: str, port: int) -> None:
@@ -412,22 +428,60 @@ class Node:
             except asyncio.QueueFull:
                 self.subscribers.discard(queue)  # a slow reader is dropped, not buffered forever
 
-    def handle(self, link: Link, event: Event) -> None:
+    def log_entries(self, link: Link) -> dict[bytes, asyncio.Future[int]]:
+        """Send what the endpoint signed or verified to the log writer; the futures of their
+        commits, by their exact bytes, for the events that follow."""
+        futures: dict[bytes, asyncio.Future[int]] = {}
+        for entry in self.endpoint.log_entries():
+            direction = "sent" if entry.sent else "received"
+            kind = type(entry.message.body).__name__.lower()
+            self.metrics.messages.labels(direction=direction, kind=kind).inc()
+            try:
+                futures[entry.cose] = self.log.append(entry.cose)
+            except LogStoreError as exc:
+                # Nothing may pass unlogged: with the disk this far behind, the link stops.
+                self.refuse(link.peer, f"log back-pressure: {exc}")
+                self.endpoint.close(wall_us(), "log back-pressure")
+                break
+        return futures
+
+    def handle(
+        self,
+        link: Link,
+        event: Event | EndpointEvent,
+        logged: dict[bytes, asyncio.Future[int]],
+    ) -> None:
         if isinstance(event, MessageSent | MessageReceived):
-            self._logged(event)
+            self._message(event)
             if isinstance(event, MessageReceived):
-                self._received(link, event)
-        elif isinstance(event, ClarificationAnswered):
-            self._finish(
-                event.query_seq,
-                Outcome(event.query_seq, "answered", event.answer, event.elapsed_us),
+                self._received(event)
+        elif isinstance(event, QuerySent):
+            self.emit(
+                {
+                    "kind": "query",
+                    "query_seq": event.query_seq,
+                    "track": event.track_id,
+                    "deadline_us": event.deadline,
+                    "retry": event.retry,
+                }
             )
+        elif isinstance(event, Cleared):
+            outcome = Outcome(event.query_seq, "answered", event.answer, event.elapsed_us)
+            future = logged.get(event.cose)
+            if future is not None and event.ask in self._waiters:
+                self._answer_logged[event.ask] = future
+            self._finish(event.ask, event.track_id, outcome)
             self.metrics.clarification.labels(outcome="answered").observe(event.elapsed_us / 1e6)
-        elif isinstance(event, ClarificationExpired):
-            self._finish(event.query_seq, Outcome(event.query_seq, "expired", reason="deadline"))
-            self.metrics.clarification.labels(outcome="expired").observe(0)
+        elif isinstance(event, Unresolved):
+            outcome = Outcome(
+                event.query_seq,
+                "not_sent" if event.query_seq is None else "expired",
+                reason="deadline" if event.reason == "expired" else event.reason,
+            )
+            self._finish(event.ask, event.track_id, outcome)
+            if event.query_seq is not None:
+                self.metrics.clarification.labels(outcome="expired").observe(0)
         elif isinstance(event, LinkStateChanged):
-            self.gate.set_link(event.current)
             self.metrics.link_state.set({"down": 0, "degraded": 1, "up": 2}[event.current.value])
             self.emit({"kind": "link", "state": event.current.value})
         elif isinstance(event, RoundTrip):
@@ -453,32 +507,13 @@ class Node:
         elif isinstance(event, Closed):
             self.emit({"kind": "closed", "reason": event.reason.value, "detail": event.detail})
 
-    def _logged(self, event: MessageSent | MessageReceived) -> None:
+    def _message(self, event: MessageSent | MessageReceived) -> None:
         message = event.message
-        direction = "sent" if isinstance(event, MessageSent) else "received"
-        kind = type(message.body).__name__.lower()
-        self.metrics.messages.labels(direction=direction, kind=kind).inc()
-        try:
-            future = self.log.append(event.cose)
-        except LogStoreError as exc:
-            # Nothing may pass unlogged: with the disk this far behind, the link stops.
-            if self.link is not None:
-                self.refuse(self.link.peer, f"log back-pressure: {exc}")
-                self.link.session.close(wall_us(), CloseReason.LOCAL, "log back-pressure")
-            return
-        answer = message.body
-        # Kept only for a clarification someone still waits on: late answers must not pile up.
-        if (
-            isinstance(event, MessageReceived)
-            and isinstance(answer, Answer)
-            and answer.query_seq in self._waiters
-        ):
-            self._received_logged[answer.query_seq] = future
         self.emit(
             {
                 "kind": "message",
-                "direction": direction,
-                "type": kind,
+                "direction": "sent" if isinstance(event, MessageSent) else "received",
+                "type": type(message.body).__name__.lower(),
                 "seq": message.seq,
                 "sent_at": message.sent_at,
                 "bytes": len(event.cose),
@@ -486,12 +521,9 @@ class Node:
             }
         )
 
-    def _received(self, link: Link, event: MessageReceived) -> None:
+    def _received(self, event: MessageReceived) -> None:
         body = event.message.body
-        if isinstance(body, Query):
-            answer = self.answer(event.message.seq, body)
-            link.session.send(answer, wall_us())
-        elif isinstance(body, Checkpoint):
+        if isinstance(body, Checkpoint):
             self._peer_authority(body.policy_hash, body.roster_hash, "checkpoint")
             status = self._check_peer_checkpoint(body)
             self.checkpoints[self.peer_side].append(
@@ -554,47 +586,22 @@ class Node:
             return "INCONSISTENT"
         return "consistent"
 
-    def _finish(self, seq: int, outcome: Outcome) -> None:
-        track = self._query_tracks.pop(seq, None)
-        if track is not None:
-            self.gate.close_clarification(track)
-        future = self._waiters.pop(seq, None)
+    def _finish(self, ask: int, track: str, outcome: Outcome) -> None:
+        future = self._waiters.pop(ask, None)
         if future is not None and not future.done():
             future.set_result(outcome)
         self.emit(
             {
                 "kind": "clarification",
-                "query_seq": seq,
+                "query_seq": outcome.query_seq,
                 "outcome": outcome.outcome,
                 "elapsed_us": outcome.elapsed_us,
                 "track": track,
+                "reason": outcome.reason,
             }
         )
 
     # -- what the local API calls ---------------------------------------------------
-
-    def answer(self, seq: int, query: Query) -> Answer:
-        """Answer from our registry, revealing only what the disclosure policy allows."""
-        disclosure = self.config.disclosure
-        found = match(query.track, list(self.assets.values()), disclosure.match_tolerance_m)
-        full = truthful_answer(seq, found)
-        position = full.position
-        if position is not None and disclosure.position_precision_m > 0:
-            step = max(1, round(disclosure.position_precision_m / 0.111))  # µdeg per metre
-            position = Position(
-                round(position.lat_e6 / step) * step,
-                round(position.lon_e6 / step) * step,
-                position.alt_m,
-            )
-        return Answer(
-            seq,
-            full.claim,
-            full.mission if disclosure.reveal_mission else None,
-            full.armed if disclosure.reveal_armed else None,
-            full.intent if disclosure.reveal_intent else None,
-            position,
-            full.asset_id if disclosure.reveal_identity else None,
-        )
 
     async def clarify(
         self, track: TrackReport, ttl_ms: int | None = None, durable: bool = False
@@ -602,30 +609,19 @@ class Node:
         """Ask the peer about `track`. Returns when the answer is verified (it is logged at
         the same time, off the latency path); with `durable`, only once it is committed."""
         link = self.link
-        if link is None or link.session.session_id is None or link.session.closed:
+        if link is None or not self.endpoint.up:
             return Outcome(None, "not_sent", reason="the hotline is not up")
-        if len(self._waiters) >= self.config.limits.max_open_clarifications:
+        if self.endpoint.open_asks >= self.config.limits.max_open_clarifications:
             return Outcome(None, "not_sent", reason="too many open clarifications")
-        now = wall_us()
-        deadline = now + (ttl_ms or self.config.query_ttl_ms) * 1000
-        sent = link.session.send(Query(track, deadline), now)
-        seq = sent.message.seq
-        self.gate.open_clarification(track.track_id, deadline)
-        self._query_tracks[seq] = track.track_id
-        self.emit(
-            {
-                "kind": "query",
-                "query_seq": seq,
-                "track": track.track_id,
-                "looks_like": track.looks_like.value,
-                "deadline_us": deadline,
-            }
-        )
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiters[seq] = future
+        ttl_us = (ttl_ms or self.config.query_ttl_ms) * 1000
+        ask = self.endpoint.ask(track, wall_us(), ttl_us)
+        if ask is None:
+            return Outcome(None, "not_sent", reason="too many open clarifications")
+        self._waiters[ask] = future
         link.pump()
         outcome = await future
-        logged = self._received_logged.pop(seq, None)
+        logged = self._answer_logged.pop(ask, None)
         if logged is not None:
             if durable:
                 outcome.logged_index = await logged
@@ -709,9 +705,9 @@ class Node:
         Records are batched: one signed Telemetry carries up to TELEMETRY_BATCH_MAX of
         them, and none waits more than TELEMETRY_BATCH_DELAY_S for company."""
         for record, intent in records:
-            self.assets[record.asset_id] = OwnAsset(record, intent)
+            self.registry.publish(OwnAsset(record, intent))
         link = self.link
-        if link is None or link.session.session_id is None or link.session.closed:
+        if link is None or not self.endpoint.up:
             return False
         self._telemetry.extend(r for r, _ in records)
         if len(self._telemetry) >= TELEMETRY_BATCH_MAX:
@@ -728,12 +724,12 @@ class Node:
             self._telemetry_timer = None
         pending, self._telemetry = self._telemetry, []
         link = self.link
-        if link is None or link.session.session_id is None or link.session.closed:
+        if link is None or not self.endpoint.up:
             return
         now = wall_us()
         for start in range(0, len(pending), TELEMETRY_BATCH_MAX):
             batch = tuple(pending[start : start + TELEMETRY_BATCH_MAX])
-            link.session.send(Telemetry(batch), now)
+            self.endpoint.send(Telemetry(batch), now)
             self.metrics.telemetry_records.labels(direction="sent").inc(len(batch))
         link.pump()
 
@@ -754,8 +750,7 @@ class Node:
         self.checkpoints[self.side].append(_checkpoint_view(body, now, index, "own"))
         self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
         link = self.link
-        if link is not None and link.session.session_id is not None and not link.session.closed:
-            link.session.send(body, now)
+        if link is not None and self.endpoint.send(body, now) is not None:
             link.pump()
         return index
 
