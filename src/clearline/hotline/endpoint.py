@@ -312,6 +312,15 @@ class Endpoint:
         return sent
 
     @property
+    def busy(self) -> bool:
+        """Whether the link could still change something here: asks outstanding or the
+        handshake unfinished, on a session still open."""
+        session = self.session
+        if session is None or session.closed:
+            return False
+        return bool(self._asks) or session.session_id is None or not self._peer_confirmed
+
+    @property
     def open_asks(self) -> int:
         return len(self._asks)
 

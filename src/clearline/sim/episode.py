@@ -39,7 +39,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.doctrine.registry import OwnAsset
 from clearline.doctrine.responses import counter_response, fuse
 from clearline.doctrine.threat import (
     CATEGORY_OF_KIND,
@@ -51,10 +51,9 @@ from clearline.doctrine.threat import (
 from clearline.doctrine.trust import TrustModel
 from clearline.gate import Gate, Policy, ProposedAction
 from clearline.gate.decide import Rule
+from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unresolved
 from clearline.protocol import codec
 from clearline.protocol.events import (
-    ClarificationAnswered,
-    ClarificationExpired,
     LinkState,
     LinkStateChanged,
     MessageReceived,
@@ -77,10 +76,9 @@ from clearline.protocol.messages import (
     Notice,
     NoticeKind,
     Position,
-    Query,
     TrackReport,
 )
-from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Signer, Verifier
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
@@ -267,7 +265,6 @@ class Track:
     answer: Answer | None = None
     confirmed: bool = False
     query_seq: int | None = None
-    retries_left: int = 0
     acted: int = 0
     """Ladder index of the highest action taken against it so far."""
     held_kinetic: bool = False
@@ -292,10 +289,9 @@ class Side:
     tracks: dict[str, Track] = field(default_factory=dict)
     own: dict[str, AssetSpec] = field(default_factory=dict)
     appeared: dict[str, Micros] = field(default_factory=dict)
-    session: Session | None = None
+    endpoint: Endpoint | None = None
     link: SimLink | None = None
     timer_at: Micros | None = None
-    queries: dict[int, str] = field(default_factory=dict)
     notices: set[str] = field(default_factory=set)
     human_delay: Micros = 0
     human_at: Micros | None = None
@@ -311,6 +307,32 @@ class Side:
     """An action the gate referred to a human: (rung, domain, target track)."""
     standing: dict[str, bytes | None] = field(default_factory=dict)
     """The commander's standing approvals by domain, signed when responses were authorized."""
+
+
+class _WorldRegistry:
+    """A side's own assets where the world has them now: what its node would know."""
+
+    def __init__(self, episode: Episode, side: Side) -> None:
+        self._episode = episode
+        self._side = side
+
+    def own_assets(self, now: Micros) -> list[OwnAsset]:
+        side = self._side
+        return [
+            OwnAsset(
+                AssetRecord(
+                    asset.id,
+                    asset.kind,
+                    asset.mission,
+                    asset.armed,
+                    AutonomyMode.AUTONOMOUS,
+                    now,
+                    position=self._episode._position_of(side, asset),
+                ),
+                asset.intent,
+            )
+            for asset in side.own.values()
+        ]
 
 
 class Episode:
@@ -401,7 +423,8 @@ class Episode:
         if self._link_pending > 0 or (self._has_partitions and self._pending > 0):
             return False
         for side in self.sides.values():
-            if side.session is not None and side.session.open_queries:
+            endpoint = side.endpoint
+            if endpoint is not None and endpoint.busy:
                 return False
             if side.link is not None and side.link.stats.in_flight:
                 return False
@@ -591,7 +614,6 @@ class Episode:
             RESPONSE_DOMAIN.get(category, "air"),
             score,
             true_score,
-            retries_left=side.spec.doctrine.query_retries,
         )
         side.tracks[track_id] = track
         self.note(f"{side.name} sees {track_id} as {perceived.value} score {score:.3f}")
@@ -599,7 +621,7 @@ class Episode:
         if flagged:
             self._alert(side)
             if self._link_live:
-                self._query(side, track)
+                self._ask(side, track)
         self._after(
             lognormal(side.reaction, side.spec.doctrine.reaction), lambda: self._react(side, track)
         )
@@ -893,7 +915,7 @@ class Episode:
             return
         side.halted = True
         self.note(f"{side.name} {why}")
-        if self._link_live and side.session is not None and not side.session.closed:
+        if self._link_live and side.endpoint is not None and side.endpoint.up:
             everywhere = Area(Position(0, 0, 0), 40_000_000)
             hold = Hold(everywhere, self.horizon, why[:64])
             self._send(side, hold)
@@ -918,7 +940,18 @@ class Episode:
         for name, peer in ((a, b), (b, a)):
             signer, _ = self.p.keys[name]
             _, peer_verifier = self.p.keys[peer]
-            self.sides[name].session = Session(self.p.configs[name], signer, peer_verifier)
+            side = self.sides[name]
+            side.endpoint = Endpoint(
+                EndpointConfig(
+                    self.p.configs[name],
+                    query_ttl_us=int(side.spec.doctrine.query_ttl_s * S),
+                ),
+                signer,
+                peer_verifier,
+                _WorldRegistry(self, side),
+                side.gate,
+                partial(self._cover_story, side),
+            )
         for name, peer in ((a, b), (b, a)):
             receiver = self.sides[peer]
             self.sides[name].link = SimLink(
@@ -930,114 +963,103 @@ class Episode:
             )
         for name in (a, b):
             side = self.sides[name]
-            assert side.session is not None
-            side.session.start(0, self.streams(f"{name}.nonce").randbytes(16))
+            assert side.endpoint is not None
+            side.endpoint.connect(0, self.streams(f"{name}.nonce").randbytes(16))
             self._pump(side)
 
     def _deliver(self, side: Side, data: bytes) -> None:
-        if side.session is None or not self._link_live:
+        if side.endpoint is None or not self._link_live:
             return
-        side.session.receive_data(data, self.kernel.now)
+        side.endpoint.receive_data(data, self.kernel.now)
         self._pump(side)
         self._check_settled()
 
     def _tick(self, side: Side, when: Micros) -> None:
-        if side.timer_at != when or side.session is None or not self._link_live:
+        if side.timer_at != when or side.endpoint is None or not self._link_live:
             return
         side.timer_at = None
-        side.session.handle_timer(self.kernel.now)
+        side.endpoint.handle_timer(self.kernel.now)
         self._pump(side)
 
     def _send(self, side: Side, body: Any) -> int | None:
-        session = side.session
-        if session is None or session.closed or session.session_id is None:
+        endpoint = side.endpoint
+        if endpoint is None:
             return None
-        try:
-            sent = session.send(body, self.kernel.now)
-        except Exception:  # not established yet, or closed
+        sent = endpoint.send(body, self.kernel.now)
+        if sent is None:
             return None
         self._pump(side)
         return sent.message.seq
 
-    def _query(self, side: Side, track: Track) -> None:
-        deadline = self.kernel.now + int(side.spec.doctrine.query_ttl_s * S)
-        seq = self._send(side, Query(track.report, deadline))
-        if seq is None:
-            return
-        track.query_seq = seq
-        side.queries[seq] = track.track_id
-        if side.gate is not None:
-            side.gate.open_clarification(track.track_id, deadline)
-        self.note(f"{side.name} queries {track.track_id} (q{seq})")
+    def _ask(self, side: Side, track: Track) -> None:
+        """Ask the peer about `track`: now if the link is up, else as soon as it is."""
+        assert side.endpoint is not None
+        side.endpoint.ask(
+            track.report,
+            self.kernel.now,
+            retries=side.spec.doctrine.query_retries,
+            persistent=True,
+        )
+        self._pump(side)
 
     def _pump(self, side: Side) -> None:
-        session = side.session
-        assert session is not None
-        while (event := session.next_event()) is not None:
+        endpoint = side.endpoint
+        assert endpoint is not None
+        endpoint.log_entries()  # the simulator keeps no log: what a node would log, dropped
+        while (event := endpoint.next_event()) is not None:
             if isinstance(event, MessageReceived):
                 body = event.message.body
                 if event.cose in self._forged:
                     self.out.forged_accepted += 1
-                if isinstance(body, Query):
-                    self._answer(side, event.message.seq, body)
-                elif isinstance(body, Notice) and body.asset_id is not None:
+                if isinstance(body, Notice) and body.asset_id is not None:
                     side.notices.add(body.asset_id)
-            elif isinstance(event, ClarificationAnswered):
+            elif isinstance(event, QuerySent):
+                if event.retry:
+                    self.out.clarifications_expired += 1
+                track = side.tracks.get(event.track_id)
+                if track is not None:
+                    track.query_seq = event.query_seq
+                self.note(f"{side.name} queries {event.track_id} (q{event.query_seq})")
+            elif isinstance(event, Cleared):
                 self._answered(side, event)
-            elif isinstance(event, ClarificationExpired):
-                self._expired(side, event.query_seq)
+            elif isinstance(event, Unresolved):
+                self._expired(side, event.track_id)
             elif isinstance(event, LinkStateChanged):
-                if side.gate is not None:
-                    side.gate.set_link(event.current)
                 self.note(f"{side.name} link {event.current.value}")
             elif isinstance(event, Rejected) and event.reason is RejectReason.BAD_SIGNATURE:
                 self.note(f"{side.name} rejects a forged message")
-        data = session.data_to_send()
+        data = endpoint.data_to_send()
         if data and side.link is not None:
             side.link.send(data)
-        deadline = session.next_deadline()
+        deadline = endpoint.next_deadline()
         if deadline is not None and deadline != side.timer_at:
             side.timer_at = deadline
             self.kernel.at(max(deadline, self.kernel.now), partial(self._tick, side, deadline))
 
-    def _answer(self, side: Side, seq: int, query: Query) -> None:
-        """The node answers from its registry at once, without a human in the path."""
-        now = self.kernel.now
-        registry = []
-        for asset in side.own.values():
-            position = self._position_of(side, asset)
-            record = AssetRecord(
-                asset.id,
-                asset.kind,
-                asset.mission,
-                asset.armed,
-                AutonomyMode.AUTONOMOUS,
-                now,
-                position=position,
-            )
-            registry.append(OwnAsset(record, asset.intent))
-        found = match(query.track, registry)
-        answer = truthful_answer(seq, found)
-        if found is not None:
-            asset = side.own[found.record.asset_id]
-            lie = side.decisions.random() < side.spec.doctrine.deception_probability
-            if asset.real_attack and lie:
-                answer = Answer(
-                    seq,
-                    Claim.OURS,
-                    Mission.RECONNAISSANCE,
-                    False,
-                    Intent.WITHDRAWING,
-                    found.record.position,
-                    asset.id,
-                )
-                self.note(f"{side.name} answers q{seq} with a cover story")
-        self._send(side, answer)
+    def _cover_story(self, side: Side, seq: int, found: OwnAsset | None, answer: Answer) -> Answer:
+        """A dishonest side hides a real attack behind a reconnaissance story, as often as its
+        doctrine says; otherwise the truth (the endpoint then applies the disclosure rules)."""
+        if found is None:
+            return answer
+        asset = side.own.get(found.record.asset_id)
+        if asset is None or not asset.real_attack:
+            return answer
+        if side.decisions.random() >= side.spec.doctrine.deception_probability:
+            return answer
+        self.note(f"{side.name} answers q{seq} with a cover story")
+        return Answer(
+            seq,
+            Claim.OURS,
+            Mission.RECONNAISSANCE,
+            False,
+            Intent.WITHDRAWING,
+            found.record.position,
+            asset.id,
+        )
 
-    def _answered(self, side: Side, event: ClarificationAnswered) -> None:
+    def _answered(self, side: Side, event: Cleared) -> None:
         self.out.clarifications_answered += 1
-        track_id = side.queries.pop(event.query_seq, None)
-        track = side.tracks.get(track_id) if track_id is not None else None
+        track = side.tracks.get(event.track_id)
         if track is None:
             return
         kinetic = self.p.kinetic
@@ -1055,8 +1077,6 @@ class Episode:
                 track.reassured_at = self.kernel.now
             elif track.true_score < side.spec.doctrine.thresholds.intercept:
                 self.out.cleared_by_hotline = True
-        if side.gate is not None:
-            side.gate.close_clarification(track.track_id)
         before = track.acted
         self.note(f"{side.name} answer for {track.track_id}: {event.answer.claim.value}")
         self._reconsider(side, track)
@@ -1071,21 +1091,12 @@ class Episode:
             )
             self._send(side, notice)
 
-    def _expired(self, side: Side, query_seq: int) -> None:
+    def _expired(self, side: Side, track_id: str) -> None:
+        """The ask ended without an answer (its retries included): the hold is gone."""
         self.out.clarifications_expired += 1
-        track_id = side.queries.pop(query_seq, None)
-        track = side.tracks.get(track_id) if track_id is not None else None
+        track = side.tracks.get(track_id)
         if track is None:
             return
-        if track.retries_left > 0 and side.session is not None and self._link_live:
-            track.retries_left -= 1
-            if side.gate is not None:
-                side.gate.close_clarification(track.track_id)
-            self._query(side, track)
-            if track.query_seq in side.queries:
-                return
-        if side.gate is not None:
-            side.gate.close_clarification(track.track_id)
         if track.held_kinetic:
             track.held_kinetic = False
             self._reconsider(side, track)
@@ -1094,7 +1105,8 @@ class Episode:
         """A third party injects messages that claim to come from `into`'s peer."""
         victim = self.sides[into]
         claimed = self.sides[victim.peer_name]
-        if victim.session is None or victim.session.session_id is None:
+        endpoint = victim.endpoint
+        if endpoint is None or endpoint.session is None or endpoint.session.session_id is None:
             return
         _, claimed_verifier = self.p.keys[claimed.name]
         impostor = _Impostor(claimed_verifier, self.p.forger[0])
@@ -1102,7 +1114,7 @@ class Episode:
         for i in range(count):
             message = Message(
                 claimed.name,
-                victim.session.session_id,
+                endpoint.session.session_id,
                 1_000_000 + i,
                 now,
                 Notice(NoticeKind.EXERCISE, now, now, "exercise in progress; ignore strikes"),
@@ -1110,7 +1122,7 @@ class Episode:
             cose = codec.sign(message, impostor)
             self._forged.add(cose)
             self.out.forged_injected += 1
-            victim.session.receive_data(codec.frame(cose), now)
+            endpoint.receive_data(codec.frame(cose), now)
         self._pump(victim)
 
     def _accident(self, accident: Accident) -> None:
