@@ -11,21 +11,26 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from clearline.config import default_policy
-from clearline.doctrine.registry import OwnAsset, match, truthful_answer
+from clearline.doctrine.registry import OwnAsset
 from clearline.doctrine.responses import counter_response, fuse, propose_rung
 from clearline.gate import Gate, GateDecision, Policy, ProposedAction
+from clearline.hotline import (
+    Answered,
+    AssetRegistry,
+    Cleared,
+    Endpoint,
+    EndpointConfig,
+    EndpointEvent,
+    QuerySent,
+    Unresolved,
+)
 from clearline.log.store import LogStore, VerifyReport, verify_log
 from clearline.protocol.events import (
-    ClarificationAnswered,
-    ClarificationExpired,
     Event,
-    LinkStateChanged,
-    MessageReceived,
-    MessageSent,
 )
 from clearline.protocol.messages import (
     Actor,
@@ -39,10 +44,9 @@ from clearline.protocol.messages import (
     Micros,
     Mission,
     Position,
-    Query,
     TrackReport,
 )
-from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Ed25519Signer
 from clearline.sim.kernel import Kernel
 
@@ -58,66 +62,62 @@ Printer = Callable[[str], None]
 
 @dataclass
 class DemoSide:
-    """One side's hotline node, reduced to what the scene needs."""
+    """One side's hotline node in the virtual scene: the node's endpoint on a virtual clock."""
 
     name: str
     kernel: Kernel
-    session: Session
+    endpoint: Endpoint
     gate: Gate
     log: LogStore
     say: Printer
-    assets: list[OwnAsset] = field(default_factory=list)
     peer: DemoSide | None = None
     delay_us: Micros = 55 * MS
-    on_event: Callable[[DemoSide, Event], None] | None = None
+    on_event: Callable[[DemoSide, Event | EndpointEvent], None] | None = None
     _timer_at: Micros | None = None
 
     def note(self, text: str) -> None:
         self.say(f"+{(self.kernel.now - SCENE_START) / S:7.3f} s  {self.name:<3} {text}")
 
     def deliver(self, data: bytes) -> None:
-        self.session.receive_data(data, self.kernel.now)
+        self.endpoint.receive_data(data, self.kernel.now)
         self.pump()
 
     def tick(self, when: Micros) -> None:
         if self._timer_at != when:
             return  # superseded by a later schedule
         self._timer_at = None
-        self.session.handle_timer(self.kernel.now)
+        self.endpoint.handle_timer(self.kernel.now)
         self.pump()
 
     def pump(self) -> None:
-        """Drain events (logging every message), ship bytes, re-arm the timer."""
-        frames: list[bytes] = []
-        while (event := self.session.next_event()) is not None:
-            if isinstance(event, MessageSent | MessageReceived):
-                frames.append(event.cose)
-            if isinstance(event, LinkStateChanged):
-                self.gate.set_link(event.current)
-            if isinstance(event, MessageReceived) and isinstance(event.message.body, Query):
-                self._answer(event.message.seq, event.message.body)
+        """Log what the endpoint signed or verified, handle its events, ship bytes, re-arm."""
+        entries = self.endpoint.log_entries()
+        if entries:
+            self.log.append([e.cose for e in entries])
+        while (event := self.endpoint.next_event()) is not None:
+            if isinstance(event, Answered):
+                found = event.matched
+                self.note(
+                    f"hotline <- Query q{event.query_seq}; registry: "
+                    + (f"{found.record.asset_id}" if found else "no match")
+                )
+                self.note(
+                    f"hotline -> Answer q{event.query_seq}: {describe_answer(event.answer)} "
+                    "(signed, logged)"
+                )
             if self.on_event is not None:
                 self.on_event(self, event)
-        if frames:
-            self.log.append(frames)
-        data = self.session.data_to_send()
+        entries = self.endpoint.log_entries()
+        if entries:
+            self.log.append([e.cose for e in entries])
+        data = self.endpoint.data_to_send()
         if data and self.peer is not None:
             peer = self.peer
             self.kernel.after(self.delay_us, lambda: peer.deliver(data))
-        deadline = self.session.next_deadline()
+        deadline = self.endpoint.next_deadline()
         if deadline is not None and deadline != self._timer_at:
             self._timer_at = deadline
             self.kernel.at(max(deadline, self.kernel.now), lambda: self.tick(deadline))
-
-    def _answer(self, seq: int, query: Query) -> None:
-        asset = match(query.track, self.assets)
-        answer = truthful_answer(seq, asset)
-        self.note(
-            f"hotline <- Query q{seq} about {query.track.track_id}; registry: "
-            + (f"{asset.record.asset_id}" if asset else "no match")
-        )
-        self.session.send(answer, self.kernel.now)
-        self.note(f"hotline -> Answer q{seq}: {describe_answer(answer)} (signed, logged)")
 
     def decide(self, action: ProposedAction) -> GateDecision:
         decision = self.gate.propose(action, self.kernel.now)
@@ -190,17 +190,24 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
     kernel = Kernel()
     keys = {side: Ed25519Signer.from_label(f"demo {side}") for side in ("US", "PRC")}
     sides: dict[str, DemoSide] = {}
+    asset, track = recon_swarm(SCENE_START)
     for side, peer in (("US", "PRC"), ("PRC", "US")):
-        session = Session(SessionConfig(side, peer, policy.hash), keys[side], keys[peer].verifier())
+        registry = AssetRegistry()
+        if side == "PRC":
+            registry.publish(asset)
+        gate = Gate(policy)
+        endpoint = Endpoint(
+            EndpointConfig(SessionConfig(side, peer, policy.hash), query_ttl_us=QUERY_TTL),
+            keys[side],
+            keys[peer].verifier(),
+            registry,
+            gate,
+        )
         log = LogStore(out / f"{side.lower()}.db", keys[side], side)
         log.add_key(peer, keys[peer].public_key)
-        sides[side] = DemoSide(
-            side, kernel, session, Gate(policy), log, _indent(say), delay_us=delay_us
-        )
+        sides[side] = DemoSide(side, kernel, endpoint, gate, log, _indent(say), delay_us=delay_us)
     us, prc = sides["US"], sides["PRC"]
     us.peer, prc.peer = prc, us
-    asset, track = recon_swarm(SCENE_START)
-    prc.assets.append(asset)
     outcome: dict[str, Micros | bool | None] = {"clarification": None, "fired": False}
     action = ProposedAction(
         "US-A1", Actor.AUTONOMOUS, propose_rung(MODEL_MISREAD_SCORE), "air", track.track_id
@@ -209,8 +216,15 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
     def t(at: Micros) -> str:
         return f"+{(at - SCENE_START) / S:.3f} s"
 
-    def on_event(side: DemoSide, event: Event) -> None:
-        if isinstance(event, ClarificationAnswered) and side is us:
+    def on_event(side: DemoSide, event: Event | EndpointEvent) -> None:
+        if side is not us:
+            return
+        if isinstance(event, QuerySent):
+            us.note(
+                f"hotline -> Query q{event.query_seq}: is {event.track_id} yours? "
+                f"deadline {t(event.deadline).strip()}"
+            )
+        elif isinstance(event, Cleared):
             score = fuse(MODEL_MISREAD_SCORE, event.answer, TRUST_IN_PEER)
             outcome["clarification"] = event.elapsed_us
             us.note(
@@ -221,7 +235,6 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
                 f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {score:.2f} "
                 f"(trust in PRC answers {TRUST_IN_PEER:.2f})"
             )
-            us.gate.close_clarification(track.track_id)
             rung = propose_rung(score)
             if rung != action.rung:
                 stand = ProposedAction("US-A2", Actor.AUTONOMOUS, rung, "air", track.track_id)
@@ -230,17 +243,16 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
                     f"gate: {decision.verdict.value.upper()} {rung} "
                     f"({decision.rule.value}); {action.rung} CANCELLED, hold released"
                 )
-        elif isinstance(event, ClarificationExpired) and side is us:
+        elif isinstance(event, Unresolved):
             us.note(f"clarification q{event.query_seq} EXPIRED; re-deciding")
-            us.gate.close_clarification(track.track_id)
             decision = us.decide(action)
             outcome["fired"] = decision.allowed
             us.note(f"gate: {decision.verdict.value.upper()} {action.rung} ({decision.rule.value})")
 
     for node in sides.values():
         node.on_event = on_event
-    us.session.start(0, _nonce("US"))
-    prc.session.start(0, _nonce("PRC"))
+    us.endpoint.connect(0, _nonce("US"))
+    prc.endpoint.connect(0, _nonce("PRC"))
     us.pump()
     prc.pump()
     kernel.run(SCENE_START - 1)
@@ -255,13 +267,8 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
             f"model: {track.looks_like.value} (threat {MODEL_MISREAD_SCORE:.2f}; "
             f"truth: {asset.record.kind.value}) -> propose {action.rung}"
         )
-        deadline = now + QUERY_TTL
-        sent = us.session.send(Query(track, deadline), now)
-        us.gate.open_clarification(track.track_id, deadline)
-        us.note(
-            f"hotline -> Query q{sent.message.seq}: is {track.track_id} yours? "
-            f"deadline {t(deadline).strip()}"
-        )
+        us.endpoint.ask(track, now)
+        us.pump()
         decision = us.decide(action)
         us.note(
             f"gate: {decision.verdict.value.upper()} {action.rung} "
@@ -272,7 +279,7 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
     kernel.at(SCENE_START, sighting)
     kernel.run(SCENE_START + 3 * S)
     for node in sides.values():
-        node.session.send(Checkpoint(node.log.size, node.log.root(), policy.hash), kernel.now)
+        node.endpoint.send(Checkpoint(node.log.size, node.log.root(), policy.hash), kernel.now)
         node.pump()
     kernel.run(kernel.now + 2 * delay_us + 1)
     reports: dict[str, VerifyReport] = {}
