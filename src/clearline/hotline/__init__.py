@@ -12,6 +12,7 @@ from clearline.hotline.endpoint import (
     QuerySent,
     Registry,
     Unresolved,
+    Waiting,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "QuerySent",
     "Registry",
     "Unresolved",
+    "Waiting",
 ]

@@ -108,6 +108,16 @@ class Unresolved:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """A persistent ask's query ended with its link; the ask is asked again when the link is
+    back up."""
+
+    ask: int
+    track_id: str
+    query_seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class Answered:
     """We answered a peer's query."""
 
@@ -116,7 +126,7 @@ class Answered:
     matched: OwnAsset | None
 
 
-EndpointEvent = QuerySent | Cleared | Unresolved | Answered
+EndpointEvent = QuerySent | Cleared | Unresolved | Waiting | Answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,10 +435,12 @@ class Endpoint:
             return
         ask.query_seq = None
         if closing:
-            if not ask.persistent:
+            if ask.persistent:
+                self._events.append(Waiting(ask.ask, ask.track.track_id, seq))
+            else:
                 del self._asks[ask.ask]
                 self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "link lost"))
-            return  # a persistent ask is asked again when the link is back
+            return
         if ask.retries_left > 0 and self.up:
             ask.retries_left -= 1
             ask.retry += 1

@@ -20,14 +20,22 @@ from functools import partial
 from clearline.config import default_policy
 from clearline.gate import Gate, GateDecision, Policy, ProposedAction
 from clearline.gate.authority import open_approval, sign_approval
+from clearline.hotline import (
+    AssetRegistry,
+    Cleared,
+    Endpoint,
+    EndpointConfig,
+    QuerySent,
+    Unresolved,
+    Waiting,
+)
+from clearline.protocol import codec
 from clearline.protocol.constants import MAX_FRAME_SIZE, REPLAY_WINDOW
 from clearline.protocol.events import (
-    ClarificationAnswered,
-    ClarificationExpired,
     Closed,
     LinkState,
-    LinkStateChanged,
     MessageReceived,
+    MessageSent,
 )
 from clearline.protocol.messages import (
     Actor,
@@ -38,10 +46,9 @@ from clearline.protocol.messages import (
     Claim,
     Micros,
     Position,
-    Query,
     TrackReport,
 )
-from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Ed25519Signer
 from clearline.sim.episode import InvariantError
 from clearline.sim.kernel import Callback, Kernel
@@ -143,12 +150,14 @@ class Run:
         self.kernel = _CheckedKernel()
         self.kernel.check = self.check
         self.horizon: Micros = int(horizon_s * S)
-        self.sessions: dict[str, Session] = {}
+        self.endpoints: dict[str, Endpoint] = {}
         self.gates: dict[str, Gate] = {}
         self.links: dict[str, SimLink] = {}
         self.timer_at: dict[str, Micros | None] = dict.fromkeys(SIDES)
         self.last_heard: dict[str, Micros] = dict.fromkeys(SIDES, 0)
         self.queries: dict[tuple[str, int], _Query] = {}
+        self.ask_query: dict[tuple[str, int], int] = {}
+        """(side, ask) -> the seq of its query on the wire (test bookkeeping)."""
         self.decisions: list[tuple[str, ProposedAction, GateDecision, Micros]] = []
         self.events = 0
         self.closed = 0
@@ -161,8 +170,15 @@ class Run:
         keys = {side: make_signer("keyed-hash", f"dst {side}") for side in SIDES}
         partitions = Partitions.draw(self.profile.network, self.horizon, self.streams("partitions"))
         for side, peer in (("US", "PRC"), ("PRC", "US")):
-            self.sessions[side] = Session(configs[side], keys[side][0], keys[peer][1])
             self.gates[side] = Gate(self.policy, roster=officers_of(side).roster)
+            self.endpoints[side] = Endpoint(
+                EndpointConfig(configs[side]),
+                keys[side][0],
+                keys[peer][1],
+                AssetRegistry(),
+                self.gates[side],
+                partial(self._any_claim, side),
+            )
         for side, peer in (("US", "PRC"), ("PRC", "US")):
             self.links[side] = SimLink(
                 self.kernel,
@@ -182,7 +198,7 @@ class Run:
 
     def run(self) -> DstResult:
         for side in SIDES:
-            self.sessions[side].start(0, self.streams(f"nonce {side}").randbytes(16))
+            self.endpoints[side].connect(0, self.streams(f"nonce {side}").randbytes(16))
             self._pump(side)
         self._schedule_poisson("queries", self.profile.query_rate_per_s, self._random_query)
         self._schedule_poisson("actions", self.profile.action_rate_per_s, self._random_action)
@@ -217,17 +233,14 @@ class Run:
     def _random_query(self) -> None:
         rng = self.streams("query choices")
         side = rng.choice(SIDES)
-        session = self.sessions[side]
-        if session.session_id is None or session.closed:
-            return
         now = self.kernel.now
-        deadline = now + int(rng.uniform(*self.profile.ttl_ms) * MS)
+        ttl = int(rng.uniform(*self.profile.ttl_ms) * MS)
         track = TrackReport(
             f"T{rng.randrange(20)}", Position(0, 0, 0), now, rng.choice(list(AssetKind))
         )
-        sent = session.send(Query(track, deadline), now)
-        self.queries[(side, sent.message.seq)] = _Query(side, sent.message.seq, deadline, now)
-        self.gates[side].open_clarification(track.track_id, deadline)
+        self.endpoints[side].ask(
+            track, now, ttl, retries=rng.randrange(2), persistent=rng.random() < 0.3
+        )
         self._pump(side)
 
     def _random_action(self) -> None:
@@ -274,26 +287,19 @@ class Run:
         side = rng.choice(SIDES)
         self._deliver(side, b"\x00\x00\x00\x00" + rng.randbytes(rng.randrange(40)))
 
-    def _answer(self, side: str, seq: int) -> None:
+    def _any_claim(self, side: str, seq: int, found: object, answer: Answer) -> Answer:
+        """A counterpart whose claims are arbitrary: the session must not care."""
+        return Answer(seq, self.streams(f"answers {side}").choice(list(Claim)))
+
+    def _answer_fate(self, side: str) -> Micros | None:
+        """None: the answer is never sent; else its extra delay (0 for at once)."""
         rng = self.streams(f"answers {side}")
         roll = rng.random()
         if roll < self.profile.answer_never:
-            return
-        delay = 0
+            return None
         if roll < self.profile.answer_never + self.profile.answer_late:
-            delay = int(rng.uniform(0, 2 * self.profile.ttl_ms[1]) * MS)
-
-        def send() -> None:
-            session = self.sessions[side]
-            if session.closed or session.session_id is None:
-                return
-            session.send(Answer(seq, rng.choice(list(Claim))), self.kernel.now)
-            self._pump(side)
-
-        if delay == 0:
-            send()
-        else:
-            self.kernel.at(self.kernel.now + delay, send)
+            return int(rng.uniform(0, 2 * self.profile.ttl_ms[1]) * MS)
+        return 0
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -303,40 +309,77 @@ class Run:
             flipped = bytearray(data)
             flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
             data = bytes(flipped)
-        self.sessions[side].receive_data(data, self.kernel.now)
+        self.endpoints[side].receive_data(data, self.kernel.now)
         self._pump(side)
 
     def _pump(self, side: str) -> None:
-        session = self.sessions[side]
-        while (event := session.next_event()) is not None:
+        endpoint = self.endpoints[side]
+        endpoint.log_entries()
+        now = self.kernel.now
+        answers: set[bytes] = set()
+        while (event := endpoint.next_event()) is not None:
             self.events += 1
             if isinstance(event, MessageReceived):
                 self.last_heard[side] = event.received_at
-                if isinstance(event.message.body, Query):
-                    self._answer(side, event.message.seq)
-            elif isinstance(event, ClarificationAnswered | ClarificationExpired):
-                kind = "answered" if isinstance(event, ClarificationAnswered) else "expired"
-                query = self.queries.get((side, event.query_seq))
-                if query is None:
-                    raise self.fail(f"{side} ended query {event.query_seq}, which it never sent")
-                query.ended.append((kind, event.at))
-            elif isinstance(event, LinkStateChanged):
-                self.gates[side].set_link(event.current)
+            elif isinstance(event, MessageSent) and isinstance(event.message.body, Answer):
+                answers.add(event.cose)
+            elif isinstance(event, QuerySent):
+                previous = self.ask_query.get((side, event.ask))
+                if previous is not None:  # a retry: the previous query expired
+                    self._end(side, previous, "expired")
+                self.ask_query[(side, event.ask)] = event.query_seq
+                self.queries[(side, event.query_seq)] = _Query(
+                    side, event.query_seq, event.deadline, now
+                )
+            elif isinstance(event, Cleared):
+                self._end(side, event.query_seq, "answered")
+                self.ask_query.pop((side, event.ask), None)
+            elif isinstance(event, Unresolved):
+                if event.query_seq is not None:
+                    self._end(side, event.query_seq, "expired")
+                self.ask_query.pop((side, event.ask), None)
+            elif isinstance(event, Waiting):
+                self._end(side, event.query_seq, "expired")
+                self.ask_query.pop((side, event.ask), None)
             elif isinstance(event, Closed):
                 self.closed += 1
-        data = session.data_to_send()
+        data = endpoint.data_to_send()
         if data:
-            self.links[side].send(data)
-        deadline = session.next_deadline()
+            self._send(side, data, answers)
+        deadline = endpoint.next_deadline()
         if deadline is not None and deadline != self.timer_at[side]:
             self.timer_at[side] = deadline
             self.kernel.at(max(deadline, self.kernel.now), partial(self._tick, side, deadline))
+
+    def _send(self, side: str, data: bytes, answers: set[bytes]) -> None:
+        """Ship the endpoint's bytes; its answers meet their fate (never, late, at once)."""
+        if not answers:
+            self.links[side].send(data)
+            return
+        at_once = bytearray()
+        for cose in codec.FrameReader().feed(data):
+            delay = self._answer_fate(side) if cose in answers else 0
+            if delay is None:
+                continue
+            if delay == 0:
+                at_once += codec.frame(cose)
+            else:
+                later = codec.frame(cose)
+                self.kernel.at(self.kernel.now + delay, partial(self.links[side].send, later))
+        if at_once:
+            self.links[side].send(bytes(at_once))
+
+    def _end(self, side: str, seq: int, kind: str) -> None:
+        query = self.queries.get((side, seq))
+        if query is None:
+            raise self.fail(f"{side} ended query {seq}, which it never sent")
+        query.ended.append((kind, self.kernel.now))
 
     def _tick(self, side: str, when: Micros) -> None:
         if self.timer_at[side] != when:
             return
         self.timer_at[side] = None
-        self.sessions[side].handle_timer(self.kernel.now)
+        self.endpoints[side].handle_timer(self.kernel.now)
         self._pump(side)
 
     # -- the promises ----------------------------------------------------------------------
@@ -366,7 +409,17 @@ class Run:
                     "after its deadline"
                 )
         for side in SIDES:
-            session = self.sessions[side]
+            endpoint = self.endpoints[side]
+            session = endpoint.session
+            assert session is not None
+            holds: dict[str, Micros] = {}
+            for _, track, deadline in endpoint.open_queries():
+                holds[track] = max(deadline, holds.get(track, deadline))
+            if self.gates[side].context.open_clarifications != holds:
+                raise self.fail(
+                    f"{side} gate holds {dict(self.gates[side].context.open_clarifications)}, "
+                    f"the open queries {holds}"
+                )
             gate_link = self.gates[side].context.link
             if gate_link is not session.link_state:
                 raise self.fail(
