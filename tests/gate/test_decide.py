@@ -187,6 +187,9 @@ def test_hotline_hold_until_deadline_for_kinetic_only() -> None:
     assert decide(POLICY, auto("intercept-uncrewed"), ctx, 2 * S).verdict is Verdict.ALLOW
     assert decide(POLICY, auto("disrupt"), ctx, 1 * S).verdict is Verdict.ALLOW
     assert decide(POLICY, auto("intercept-uncrewed", target="T-2"), ctx, S).verdict is Verdict.ALLOW
+    untargeted = decide(POLICY, auto("intercept-uncrewed", target=None), ctx, S)
+    assert (untargeted.verdict, untargeted.until) == (Verdict.HOLD, 2 * S)
+    assert decide(POLICY, auto("intercept-uncrewed", target=None), ctx, 2 * S).allowed
 
 
 def test_circuit_breaker_trips_then_pauses_then_resumes() -> None:
@@ -365,6 +368,7 @@ class GateMachine(RuleBasedStateMachine):
         assert needed == 0
         index = policy.rung_index[rung]
         if policy.rungs[rung].score <= 0:
+            assert not policy.rungs[rung].kinetic
             return  # standing down is never blocked
         assert index <= policy.rung_index[policy.autonomy_cap]
         caps = {
@@ -373,8 +377,11 @@ class GateMachine(RuleBasedStateMachine):
         }
         if before.link in caps:
             assert index <= policy.rung_index[caps[before.link]]
-        if policy.rungs[rung].kinetic and target is not None:
-            deadline = before.open_clarifications.get(target)
+        if policy.rungs[rung].kinetic:
+            if target is not None:
+                deadline = before.open_clarifications.get(target)
+            else:
+                deadline = max(before.open_clarifications.values(), default=None)
             assert deadline is None or self.now >= deadline
 
     @rule(

@@ -149,7 +149,7 @@ def test_nuclear_c2_needs_two_officers() -> None:
 
 def test_the_ladder_must_say_which_rungs_are_nuclear() -> None:
     unbound = _edit("    domain: nuclear-c2   #", "    #")
-    with pytest.raises(PolicyError, match="domain: nuclear-c2 on the rung named nuclear"):
+    with pytest.raises(PolicyError, match="domain: nuclear-c2 on rung .nuclear."):
         parse_policy(unbound, "p.yaml")
     renamed = unbound.replace("  - name: nuclear\n", "  - name: big-boom\n", 1)
     with pytest.raises(PolicyError, match="the ladder must say which rungs are nuclear"):
@@ -189,3 +189,40 @@ def test_a_changed_policy_cannot_keep_the_default_name(tmp_path) -> None:  # typ
         )
     )
     assert load_policy(renamed).name == "theatre-east"
+
+
+def _with_rung(rung_yaml: str, before: str = "  - name: nuclear\n") -> str:
+    text = default_policy_text()
+    assert before in text
+    return text.replace(before, rung_yaml + before, 1)
+
+
+def test_a_rung_scoring_like_nuclear_is_nuclear() -> None:
+    """A 'tactical' nuclear rung below `nuclear`, unbound, with the cap on it, used to load."""
+    text = _with_rung(
+        "  - name: nuclear-strike\n    score: 60\n    kinetic: true\n",
+    ).replace("autonomy_cap: intercept-uncrewed", "autonomy_cap: nuclear-strike")
+    with pytest.raises(PolicyError, match="a rung whose name says nuclear is a nuclear act"):
+        parse_policy(text, "p.yaml")
+    renamed = _with_rung("  - name: big-one\n    score: 60\n    kinetic: true\n")
+    with pytest.raises(PolicyError, match="as much as the excluded rung 'nuclear'"):
+        parse_policy(renamed, "p.yaml")
+
+
+def test_a_nuclear_rung_renamed_and_bound_elsewhere_is_refused() -> None:
+    text = default_policy_text().replace("  - name: nuclear\n", "  - name: nuke\n", 1)
+    text = text.replace("domain: nuclear-c2   #", "domain: air   #")
+    with pytest.raises(PolicyError, match="rung 'nuke'"):
+        parse_policy(text, "p.yaml")
+
+
+def test_a_kinetic_rung_cannot_pass_for_standing_down() -> None:
+    zero = _edit(
+        "    score: 28\n    kinetic: true\n    description: destroy crewed",
+        "    score: 0\n    kinetic: true\n    description: destroy crewed",
+    )
+    with pytest.raises(PolicyError, match="is kinetic, so it escalates"):
+        parse_policy(zero, "p.yaml")
+    unordered = _edit("score: 12", "score: 2")
+    with pytest.raises(PolicyError, match="the ladder is ordered"):
+        parse_policy(unordered, "p.yaml")

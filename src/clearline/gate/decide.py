@@ -11,12 +11,13 @@ docs/architecture.md:
    exactly this act (standing approvals never count here)
 3. human (outside excluded domains) -> allow with at least one valid approval
    (for this act, or standing and covering it); without one it is no human act
-4. autonomous de-escalation or status quo (score <= 0) -> allow: standing down
-   is never blocked
+4. autonomous de-escalation or status quo (score <= 0, never a kinetic rung) ->
+   allow: standing down is never blocked
 5. circuit breaker paused -> deny
 6. above the autonomy cap -> deny (refer to a human)
 7. link degraded or down: above the fail-safe cap -> deny
-8. kinetic against a track under clarification -> hold until its deadline
+8. kinetic against a track under clarification (or naming no target while any is
+   open) -> hold until the deadline
 9. one escalation too many in the breaker's window -> deny, and trip the breaker
 10. otherwise -> allow
 """
@@ -144,7 +145,7 @@ def decide(
             approvals=check.accepted,
         )
 
-    if rung.score <= 0:
+    if rung.score <= 0 and not rung.kinetic:
         return GateDecision(Verdict.ALLOW, Rule.DE_ESCALATION, f"{rung.name} does not escalate")
 
     breaker = policy.circuit_breaker
@@ -178,13 +179,20 @@ def decide(
                 f"hotline {context.link.value}: autonomy is capped at {cap}",
             )
 
-    if policy.hotline_hold.enabled and rung.kinetic and action.target is not None:
-        deadline = context.open_clarifications.get(action.target)
+    if policy.hotline_hold.enabled and rung.kinetic:
+        open_now = context.open_clarifications
+        if action.target is not None:
+            deadline = open_now.get(action.target)
+            about = f"clarification about {action.target} is open"
+        else:
+            # An act that names no target could be aimed at any track under clarification.
+            deadline = max((d for d in open_now.values() if d > now), default=None)
+            about = f"{len(open_now)} clarification(s) open and the act names no target"
         if deadline is not None and now < deadline:
             return GateDecision(
                 Verdict.HOLD,
                 Rule.HOTLINE_HOLD,
-                f"clarification about {action.target} is open; held until answer or deadline",
+                f"{about}; held until answer or deadline",
                 until=deadline,
             )
 

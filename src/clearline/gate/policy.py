@@ -8,6 +8,7 @@ do not change it. Hello and Checkpoint carry it.
 from __future__ import annotations
 
 import hashlib
+import re
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -22,6 +23,8 @@ NUCLEAR_C2 = "nuclear-c2"
 NUCLEAR_OFFICERS = 2
 """Distinct officers every policy requires for an act in nuclear command and control."""
 DEFAULT_POLICY_NAME = "clearline-default"
+NUCLEAR_NAMES = re.compile(r"nuclear|nuke|atomic|thermonuclear", re.IGNORECASE)
+"""A rung so named is a nuclear act and must be bound to nuclear-c2."""
 """Reserved for the shipped policy: a changed policy must not pass for it."""
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]
@@ -154,11 +157,26 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
             ("ladder", i, "domain"),
             f"{rung.domain!r} is not one of the domains {policy.domains}",
         )
-        if rung.name == "nuclear":
+        if NUCLEAR_NAMES.search(rung.name):
             require(
                 rung.domain == NUCLEAR_C2,
                 ("ladder", i, "domain"),
-                f"expected domain: {NUCLEAR_C2} on the rung named nuclear",
+                f"expected domain: {NUCLEAR_C2} on rung {rung.name!r}: a rung whose name says "
+                "nuclear is a nuclear act",
+            )
+        require(
+            not rung.kinetic or rung.score > 0,
+            ("ladder", i, "score"),
+            f"rung {rung.name!r} is kinetic, so it escalates: expected a score above 0 "
+            "(acts scoring 0 or less pass as standing down)",
+        )
+        if i:
+            below = policy.ladder[i - 1]
+            require(
+                rung.score >= below.score,
+                ("ladder", i, "score"),
+                f"expected a score of at least {below.score} ({below.name!r}, below it): the "
+                "ladder is ordered, lowest first",
             )
     nuclear_rungs = [i for i, r in enumerate(policy.ladder) if r.domain == NUCLEAR_C2]
     require(
@@ -168,6 +186,14 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         "rungs are nuclear, so that no label can carry a nuclear act out of its domain",
     )
     first_excluded = min(policy.rung_index[r] for r in policy.excluded_rungs)
+    floor = policy.ladder[first_excluded]
+    for i, rung in enumerate(policy.ladder[:first_excluded]):
+        require(
+            rung.score < floor.score,
+            ("ladder", i, "score"),
+            f"rung {rung.name!r} scores {rung.score}, as much as the excluded rung "
+            f"{floor.name!r} ({floor.score}); expected less, or domain: {floor.domain}",
+        )
     for i in range(first_excluded, len(policy.ladder)):
         rung = policy.ladder[i]
         require(

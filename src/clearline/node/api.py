@@ -95,8 +95,8 @@ class ClarificationOut(BaseModel):
 class ActionIn(_In):
     action_id: Ident
     actor: Actor = Actor.AUTONOMOUS
-    rung: str = Field(min_length=1, max_length=48)
-    domain: str = Field(min_length=1, max_length=48)
+    rung: Ident
+    domain: Ident
     target: Ident | None = None
     approvals: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9+/=_-]{1,1400}$")]] = Field(
         default_factory=list,
@@ -161,9 +161,11 @@ def _answer_out(answer: Answer | None) -> AnswerOut | None:
 def _clip(value: Any) -> Any:
     """`value`, or the start of its JSON text if that is long: errors must not echo whole inputs."""
     try:
-        text = json.dumps(value, default=str)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
+        # Not JSON as it stands (bytes of a non-JSON body, NaN, infinity): shown as text.
         text = repr(value)
+        value = text
     if len(text) <= SHOWN_INPUT:
         return value
     return f"{text[:SHOWN_INPUT]}... ({len(text)} characters)"

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from clearline.errors import LogStoreError
+from clearline.errors import LogStoreError, MessageError
 from clearline.log.store import LogStore
-from clearline.protocol.messages import Body, Micros
+from clearline.protocol import codec
+from clearline.protocol.messages import Body, Message, Micros
 from clearline.protocol.signing import Signer
 
 T = TypeVar("T")
@@ -88,7 +89,11 @@ class LogWriter:
         return self._enqueue(cose)
 
     def record(self, body: Body, now: Micros) -> asyncio.Future[int]:
-        """A local record (gate decision, checkpoint), sealed by the owner at its index."""
+        """A local record (gate decision, checkpoint), sealed by the owner at its index.
+
+        Encoded once here, so a record that cannot be logged fails its caller at once
+        (MessageError) and never reaches a batch whose other entries it would take down."""
+        codec.encode_payload(Message(self._side, b"", 0, now, body))
         return self._enqueue(_Local(body, now))
 
     def checkpoint(
@@ -134,29 +139,49 @@ class LogWriter:
             if self._on_commit is not None:
                 self._on_commit(len(batch), time.perf_counter() - began)
             for (_, future), index in zip(batch, indices, strict=True):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(index, Exception):
+                    future.set_exception(index)
+                else:
                     future.set_result(index)
             if self._pending:
                 self._wake.set()
 
-    def _commit(self, batch: list[tuple[_Item, asyncio.Future[int]]]) -> list[int]:
+    def _commit(self, batch: list[tuple[_Item, asyncio.Future[int]]]) -> list[int | Exception]:
+        """Commit a batch; each item's index, or the error that kept that item (alone) out."""
         store = self._store
         assert store is not None
-        indices: list[int] = []
+        results: list[int | Exception] = []
         entries: list[bytes] = []
+        slots: list[int] = []  # where each entry's index goes in `results`
+
+        def flush() -> None:
+            for slot, index in zip(slots, store.append(entries) if entries else [], strict=True):
+                results[slot] = index
+            entries.clear()
+            slots.clear()
+
         for item, _ in batch:
             if isinstance(item, _Checkpoint):
-                indices += store.append(entries) if entries else []
-                entries = []
-                indices.append(store.checkpoint(item.now, item.policy_hash, item.roster_hash))
-            elif isinstance(item, _Local):
-                entries.append(store.seal_local(item.body, item.now, store.size + len(entries)))
-            else:
-                entries.append(item)
-        if entries:
-            indices += store.append(entries)
+                flush()
+                results.append(store.checkpoint(item.now, item.policy_hash, item.roster_hash))
+                continue
+            try:
+                data = (
+                    store.seal_local(item.body, item.now, store.size + len(entries))
+                    if isinstance(item, _Local)
+                    else item
+                )
+            except MessageError as exc:
+                results.append(exc)
+                continue
+            slots.append(len(results))
+            results.append(-1)
+            entries.append(data)
+        flush()
         self.size, self.root = store.size, store.root()
-        return indices
+        return results
 
     async def close(self, checkpoint: tuple[Micros, bytes, bytes] | None = None) -> None:
         """Flush everything pending, seal it with a checkpoint (now, policy, roster), close."""
