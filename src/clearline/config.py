@@ -8,15 +8,12 @@ from pathlib import Path
 from clearline.errors import PolicyError
 from clearline.gate.authority import Roster, RosterError, empty_roster, parse_roster
 from clearline.gate.policy import DEFAULT_POLICY_NAME, Policy, parse_policy
-from clearline.sourcemap import load_yaml
+from clearline.sourcemap import load_yaml, read_text
 
 
 def load_policy(path: Path) -> Policy:
     """A policy file from disk; one that changes the default may not keep the default's name."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read the policy file: {exc.strerror}", str(path)) from None
+    text = read_text(path, "policy file", PolicyError)
     policy = parse_policy(text, str(path))
     if policy.name == DEFAULT_POLICY_NAME and policy.hash != default_policy().hash:
         line = load_yaml(text, str(path), PolicyError)[1].line_of(("name",))
@@ -31,11 +28,7 @@ def load_policy(path: Path) -> Policy:
 
 def read_roster(path: Path) -> Roster:
     """A roster file, whichever side it names (for audits)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RosterError(f"cannot read the roster file: {exc.strerror}", str(path)) from None
-    return parse_roster(text, str(path))
+    return parse_roster(read_text(path, "roster file", RosterError), str(path))
 
 
 def load_roster(path: Path | None, side: str) -> Roster:

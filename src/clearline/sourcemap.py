@@ -33,17 +33,45 @@ class LineMap:
         return None
 
 
-def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
+MAX_DEPTH = 32
+"""Nesting deeper than any clearline file needs is refused, not recursed into."""
+
+
+class _RefusedError(ValueError):
+    """A YAML construct clearline files do not use, refused with its line."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int], seen: set[int]) -> Any:
+    line = node.start_mark.line + 1
+    lines.setdefault(path, line)
+    if len(path) > MAX_DEPTH:
+        raise _RefusedError(f"nested more than {MAX_DEPTH} levels deep", line)
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # An alias makes the composer hand out the same node twice: refused, so that a
+        # few lines of anchors cannot expand into gigabytes (and no value hides elsewhere).
+        if id(node) in seen:
+            raise _RefusedError("anchors and aliases (&, *) are not supported", line)
+        seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _walk(key_node, (*path, "<key>"), {})
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*path, key), lines)
+            key = _walk(key_node, (*path, "<key>"), {}, seen)
+            key_line = key_node.start_mark.line + 1
+            if key in out:
+                raise _RefusedError(
+                    f"{key!r} appears twice (first on line {lines[(*path, key)]})", key_line
+                )
+            lines[(*path, key)] = key_line
+            out[key] = _walk(value_node, (*path, key), lines, seen)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, (*path, i), lines) for i, item in enumerate(node.value)]
+        return [_walk(item, (*path, i), lines, seen) for i, item in enumerate(node.value)]
+    if node.tag == "tag:yaml.org,2002:merge":
+        raise _RefusedError("merge keys (<<) are not supported", line)
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
@@ -52,6 +80,23 @@ def _yaml_error(
 ) -> InputFileError:
     mark = exc.problem_mark
     return error(f"not valid YAML: {exc.problem}", source, mark.line + 1 if mark else None)
+
+
+def read_text(path: Any, what: str, error: type[InputFileError]) -> str:
+    """An input file's text: UTF-8, or an error that names the file and the bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read the {what}: {exc.strerror}", str(path)) from None
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise error(
+            f"not UTF-8 text (byte {exc.start}: {data[exc.start : exc.start + 1]!r})",
+            str(path),
+            line,
+        ) from None
 
 
 def load_yaml(
@@ -65,11 +110,15 @@ def load_yaml(
         raise _yaml_error(exc, source, error) from None
     except yaml.YAMLError as exc:
         raise error(f"not valid YAML: {exc}", source, None) from None
+    except RecursionError:
+        raise error(f"not valid here: nested more than {MAX_DEPTH} levels deep", source) from None
     if node is None:
         raise error("the file is empty; expected a mapping", source, 1)
     try:
         # Constructing values can fail too (an unknown tag such as `!x`, a bad timestamp).
-        data = _walk(node, (), lines)
+        data = _walk(node, (), lines, set())
+    except _RefusedError as exc:
+        raise error(f"not valid here: {exc}", source, exc.line) from None
     except yaml.MarkedYAMLError as exc:
         raise _yaml_error(exc, source, error) from None
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:

@@ -149,7 +149,7 @@ def test_nuclear_c2_needs_two_officers() -> None:
 
 def test_the_ladder_must_say_which_rungs_are_nuclear() -> None:
     unbound = _edit("    domain: nuclear-c2   #", "    #")
-    with pytest.raises(PolicyError, match="domain: nuclear-c2 on rung .nuclear."):
+    with pytest.raises(PolicyError, match=r"domain: nuclear-c2 on rung .nuclear."):
         parse_policy(unbound, "p.yaml")
     renamed = unbound.replace("  - name: nuclear\n", "  - name: big-boom\n", 1)
     with pytest.raises(PolicyError, match="the ladder must say which rungs are nuclear"):
@@ -226,3 +226,37 @@ def test_a_kinetic_rung_cannot_pass_for_standing_down() -> None:
     unordered = _edit("score: 12", "score: 2")
     with pytest.raises(PolicyError, match="the ladder is ordered"):
         parse_policy(unordered, "p.yaml")
+
+
+def test_a_hidden_second_value_is_refused_not_taken() -> None:
+    text = _edit("autonomy_cap: intercept-uncrewed", "autonomy_cap: posture")
+    text += "autonomy_cap: strike\n"
+    with pytest.raises(PolicyError, match="'autonomy_cap' appears twice") as info:
+        parse_policy(text, "p.yaml")
+    assert info.value.line == len(text.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 1\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+            "c: [*b, *b, *b, *b, *b, *b, *b, *b]\n",
+            "anchors and aliases",
+        ),
+        ("version: 1\nname: " + "[" * 5000 + "]" * 5000 + "\n", "nested more than"),
+        ("version: 1\nladder: " + "[" * 40 + "]" * 40 + "\n", "nested more than"),
+        ("base: &b {version: 1}\n<<: *b\n", "merge keys"),
+    ],
+)
+def test_yaml_that_only_an_attacker_writes_is_refused_quickly(text: str, expected: str) -> None:
+    with pytest.raises(PolicyError, match=expected):
+        parse_policy(text, "p.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_a_located_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.yaml"
+    path.write_bytes(default_policy_text().encode() + b"# caf\xe9\n")
+    with pytest.raises(PolicyError, match=r"not UTF-8 text \(byte \d+") as info:
+        load_policy(path)
+    assert info.value.line == len(default_policy_text().splitlines()) + 1

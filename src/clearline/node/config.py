@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clearline.errors import InputFileError
-from clearline.sourcemap import LineMap, validate
+from clearline.sourcemap import LineMap, read_text, validate
 
 SideName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,15}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -170,10 +170,5 @@ def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
 
 
 def load_node_config(path: Path) -> NodeConfig:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise NodeConfigError(
-            f"cannot read the node configuration: {exc.strerror}", str(path)
-        ) from None
+    text = read_text(path, "node configuration", NodeConfigError)
     return parse_node_config(text, str(path), path.parent)

@@ -21,7 +21,7 @@ from clearline.doctrine.threat import Category
 from clearline.errors import ScenarioError
 from clearline.gate.policy import Policy
 from clearline.protocol.messages import AssetKind, Intent, Mission
-from clearline.sourcemap import checker, load_yaml, validate
+from clearline.sourcemap import checker, load_yaml, read_text, validate
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0, le=1e7)]
@@ -372,12 +372,7 @@ def load_scenario(name_or_path: str | Path) -> LoadedScenario:
     """Load a shipped scenario by name, or any scenario file by path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ScenarioError(
-                f"cannot read the scenario file: {exc.strerror}", str(path)
-            ) from None
+        text = read_text(path, "scenario file", ScenarioError)
         return parse_scenario(text, str(path), path.parent)
     name = str(name_or_path)
     if name not in shipped_scenarios():
