@@ -216,7 +216,12 @@ def log_verify(
         f"{report.uncovered} entries (from entry {report.first_uncovered}) are covered by no "
         "signed checkpoint of the owner"
     )
-    failed = strict and report.uncovered > 0
+    other_policy = (
+        f"{report.other_policy_decisions} allowed decisions name another policy than the one "
+        "given, so their officer counts and caps were not re-checked (give that policy with "
+        "--policy)"
+    )
+    failed = strict and (report.uncovered > 0 or report.other_policy_decisions > 0)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), sort_keys=True))
     else:
@@ -244,15 +249,19 @@ def log_verify(
         if report.approvals_checked:
             click.echo(
                 f"authority: {report.human_decisions} human decisions, each approval re-checked "
-                f"against the officers' keys in {roster}"
+                f"against the officers' keys in {roster}; no autonomous act in an excluded "
+                "domain or above the autonomy cap"
             )
+            if report.other_policy_decisions:
+                click.echo(f"authority: {other_policy}")
         elif report.human_decisions:
             click.echo(
                 f"authority: {report.human_decisions} human decisions carry approvals not "
                 "re-checked here (give --roster ROSTER)"
             )
     if failed:
-        click.echo(f"FAIL {path}: {uncovered} (--strict)", err=True)
+        why = uncovered if report.uncovered else other_policy
+        click.echo(f"FAIL {path}: {why} (--strict)", err=True)
         sys.exit(1)
 
 
@@ -960,6 +969,14 @@ def officer_enrol(officer_id: str, side: str, roster_path: Path, keys_dir: Path,
     help="A standing approval: any rung up to --rung in --domain (never an excluded one).",
 )
 @click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The gate policy the approval is for (default: the shipped one): a standing "
+    "approval for one of its excluded rungs or domains is refused here, as the gate would.",
+)
+@click.option(
     "--valid-for",
     type=click.IntRange(1, 86_400),
     default=600,
@@ -975,9 +992,11 @@ def officer_approve(
     domain: str | None,
     target: str | None,
     standing: bool,
+    policy_path: Path | None,
     valid_for: int,
 ) -> None:
     """Sign an approval and print it (base64), for the `approvals` list of POST /v1/actions."""
+    from clearline.config import default_policy, load_policy
     from clearline.officer import approve, encode, pending_act
 
     try:
@@ -1000,6 +1019,16 @@ def officer_approve(
         if standing and action_id is not None:
             raise click.UsageError("a standing approval names no --action")
         assert side is not None and rung is not None and domain is not None
+        if standing:
+            policy = load_policy(policy_path) if policy_path is not None else default_policy()
+            if rung in policy.excluded_rungs or domain in policy.exclusions:
+                raise click.UsageError(
+                    f"a standing approval never covers an excluded rung or domain "
+                    f"({sorted(policy.excluded_rungs)}, {sorted(policy.exclusions)}); "
+                    "approve the one act instead (--action)"
+                )
+            if rung not in policy.rungs:
+                raise click.UsageError(f"--rung {rung!r} is not on the policy's ladder")
         approval = approve(
             key_path,
             side,

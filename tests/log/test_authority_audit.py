@@ -104,3 +104,53 @@ def test_a_restarted_gate_remembers_spent_approvals(tmp_path: Path) -> None:
         ProposedAction("N-1", Actor.HUMAN, "nuclear", "nuclear-c2", None, approvals), T0 + 20
     )
     assert not again.allowed and "already used" in again.reason
+
+
+def _autonomous(
+    store: LogStore, action_id: str, rung: str, domain: str, policy_hash: bytes
+) -> None:
+    store.record(
+        Decision(
+            action_id,
+            Actor.AUTONOMOUS,
+            rung,
+            domain,
+            Verdict.ALLOW,
+            "within-policy",
+            "forged",
+            policy_hash,
+            roster_hash=ROSTER.hash,
+        ),
+        T0 + 3,
+    )
+
+
+def test_an_autonomous_nuclear_act_in_the_log_fails_the_audit(tmp_path: Path) -> None:
+    store, _ = _honest_log(tmp_path / "us.db")
+    _autonomous(store, "A-9", "nuclear", "air", POLICY.hash)
+    store.close()
+    verify_log(tmp_path / "us.db")
+    with pytest.raises(LogIntegrityError, match="autonomous nuclear allowed in excluded domain"):
+        verify_log(tmp_path / "us.db", authority=(ROSTER, POLICY))
+
+
+def test_decisions_under_another_policy_are_counted_and_fail_strict(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from clearline.cli import main
+
+    store, _ = _honest_log(tmp_path / "us.db")
+    _autonomous(store, "A-9", "nuclear", "air", bytes(32))
+    store.checkpoint(T0 + 4, POLICY.hash, ROSTER.hash)
+    store.close()
+    report = verify_log(tmp_path / "us.db", authority=(ROSTER, POLICY))
+    assert report.other_policy_decisions == 1
+    roster = tmp_path / "roster.yaml"
+    from clearline.gate.authority import roster_text
+
+    roster.write_text(roster_text(ROSTER))
+    args = ["log", "verify", str(tmp_path / "us.db"), "--roster", str(roster)]
+    lenient = CliRunner().invoke(main, args)
+    assert lenient.exit_code == 0 and "name another policy" in lenient.output
+    strict = CliRunner().invoke(main, [*args, "--strict"])
+    assert strict.exit_code == 1 and "name another policy" in strict.output

@@ -211,3 +211,43 @@ def test_a_changed_peer_roster_is_seen(tmp_path: Path) -> None:
                 assert peer.get("/v1/link").json()["peer_roster_hash"] == changes[0]["after"]
                 metrics = peer.get("/metrics").text
             assert 'clearline_peer_authority_changes_total{what="roster"} 1.0' in metrics
+
+
+def test_a_changed_roster_is_seen_even_when_both_nodes_restart(tmp_path: Path) -> None:
+    """The peer's previous hashes come from the node's own log, not from memory."""
+    make_keys(tmp_path, "US", "PRC")
+    roster = tmp_path / "us-roster.yaml"
+    enrol(roster, tmp_path / "officers", "us-duty-1", "US")
+    prc_config = write_config(tmp_path, "PRC", "US", listen=True)
+    prc = start_node(prc_config)
+    with running(prc):
+        us_config = write_config(
+            tmp_path,
+            "US",
+            "PRC",
+            address=f"127.0.0.1:{prc.listen}",
+            extra='roster = "us-roster.yaml"',
+        )
+        us = start_node(us_config)
+        with running(us):
+            us.wait_link("up")
+            prc.wait_link("up")
+            assert us.stop() == 0
+        assert prc.stop() == 0
+    enrol(roster, tmp_path / "officers", "us-duty-2", "US")
+    prc = start_node(prc_config)
+    with running(prc):
+        us = start_node(
+            write_config(
+                tmp_path,
+                "US",
+                "PRC",
+                address=f"127.0.0.1:{prc.listen}",
+                extra='roster = "us-roster.yaml"',
+            )
+        )
+        with running(us):
+            us.wait_link("up")
+            prc.wait_link("up")
+            changes = prc.events("peer-authority-changed")
+            assert [c["what"] for c in changes] == ["roster"], changes

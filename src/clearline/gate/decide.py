@@ -129,7 +129,9 @@ def decide(
         needed = required if excluded else 1
         if check.officers < needed:
             what = f"{needed} approvals by distinct officers" if needed > 1 else "an approval"
-            detail = "; ".join(check.refused) or "none was presented"
+            detail = "; ".join(check.refused) or (
+                "no other was presented" if check.officers else "none was presented"
+            )
             return _deny(
                 Rule.AUTHORIZATIONS,
                 _clip(

@@ -200,6 +200,22 @@ class LogStore:
     def leaf_hash(self, index: int) -> bytes:
         return self._leaves[index]
 
+    def last_peer_authority(self) -> tuple[bytes, bytes] | None:
+        """The policy and roster hashes the peer last showed (its latest Hello or checkpoint
+        in this log), so a node restarted after the peer changed them still notices."""
+        for (data,) in self._db.execute("SELECT data FROM entries ORDER BY idx DESC"):
+            try:
+                envelope = codec.parse_envelope(data)
+                message = codec.decode_payload(envelope.payload)
+            except MessageError:
+                continue
+            if envelope.kid == self.owner.kid:
+                continue
+            body = message.body
+            if isinstance(body, Hello | Checkpoint):
+                return body.policy_hash, body.roster_hash
+        return None
+
     def spent_approvals(self, since: Micros) -> dict[bytes, Micros]:
         """Single-use approvals that authorized a decision recorded at or after `since`
         (digest -> end of validity), newest entries first, so a restarted gate does not
@@ -264,6 +280,9 @@ class VerifyReport:
     """Decisions the gate allowed as human acts (each carries its officers' approvals)."""
     approvals_checked: bool = False
     """Whether those approvals were re-checked against an authority roster given from outside."""
+    other_policy_decisions: int = 0
+    """Allowed decisions made under a policy other than the one given: re-checked without its
+    officer counts and caps (signatures, distinct officers and the act only)."""
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
@@ -439,15 +458,17 @@ def _verify(
             while tail and tail[0] < report.last_checkpoint_size:
                 tail.popleft()
             sealing = local
-        if (
-            isinstance(body, Decision)
-            and local
-            and body.actor is Actor.HUMAN
-            and body.verdict is Verdict.ALLOW
-        ):
-            report.human_decisions += 1
+        if isinstance(body, Decision) and local and body.verdict is Verdict.ALLOW:
+            if body.actor is Actor.HUMAN:
+                report.human_decisions += 1
             if authority is not None:
-                _recheck_human(idx, body, message.sent_at, authority, spent)
+                policy = authority[1]
+                if policy is not None and policy.hash != body.policy_hash:
+                    report.other_policy_decisions += 1
+                if body.actor is Actor.HUMAN:
+                    _recheck_human(idx, body, message.sent_at, authority, spent)
+                elif policy is not None and policy.hash == body.policy_hash:
+                    _recheck_autonomous(idx, body, policy)
         if not sealing:
             tail.append(idx)
         kind = message.type.value
@@ -459,6 +480,26 @@ def _verify(
     report.uncovered = len(tail)
     report.first_uncovered = tail[0] if tail else None
     return report
+
+
+def _recheck_autonomous(idx: int, decision: Decision, policy: Policy) -> None:
+    """What no context can excuse: autonomy in an excluded domain or above its cap."""
+    if decision.rung not in policy.rungs:
+        raise LogIntegrityError(f"autonomous decision {decision.action_id}: unknown rung", idx)
+    domain = policy.domain_of(decision.rung, decision.domain)
+    if domain in policy.exclusions or decision.domain in policy.exclusions:
+        raise LogIntegrityError(
+            f"autonomous {decision.rung} allowed in excluded domain {domain} "
+            f"({decision.action_id})",
+            idx,
+        )
+    rung = policy.rungs[decision.rung]
+    if rung.score > 0 and policy.rung_index[decision.rung] > policy.rung_index[policy.autonomy_cap]:
+        raise LogIntegrityError(
+            f"autonomous {decision.rung} allowed above the autonomy cap {policy.autonomy_cap} "
+            f"({decision.action_id})",
+            idx,
+        )
 
 
 def _recheck_human(

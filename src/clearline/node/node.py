@@ -760,6 +760,9 @@ class Node:
         await self.log.open(self.peer_side, self.identity.peer_verifier.public_key)
         since = wall_us() - self.policy.approvals.max_validity_ms * 1000
         self.gate.remember_spent(await self.log.call(lambda store: store.spent_approvals(since)))
+        shown = await self.log.call(lambda store: store.last_peer_authority())
+        if shown is not None:
+            self.peer_authority = {"policy": shown[0].hex(), "roster": shown[1].hex()}
         self.metrics.log_entries.set(self.log.size)
         if self.config.listen is not None:
             listener = socket.create_server(
