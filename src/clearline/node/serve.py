@@ -33,6 +33,11 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
+API_KEEP_ALIVE_S = 20
+"""Idle API connections are kept longer than clients keep theirs (httpx: 5 s), so that a
+client never sends a request on a connection the node is just closing (a lost request)."""
+
+
 async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     config = load_node_config(config_path)
     node = Node(config)
@@ -45,6 +50,7 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            timeout_keep_alive=API_KEEP_ALIVE_S,
         )
     )
     api_task = asyncio.create_task(api.serve())
