@@ -794,7 +794,7 @@ def node_serve(config_path: Path, ready_file: Path | None) -> None:
 )
 def bench_link_command(as_json: bool, rounds: int, clarifications: int, records: int) -> None:
     """TCP echo, gRPC mTLS echo, clarification through two nodes, telemetry, 55 ms path."""
-    from clearline.node.benchmark import bench_link
+    from clearline.lab.benchmark import bench_link
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     results = bench_link(rounds, clarifications, records, say)
@@ -884,7 +884,7 @@ def sim_dst(seeds: int, start: int, horizon: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print only the results as JSON.")
 def bench_soak_command(seconds: float, as_json: bool) -> None:
     """Two nodes under sustained load: resident memory, latency and log growth over time."""
-    from clearline.node.soak import run_soak
+    from clearline.lab.soak import run_soak
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     results = run_soak(seconds, say)

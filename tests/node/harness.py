@@ -171,7 +171,7 @@ class ProxyThread:
         import asyncio
         import threading
 
-        from clearline.node.proxy import FaultProxy
+        from clearline.lab.proxy import FaultProxy
 
         self.loop = asyncio.new_event_loop()
         self.proxy = FaultProxy("127.0.0.1", target_port, seed=seed)

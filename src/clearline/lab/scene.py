@@ -24,9 +24,9 @@ import httpx
 
 from clearline.config import read_roster
 from clearline.doctrine.responses import fuse, propose_rung
+from clearline.lab.proxy import FaultProxy, delay_proxy
 from clearline.log.store import VerifyReport, verify_log
 from clearline.node.keys import init_keys, officer_key_paths
-from clearline.node.proxy import FaultProxy, delay_proxy
 from clearline.node.tokens import Role, read_token
 from clearline.officer import approve, encode, enrol
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
