@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib.util
 import json
 import os
 import sys
@@ -45,13 +46,41 @@ def failing(
         fail(f"{prefix}{exc}", code)
 
 
+_NODE_PACKAGES = "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx"
+_SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask"
+EXTRAS = {
+    **dict.fromkeys(_NODE_PACKAGES.split(), "node"),
+    **dict.fromkeys(_SIM_PACKAGES.split(), "sim"),
+}
+"""The packages that come with an extra (pyproject.toml), by the name they are imported as:
+the core installs neither the node's nor the simulator's, and commands import them late."""
+
+
+def _need(extra: str) -> None:
+    """Fail now, saying what to install, if a package of `extra` is not installed."""
+    for module, wanted in EXTRAS.items():
+        if wanted == extra and importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
 class _Commands(click.Group):
     """The command tree: an error a user caused that a command lets out is `error: ...`
-    on stderr and exit 1. Commands wrap a call in `failing` for another code or prefix."""
+    on stderr and exit 1. Commands wrap a call in `failing` for another code or prefix.
+    A command whose extra is not installed says which one to install."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with failing():
-            return super().invoke(ctx)
+        try:
+            with failing():
+                return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            module = (exc.name or "").partition(".")[0]
+            if module not in EXTRAS:
+                raise
+            extra = EXTRAS[module]
+            fail(
+                f"error: this command needs {module}, which comes with clearline's {extra} "
+                f"extra: pip install 'clearline[{extra}]'"
+            )
 
 
 @click.group(cls=_Commands)
@@ -118,6 +147,11 @@ def demo(
     """
     from clearline.demo import run_demo
 
+    # Say now, not after the scenes, if an extra they need is missing.
+    if not virtual:
+        _need("node")
+    if episodes:
+        _need("sim")
     say = click.echo
     # Someone can watch only where a browser can open: not on a Linux box with no display.
     has_screen = sys.platform != "linux" or bool(
