@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from clearline.node.benchmark import bench_link
+from clearline.lab.benchmark import bench_link
 
 
 def main() -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import importlib.util
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -18,7 +22,68 @@ if TYPE_CHECKING:
     from clearline.log.evidence import TrustedKeys
 
 
-@click.group()
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End the command: `message` as one line on stderr, and exit `code`."""
+    click.echo(message, err=True)
+    raise click.exceptions.Exit(code)
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ClearlineError, OSError)
+"""What a user can cause (a bad file, a path that cannot be written): never a traceback."""
+
+
+@contextlib.contextmanager
+def failing(
+    code: int = 1, prefix: str = "error: ", errors: tuple[type[Exception], ...] = USER_ERRORS
+) -> Iterator[None]:
+    """Inside, any of `errors` ends the command: PREFIX and the error's message (clearline's
+    errors name the file, line or entry) on stderr, and exit `code`."""
+    try:
+        yield
+    except errors as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            raise  # a closed pipe (`| head`): click exits quietly
+        fail(f"{prefix}{exc}", code)
+
+
+_NODE_PACKAGES = "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx"
+_SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask"
+EXTRAS = {
+    **dict.fromkeys(_NODE_PACKAGES.split(), "node"),
+    **dict.fromkeys(_SIM_PACKAGES.split(), "sim"),
+}
+"""The packages that come with an extra (pyproject.toml), by the name they are imported as:
+the core installs neither the node's nor the simulator's, and commands import them late."""
+
+
+def _need(extra: str) -> None:
+    """Fail now, saying what to install, if a package of `extra` is not installed."""
+    for module, wanted in EXTRAS.items():
+        if wanted == extra and importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
+class _Commands(click.Group):
+    """The command tree: an error a user caused that a command lets out is `error: ...`
+    on stderr and exit 1. Commands wrap a call in `failing` for another code or prefix.
+    A command whose extra is not installed says which one to install."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with failing():
+                return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            module = (exc.name or "").partition(".")[0]
+            if module not in EXTRAS:
+                raise
+            extra = EXTRAS[module]
+            fail(
+                f"error: this command needs {module}, which comes with clearline's {extra} "
+                f"extra: pip install 'clearline[{extra}]'"
+            )
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="clearline")
 def main() -> None:
     """clearline: a machine-speed hotline and action gate between autonomous defences."""
@@ -82,6 +147,11 @@ def demo(
     """
     from clearline.demo import run_demo
 
+    # Say now, not after the scenes, if an extra they need is missing.
+    if not virtual:
+        _need("node")
+    if episodes:
+        _need("sim")
     say = click.echo
     # Someone can watch only where a browser can open: not on a Linux box with no display.
     has_screen = sys.platform != "linux" or bool(
@@ -132,11 +202,8 @@ def _trust(path: Path | None) -> TrustedKeys | None:
 
     if path is None:
         return None
-    try:
+    with failing(2, "error: trust file "):
         return load_trust(path)
-    except ClearlineError as exc:
-        click.echo(f"error: trust file {exc}", err=True)
-        sys.exit(2)
 
 
 @log.command("verify")
@@ -196,22 +263,15 @@ def log_verify(
     keys = _trust(trust)
     authority = None
     if roster is not None:
-        try:
+        with failing(2):
             authority = (
                 read_roster(roster),
                 load_policy(policy_path) if policy_path is not None else default_policy(),
             )
-        except ClearlineError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
     elif policy_path is not None:
-        click.echo("error: --policy goes with --roster", err=True)
-        sys.exit(2)
-    try:
+        fail("error: --policy goes with --roster", 2)
+    with failing(1, f"FAIL {path}: "):
         report = verify_log(path, keys, authority=authority)
-    except ClearlineError as exc:
-        click.echo(f"FAIL {path}: {exc}", err=True)
-        sys.exit(1)
     uncovered = (
         f"{report.uncovered} entries (from entry {report.first_uncovered}) are covered by no "
         "signed checkpoint of the owner"
@@ -276,11 +336,7 @@ def log_export(path: Path, out: Path) -> None:
     """
     from clearline.log.store import export_log
 
-    try:
-        count = export_log(path, out)
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    count = export_log(path, out)
     click.echo(f"wrote {count} .cose files and keys.json to {out}")
 
 
@@ -314,11 +370,8 @@ def log_cross_check(a: Path, b: Path, trust: Path | None, as_json: bool) -> None
     from clearline.log.crosscheck import cross_check
 
     keys = _trust(trust)
-    try:
+    with failing(1, "FAIL "):
         report = cross_check(a, b, keys)
-    except ClearlineError as exc:
-        click.echo(f"FAIL {exc}", err=True)
-        sys.exit(1)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), sort_keys=True))
     else:
@@ -364,11 +417,7 @@ def policy_check(path: Path | None) -> None:
     """Validate a policy file (the default policy if none) and print its canonical hash."""
     from clearline.config import default_policy, load_policy
 
-    try:
-        loaded = load_policy(path) if path is not None else default_policy()
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    loaded = load_policy(path) if path is not None else default_policy()
     click.echo(f"OK {path or 'default policy'}: {loaded.name}, hash {loaded.hash.hex()}")
 
 
@@ -440,11 +489,8 @@ def _run_options(f: Any) -> Any:
 def _load_scenario(name: str) -> Any:
     from clearline.sim.scenario import load_scenario
 
-    try:
+    with failing(2):
         return load_scenario(name)
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
 
 
 @sim.command("run")
@@ -491,7 +537,10 @@ def sim_run(
     arm_list = _arms(arms)
     cap = episodes if episodes is not None else (1_000_000 if ci_halfwidth else 1000)
     where = out or Path("sim-results") / f"{loaded.scenario.name}-s{seed}"
-    try:
+    with (
+        failing(2, errors=(ValueError, ClearlineError)),
+        failing(3, "INVARIANT BROKEN (a bug, not a result): ", (InvariantError,)),
+    ):
         result = run(
             loaded,
             arms=arm_list,
@@ -505,12 +554,6 @@ def sim_run(
             signer=signer,
             progress=sys.stderr.isatty(),
         )
-    except InvariantError as exc:
-        click.echo(f"INVARIANT BROKEN (a bug, not a result): {exc}", err=True)
-        sys.exit(3)
-    except ValueError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     summary = result.summary
     if as_json:
         keep = {k: summary[k] for k in ("scenario", "seed", "signer")}
@@ -572,7 +615,7 @@ def sim_sweep(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--param") from None
     where = out or Path("sim-results") / f"{loaded.scenario.name}-sweep-s{seed}"
-    try:
+    with failing(2, errors=(ValueError, ClearlineError)):
         result = sweep(
             loaded,
             axes,
@@ -586,9 +629,6 @@ def sim_sweep(
             signer=signer,
             progress=sys.stderr.isatty(),
         )
-    except (ValueError, ClearlineError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     for cell in result["cells"]:
         parts = ", ".join(f"{k}={v}" for k, v in cell["settings"].items())
         estimates = "  ".join(
@@ -604,11 +644,8 @@ def sim_report(folder: Path) -> None:
     """Render figures and report.html for a `sim run` or `sim sweep` results folder."""
     from clearline.sim.report import write_report
 
-    try:
+    with failing(2, errors=(FileNotFoundError, KeyError, ValueError)):
         page = write_report(folder)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     click.echo(f"wrote {page}")
 
 
@@ -713,11 +750,7 @@ def keys_init(folder: Path, side: str, hosts: tuple[str, ...], days: int, force:
     """Create SIDE's Ed25519 signing key and self-signed TLS certificate in FOLDER."""
     from clearline.node.keys import init_keys
 
-    try:
-        paths = init_keys(folder, side, hosts, days, force)
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    paths = init_keys(folder, side, hosts, days, force)
     for what, path in paths.items():
         click.echo(f"{what:<19} {path}")
     click.echo(
@@ -745,11 +778,7 @@ def keys_token(folder: Path, side: str, role: str, name: str | None, force: bool
     in FOLDER/SIDE.api-tokens.json. A running node loads tokens when it starts."""
     from clearline.node.tokens import Role, add_token, tokens_file
 
-    try:
-        path = add_token(folder, side, Role(role), name or role, force)
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    path = add_token(folder, side, Role(role), name or role, force)
     click.echo(f"{role} token: {path} (mode 600)")
     click.echo(f"its hash is in {tokens_file(folder, side)}; restart the node to load it")
 
@@ -777,11 +806,8 @@ def node_serve(config_path: Path, ready_file: Path | None) -> None:
     """Run a node until SIGTERM; then flush, checkpoint and close its log."""
     from clearline.node.serve import main as serve_main
 
-    try:
+    with failing(2):
         sys.exit(serve_main(config_path, ready_file))
-    except ClearlineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
 
 
 @bench.command("link")
@@ -803,7 +829,7 @@ def node_serve(config_path: Path, ready_file: Path | None) -> None:
 )
 def bench_link_command(as_json: bool, rounds: int, clarifications: int, records: int) -> None:
     """TCP echo, gRPC mTLS echo, clarification through two nodes, telemetry, 55 ms path."""
-    from clearline.node.benchmark import bench_link
+    from clearline.lab.benchmark import bench_link
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     results = bench_link(rounds, clarifications, records, say)
@@ -874,11 +900,8 @@ def sim_dst(seeds: int, start: int, horizon: float) -> None:
     }
     began = time.perf_counter()
     for seed in range(start, start + seeds):
-        try:
+        with failing(1, "FAIL ", (InvariantError,)):
             result = run_seed(seed, horizon)
-        except InvariantError as exc:
-            click.echo(f"FAIL {exc}", err=True)
-            sys.exit(1)
         for key in totals:
             totals[key] += getattr(result, key)
     elapsed = time.perf_counter() - began
@@ -893,7 +916,7 @@ def sim_dst(seeds: int, start: int, horizon: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print only the results as JSON.")
 def bench_soak_command(seconds: float, as_json: bool) -> None:
     """Two nodes under sustained load: resident memory, latency and log growth over time."""
-    from clearline.node.soak import run_soak
+    from clearline.lab.soak import run_soak
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     results = run_soak(seconds, say)
@@ -929,10 +952,7 @@ def officer_enrol(officer_id: str, side: str, roster_path: Path, keys_dir: Path,
     """Create OFFICER_ID's approval key and enrol its public key in the roster."""
     from clearline.officer import enrol
 
-    try:
-        roster, key_path, pub_path = enrol(roster_path, keys_dir, officer_id, side, name)
-    except ClearlineError as exc:
-        _fail(exc)
+    roster, key_path, pub_path = enrol(roster_path, keys_dir, officer_id, side, name)
     click.echo(f"officer key  {key_path} (mode 600: only this officer may read it)")
     click.echo(f"public key   {pub_path}")
     click.echo(
@@ -999,53 +1019,45 @@ def officer_approve(
     from clearline.config import default_policy, load_policy
     from clearline.officer import approve, encode, pending_act
 
-    try:
-        if pending is not None:
-            if standing:
-                raise click.UsageError("--standing and --pending do not go together")
-            act = pending_act(pending.name, pending.read(), action_id)
-            action_id = act["action_id"]
-            side, rung, domain = act["side"], act["rung"], act["domain"]
-            target = act.get("target")
-        missing = [
-            name
-            for name, value in (("--side", side), ("--rung", rung), ("--domain", domain))
-            if value is None
-        ]
-        if not standing and action_id is None:
-            missing.append("--action (or --standing)")
-        if missing:
-            raise click.UsageError(f"missing {', '.join(missing)} (or give --pending)")
-        if standing and action_id is not None:
-            raise click.UsageError("a standing approval names no --action")
-        assert side is not None and rung is not None and domain is not None
+    if pending is not None:
         if standing:
-            policy = load_policy(policy_path) if policy_path is not None else default_policy()
-            if rung in policy.excluded_rungs or domain in policy.exclusions:
-                raise click.UsageError(
-                    f"a standing approval never covers an excluded rung or domain "
-                    f"({sorted(policy.excluded_rungs)}, {sorted(policy.exclusions)}); "
-                    "approve the one act instead (--action)"
-                )
-            if rung not in policy.rungs:
-                raise click.UsageError(f"--rung {rung!r} is not on the policy's ladder")
-        approval = approve(
-            key_path,
-            side,
-            rung,
-            domain,
-            time.time_ns() // 1000,
-            valid_for,
-            None if standing else action_id,
-            target,
-        )
-    except ClearlineError as exc:
-        _fail(exc)
+            raise click.UsageError("--standing and --pending do not go together")
+        act = pending_act(pending.name, pending.read(), action_id)
+        action_id = act["action_id"]
+        side, rung, domain = act["side"], act["rung"], act["domain"]
+        target = act.get("target")
+    missing = [
+        name
+        for name, value in (("--side", side), ("--rung", rung), ("--domain", domain))
+        if value is None
+    ]
+    if not standing and action_id is None:
+        missing.append("--action (or --standing)")
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or give --pending)")
+    if standing and action_id is not None:
+        raise click.UsageError("a standing approval names no --action")
+    assert side is not None and rung is not None and domain is not None
+    if standing:
+        policy = load_policy(policy_path) if policy_path is not None else default_policy()
+        if rung in policy.excluded_rungs or domain in policy.exclusions:
+            raise click.UsageError(
+                f"a standing approval never covers an excluded rung or domain "
+                f"({sorted(policy.excluded_rungs)}, {sorted(policy.exclusions)}); "
+                "approve the one act instead (--action)"
+            )
+        if rung not in policy.rungs:
+            raise click.UsageError(f"--rung {rung!r} is not on the policy's ladder")
+    approval = approve(
+        key_path,
+        side,
+        rung,
+        domain,
+        time.time_ns() // 1000,
+        valid_for,
+        None if standing else action_id,
+        target,
+    )
     what = f"standing, up to {rung} in {domain}" if standing else f"{action_id}: {rung} in {domain}"
     click.echo(f"approval ({what}, valid {valid_for} s):", err=True)
     click.echo(encode(approval))
-
-
-def _fail(exc: BaseException) -> Any:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(1)

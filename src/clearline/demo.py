@@ -350,7 +350,7 @@ def monte_carlo(episodes: int, say: Printer) -> None:
 def _live(
     where: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float
 ) -> HotlineResult:
-    from clearline.node.scene import run_live_scene
+    from clearline.lab.scene import run_live_scene
 
     live = run_live_scene(where, delay_ms, say, duration_s, pause_s)
     for side, code in live.exit_codes.items():

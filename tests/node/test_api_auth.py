@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from clearline.lab.scene import SWARM
 from clearline.node.api import build_app
 from clearline.node.auth import ROUTE_ROLES, UNLISTED, Access, Sessions, uncovered
 from clearline.node.tokens import Role, TokenSet
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
-from tests.node.test_nodes import SWARM, running
+from tests.node.harness import NodeProcess, make_keys, running, start_node, write_config
 
 STREAMS = 3
 NUCLEAR = {

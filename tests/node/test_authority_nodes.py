@@ -8,18 +8,16 @@ send, then the honest path an officer takes by hand.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from clearline.log.store import verify_log
 from clearline.officer import enrol
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
+from tests.node.harness import make_keys, running, start_node, write_config
 
 NUCLEAR_NAMES = {
     "action_id": "a2",
@@ -28,16 +26,6 @@ NUCLEAR_NAMES = {
     "domain": "nuclear-c2",
     "authorizations": ["nobody-1", "nobody-2"],
 }
-
-
-@contextlib.contextmanager
-def running(*nodes: NodeProcess) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for node in nodes:
-            if node.process.poll() is None:
-                node.process.kill()
 
 
 def clearline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

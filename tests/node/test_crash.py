@@ -19,13 +19,13 @@ from pathlib import Path
 
 import httpx
 
+from clearline.lab.scene import SIGHTING, SWARM
 from clearline.log import merkle
 from clearline.log.store import LogStore, verify_log
 from clearline.node.keys import load_signer
 from clearline.protocol import codec
 from clearline.protocol.messages import Answer, Decision
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
-from tests.node.test_nodes import SIGHTING, SWARM, running
+from tests.node.harness import NodeProcess, make_keys, running, start_node, write_config
 
 ROUNDS = int(os.environ.get("CLEARLINE_CRASH_ROUNDS", "3"))
 SEED = int(os.environ.get("CLEARLINE_CRASH_SEED", "20261127"))

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.harness import NodeProcess, ProxyThread, make_keys, start_node, write_config
-from tests.node.test_nodes import SIGHTING, SWARM, running
-
-HEARTBEAT_MS = 200  # write_config: degraded after 500 ms of silence, down after 1 s
+from clearline.lab.scene import SIGHTING, SWARM
+from tests.node.harness import (
+    HEARTBEAT_MS,
+    NodeProcess,
+    ProxyThread,
+    make_keys,
+    running,
+    start_node,
+    write_config,
+)
 
 
 @pytest.fixture

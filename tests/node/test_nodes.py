@@ -15,35 +15,18 @@ from click.testing import CliRunner
 
 from clearline.cli import main
 from clearline.config import default_policy
+from clearline.lab.scene import SIGHTING, SWARM
 from clearline.node.keys import load_signer, load_verifier
 from clearline.protocol.messages import Checkpoint, Heartbeat
 from clearline.protocol.session import Session, SessionConfig
-from tests.node.harness import NodeProcess, make_keys, start_node, tls_client, write_config
-
-SWARM = {
-    "asset_id": "PRC-RS-7",
-    "kind": "recon_swarm",
-    "mission": "reconnaissance",
-    "armed": False,
-    "intent": "withdrawing",
-    "position": {"lat": 24.1, "lon": 122.4, "alt_m": 1500},
-}
-SIGHTING = {
-    "track_id": "T-0417",
-    "position": {"lat": 24.13, "lon": 122.38, "alt_m": 1400},
-    "looks_like": "strike_package",
-    "count": 24,
-}
-
-
-@contextlib.contextmanager
-def running(*nodes: NodeProcess) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for node in nodes:
-            if node.process.poll() is None:
-                node.process.kill()
+from tests.node.harness import (
+    NodeProcess,
+    make_keys,
+    running,
+    start_node,
+    tls_client,
+    write_config,
+)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clearline.node.soak import FLAT_MARGIN_KIB, run_soak
+from clearline.lab.soak import FLAT_MARGIN_KIB, run_soak
 
 SECONDS = float(os.environ.get("CLEARLINE_SOAK_SECONDS", "120"))
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"

@@ -11,6 +11,7 @@ are the same for a given seed on any executor with any number of workers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -21,10 +22,7 @@ from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from clearline.sim.episode import ARMS, OUTCOME_COLUMNS, Arm, Outcome, Prepared, run_episode
 from clearline.sim.executors import make_executor
@@ -32,9 +30,19 @@ from clearline.sim.scenario import LoadedScenario
 from clearline.sim.signers import SignerName
 from clearline.sim.stats import ArmStats
 
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
-SCHEMA = pa.schema([(f.name, _ARROW_TYPES[str(f.type)]) for f in dataclasses.fields(Outcome)])
-"""The Parquet schema, derived from the Outcome record so the two cannot drift."""
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@functools.cache
+def parquet_schema() -> pa.Schema:
+    """The Parquet schema, derived from the Outcome record so the two cannot drift.
+    (pyarrow comes with the `sim` extra: imported here, not when this module is.)"""
+    import pyarrow as pa
+
+    types = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "str": pa.string()}
+    return pa.schema([(f.name, types[str(f.type)]) for f in dataclasses.fields(Outcome)])
+
 
 DEFAULT_BATCH = 200
 MIN_EPISODES_FOR_CI = 400
@@ -155,6 +163,10 @@ def execute(
     progress: ProgressFn | None = None,
 ) -> SimResult:
     """Run `plan` on `executor`, writing episodes.parquet and summary.json under `out`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema()
     out.mkdir(parents=True, exist_ok=True)
     arms = [a.value for a in plan.arms]
     stats = {arm: ArmStats(plan.seed + 17 * i) for i, arm in enumerate(plan.arms)}
@@ -169,7 +181,7 @@ def execute(
     total = 0
     stopped = False
     tmp = out / "episodes.parquet.partial"
-    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         while next_to_take < len(batches) and not stopped:
             while submitted < len(batches) and len(pending) + len(ready) < window:
                 start, count = batches[submitted]
@@ -181,7 +193,7 @@ def execute(
             if future is not None:
                 ready[next_to_take] = future.result()
             columns = ready.pop(next_to_take)
-            writer.write_table(pa.table(columns, schema=SCHEMA))
+            writer.write_table(pa.table(columns, schema=schema))
             _accumulate(columns, plan.arms, stats, baseline)
             count = len(columns["episode"])
             total += count

@@ -15,8 +15,6 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 Z95 = 1.959963984540054
 KEEP = 100_000
 BOOTSTRAP_RESAMPLES = 1000
@@ -76,6 +74,8 @@ def normal_mean(total: float, total_sq: float, n: int, z: float = Z95) -> Estima
 
 def bootstrap_median(values: list[float], seed: int) -> Estimate:
     """Median with a 95% percentile-bootstrap interval (seeded, so reproducible)."""
+    import numpy as np  # the `sim` extra: imported here, not when this module is
+
     n = len(values)
     if n == 0:
         return Estimate(None, None, None)

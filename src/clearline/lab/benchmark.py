@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import uvloop
 
+from clearline.lab.scene import SIGHTING, SWARM, NodePair, node_pair
 from clearline.node.keys import init_keys
-from clearline.node.scene import SIGHTING, SWARM, NodePair, node_pair
 from clearline.node.tokens import Role
 
 PAYLOAD = b"x" * 300

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import json
 import os
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -24,15 +21,21 @@ import httpx
 
 from clearline.config import read_roster
 from clearline.doctrine.responses import fuse, propose_rung
+from clearline.lab.nodes import (
+    NodeProcess,
+    make_keys,
+    node_config_text,
+    start_node_async,
+    write_node_config,
+)
+from clearline.lab.proxy import FaultProxy, delay_proxy
 from clearline.log.store import VerifyReport, verify_log
-from clearline.node.keys import init_keys, officer_key_paths
-from clearline.node.proxy import FaultProxy, delay_proxy
+from clearline.node.keys import officer_key_paths
 from clearline.node.tokens import Role, read_token
 from clearline.officer import approve, encode, enrol
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
-START_TIMEOUT_S = 30.0
 MODEL_MISREAD_SCORE = 0.83
 TRUST_IN_PEER = 0.85
 
@@ -78,27 +81,6 @@ def enrol_officers(folder: Path) -> None:
             enrol(roster_path(folder, side), folder / "officers", officer, side)
 
 
-def node_config_text(side: str, peer: str, listen: bool, address: str | None) -> str:
-    lines = [
-        f'side = "{side}"',
-        'keys_dir = "keys"',
-        f'data_dir = "{side.lower()}-data"',
-        f'roster = "{side.lower()}-roster.yaml"',
-    ]
-    if listen:
-        lines += ["[listen]", 'host = "127.0.0.1"', "port = 0"]
-    lines += [
-        "[peer]",
-        f'side = "{peer}"',
-        f'certificate = "keys/{peer}.tls.crt"',
-        f'signing_key = "keys/{peer}.signing.pub"',
-    ]
-    if address is not None:
-        lines.append(f'address = "{address}"')
-    lines += ["[api]", 'host = "127.0.0.1"', "port = 0"]
-    return "\n".join(lines) + "\n"
-
-
 def _answer(data: dict[str, Any]) -> Answer:
     """The API's JSON answer back as the protocol's Answer, for the doctrine to weigh."""
     return Answer(
@@ -108,65 +90,6 @@ def _answer(data: dict[str, Any]) -> Answer:
         data["armed"],
         Intent(data["intent"]) if data["intent"] else None,
     )
-
-
-@dataclass
-class RunningNode:
-    side: str
-    process: asyncio.subprocess.Process
-    api: str
-    listen: int | None
-    log: Path
-    stderr: Path
-
-    async def stop(self) -> int:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), timeout=30)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the demo that started us dies, however it dies,
-    so that a demo killed outright leaves no nodes behind (Linux; elsewhere a no-op)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import signal as signals
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signals.SIGTERM)
-
-
-async def start_node(folder: Path, side: str, config: str) -> RunningNode:
-    path = folder / f"{side.lower()}.toml"
-    path.write_text(config)
-    ready = folder / f"{side.lower()}.ready"
-    stderr = folder / f"{side.lower()}.stderr"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "clearline",
-        "node",
-        "serve",
-        "--config",
-        str(path),
-        "--ready-file",
-        str(ready),
-        cwd=folder,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=stderr.open("wb"),
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=_die_with_parent,
-    )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not (ready.exists() and ready.read_text()):
-        if process.returncode is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            raise RuntimeError(f"the {side} node did not start:\n{stderr.read_text()}")
-        await asyncio.sleep(0.05)
-    info = json.loads(ready.read_text())
-    return RunningNode(side, process, info["api"], info["listen"], Path(info["log"]), stderr)
 
 
 async def wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, Any]:
@@ -192,8 +115,8 @@ class LiveResult:
 
 @dataclass
 class NodePair:
-    us: RunningNode
-    prc: RunningNode
+    us: NodeProcess
+    prc: NodeProcess
     us_api: httpx.AsyncClient
     """With the US operator token: the scene asks, decides and checkpoints."""
     prc_api: httpx.AsyncClient
@@ -206,50 +129,48 @@ class NodePair:
         return read_token(self.keys, side, role)
 
 
-def bearer(keys: Path, side: str, role: Role) -> dict[str, str]:
-    """The Authorization header for `side`'s API with its token for `role`."""
-    return {"Authorization": f"Bearer {read_token(keys, side, role)}"}
-
-
 @contextlib.asynccontextmanager
 async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
     """Two node processes with fresh keys in `folder`: PRC listens, US dials it (through a
     proxy adding `delay_ms` each way, if any). Stopped with SIGTERM on the way out."""
-    keys = folder / "keys"
-    for side in ("US", "PRC"):
-        init_keys(keys, side, force=True)
+    keys = make_keys(folder, "US", "PRC", force=True)
     enrol_officers(folder)
-    prc = await start_node(folder, "PRC", node_config_text("PRC", "US", listen=True, address=None))
+
+    async def start(side: str, peer: str, listen: bool, address: str | None) -> NodeProcess:
+        text = node_config_text(
+            side, peer, listen=listen, address=address, roster=roster_path(folder, side).name
+        )
+        return await start_node_async(write_node_config(folder, side, text), die_with_parent=True)
+
+    prc = await start("PRC", "US", listen=True, address=None)
     assert prc.listen is not None
     proxy: FaultProxy | None = None
     target = prc.listen
-    us: RunningNode | None = None
+    us: NodeProcess | None = None
     try:
         if delay_ms > 0:
             proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
             target = await proxy.start()
-        us = await start_node(
-            folder, "US", node_config_text("US", "PRC", listen=False, address=f"127.0.0.1:{target}")
-        )
+        us = await start("US", "PRC", listen=False, address=f"127.0.0.1:{target}")
         async with (
             httpx.AsyncClient(
-                base_url=us.api, timeout=60, headers=bearer(keys, "US", Role.OPERATOR)
+                base_url=us.api, timeout=60, headers=us.bearer(Role.OPERATOR)
             ) as us_api,
             httpx.AsyncClient(
-                base_url=prc.api, timeout=60, headers=bearer(keys, "PRC", Role.OPERATOR)
+                base_url=prc.api, timeout=60, headers=prc.bearer(Role.OPERATOR)
             ) as prc_api,
         ):
             link = await wait_up(us_api)
             await wait_up(prc_api)
             pair = NodePair(us, prc, us_api, prc_api, link, keys)
             yield pair
-        pair.exit_codes = {"US": await us.stop(), "PRC": await prc.stop()}
+        pair.exit_codes = {"US": await us.stop_async(), "PRC": await prc.stop_async()}
     finally:
         if proxy is not None:
             await proxy.close()
         for running in (us, prc):
-            if running is not None and running.process.returncode is None:
-                running.process.kill()
+            if running is not None:
+                running.kill()
 
 
 CONSOLE_PAGE = """<!doctype html>
@@ -277,7 +198,7 @@ def write_console_login(folder: Path, pair: NodePair) -> Path:
     the PRC node takes it first and passes it on (307) to the US node, whose console shows
     both."""
     nodes = [pair.prc, pair.us]
-    fields = [("token", read_token(pair.keys, n.side, Role.OBSERVER)) for n in nodes]
+    fields = [("token", n.token(Role.OBSERVER)) for n in nodes]
     fields += [("chain", f"{n.api}/console/login") for n in nodes]
     fields.append(("next", f"/console/?nodes={pair.us.api},{pair.prc.api}"))
     text = CONSOLE_PAGE.format(

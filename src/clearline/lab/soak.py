@@ -18,8 +18,8 @@ from typing import Any
 
 import uvloop
 
-from clearline.node.benchmark import percentiles
-from clearline.node.scene import SIGHTING, SWARM, node_pair
+from clearline.lab.benchmark import percentiles
+from clearline.lab.scene import SIGHTING, SWARM, node_pair
 
 FLAT_MARGIN_KIB = 16 * 1024
 """Growth allowed between the second and last thirds (allocator noise, caches filling)."""

@@ -1,0 +1,223 @@
+"""Node processes started from outside: keys, a config file, `clearline node serve` until its
+ready file is written, the node's API tokens, and SIGTERM.
+
+The demo scene, the link benchmark, the soak and the integration tests all start nodes
+this way: a node is a real process, found only through the ready file it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from clearline.node.config import load_node_config
+from clearline.node.keys import init_keys
+from clearline.node.tokens import Role, read_token
+
+START_TIMEOUT_S = 30.0
+
+
+def make_keys(folder: Path, *sides: str, force: bool = False) -> Path:
+    """Signing keys, certificates and API tokens for each of `sides` in FOLDER/keys."""
+    keys = folder / "keys"
+    for side in sides:
+        init_keys(keys, side, force=force)
+    return keys
+
+
+def node_config_text(
+    side: str,
+    peer: str,
+    *,
+    listen: bool = False,
+    address: str | None = None,
+    keys_dir: str = "keys",
+    peer_keys_dir: str = "keys",
+    roster: str | None = None,
+    heartbeat_ms: int | None = None,
+    extra: str = "",
+) -> str:
+    """A node's TOML: its keys in `keys_dir`, its data in SIDE-data, the peer's certificate
+    and signing key from `peer_keys_dir`, its API on a free loopback port; with `listen`, it
+    listens on a free loopback port; with `address`, it dials the peer there. `extra` is
+    TOML put in before the first table."""
+    lines = [f'side = "{side}"', f'keys_dir = "{keys_dir}"', f'data_dir = "{side.lower()}-data"']
+    if roster is not None:
+        lines.append(f'roster = "{roster}"')
+    if heartbeat_ms is not None:
+        lines.append(f"heartbeat_ms = {heartbeat_ms}")
+    if extra:
+        lines.append(extra)
+    if listen:
+        lines += ["[listen]", 'host = "127.0.0.1"', "port = 0"]
+    lines += [
+        "[peer]",
+        f'side = "{peer}"',
+        f'certificate = "{peer_keys_dir}/{peer}.tls.crt"',
+        f'signing_key = "{peer_keys_dir}/{peer}.signing.pub"',
+    ]
+    if address is not None:
+        lines.append(f'address = "{address}"')
+    lines += ["[api]", 'host = "127.0.0.1"', "port = 0"]
+    return "\n".join(lines) + "\n"
+
+
+def write_node_config(folder: Path, side: str, text: str) -> Path:
+    """`text` as FOLDER/side.toml (lower case), which it returns."""
+    path = folder / f"{side.lower()}.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class NodeProcess:
+    """A running `clearline node serve`, as its ready file describes it."""
+
+    side: str
+    process: subprocess.Popen[bytes]
+    api: str
+    listen: int | None
+    log: Path
+    stderr: Path
+    keys: Path
+
+    def token(self, role: Role | str) -> str:
+        """The node's API token for `role`, as keys init wrote it."""
+        return read_token(self.keys, self.side, role)
+
+    def bearer(self, role: Role | str) -> dict[str, str]:
+        """The Authorization header with the token for `role`."""
+        return {"Authorization": f"Bearer {self.token(role)}"}
+
+    def client(self, role: Role | str = Role.OBSERVER) -> httpx.Client:
+        """An API client holding the token of `role` (ask for the least the calls need)."""
+        return httpx.Client(base_url=self.api, timeout=20, headers=self.bearer(role))
+
+    def wait_link(self, state: str = "up", timeout: float = 20) -> dict[str, Any]:
+        """The node's link once it is in `state`; AssertionError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while True:
+                link: dict[str, Any] = client.get("/v1/link").json()
+                if link["state"] == state:
+                    return link
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"link not {state} after {timeout} s: {link}")
+                time.sleep(0.05)
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        """The node's recent events of `kind`."""
+        with self.client() as client:
+            events: list[dict[str, Any]] = client.get(
+                "/v1/events", params={"limit": 10_000}
+            ).json()["events"]
+        return [e for e in events if e["kind"] == kind]
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code (the node flushes and seals its log first)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    async def stop_async(self, timeout: float = 30) -> int:
+        return await asyncio.to_thread(self.stop, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, if it is still running."""
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies, however it
+    dies, so that a demo killed outright leaves no nodes behind (Linux; elsewhere a no-op)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class _Starting:
+    """`clearline node serve --config CONFIG` started, in CONFIG's folder, its stderr in
+    CONFIG.stderr and its ready file CONFIG.ready, until it has written that file."""
+
+    def __init__(self, config: Path, die_with_parent: bool) -> None:
+        self.config = config
+        folder = config.parent
+        self.ready = folder / f"{config.stem}.ready"
+        self.ready.unlink(missing_ok=True)
+        self.stderr = folder / f"{config.stem}.stderr"
+        with self.stderr.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "clearline",
+                    "node",
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--ready-file",
+                    str(self.ready),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                cwd=folder,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=_die_with_parent if die_with_parent else None,
+            )
+        self.deadline = time.monotonic() + START_TIMEOUT_S
+
+    def poll(self) -> NodeProcess | None:
+        """The node once its ready file is written; None before; RuntimeError if it exited
+        or has not started in time (then it is killed)."""
+        text = self.ready.read_text() if self.ready.exists() else ""
+        if not text:
+            failed = self.process.poll() is not None or time.monotonic() > self.deadline
+            if not failed:
+                return None
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(
+                f"the node of {self.config} did not start (exit {self.process.returncode}):\n"
+                f"{self.stderr.read_text()}"
+            )
+        info = json.loads(text)
+        loaded = load_node_config(self.config)
+        return NodeProcess(
+            loaded.side,
+            self.process,
+            info["api"],
+            info["listen"],
+            Path(info["log"]),
+            self.stderr,
+            loaded.path(loaded.keys_dir),
+        )
+
+
+def start_node(config: Path, *, die_with_parent: bool = False) -> NodeProcess:
+    """Start a node on `config` and wait until it serves."""
+    starting = _Starting(config, die_with_parent)
+    while (node := starting.poll()) is None:
+        time.sleep(0.05)
+    return node
+
+
+async def start_node_async(config: Path, *, die_with_parent: bool = False) -> NodeProcess:
+    """`start_node` without blocking the event loop while the node starts."""
+    starting = _Starting(config, die_with_parent)
+    while (node := starting.poll()) is None:
+        await asyncio.sleep(0.05)
+    return node
