@@ -210,7 +210,7 @@ class _EventStream(StreamingResponse):
 
 def build_app(node: Any) -> FastAPI:
     """The API of one running `Node` (None: the app's shape only, for its OpenAPI text)."""
-    from clearline.node.node import wall_us
+    from clearline.node.link import wall_us
 
     app = FastAPI(
         title="clearline node local API",

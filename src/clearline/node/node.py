@@ -1,10 +1,11 @@
-"""The hotline node: the foundation's Session over mutual TLS 1.3, driven by asyncio.
+"""The hotline node: one side's endpoint over mutual TLS 1.3, driven by asyncio.
 
-One node serves one side. It listens for its peer, dials it, or both; whichever
-connection is established first carries the session, and a second is refused.
-The sans-I/O Session does all protocol work; this module moves bytes, keeps the
-clock, runs the timers, logs every signed message through the group-committing
-log writer, answers the peer's queries from its own side's asset registry, and
+One node serves one side. It listens for its peer, dials it, or both
+(`transport.py`); whichever connection is established first carries the session,
+and a second is refused. The pure endpoint (`clearline.hotline`) does the
+hotline's work; the link (`link.py`) moves its bytes and keeps its timer; this
+module logs every signed message through the group-committing log writer, puts
+proposed actions through the gate, publishes telemetry and checkpoints, and
 tells the local API what happened.
 
 What each side can rely on, and when (docs/node.md has the long form):
@@ -23,12 +24,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
-import ssl
-import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clearline.config import default_policy, load_policy, load_roster
@@ -46,10 +44,12 @@ from clearline.hotline import (
 )
 from clearline.log import merkle
 from clearline.node.config import NodeConfig
-from clearline.node.keys import Identity, fingerprint, load_identity
+from clearline.node.keys import Identity, load_identity
+from clearline.node.link import Link, wall_us
 from clearline.node.logwriter import LogWriter
 from clearline.node.metrics import NodeMetrics
 from clearline.node.tokens import TokenSet, load_tokens
+from clearline.node.transport import Transport
 from clearline.protocol.events import (
     Closed,
     CloseReason,
@@ -74,26 +74,19 @@ from clearline.protocol.messages import (
     TrackReport,
     Verdict,
 )
-from clearline.protocol.session import Session, SessionConfig
+from clearline.protocol.session import SessionConfig
 
 log = logging.getLogger("clearline.node")
 
-READ_SIZE = 65_536
 TELEMETRY_BATCH_MAX = 350
 """Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
-MAX_WRITE_BUFFER = 4 * 1024 * 1024
 PENDING_APPROVALS = 256
 """Referred acts kept for officers to see; the oldest is forgotten first."""
 REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
 CHECKPOINT_HISTORY = 64
 """Checkpoints kept in memory per side for the API (all of them stay in the log)."""
-"""A peer that stops reading is cut off once this much is waiting for it."""
-
-
-def wall_us() -> Micros:
-    return time.time_ns() // 1000
 
 
 @dataclass
@@ -106,128 +99,6 @@ class Outcome:
     elapsed_us: Micros | None = None
     reason: str = ""
     logged_index: int | None = None
-
-
-@dataclass
-class _TokenBucket:
-    rate: float
-    burst: float
-    tokens: float = 0.0
-    stamp: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self, n: float) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < n:
-            return False
-        self.tokens -= n
-        return True
-
-
-class Link:
-    """One authenticated TLS connection, carrying the node's endpoint's current session."""
-
-    def __init__(
-        self,
-        node: Node,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        peer: str,
-    ) -> None:
-        self.node = node
-        self.endpoint = node.endpoint
-        self.reader = reader
-        self.writer = writer
-        self.peer = peer
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at: Micros | None = None
-        self.bucket = _TokenBucket(node.config.limits.frames_per_s, node.config.limits.burst)
-        self.closed = asyncio.Event()
-        self.frames = 0
-
-    @property
-    def session(self) -> Session:
-        session = self.endpoint.session
-        assert session is not None
-        return session
-
-    def pump(self) -> None:
-        node = self.node
-        endpoint = self.endpoint
-        logged = node.log_entries(self)
-        while (event := endpoint.next_event()) is not None:
-            if isinstance(event, MessageReceived | Rejected):
-                self.frames += 1
-            node.handle(self, event, logged)
-        data = endpoint.data_to_send()
-        if data and not self.writer.is_closing():
-            self.writer.write(data)
-            transport = self.writer.transport
-            if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-                node.refuse(self.peer, "peer is not reading (write buffer over 4 MiB)")
-                self.abort()
-                return
-        if self.session.closed:
-            self.abort()
-            return
-        self._arm_timer()
-
-    def _arm_timer(self) -> None:
-        deadline = self.endpoint.next_deadline()
-        if deadline == self.timer_at:
-            return
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.timer_at = deadline
-        if deadline is None:
-            return
-        loop = asyncio.get_running_loop()
-        delay = max(0.0, (deadline - wall_us()) / 1e6)
-        self.timer = loop.call_later(delay, self._fire)
-
-    def _fire(self) -> None:
-        self.timer = None
-        self.timer_at = None
-        if self.session.closed:
-            return
-        self.endpoint.handle_timer(wall_us())
-        self.pump()
-
-    async def run(self) -> None:
-        try:
-            while not self.session.closed:
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    break
-                self.endpoint.receive_data(data, wall_us())
-                self.frames = 0
-                self.pump()
-                # Charge what the peer made us verify: one token per frame.
-                if self.frames and not self.bucket.take(self.frames):
-                    self.node.refuse(self.peer, "rate limit: the peer sends faster than allowed")
-                    break
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.info("connection to %s lost: %s", self.peer, exc)
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if not self.session.closed:
-            self.endpoint.close(wall_us(), "connection ended")
-            logged = self.node.log_entries(self)
-            while (event := self.endpoint.next_event()) is not None:
-                self.node.handle(self, event, logged)
-        if not self.writer.is_closing():
-            self.writer.close()
-        self.closed.set()
 
 
 class Node:
@@ -306,70 +177,17 @@ class Node:
         self.api_port: int | None = None
         self.listen_port: int | None = None
         self._listener: socket.socket | None = None
-
-    # -- TLS -------------------------------------------------------------------
-
-    def _context(self, server: bool) -> ssl.SSLContext:
-        purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
-        context = ssl.create_default_context(purpose, cafile=str(self.identity.peer_crt))
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.load_cert_chain(str(self.identity.tls_crt), str(self.identity.tls_key))
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.check_hostname = False  # pinned: the exact certificate, not a name
-        return context
-
-    def _pinned(self, writer: asyncio.StreamWriter) -> str | None:
-        """None if the peer presented exactly the pinned certificate, else why not."""
-        ssl_object = writer.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if der is None:
-            return "no client certificate"
-        if fingerprint(der) != self.identity.peer_fingerprint:
-            return f"certificate {fingerprint(der)[:16]} is not the pinned one"
-        return None
+        self.transport = Transport(self, self.identity)
 
     def refuse(self, peer: str, reason: str) -> None:
         log.warning("refused %s: %s", peer, reason)
         self.metrics.refusals.labels(reason=reason.split(":")[0][:40]).inc()
         self.emit({"kind": "refused", "peer": peer, "reason": reason})
 
-    # -- connections -------------------------------------------------------------
-
-    async def _accept_forever(self, listener: socket.socket) -> None:
-        """Accept TCP, then do the TLS handshake ourselves, so a failed one can be named.
-
-        (asyncio.start_server(ssl=...) drops failed handshakes silently; and upgrading
-        a stream after accepting races with the client's first bytes.)"""
-        loop = asyncio.get_running_loop()
-        while not self._stop.is_set():
-            connection, address = await loop.sock_accept(listener)
-            self._spawn(self._accept(connection, f"{address[0]}:{address[1]}"))
-
-    async def _accept(self, connection: socket.socket, peer: str) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=READ_SIZE)
-        try:
-            transport, protocol = await loop.connect_accepted_socket(
-                lambda: asyncio.StreamReaderProtocol(reader),
-                connection,
-                ssl=self._context(server=True),
-                ssl_handshake_timeout=10,
-            )
-        except (ssl.SSLError, OSError, TimeoutError) as exc:
-            self.refuse(peer, f"TLS handshake failed: {_tls_reason(exc)}")
-            connection.close()
-            return
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await self._serve(reader, writer, peer)
-
-    async def _serve(
+    async def serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> None:
-        reason = self._pinned(writer)
-        if reason is not None:
-            self.refuse(peer, reason)
-            writer.close()
-            return
+        """Run the link over one authenticated connection (one session at a time)."""
         if self.link is not None:
             self.refuse(peer, "a session with the peer is already up")
             writer.close()
@@ -387,34 +205,6 @@ class Node:
             self.gate.set_link(LinkState.DOWN)
             self.metrics.link_state.set(0)
             self.emit({"kind": "disconnected", "peer": peer})
-
-    async def _dial_forever(self, host: str, port: int) -> None:
-        backoff = 0.2
-        while not self._stop.is_set():
-            if self.link is None:
-                try:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(
-                            host, port, ssl=self._context(server=False), server_hostname=None
-                        ),
-                        timeout=10,
-                    )
-                except (ssl.SSLError, OSError, TimeoutError) as exc:
-                    self.emit(
-                        {
-                            "kind": "dial-failed",
-                            "peer": f"{host}:{port}",
-                            "reason": _tls_reason(exc),
-                        }
-                    )
-                else:
-                    backoff = 0.2
-                    await self._serve(reader, writer, f"{host}:{port}")
-                    continue
-            delay = backoff * (0.5 + random.random())  # jitter: two nodes never march in step
-            backoff = min(backoff * 2, 5.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=delay)
 
     # -- events ---------------------------------------------------------------
 
@@ -771,11 +561,14 @@ class Node:
             listener.setblocking(False)
             self._listener = listener
             self.listen_port = listener.getsockname()[1]
-            self._spawn(self._accept_forever(listener))
+            self._spawn(self.transport.accept_forever(listener, self._stop))
         if self.config.peer.address is not None:
             host, port = self.config.peer.address.rsplit(":", 1)
-            self._spawn(self._dial_forever(host, int(port)))
+            self._spawn(self.transport.dial_forever(host, int(port), self._stop))
         self.emit({"kind": "started", "log_size": self.log.size})
+
+    def spawn(self, coroutine: Any) -> None:
+        self._spawn(coroutine)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
@@ -817,20 +610,3 @@ def _checkpoint_view(
         "log_index": index,
         "consistency": consistency,
     }
-
-
-_TLS_REASONS = {
-    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client presented no certificate",
-    "CERTIFICATE_VERIFY_FAILED": "certificate verification failed: not the pinned certificate",
-    "TLSV1_ALERT_UNKNOWN_CA": "the peer does not accept our certificate",
-    "WRONG_VERSION_NUMBER": "not TLS",
-}
-
-
-def _tls_reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        code = exc.reason or ""
-        return _TLS_REASONS.get(code, code.lower().replace("_", " ") or str(exc))
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return str(exc) or type(exc).__name__

@@ -1,0 +1,127 @@
+"""The node's connections: accept and dial, mutual TLS 1.3 with a pinned certificate.
+
+Accept TCP, then do the TLS handshake ourselves, so a failed one can be named
+(asyncio.start_server(ssl=...) drops failed handshakes silently; and upgrading a
+stream after accepting races with the client's first bytes). Each connection that
+passes the pin is handed to the node, which runs the link over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import ssl
+from typing import TYPE_CHECKING
+
+from clearline.node.keys import Identity, fingerprint
+from clearline.node.link import READ_SIZE
+
+if TYPE_CHECKING:
+    from clearline.node.node import Node
+
+
+class Transport:
+    """Listening and dialling for one node; every connection ends in `node.serve`."""
+
+    def __init__(self, node: Node, identity: Identity) -> None:
+        self.node = node
+        self.identity = identity
+
+    def context(self, server: bool) -> ssl.SSLContext:
+        purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
+        context = ssl.create_default_context(purpose, cafile=str(self.identity.peer_crt))
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.load_cert_chain(str(self.identity.tls_crt), str(self.identity.tls_key))
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = False  # pinned: the exact certificate, not a name
+        return context
+
+    def pinned(self, writer: asyncio.StreamWriter) -> str | None:
+        """None if the peer presented exactly the pinned certificate, else why not."""
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if der is None:
+            return "no client certificate"
+        if fingerprint(der) != self.identity.peer_fingerprint:
+            return f"certificate {fingerprint(der)[:16]} is not the pinned one"
+        return None
+
+    async def accept_forever(self, listener: socket.socket, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            connection, address = await loop.sock_accept(listener)
+            self.node.spawn(self.accept(connection, f"{address[0]}:{address[1]}"))
+
+    async def accept(self, connection: socket.socket, peer: str) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_SIZE)
+        try:
+            transport, protocol = await loop.connect_accepted_socket(
+                lambda: asyncio.StreamReaderProtocol(reader),
+                connection,
+                ssl=self.context(server=True),
+                ssl_handshake_timeout=10,
+            )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            self.node.refuse(peer, f"TLS handshake failed: {tls_reason(exc)}")
+            connection.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self.checked(reader, writer, peer)
+
+    async def checked(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
+        reason = self.pinned(writer)
+        if reason is not None:
+            self.node.refuse(peer, reason)
+            writer.close()
+            return
+        await self.node.serve(reader, writer, peer)
+
+    async def dial_forever(self, host: str, port: int, stop: asyncio.Event) -> None:
+        backoff = 0.2
+        while not stop.is_set():
+            if self.node.link is None:
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(
+                            host, port, ssl=self.context(server=False), server_hostname=None
+                        ),
+                        timeout=10,
+                    )
+                except (ssl.SSLError, OSError, TimeoutError) as exc:
+                    self.node.emit(
+                        {
+                            "kind": "dial-failed",
+                            "peer": f"{host}:{port}",
+                            "reason": tls_reason(exc),
+                        }
+                    )
+                else:
+                    backoff = 0.2
+                    await self.checked(reader, writer, f"{host}:{port}")
+                    continue
+            delay = backoff * (0.5 + random.random())  # jitter: two nodes never march in step
+            backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+_TLS_REASONS = {
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client presented no certificate",
+    "CERTIFICATE_VERIFY_FAILED": "certificate verification failed: not the pinned certificate",
+    "TLSV1_ALERT_UNKNOWN_CA": "the peer does not accept our certificate",
+    "WRONG_VERSION_NUMBER": "not TLS",
+}
+
+
+def tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        code = exc.reason or ""
+        return _TLS_REASONS.get(code, code.lower().replace("_", " ") or str(exc))
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
