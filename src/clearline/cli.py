@@ -435,7 +435,7 @@ def sim() -> None:
 
 
 def _arms(value: str) -> list[str]:
-    from clearline.sim.episode import ARMS
+    from clearline.sim.outcomes import ARMS
 
     names = [a.strip() for a in value.split(",") if a.strip()]
     valid = [a.value for a in ARMS]
@@ -529,8 +529,8 @@ def sim_run(
     batch: int,
 ) -> None:
     """Run SCENARIO (a shipped name or a YAML file) over the arms; write Parquet and a summary."""
-    from clearline.sim.episode import InvariantError
     from clearline.sim.montecarlo import run
+    from clearline.sim.outcomes import InvariantError
     from clearline.sim.table import summary_table
 
     loaded = _load_scenario(scenario)
@@ -887,7 +887,7 @@ def sim_dst(seeds: int, start: int, horizon: float) -> None:
     """Deterministic simulation testing: random faults and workloads against the real Session
     and gate, every promise checked after every event. Prints the seed of any failure."""
     from clearline.sim.dst import run_seed
-    from clearline.sim.episode import InvariantError
+    from clearline.sim.outcomes import InvariantError
 
     totals = {
         "events": 0,

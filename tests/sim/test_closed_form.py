@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from clearline.sim.episode import Arm
 from clearline.sim.montecarlo import run
+from clearline.sim.outcomes import Arm
 from clearline.sim.scenario import parse_scenario
 from clearline.sim.stats import wilson
 

@@ -10,7 +10,7 @@ from clearline.gate import Gate, GateDecision, ProposedAction
 from clearline.gate.decide import Rule
 from clearline.protocol.messages import Micros, Verdict
 from clearline.sim.dst import Run, run_seed
-from clearline.sim.episode import InvariantError
+from clearline.sim.outcomes import InvariantError
 
 CI_SEEDS = 40
 

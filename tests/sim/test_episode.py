@@ -7,7 +7,8 @@ from importlib import resources
 
 import pytest
 
-from clearline.sim.episode import ARMS, Arm, Prepared, run_episode
+from clearline.sim.episode import Prepared, run_episode
+from clearline.sim.outcomes import ARMS, Arm
 from clearline.sim.scenario import load_scenario, parse_scenario, shipped_scenarios
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from clearline.sim.episode import OUTCOME_COLUMNS
 from clearline.sim.montecarlo import run
+from clearline.sim.outcomes import OUTCOME_COLUMNS
 from clearline.sim.report import write_report
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, set_path, sweep

@@ -6,8 +6,8 @@ result.summary_frame()   # arm x outcome: estimate, low, high
 result.episodes()        # one row per episode and arm
 """
 
-from clearline.sim.episode import ARMS, Arm
 from clearline.sim.montecarlo import SimResult, run
+from clearline.sim.outcomes import ARMS, Arm
 from clearline.sim.scenario import load_scenario, shipped_scenarios
 from clearline.sim.sweep import Axis, sweep
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from clearline.protocol.messages import Micros
-from clearline.sim.episode import ARMS, Episode, Prepared
+from clearline.sim.episode import Episode, Prepared
 from clearline.sim.kernel import Callback
 from clearline.sim.montecarlo import run
+from clearline.sim.outcomes import ARMS
 from clearline.sim.scenario import load_scenario
 from clearline.sim.signers import SignerName
 

@@ -50,10 +50,10 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Ed25519Signer
-from clearline.sim.episode import InvariantError
 from clearline.sim.kernel import Callback, Kernel
 from clearline.sim.network import Partitions, SimLink
 from clearline.sim.officers import officers_of
+from clearline.sim.outcomes import InvariantError
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import NetworkSpec, RandomPartitions
 from clearline.sim.signers import make_signer

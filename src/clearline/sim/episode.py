@@ -1,7 +1,9 @@
 """One episode: two sides' sensors, models, doctrine, humans, gate and hotline, on the kernel.
 
-The hotline is the real `Session` and the gate is the real `gate.Gate`; the rest
-is model. The story of an episode (docs/scenarios.md has the parameters):
+The hotline is each side's real endpoint (`clearline.hotline`, the node's own
+glue around the Session) and the gate is the real `gate.Gate`; the rest is model:
+outcomes and arms in `outcomes.py`, kinematics and tracks in `world.py`,
+officers in `officers.py`. The story of an episode (docs/scenarios.md has the parameters):
 
 1. Assets appear; the other side's sensors detect each after a few scans, with
    position noise. Spoofed tracks and false alarms appear the same way.
@@ -34,13 +36,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from clearline.doctrine.registry import OwnAsset
-from clearline.doctrine.responses import counter_response, fuse
+from clearline.doctrine.responses import Thresholds, counter_response, fuse, propose_rung
 from clearline.doctrine.threat import (
     CATEGORY_OF_KIND,
     RESPONSE_DOMAIN,
@@ -83,77 +84,20 @@ from clearline.protocol.signing import Signer, Verifier
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
 from clearline.sim.officers import officers_of
+from clearline.sim.outcomes import Arm, InvariantError, Outcome
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import (
     Accident,
     AssetSpec,
-    Delay,
     LoadedScenario,
     Scenario,
     SideSpec,
     TrackSpoof,
 )
 from clearline.sim.signers import SignerName, make_signer
+from clearline.sim.world import Track, jittered, lognormal, moved
 
 S = 1_000_000
-METRES_PER_DEGREE = 111_320.0
-
-
-class Arm(StrEnum):
-    """One configuration compared in Monte Carlo."""
-
-    NONE = "none"
-    ANALOG = "analog"
-    HOTLINE = "hotline"
-    HOTLINE_GATE = "hotline+gate"
-    GATE = "gate"
-
-    @property
-    def hotline(self) -> bool:
-        return self in (Arm.HOTLINE, Arm.HOTLINE_GATE)
-
-    @property
-    def gate(self) -> bool:
-        return self in (Arm.GATE, Arm.HOTLINE_GATE)
-
-    @property
-    def analog(self) -> bool:
-        return self is Arm.ANALOG
-
-
-ARMS: tuple[Arm, ...] = tuple(Arm)
-
-
-class InvariantError(AssertionError):
-    """A promise the system makes was broken inside the simulation: a bug, never a result."""
-
-
-def lognormal(rng: random.Random, delay: Delay) -> Micros:
-    return int(delay.median_s * math.exp(delay.sigma * rng.gauss(0.0, 1.0)) * S)
-
-
-def moved(
-    position: tuple[float, float, float], velocity: tuple[float, float], dt_s: float
-) -> Position:
-    lat, lon, alt = position
-    east, north = velocity
-    lat2 = lat + north * dt_s / METRES_PER_DEGREE
-    lon2 = lon + east * dt_s / (METRES_PER_DEGREE * max(0.01, math.cos(math.radians(lat))))
-    return Position(round(lat2 * 1e6), round(lon2 * 1e6), round(alt))
-
-
-def jittered(position: Position, sigma_m: float, rng: random.Random) -> Position:
-    if sigma_m <= 0:
-        return position
-    dlat = rng.gauss(0.0, sigma_m) / METRES_PER_DEGREE
-    dlon = rng.gauss(0.0, sigma_m) / (
-        METRES_PER_DEGREE * max(0.01, math.cos(math.radians(position.lat_e6 / 1e6)))
-    )
-    return Position(
-        max(-90_000_000, min(90_000_000, position.lat_e6 + round(dlat * 1e6))),
-        max(-180_000_000, min(180_000_000, position.lon_e6 + round(dlon * 1e6))),
-        position.alt_m,
-    )
 
 
 @dataclass(frozen=True)
@@ -213,67 +157,6 @@ class _Impostor:
 
     def sign(self, data: bytes) -> bytes:
         return self._inner.sign(data)
-
-
-@dataclass
-class Outcome:
-    episode: int
-    arm: str
-    peak_rung_a: int = 1
-    peak_rung_b: int = 1
-    escalation_score: int = 0
-    kinetic_actions: int = 0
-    first_kinetic_s: float = math.nan
-    first_human_s: float = math.nan
-    kinetic_before_human: bool = False
-    excluded_attempts: int = 0
-    excluded_allowed: int = 0
-    excluded_unguarded: int = 0
-    nuclear_use: bool = False
-    false_reassurance: bool = False
-    reassurance_delay_s: float = math.nan
-    cleared_by_hotline: bool = False
-    clarifications_answered: int = 0
-    clarifications_expired: int = 0
-    messages_sent: int = 0
-    messages_lost: int = 0
-    forged_injected: int = 0
-    forged_accepted: int = 0
-    ended_s: float = 0.0
-
-    def row(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in OUTCOME_COLUMNS)
-
-
-OUTCOME_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Outcome))
-"""One row per episode, in this order (Parquet columns and the Python API's data frame)."""
-
-
-@dataclass(eq=False)
-class Track:
-    """What one side believes about one thing its sensors show."""
-
-    track_id: str
-    report: TrackReport
-    owner: str | None
-    """Whose assets a hostile act against this track lands on (None: nobody's)."""
-    asset: AssetSpec | None
-    category: Category
-    domain: str
-    model_score: float
-    true_score: float
-    answer: Answer | None = None
-    confirmed: bool = False
-    query_seq: int | None = None
-    acted: int = 0
-    """Ladder index of the highest action taken against it so far."""
-    held_kinetic: bool = False
-    reacted: bool = False
-    """Autonomy's reaction time has passed: changes of belief now act at once."""
-    reassured_at: Micros | None = None
-    lied_to: bool = False
-    stopped: bool = False
-    """A real attack was intercepted."""
 
 
 @dataclass(eq=False)
@@ -368,6 +251,10 @@ class Episode:
         a, b = self.scenario.side_names
         self.horizon: Micros = int(self.scenario.horizon_s * S)
         self.sides: dict[str, Side] = {}
+        self.thresholds = {
+            name: Thresholds(t.intercept, t.disrupt, t.posture)
+            for name, t in ((n, self.scenario.sides[n].doctrine.thresholds) for n in (a, b))
+        }
         for name, peer in ((a, b), (b, a)):
             spec = self.scenario.sides[name]
             weights = (
@@ -645,13 +532,7 @@ class Episode:
             if side.spec.doctrine.nuclear_autonomy == "launch-on-warning" and score >= t.nuclear:
                 return "nuclear"
             return "posture" if score >= t.posture else "monitor"
-        if score >= t.intercept:
-            return "intercept-uncrewed"
-        if score >= t.disrupt:
-            return "disrupt"
-        if score >= t.posture:
-            return "posture"
-        return "monitor"
+        return propose_rung(score, self.thresholds[side.name])
 
     def _react(self, side: Side, track: Track) -> None:
         track.reacted = True

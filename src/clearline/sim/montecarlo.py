@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clearline.sim.episode import ARMS, OUTCOME_COLUMNS, Arm, Outcome, Prepared, run_episode
+from clearline.sim.episode import Prepared, run_episode
 from clearline.sim.executors import make_executor
+from clearline.sim.outcomes import ARMS, OUTCOME_COLUMNS, Arm, Outcome
 from clearline.sim.scenario import LoadedScenario
 from clearline.sim.signers import SignerName
 from clearline.sim.stats import ArmStats

@@ -22,9 +22,9 @@ import yaml
 from pydantic import ValidationError
 
 from clearline.errors import ScenarioError
-from clearline.sim.episode import ARMS, Arm
 from clearline.sim.executors import make_executor
 from clearline.sim.montecarlo import DEFAULT_BATCH, RunPlan, default_workers, execute, progress_bar
+from clearline.sim.outcomes import ARMS, Arm
 from clearline.sim.scenario import LoadedScenario, Scenario
 from clearline.sim.signers import SignerName
 
