@@ -20,7 +20,7 @@ BASE = """\
 version: 1
 name: closed-form
 title: Closed form
-horizon_s: 3000
+horizon_s: 30
 {policy}
 sides:
   US:
@@ -30,16 +30,16 @@ sides:
       noise: 0.0
     sensor:
       detect_probability: 1.0
-      confirm: {{median_s: 2500, sigma: 0}}
+      confirm: {{median_s: 25, sigma: 0}}
     doctrine:
       reaction: {{median_s: {reaction}, sigma: {sigma}}}
       query_retries: 0
       query_ttl_s: 2.0
     human:
-      decision: {{median_s: 2000, sigma: 0}}
+      decision: {{median_s: 20, sigma: 0}}
   PRC:
     human:
-      decision: {{median_s: 2000, sigma: 0}}
+      decision: {{median_s: 20, sigma: 0}}
 network:
   one_way_ms: 55
   jitter_ms: 0
@@ -74,7 +74,7 @@ def _check(expected: float, hits: int, n: int, seed: int) -> None:
 
 
 def test_misreading_rate_against_a_fixed_human_delay() -> None:
-    """Fixed reaction (1 s) before a fixed human delay (2000 s): without a hotline, P = p."""
+    """Fixed reaction (1 s) before a fixed human delay (20 s): without a hotline, P = p."""
     text = BASE.format(policy="", p=0.3, reaction=1.0, sigma=0.0, loss=0.0)
     hits, n = _estimate(text, Arm.NONE, 3000, seed=21)
     _check(0.3, hits, n, 21)
