@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,42 @@ from clearline.node.keys import init_keys
 from clearline.node.tokens import read_token
 
 START_TIMEOUT_S = 30
+SWARM = {
+    "asset_id": "PRC-RS-7",
+    "kind": "recon_swarm",
+    "mission": "reconnaissance",
+    "armed": False,
+    "intent": "withdrawing",
+    "position": {"lat": 24.1, "lon": 122.4, "alt_m": 1500},
+}
+"""The PRC node's own asset, as its sensor reports it."""
+SIGHTING = {
+    "track_id": "T-0417",
+    "position": {"lat": 24.13, "lon": 122.38, "alt_m": 1400},
+    "looks_like": "strike_package",
+    "count": 24,
+}
+"""What the US node sees of SWARM: close by, and looking like a strike package."""
+NUCLEAR_BY_NAME = {
+    "action_id": "a2",
+    "actor": "human",
+    "rung": "nuclear",
+    "domain": "nuclear-c2",
+    "authorizations": ["nobody-1", "nobody-2"],
+}
+"""A human nuclear act that names officers instead of carrying their signatures."""
+POLL_S = 0.05
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float, failure: str | Callable[[], str]
+) -> None:
+    """Poll `condition` until it holds; after `timeout` seconds fail, saying `failure`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(failure if isinstance(failure, str) else failure())
+        time.sleep(POLL_S)
 
 
 def make_keys(folder: Path, *sides: str) -> Path:
@@ -89,15 +127,15 @@ class NodeProcess:
         return self.process.wait(timeout=30)
 
     def wait_link(self, state: str = "up", timeout: float = 20) -> dict[str, object]:
-        deadline = time.monotonic() + timeout
+        link: dict[str, object] = {}
         with self.client() as client:
-            while True:
-                link: dict[str, object] = client.get("/v1/link").json()
-                if link["state"] == state:
-                    return link
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"link not {state} after {timeout} s: {link}")
-                time.sleep(0.05)
+
+            def reached() -> bool:
+                link.update(client.get("/v1/link").json())
+                return link["state"] == state
+
+            wait_until(reached, timeout, lambda: f"link not {state} after {timeout} s: {link}")
+        return link
 
     def events(self, kind: str) -> list[dict[str, object]]:
         with self.client() as client:
@@ -105,6 +143,17 @@ class NodeProcess:
                 "/v1/events", params={"limit": 10_000}
             ).json()["events"]
         return [e for e in events if e["kind"] == kind]
+
+
+@contextlib.contextmanager
+def running(*nodes: NodeProcess) -> Iterator[None]:
+    """Kill whichever of `nodes` is still running on the way out (a failed test's nodes)."""
+    try:
+        yield
+    finally:
+        for node in nodes:
+            if node.process.poll() is None:
+                node.process.kill()
 
 
 def start_node(config: Path) -> NodeProcess:
@@ -129,14 +178,17 @@ def start_node(config: Path) -> NodeProcess:
         cwd=folder,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not ready.exists() or not ready.read_text():
+
+    def started() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"node exited {process.returncode}: {stderr.read_text()}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"node did not start: {stderr.read_text()}")
-        time.sleep(0.05)
+        return ready.exists() and bool(ready.read_text())
+
+    try:
+        wait_until(started, START_TIMEOUT_S, lambda: f"node did not start: {stderr.read_text()}")
+    except AssertionError:
+        process.kill()
+        raise
     info = json.loads(ready.read_text())
     loaded = load_node_config(config)
     return NodeProcess(
@@ -189,8 +241,13 @@ class ProxyThread:
         self.port = self.proxy.listen_port
 
     def do(self, fn: object, *args: object, **kwargs: object) -> None:
-        """Run a scripting call on the proxy's loop."""
-        self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))  # type: ignore[operator]
+        """Run a scripting call on the proxy's loop, and return once it has taken effect."""
+        import asyncio
+
+        async def call() -> None:
+            fn(*args, **kwargs)  # type: ignore[operator]
+
+        asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
 
     def close(self) -> None:
         import asyncio
