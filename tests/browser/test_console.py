@@ -95,6 +95,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             os.killpg(process.pid, signal.SIGKILL)  # the demo and the nodes it started
 
 
+@pytest.mark.slow
 def test_live_view_shows_the_scene_as_the_nodes_report_it(
     browser: Any, screenshots: Path, demo: Demo
 ) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from clearline.log.store import verify_log
 from clearline.officer import enrol
@@ -53,6 +54,7 @@ def approve(key: Path, pending: dict[str, object], action_id: str) -> str:
     return signed.stdout.strip()
 
 
+@pytest.mark.slow
 def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
     make_keys(tmp_path, "US", "PRC")
     roster = tmp_path / "us-roster.yaml"
@@ -171,6 +173,7 @@ def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
     assert "2 human decisions, each approval re-checked" in audit.stdout
 
 
+@pytest.mark.slow
 def test_a_changed_peer_roster_is_seen(tmp_path: Path) -> None:
     make_keys(tmp_path, "US", "PRC")
     roster = tmp_path / "us-roster.yaml"

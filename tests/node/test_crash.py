@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from clearline.log import merkle
 from clearline.log.store import LogStore, verify_log
@@ -101,6 +102,7 @@ def _entry(db: Path, index: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
+@pytest.mark.slow
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     keys = make_keys(tmp_path, "US", "PRC")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from clearline.sim.episode import Arm
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import parse_scenario
@@ -80,6 +82,7 @@ def test_misreading_rate_against_a_fixed_human_delay() -> None:
     _check(0.3, hits, n, 21)
 
 
+@pytest.mark.slow
 def test_hotline_alone_wins_when_the_answer_beats_autonomy() -> None:
     """Answer arrives 2 x 55 ms after the sighting; autonomy reacts after a lognormal
     delay. P = p * P(reaction < 110 ms) = p * Phi(ln(0.110 / median) / sigma)."""
@@ -90,6 +93,7 @@ def test_hotline_alone_wins_when_the_answer_beats_autonomy() -> None:
     _check(p * phi, hits, n, 22)
 
 
+@pytest.mark.slow
 def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path) -> None:
     """Loss L per message, no retries, fail-safe caps equal to the autonomy cap (so link
     state does not matter): the hold ends in an answer iff both Hellos, the Query and the

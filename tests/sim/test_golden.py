@@ -30,7 +30,14 @@ def golden_summary(name: str) -> dict[str, Any]:
     return {"scenario": name, "seed": SEED, "episodes": EPISODES, "arms": result.summary["arms"]}
 
 
-@pytest.mark.parametrize("name", shipped_scenarios())
+SLOW = {"mq9-collision", "link-loss"}
+"""Those of the shipped scenarios whose golden run takes over 10 s here."""
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in shipped_scenarios()],
+)
 def test_golden_summary(name: str) -> None:
     path = GOLDEN / f"{name}.json"
     assert path.exists(), f"no golden file for {name}: run python scripts/update_sim_golden.py"
