@@ -311,6 +311,7 @@ def _wait_served(url: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_simulation_view_plots_the_summary(
     browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
 ) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from clearline.cli import main
 
 
+@pytest.mark.slow
 def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["demo", "--out", str(tmp_path), "--headless", "--duration", "0.5"]
