@@ -20,7 +20,7 @@ import pytest
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
+from tests.node.harness import NodeProcess, make_keys, start_node, wait_until, write_config
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -300,15 +300,13 @@ def console_for(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait_served(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
+    def served() -> bool:
         try:
-            if httpx.get(url).status_code == 200:
-                return
+            return httpx.get(url).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} never answered"
-        time.sleep(0.1)
+            return False
+
+    wait_until(served, 20, f"{url} never answered")
 
 
 @pytest.mark.slow
