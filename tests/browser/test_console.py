@@ -20,7 +20,7 @@ import pytest
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
+from tests.node.harness import NodeProcess, make_keys, start_node, wait_until, write_config
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -95,6 +95,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
             os.killpg(process.pid, signal.SIGKILL)  # the demo and the nodes it started
 
 
+@pytest.mark.slow
 def test_live_view_shows_the_scene_as_the_nodes_report_it(
     browser: Any, screenshots: Path, demo: Demo
 ) -> None:
@@ -299,17 +300,16 @@ def console_for(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait_served(url: str) -> None:
-    deadline = time.monotonic() + 20
-    while True:
+    def served() -> bool:
         try:
-            if httpx.get(url).status_code == 200:
-                return
+            return httpx.get(url).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} never answered"
-        time.sleep(0.1)
+            return False
+
+    wait_until(served, 20, f"{url} never answered")
 
 
+@pytest.mark.slow
 def test_simulation_view_plots_the_summary(
     browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
 ) -> None:

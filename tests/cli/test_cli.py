@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from clearline.cli import main
 
 
+@pytest.mark.slow
 def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main, ["demo", "--out", str(tmp_path), "--headless", "--duration", "0.5"]
@@ -48,22 +49,22 @@ def test_live_demo_runs_two_nodes_and_verifies_logs(tmp_path: Path) -> None:
         assert "each approval re-checked" in ok.output
 
 
-def test_virtual_demo_walks_the_scene_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("delay", "round_trip"), [(None, "110.0"), ("37", "74.0")])
+def test_virtual_demo_walks_the_scene_exactly(
+    tmp_path: Path, delay: str | None, round_trip: str
+) -> None:
+    """The scene on the virtual clock: the answer clears the hold; the round trip is twice
+    the one-way delay (55 ms unless --delay-ms says otherwise)."""
+    delay_args = ["--delay-ms", delay] if delay else []
     result = CliRunner().invoke(
-        main, ["demo", "--virtual", "--out", str(tmp_path), "--episodes", "0"]
+        main, ["demo", "--virtual", *delay_args, "--out", str(tmp_path), "--episodes", "0"]
     )
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Answer q2: ours, reconnaissance, withdrawing, unarmed" in out
-    assert "round trip 110.0 ms" in out
+    assert f"round trip {round_trip} ms" in out
     assert "intercept-uncrewed CANCELLED" in out
     assert "first human decision" in out
-
-
-def test_demo_delay_changes_round_trip(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--virtual", "--delay-ms", "37", "--episodes", "0"])
-    assert result.exit_code == 0, result.output
-    assert "round trip 74.0 ms" in result.output
 
 
 def test_log_verify_names_the_first_bad_entry(tmp_path: Path) -> None:

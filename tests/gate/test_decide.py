@@ -409,4 +409,4 @@ GateMachine.TestCase.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
-TestGateMachine = GateMachine.TestCase
+TestGateMachine = pytest.mark.slow(GateMachine.TestCase)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,45 @@ from clearline.lab.nodes import (
     start_node,
     write_node_config,
 )
+from clearline.lab.scene import SIGHTING, SWARM
 
 __all__ = [
     "HEARTBEAT_MS",
+    "NUCLEAR_BY_NAME",
+    "SIGHTING",
+    "SWARM",
     "NodeProcess",
     "ProxyThread",
     "make_keys",
     "running",
     "start_node",
     "tls_client",
+    "wait_until",
     "write_config",
 ]
 
 HEARTBEAT_MS = 200
 """Degraded after 500 ms of silence, down after 1 s: the fault tests count on it."""
+NUCLEAR_BY_NAME = {
+    "action_id": "a2",
+    "actor": "human",
+    "rung": "nuclear",
+    "domain": "nuclear-c2",
+    "authorizations": ["nobody-1", "nobody-2"],
+}
+"""A human nuclear act that names officers instead of carrying their signatures."""
+POLL_S = 0.05
+
+
+def wait_until(
+    condition: Callable[[], object], timeout: float, failure: str | Callable[[], str]
+) -> None:
+    """Poll `condition` until it holds; after `timeout` seconds fail, saying `failure`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(failure if isinstance(failure, str) else failure())
+        time.sleep(POLL_S)
 
 
 def write_config(folder: Path, side: str, peer: str, **options: Any) -> Path:
@@ -88,8 +114,13 @@ class ProxyThread:
         self.port = self.proxy.listen_port
 
     def do(self, fn: object, *args: object, **kwargs: object) -> None:
-        """Run a scripting call on the proxy's loop."""
-        self.loop.call_soon_threadsafe(lambda: fn(*args, **kwargs))  # type: ignore[operator]
+        """Run a scripting call on the proxy's loop, and return once it has taken effect."""
+        import asyncio
+
+        async def call() -> None:
+            fn(*args, **kwargs)  # type: ignore[operator]
+
+        asyncio.run_coroutine_threadsafe(call(), self.loop).result(10)
 
     def close(self) -> None:
         import asyncio

@@ -14,18 +14,17 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from clearline.log.store import verify_log
 from clearline.officer import enrol
-from tests.node.harness import make_keys, running, start_node, write_config
-
-NUCLEAR_NAMES = {
-    "action_id": "a2",
-    "actor": "human",
-    "rung": "nuclear",
-    "domain": "nuclear-c2",
-    "authorizations": ["nobody-1", "nobody-2"],
-}
+from tests.node.harness import (
+    NUCLEAR_BY_NAME,
+    make_keys,
+    running,
+    start_node,
+    write_config,
+)
 
 
 def clearline(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,6 +54,7 @@ def approve(key: Path, pending: dict[str, object], action_id: str) -> str:
     return signed.stdout.strip()
 
 
+@pytest.mark.slow
 def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
     make_keys(tmp_path, "US", "PRC")
     roster = tmp_path / "us-roster.yaml"
@@ -75,18 +75,18 @@ def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
         with running(us):
             us.wait_link("up")
             # The request of the finding, with no credential at all.
-            bare = httpx.post(f"{us.api}/v1/actions", json=NUCLEAR_NAMES, timeout=10)
+            bare = httpx.post(f"{us.api}/v1/actions", json=NUCLEAR_BY_NAME, timeout=10)
             assert bare.status_code == 401
             with us.client("operator") as api:
                 # With a token: a list of names is not a field the gate knows.
-                named = api.post("/v1/actions", json=NUCLEAR_NAMES)
+                named = api.post("/v1/actions", json=NUCLEAR_BY_NAME)
                 assert named.status_code == 422
                 assert "authorizations" in named.text
                 # Anything that is not an officer's signature counts for nothing.
                 fake = base64.b64encode(b"nobody-1").decode()
                 for body in (
-                    {**NUCLEAR_NAMES, "authorizations": None},
-                    {**NUCLEAR_NAMES, "authorizations": None, "approvals": [fake, fake]},
+                    {**NUCLEAR_BY_NAME, "authorizations": None},
+                    {**NUCLEAR_BY_NAME, "authorizations": None, "approvals": [fake, fake]},
                     {
                         "action_id": "a3",
                         "actor": "human",
@@ -95,7 +95,7 @@ def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
                         "target": "T-1",
                         "approvals": [fake],
                     },
-                    {**NUCLEAR_NAMES, "authorizations": None, "domain": "air"},
+                    {**NUCLEAR_BY_NAME, "authorizations": None, "domain": "air"},
                 ):
                     body = {k: v for k, v in body.items() if v is not None}
                     decision = api.post("/v1/actions", json=body).json()
@@ -173,6 +173,7 @@ def test_human_authority_takes_officers_signatures(tmp_path: Path) -> None:
     assert "2 human decisions, each approval re-checked" in audit.stdout
 
 
+@pytest.mark.slow
 def test_a_changed_peer_roster_is_seen(tmp_path: Path) -> None:
     make_keys(tmp_path, "US", "PRC")
     roster = tmp_path / "us-roster.yaml"

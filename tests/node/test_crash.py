@@ -14,18 +14,25 @@ import os
 import random
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from clearline.lab.scene import SIGHTING, SWARM
 from clearline.log import merkle
 from clearline.log.store import LogStore, verify_log
 from clearline.node.keys import load_signer
 from clearline.protocol import codec
 from clearline.protocol.messages import Answer, Decision
-from tests.node.harness import NodeProcess, make_keys, running, start_node, write_config
+from tests.node.harness import (
+    SIGHTING,
+    SWARM,
+    NodeProcess,
+    make_keys,
+    running,
+    start_node,
+    write_config,
+)
 
 ROUNDS = int(os.environ.get("CLEARLINE_CRASH_ROUNDS", "3"))
 SEED = int(os.environ.get("CLEARLINE_CRASH_SEED", "20261127"))
@@ -40,6 +47,25 @@ class Load(threading.Thread):
         self.round = round_
         self.acknowledged: dict[int, tuple[str, str]] = {}
         self.stop = threading.Event()
+        self._progress = threading.Condition()
+        self._ended = False
+
+    def _acknowledge(self, index: int, kind: str, action_id: str) -> None:
+        with self._progress:
+            self.acknowledged[index] = (kind, action_id)
+            self._progress.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 60) -> dict[int, tuple[str, str]]:
+        """Block until the node has acknowledged `count` entries; return a copy of them."""
+        with self._progress:
+            done = self._progress.wait_for(
+                lambda: len(self.acknowledged) >= count or self._ended, timeout
+            )
+            assert done and len(self.acknowledged) >= count, (
+                f"the load never got going: {len(self.acknowledged)} of {count} acknowledged "
+                f"in {timeout} s"
+            )
+            return dict(self.acknowledged)
 
     def run(self) -> None:
         i = 0
@@ -55,13 +81,16 @@ class Load(threading.Thread):
                             "/v1/actions",
                             json={"action_id": action_id, "rung": "monitor", "domain": "air"},
                         ).json()
-                        self.acknowledged[decision["logged_index"]] = ("decision", action_id)
+                        self._acknowledge(decision["logged_index"], "decision", action_id)
                     else:
                         result = client.post("/v1/observations?durable=true", json=SIGHTING).json()
                         if result["logged_index"] is not None:
-                            self.acknowledged[result["logged_index"]] = ("answer", "")
+                            self._acknowledge(result["logged_index"], "answer", "")
                 except (httpx.HTTPError, KeyError, ValueError):
-                    return  # the node is gone: whatever was acknowledged is recorded
+                    break  # the node is gone: whatever was acknowledged is recorded
+        with self._progress:
+            self._ended = True  # no more is coming: wake a waiter to say so
+            self._progress.notify_all()
 
 
 def _entry(db: Path, index: int) -> bytes | None:
@@ -73,6 +102,7 @@ def _entry(db: Path, index: int) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
+@pytest.mark.slow
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     keys = make_keys(tmp_path, "US", "PRC")
@@ -91,7 +121,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
                     before = client.get("/v1/log/checkpoints").json()["US"][-1]
                 load = Load(us, round_)
                 load.start()
-                time.sleep(rng.uniform(0.3, 1.5))
+                load.wait_for(rng.randint(6, 60))  # a random moment, once the load is going
                 us.process.kill()  # SIGKILL: no flush, no checkpoint, no goodbye
                 us.process.wait(timeout=10)
                 load.stop.set()
@@ -121,7 +151,6 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
                     missing.append(index)
                 if kind == "answer" and not isinstance(body, Answer):
                     missing.append(index)
-            assert len(load.acknowledged) > 5, f"{where}: the load never got going"
             assert missing == [], f"{where}: acknowledged but missing after kill -9: {missing}"
             totals["rounds"] += 1
             totals["acknowledged"] += len(load.acknowledged)
@@ -145,8 +174,7 @@ def test_a_torn_copy_taken_mid_write_recovers_a_consistent_prefix(tmp_path: Path
             load = Load(us, 0)
             load.start()
             for shot in range(ROUNDS):
-                time.sleep(rng.uniform(0.2, 0.6))
-                acknowledged = dict(load.acknowledged)
+                acknowledged = load.wait_for(len(load.acknowledged) + rng.randint(5, 40))
                 copy = tmp_path / f"snapshot-{shot}"
                 copy.mkdir()
                 for suffix in ("", "-wal"):

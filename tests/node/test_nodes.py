@@ -15,16 +15,18 @@ from click.testing import CliRunner
 
 from clearline.cli import main
 from clearline.config import default_policy
-from clearline.lab.scene import SIGHTING, SWARM
 from clearline.node.keys import load_signer, load_verifier
 from clearline.protocol.messages import Checkpoint, Heartbeat
 from clearline.protocol.session import Session, SessionConfig
 from tests.node.harness import (
+    SIGHTING,
+    SWARM,
     NodeProcess,
     make_keys,
     running,
     start_node,
     tls_client,
+    wait_until,
     write_config,
 )
 
@@ -76,11 +78,12 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
             assert "clearline_link_state 2.0" in metrics
         with us.client("operator") as client:
             second = client.post("/v1/log/checkpoint").json()
-        deadline = time.monotonic() + 10
         with prc.client() as client:
-            while len(client.get("/v1/log/checkpoints").json()["US"]) < 2:
-                assert time.monotonic() < deadline, "the PRC node never saw the US checkpoints"
-                time.sleep(0.05)
+            wait_until(
+                lambda: len(client.get("/v1/log/checkpoints").json()["US"]) >= 2,
+                10,
+                "the PRC node never saw the US checkpoints",
+            )
             first_seen, second_seen = client.get("/v1/log/checkpoints").json()["US"][-2:]
         assert first_seen["root"] == seen["US"][-1]["root"]
         assert first_seen["consistency"] == "first"
@@ -97,13 +100,14 @@ def test_two_nodes_clarify_log_and_verify(tmp_path: Path, prc: NodeProcess) -> N
 
 
 def _refused(node: NodeProcess, fragment: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in node.events("refused"):
-            if fragment in str(event["reason"]):
-                return str(event["reason"])
-        time.sleep(0.05)
-    raise AssertionError(f"no refusal mentioning {fragment!r}: {node.events('refused')}")
+    reasons: list[str] = []
+
+    def found() -> bool:
+        reasons[:] = [str(e["reason"]) for e in node.events("refused")]
+        return any(fragment in reason for reason in reasons)
+
+    wait_until(found, timeout, lambda: f"no refusal mentioning {fragment!r}: {reasons}")
+    return next(reason for reason in reasons if fragment in reason)
 
 
 def _attempt(port: int, keys: Path, data: bytes, cert: Path | None = None) -> None:
@@ -144,10 +148,11 @@ def test_refusals_are_logged_and_the_node_keeps_serving(tmp_path: Path, prc: Nod
     # 4. garbage and an oversized frame from the pinned certificate
     _attempt(prc.listen, keys, b"\x00\x00\x00\x05garbage-not-cbor", keys / "US.tls.crt")
     _attempt(prc.listen, keys, struct.pack(">I", 10_000_000) + b"x" * 100, keys / "US.tls.crt")
-    deadline = time.monotonic() + 10
-    while not any(e["reason"] == "frame_error" for e in prc.events("closed")):
-        assert time.monotonic() < deadline, prc.events("closed")
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(e["reason"] == "frame_error" for e in prc.events("closed")),
+        10,
+        lambda: f"no frame_error among {prc.events('closed')}",
+    )
     # and the real peer still gets through
     us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
     with running(us):
@@ -242,14 +247,14 @@ def test_a_peer_showing_two_histories_is_caught(tmp_path: Path) -> None:
             session.send(Checkpoint(5, honest, policy), now)
             session.send(Checkpoint(9, forked, policy, 5, proof), now)
             sock.sendall(session.data_to_send())
-            deadline = time.monotonic() + 10
-            while True:
+            held: list[dict[str, object]] = []
+
+            def both_held() -> bool:
                 with prc.client() as client:
-                    held = client.get("/v1/log/checkpoints").json()["US"]
-                if len(held) == 2:
-                    break
-                assert time.monotonic() < deadline, held
-                time.sleep(0.05)
+                    held[:] = client.get("/v1/log/checkpoints").json()["US"]
+                return len(held) == 2
+
+            wait_until(both_held, 10, lambda: f"checkpoints held: {held}")
         assert [c["consistency"] for c in held] == ["first", "INCONSISTENT"]
         with prc.client() as client:
             assert "clearline_inconsistent_checkpoints_total 1.0" in client.get("/metrics").text

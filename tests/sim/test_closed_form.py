@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from clearline.sim.montecarlo import run
 from clearline.sim.outcomes import Arm
 from clearline.sim.scenario import parse_scenario
@@ -20,7 +22,7 @@ BASE = """\
 version: 1
 name: closed-form
 title: Closed form
-horizon_s: 3000
+horizon_s: 30
 {policy}
 sides:
   US:
@@ -30,16 +32,16 @@ sides:
       noise: 0.0
     sensor:
       detect_probability: 1.0
-      confirm: {{median_s: 2500, sigma: 0}}
+      confirm: {{median_s: 25, sigma: 0}}
     doctrine:
       reaction: {{median_s: {reaction}, sigma: {sigma}}}
       query_retries: 0
       query_ttl_s: 2.0
     human:
-      decision: {{median_s: 2000, sigma: 0}}
+      decision: {{median_s: 20, sigma: 0}}
   PRC:
     human:
-      decision: {{median_s: 2000, sigma: 0}}
+      decision: {{median_s: 20, sigma: 0}}
 network:
   one_way_ms: 55
   jitter_ms: 0
@@ -74,12 +76,13 @@ def _check(expected: float, hits: int, n: int, seed: int) -> None:
 
 
 def test_misreading_rate_against_a_fixed_human_delay() -> None:
-    """Fixed reaction (1 s) before a fixed human delay (2000 s): without a hotline, P = p."""
+    """Fixed reaction (1 s) before a fixed human delay (20 s): without a hotline, P = p."""
     text = BASE.format(policy="", p=0.3, reaction=1.0, sigma=0.0, loss=0.0)
     hits, n = _estimate(text, Arm.NONE, 3000, seed=21)
     _check(0.3, hits, n, 21)
 
 
+@pytest.mark.slow
 def test_hotline_alone_wins_when_the_answer_beats_autonomy() -> None:
     """Answer arrives 2 x 55 ms after the sighting; autonomy reacts after a lognormal
     delay. P = p * P(reaction < 110 ms) = p * Phi(ln(0.110 / median) / sigma)."""
@@ -90,6 +93,7 @@ def test_hotline_alone_wins_when_the_answer_beats_autonomy() -> None:
     _check(p * phi, hits, n, 22)
 
 
+@pytest.mark.slow
 def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path) -> None:
     """Loss L per message, no retries, fail-safe caps equal to the autonomy cap (so link
     state does not matter). Each side re-sends its Hello at 0.25 s and 0.75 s until the

@@ -20,6 +20,7 @@ def _swarm(seeds: int) -> None:
         Run(seed, 20).run()
 
 
+@pytest.mark.slow
 def test_a_swarm_of_seeds_keeps_every_promise() -> None:
     result = CliRunner().invoke(main, ["sim", "dst", "--seeds", str(CI_SEEDS), "--horizon", "30"])
     assert result.exit_code == 0, result.output

@@ -29,7 +29,9 @@ def serial_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("executor", ["process", "dask-local"])
+@pytest.mark.parametrize(
+    "executor", ["process", pytest.param("dask-local", marks=pytest.mark.slow)]
+)
 def test_every_executor_gives_the_serial_numbers(
     serial_run: Path, tmp_path: Path, executor: str
 ) -> None:
@@ -58,6 +60,7 @@ def test_parquet_has_one_row_per_episode_and_arm(serial_run: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_stopping_at_a_confidence_interval_halfwidth(tmp_path: Path) -> None:
     result = run(
         load_scenario("recon-swarm"),
@@ -106,6 +109,7 @@ def test_report_on_an_empty_folder_says_what_it_needs(tmp_path: Path) -> None:
         write_report(tmp_path)
 
 
+@pytest.mark.slow
 def test_sweep_cells_and_heatmap(tmp_path: Path) -> None:
     axes = [
         Axis.parse("network.one_way_ms=5,300"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from clearline.errors import ScenarioError
+from clearline.sim import ARMS, run
 from clearline.sim.scenario import json_schema, load_scenario, parse_scenario, shipped_scenarios
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -27,17 +28,41 @@ assets:
 """
 
 
-def test_the_six_required_scenarios_ship() -> None:
-    assert set(shipped_scenarios()) >= {
-        "recon-swarm",
-        "early-warning-1983",
-        "link-loss",
-        "deceptive-cover",
-        "third-party-spoofing",
-        "mq9-collision",
-    }
-    for name in shipped_scenarios():
-        assert load_scenario(name).scenario.name == name
+REQUIRED = {
+    "recon-swarm",
+    "early-warning-1983",
+    "link-loss",
+    "deceptive-cover",
+    "third-party-spoofing",
+    "mq9-collision",
+}
+EXERCISED = {
+    "early-warning-1983": ("excluded_attempts", {"gate", "hotline+gate"}),
+    "third-party-spoofing": ("forged_injected", {"hotline", "hotline+gate"}),
+}
+"""Where the promises below are put to the test: what happens, and in which arms."""
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED | set(shipped_scenarios())))
+def test_no_scenario_lets_autonomy_into_an_excluded_domain_or_a_forgery_through(
+    name: str, tmp_path: Path
+) -> None:
+    """Each required scenario ships and runs in every arm; in none of them, episode by
+    episode, does the gate allow an excluded domain or a node accept a forged message."""
+    assert name in shipped_scenarios(), f"the required scenario {name} is not shipped"
+    loaded = load_scenario(name)
+    assert loaded.scenario.name == name
+    episodes = run(loaded, episodes=12, seed=20261127, executor="serial", out=tmp_path).episodes()
+    assert sorted(set(episodes["arm"])) == sorted(arm.value for arm in ARMS)
+    assert len(episodes) == 12 * len(ARMS)
+    allowed = episodes[episodes["excluded_allowed"] > 0]
+    assert allowed.empty, f"excluded domain allowed in {allowed[['arm', 'episode']].values}"
+    forged = episodes[episodes["forged_accepted"] > 0]
+    assert forged.empty, f"forged message accepted in {forged[['arm', 'episode']].values}"
+    if name in EXERCISED:
+        column, arms = EXERCISED[name]
+        for arm in arms:
+            assert episodes[episodes["arm"] == arm][column].sum() > 0, f"no {column} in {arm}"
 
 
 def test_minimal_scenario_takes_documented_defaults() -> None:
