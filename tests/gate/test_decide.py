@@ -343,7 +343,7 @@ class GateMachine(RuleBasedStateMachine):
             return
         assert domain in policy.domains and rung in policy.rungs
         act_domain = policy.domain_of(rung, domain)
-        needed = max(policy.exclusions.get(act_domain, 0), policy.exclusions.get(domain, 0))
+        needed = policy.officers_required(rung, domain)
         if rung in policy.excluded_rungs or act_domain == "nuclear-c2":
             assert needed >= 2
         if actor is Actor.HUMAN:

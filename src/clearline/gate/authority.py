@@ -184,26 +184,24 @@ def check_approvals(
     roster: Roster,
     approvals: Iterable[bytes],
     *,
+    policy: Policy,
     action_id: str,
     rung: str,
-    rung_index: Mapping[str, int],
     stated_domain: str,
-    excluded: bool,
-    excluded_rungs: frozenset[str],
-    excluded_domains: frozenset[str],
     target: str | None,
     now: Micros,
-    max_validity_us: Micros,
     spent: Mapping[bytes, Micros],
     opened: Mapping[bytes, CheckedApproval] | None = None,
 ) -> ApprovalCheck:
     """Which of `approvals` count for this act: pure, the roster's keys passed in.
 
-    `excluded` says the act is in an excluded domain (by its rung or its stated
-    domain); then only ACTION approvals count. `spent` holds digests of ACTION
-    approvals that already authorized an act. `opened` is an optional cache of
-    approvals already verified, by digest.
+    In an excluded domain (by the act's rung or its stated domain) only ACTION approvals
+    count. `spent` holds digests of ACTION approvals that already authorized an act.
+    `opened` is an optional cache of approvals already verified, by digest.
     """
+    excluded = policy.officers_required(rung, stated_domain) > 0
+    rung_index = policy.rung_index
+    max_validity_us = policy.approvals.max_validity_ms * 1000
     accepted: list[CheckedApproval] = []
     refused: list[str] = []
     counted: set[bytes] = set()
@@ -234,7 +232,7 @@ def check_approvals(
             elif digest in spent:
                 problem = "already used for an act"
         else:
-            if excluded or a.rung in excluded_rungs or a.domain in excluded_domains:
+            if excluded or a.rung in policy.excluded_rungs or a.domain in policy.exclusions:
                 problem = "a standing approval never covers an excluded rung or domain"
             elif a.rung not in rung_index or rung_index[rung] > rung_index[a.rung]:
                 problem = f"covers rungs up to {a.rung}, the act is {rung}"
@@ -265,21 +263,16 @@ def recheck_decision(
             f"not the given one {roster.hash.hex()[:16]}…"
         ]
     if policy is not None and policy.hash == decision.policy_hash and decision.rung in policy.rungs:
-        domain = policy.domain_of(decision.rung, decision.domain)
-        required = max(policy.exclusions.get(domain, 0), policy.exclusions.get(decision.domain, 0))
+        required = policy.officers_required(decision.rung, decision.domain)
         check = check_approvals(
             roster,
             decision.approvals,
+            policy=policy,
             action_id=decision.action_id,
             rung=decision.rung,
-            rung_index=policy.rung_index,
             stated_domain=decision.domain,
-            excluded=required > 0,
-            excluded_rungs=policy.excluded_rungs,
-            excluded_domains=frozenset(policy.exclusions),
             target=decision.target,
             now=at,
-            max_validity_us=policy.approvals.max_validity_ms * 1000,
             spent={},
         )
         problems = list(check.refused)

@@ -115,7 +115,7 @@ def decide(
         return _deny(Rule.UNKNOWN_DOMAIN, f"domain {action.domain!r} is not in the policy")
 
     domain = policy.domain_of(rung.name, action.domain)
-    required = max(policy.exclusions.get(domain, 0), policy.exclusions.get(action.domain, 0))
+    required = policy.officers_required(rung.name, action.domain)
     excluded = required > 0
     if excluded and action.actor is Actor.AUTONOMOUS:
         where = domain if domain in policy.exclusions else action.domain
@@ -125,7 +125,7 @@ def decide(
             f"{where} is closed to autonomous action{why}; a human decision is required",
         )
     if action.actor is Actor.HUMAN:
-        check = _approvals(policy, action, context, now, roster, opened, excluded)
+        check = _approvals(policy, action, context, now, roster, opened)
         needed = required if excluded else 1
         if check.officers < needed:
             what = f"{needed} approvals by distinct officers" if needed > 1 else "an approval"
@@ -224,23 +224,18 @@ def _approvals(
     now: Micros,
     roster: Roster | None,
     opened: Mapping[bytes, CheckedApproval] | None,
-    excluded: bool,
 ) -> ApprovalCheck:
     if roster is None:
         return ApprovalCheck((), ("no officers are enrolled on this side",))
     return check_approvals(
         roster,
         action.approvals,
+        policy=policy,
         action_id=action.action_id,
         rung=action.rung,
-        rung_index=policy.rung_index,
         stated_domain=action.domain,
-        excluded=excluded,
-        excluded_rungs=policy.excluded_rungs,
-        excluded_domains=frozenset(policy.exclusions),
         target=action.target,
         now=now,
-        max_validity_us=policy.approvals.max_validity_ms * 1000,
         spent=context.spent_approvals,
         opened=opened,
     )

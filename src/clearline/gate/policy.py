@@ -113,6 +113,12 @@ class Policy(_Strict):
     def rung(self, name: str) -> Rung:
         return self.rungs[name]
 
+    def officers_required(self, rung: str, stated_domain: str) -> int:
+        """Distinct officers an act needs: 0 outside excluded domains (by its rung or its
+        stated domain), else the most that either domain requires."""
+        domain = self.domain_of(rung, stated_domain)
+        return max(self.exclusions.get(domain, 0), self.exclusions.get(stated_domain, 0))
+
     def domain_of(self, rung: str, stated_domain: str) -> str:
         """The domain an act is in: the rung's own, if the ladder binds one, else the stated."""
         bound = self.rungs[rung].domain if rung in self.rungs else None

@@ -481,7 +481,7 @@ class Node:
             "domain": action.domain,
             "domain_of_act": domain,
             "target": action.target,
-            "officers_needed": max(1, self.policy.exclusions.get(domain, 0)),
+            "officers_needed": max(1, self.policy.officers_required(action.rung, action.domain)),
             "why": decision.reason,
             "at": now,
         }

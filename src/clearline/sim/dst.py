@@ -274,7 +274,7 @@ class Run:
             kids.add(checked.officer_kid)
         if len(kids) != len(decision.approvals) or not kids:
             raise self.fail(f"{side}: human act {action.action_id} without distinct officers")
-        needed = max(policy.exclusions.get(domain, 0), policy.exclusions.get(action.domain, 0))
+        needed = policy.officers_required(action.rung, action.domain)
         if needed:
             standing = [a for a in decision.approvals if a.body.action_id is None]
             if standing or len(kids) < needed:
