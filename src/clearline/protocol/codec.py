@@ -116,7 +116,12 @@ def parse_envelope(cose: bytes) -> Envelope:
 
 def decode_payload(payload: bytes) -> Message:
     obj = strict_cbor_loads(payload, "payload")
-    if canonical_cbor(obj) != payload:
+    try:
+        canonical = canonical_cbor(obj)
+    except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError):
+        # A shared reference (tags 28/29) can make the decoded value cyclic.
+        raise MessageError("payload is not deterministically encoded") from None
+    if canonical != payload:
         raise MessageError("payload is not deterministically encoded")
     return message_from_wire(obj)
 
