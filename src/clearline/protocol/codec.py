@@ -7,6 +7,11 @@ the signer's key id), ``unprotected`` is the empty map, and the signature is
 Ed25519 over ``Sig_structure = ["Signature1", protected, h'', payload]``
 (RFC 9052 §4.4). Decoding is strict: anything that is not exactly this shape,
 or whose payload is not in deterministic encoding, is a `MessageError`.
+
+Deterministic encoding leaves a valid COSE_Sign1 exactly one byte layout, so
+`parse_envelope` checks that layout in place; only bytes outside it are decoded
+with cbor2, to say what is wrong with them. A payload is decoded with cbor2 and
+re-encoded to compare bytes.
 """
 
 from __future__ import annotations
@@ -37,23 +42,54 @@ def canonical_cbor(obj: object) -> bytes:
     return cbor2.dumps(obj, canonical=True)
 
 
-def strict_cbor_loads(data: bytes, what: str) -> object:
+def strict_cbor_loads(data: bytes, field: str) -> object:
     """Decode one CBOR item, refusing indefinite lengths, duplicate keys and deep nesting."""
     try:
         return cbor2.loads(
             data, allow_indefinite=False, allow_duplicate_keys=False, max_depth=MAX_CBOR_DEPTH
         )
     except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise MessageError(f"{what} is not valid CBOR: {exc}") from None
+        raise MessageError(f"not valid CBOR: {exc}", field=field) from None
+
+
+def _head(major: int, argument: int) -> bytes:
+    """The shortest initial bytes of a data item (RFC 8949 §3, §4.2.1): type and length or value."""
+    if argument < 24:
+        return bytes((major << 5 | argument,))
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if argument < 1 << (8 * width):
+            return bytes((major << 5 | info,)) + argument.to_bytes(width, "big")
+    raise ValueError(f"{argument} does not fit a CBOR head")
+
+
+_BYTES, _ARRAY, _TAG = 2, 4, 6
+"""CBOR major types (RFC 8949 §3.1)."""
 
 
 def _protected_header(kid: bytes) -> bytes:
     return canonical_cbor({COSE_HEADER_ALG: COSE_ALG_EDDSA, COSE_HEADER_KID: kid})
 
 
+_SIG_STRUCTURE_HEAD = _head(_ARRAY, 4) + canonical_cbor("Signature1")
+_EMPTY_AAD = canonical_cbor(b"")
+
+
 def sig_structure(protected: bytes, payload: bytes) -> bytes:
-    """The bytes Ed25519 signs (RFC 9052 §4.4), with empty external AAD."""
-    return canonical_cbor(["Signature1", protected, b"", payload])
+    """The bytes Ed25519 signs (RFC 9052 §4.4), with empty external AAD.
+
+    Written out rather than encoded: ``["Signature1", protected, h'', payload]``
+    in deterministic encoding is these heads and strings one after the other.
+    """
+    return b"".join(
+        (
+            _SIG_STRUCTURE_HEAD,
+            _head(_BYTES, len(protected)),
+            protected,
+            _EMPTY_AAD,
+            _head(_BYTES, len(payload)),
+            payload,
+        )
+    )
 
 
 def encode_payload(message: Message) -> bytes:
@@ -81,9 +117,68 @@ class Envelope:
         return sig_structure(self.protected, self.payload)
 
 
+# The one layout of a valid COSE_Sign1 in deterministic encoding, which only the
+# kid, the payload (and its length's head) and the signature vary:
+#   d2 84 | 55 a2 01 27 04 50 <kid> | a0 | <bstr head> <payload> | 58 40 <signature>
+_PROTECTED_TEMPLATE = _protected_header(bytes(KID_SIZE))
+_ENVELOPE_PREFIX = (
+    _head(_TAG, COSE_SIGN1_TAG)
+    + _head(_ARRAY, 4)
+    + _head(_BYTES, len(_PROTECTED_TEMPLATE))
+    + _PROTECTED_TEMPLATE[:-KID_SIZE]
+)
+_PROTECTED_AT = len(_ENVELOPE_PREFIX) + KID_SIZE - len(_PROTECTED_TEMPLATE)
+_KID_AT = len(_ENVELOPE_PREFIX)
+_UNPROTECTED = canonical_cbor({})
+_PAYLOAD_AT = _KID_AT + KID_SIZE + len(_UNPROTECTED)
+_SIGNATURE_HEAD = _head(_BYTES, SIGNATURE_SIZE)
+_SIGNATURE_PART = len(_SIGNATURE_HEAD) + SIGNATURE_SIZE
+
+
+def _parse_canonical_envelope(cose: bytes) -> Envelope | None:
+    """The parts of a COSE_Sign1 in the one valid layout, checked in place; None if not in it."""
+    if type(cose) is not bytes or not cose.startswith(_ENVELOPE_PREFIX):
+        return None
+    at = _PAYLOAD_AT
+    if cose[at - len(_UNPROTECTED) : at] != _UNPROTECTED or len(cose) <= at:
+        return None
+    initial = cose[at]
+    if initial >> 5 != _BYTES or initial & 0x1F > 27:
+        return None
+    info = initial & 0x1F
+    width = 0 if info < 24 else 1 << (info - 24)
+    size = info if info < 24 else int.from_bytes(cose[at + 1 : at + 1 + width], "big")
+    start = at + 1 + width
+    end = start + size
+    if (
+        len(cose) != end + _SIGNATURE_PART
+        or cose[at:start] != _head(_BYTES, size)  # also refuses a longer-than-needed length
+        or cose[end : end + len(_SIGNATURE_HEAD)] != _SIGNATURE_HEAD
+    ):
+        return None
+    return Envelope(
+        kid=cose[_KID_AT : _KID_AT + KID_SIZE],
+        protected=cose[_PROTECTED_AT : _KID_AT + KID_SIZE],
+        payload=cose[start:end],
+        signature=cose[end + len(_SIGNATURE_HEAD) :],
+    )
+
+
 def parse_envelope(cose: bytes) -> Envelope:
     """Check the COSE_Sign1 shape and headers; signatures and payload come later."""
-    item = strict_cbor_loads(cose, "COSE_Sign1")
+    envelope = _parse_canonical_envelope(cose)
+    if envelope is not None:
+        return envelope
+    return _parse_envelope_by_decoding(cose)
+
+
+def _parse_envelope_by_decoding(cose: bytes) -> Envelope:
+    """Decode a COSE_Sign1 that is not in the valid layout, to say what is wrong with it.
+
+    Everything this accepts is in the layout `_parse_canonical_envelope` checks
+    (the tests hold the two to that), so in practice it always raises.
+    """
+    item = strict_cbor_loads(cose, "cose")
     if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
         raise MessageError("expected a COSE_Sign1 (CBOR tag 18)", field="cose")
     parts = item.value
@@ -99,7 +194,7 @@ def parse_envelope(cose: bytes) -> Envelope:
         raise MessageError("expected an attached payload byte string", field="cose.payload")
     if type(signature) is not bytes or len(signature) != SIGNATURE_SIZE:
         raise MessageError(f"expected {SIGNATURE_SIZE} signature bytes", field="cose.signature")
-    headers = strict_cbor_loads(protected, "protected header")
+    headers = strict_cbor_loads(protected, "cose.protected")
     if not isinstance(headers, dict) or set(headers) != {COSE_HEADER_ALG, COSE_HEADER_KID}:
         raise MessageError("expected exactly {1: alg, 4: kid}", field="cose.protected")
     if headers[COSE_HEADER_ALG] != COSE_ALG_EDDSA or type(headers[COSE_HEADER_ALG]) is not int:
@@ -107,23 +202,40 @@ def parse_envelope(cose: bytes) -> Envelope:
     kid = headers[COSE_HEADER_KID]
     if type(kid) is not bytes or len(kid) != KID_SIZE:
         raise MessageError(f"expected a {KID_SIZE}-byte kid", field="cose.protected.kid")
-    if protected != _protected_header(kid):
-        raise MessageError("protected header is not deterministically encoded")
-    if canonical_cbor(item) != cose:
-        raise MessageError("COSE_Sign1 is not deterministically encoded")
+    expected = _protected_header(kid)
+    if protected != expected:
+        raise _not_deterministic(protected, expected, "cose.protected")
+    expected = canonical_cbor(item)
+    if expected != cose:
+        raise _not_deterministic(cose, expected, "cose")
     return Envelope(kid, protected, payload, signature)
 
 
-def decode_payload(payload: bytes) -> Message:
+def _not_deterministic(data: bytes, expected: bytes, field: str) -> MessageError:
+    at = next(
+        (i for i, (a, b) in enumerate(zip(data, expected, strict=False)) if a != b),
+        min(len(data), len(expected)),
+    )
+    return MessageError(
+        f"not in deterministic encoding (differs from it at byte {at} of {len(data)})", field
+    )
+
+
+def _payload_object(payload: bytes) -> object:
+    """Decode a payload to cbor2's data model; refuse it unless in deterministic encoding."""
     obj = strict_cbor_loads(payload, "payload")
     try:
-        canonical = canonical_cbor(obj)
+        expected = canonical_cbor(obj)
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError):
         # A shared reference (tags 28/29) can make the decoded value cyclic.
-        raise MessageError("payload is not deterministically encoded") from None
-    if canonical != payload:
-        raise MessageError("payload is not deterministically encoded")
-    return message_from_wire(obj)
+        raise MessageError("not in deterministic encoding (cyclic)", field="payload") from None
+    if expected != payload:
+        raise _not_deterministic(payload, expected, "payload")
+    return obj
+
+
+def decode_payload(payload: bytes) -> Message:
+    return message_from_wire(_payload_object(payload))
 
 
 @dataclass(frozen=True, slots=True)
