@@ -395,6 +395,7 @@ def layout(
         {"unprotected": "f6"},  # null
         {"payload_head": "5900ac"},  # 172 in two bytes
         {"payload_head": "5a000000ac"},
+        {"payload_head": "78ac"},  # a text string
         {"signature_head": "590040"},
         {"trailer": "00"},
     ],

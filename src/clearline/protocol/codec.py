@@ -56,10 +56,17 @@ def _head(major: int, argument: int) -> bytes:
     """The shortest initial bytes of a data item (RFC 8949 §3, §4.2.1): type and length or value."""
     if argument < 24:
         return bytes((major << 5 | argument,))
-    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if argument < 1 << (8 * width):
-            return bytes((major << 5 | info,)) + argument.to_bytes(width, "big")
-    raise ValueError(f"{argument} does not fit a CBOR head")
+    if argument < 0x100:
+        return bytes((major << 5 | 24, argument))
+    if argument < 0x10000:
+        return bytes((major << 5 | 25,)) + argument.to_bytes(2, "big")
+    if argument < 0x100000000:
+        return bytes((major << 5 | 26,)) + argument.to_bytes(4, "big")
+    return bytes((major << 5 | 27,)) + argument.to_bytes(8, "big")
+
+
+_LONG_ARGUMENTS = {24: (1, 24), 25: (2, 0x100), 26: (4, 0x10000), 27: (8, 0x100000000)}
+"""Additional information 24-27: how many bytes the argument takes, and its least shortest value."""
 
 
 _BYTES, _ARRAY, _TAG = 2, 4, 6
@@ -127,40 +134,48 @@ _ENVELOPE_PREFIX = (
     + _head(_BYTES, len(_PROTECTED_TEMPLATE))
     + _PROTECTED_TEMPLATE[:-KID_SIZE]
 )
-_PROTECTED_AT = len(_ENVELOPE_PREFIX) + KID_SIZE - len(_PROTECTED_TEMPLATE)
 _KID_AT = len(_ENVELOPE_PREFIX)
+_PROTECTED_END = _KID_AT + KID_SIZE
+_PROTECTED_AT = _PROTECTED_END - len(_PROTECTED_TEMPLATE)
 _UNPROTECTED = canonical_cbor({})
-_PAYLOAD_AT = _KID_AT + KID_SIZE + len(_UNPROTECTED)
+_PAYLOAD_AT = _PROTECTED_END + len(_UNPROTECTED)
 _SIGNATURE_HEAD = _head(_BYTES, SIGNATURE_SIZE)
 _SIGNATURE_PART = len(_SIGNATURE_HEAD) + SIGNATURE_SIZE
+assert len(_UNPROTECTED) == 1 and len(_SIGNATURE_HEAD) == 2
 
 
 def _parse_canonical_envelope(cose: bytes) -> Envelope | None:
     """The parts of a COSE_Sign1 in the one valid layout, checked in place; None if not in it."""
-    if type(cose) is not bytes or not cose.startswith(_ENVELOPE_PREFIX):
-        return None
     at = _PAYLOAD_AT
-    if cose[at - len(_UNPROTECTED) : at] != _UNPROTECTED or len(cose) <= at:
-        return None
-    initial = cose[at]
-    if initial >> 5 != _BYTES or initial & 0x1F > 27:
-        return None
-    info = initial & 0x1F
-    width = 0 if info < 24 else 1 << (info - 24)
-    size = info if info < 24 else int.from_bytes(cose[at + 1 : at + 1 + width], "big")
-    start = at + 1 + width
-    end = start + size
     if (
-        len(cose) != end + _SIGNATURE_PART
-        or cose[at:start] != _head(_BYTES, size)  # also refuses a longer-than-needed length
-        or cose[end : end + len(_SIGNATURE_HEAD)] != _SIGNATURE_HEAD
+        type(cose) is not bytes
+        or len(cose) <= at
+        or not cose.startswith(_ENVELOPE_PREFIX)
+        or cose[at - 1] != _UNPROTECTED[0]
     ):
         return None
+    initial = cose[at]
+    if initial >> 5 != _BYTES:
+        return None
+    info = initial & 0x1F
+    if info < 24:
+        size, start = info, at + 1
+    elif info in _LONG_ARGUMENTS:
+        width, least = _LONG_ARGUMENTS[info]
+        start = at + 1 + width
+        size = int.from_bytes(cose[at + 1 : start], "big")
+        if size < least:  # the length could have been written shorter
+            return None
+    else:
+        return None
+    end = start + size
+    if len(cose) != end + _SIGNATURE_PART or cose[end : end + 2] != _SIGNATURE_HEAD:
+        return None
     return Envelope(
-        kid=cose[_KID_AT : _KID_AT + KID_SIZE],
-        protected=cose[_PROTECTED_AT : _KID_AT + KID_SIZE],
+        kid=cose[_KID_AT:_PROTECTED_END],
+        protected=cose[_PROTECTED_AT:_PROTECTED_END],
         payload=cose[start:end],
-        signature=cose[end + len(_SIGNATURE_HEAD) :],
+        signature=cose[end + 2 :],
     )
 
 
