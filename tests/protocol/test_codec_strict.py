@@ -1,6 +1,7 @@
 """Strict decoding: exactly one byte form of every COSE_Sign1 and payload is accepted.
 
-The codec checks the COSE_Sign1 layout in place instead of re-encoding. These
+The codec checks deterministic encoding without re-encoding where it can (the
+COSE_Sign1 layout in place; payloads through cbor2's plain encoder). These
 tests hold it to the definition: bytes are accepted exactly when
 ``cbor2.dumps(cbor2.loads(x), canonical=True) == x``, and what is accepted
 decodes to the same values. Encodings are generated with and without the
@@ -11,6 +12,7 @@ floats, tags and other simple values.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import struct
 from pathlib import Path
@@ -225,6 +227,26 @@ def test_any_values_accepted_exactly_when_canonical(value: object, data: st.Data
 
 
 @PROPERTY
+@given(protocol_values)
+def test_canonical_protocol_values_take_the_plain_path(value: object) -> None:
+    encoded = codec.canonical_cbor(value)
+    decoded = codec._payload_object(encoded)
+    assert same(decoded, cbor2.loads(encoded))
+    if isinstance(decoded, dict | list):
+        assert codec._plain(decoded)
+
+
+@PROPERTY
+@given(any_values)
+def test_plain_values_encode_the_same_with_and_without_canonical(value: object) -> None:
+    """What the shortcut rests on, for any value cbor2 can decode to."""
+    with contextlib.suppress(cbor2.CBORError, ValueError, TypeError):
+        value = cbor2.loads(cbor2.dumps(value))
+    if codec._plain(value):
+        assert cbor2.dumps(value) == cbor2.dumps(value, canonical=True)
+
+
+@PROPERTY
 @given(st.sampled_from(PAYLOADS), st.data())
 def test_mutated_message_payloads(payload: bytes, data: st.DataObject) -> None:
     check_payload(mutate(payload, data))
@@ -245,6 +267,7 @@ def test_reencoded_message_payloads(vector: vectors.Vector, data: st.DataObject)
 def test_message_payloads_decode_to_the_same_messages() -> None:
     for vector, payload in zip(VECTORS, PAYLOADS, strict=True):
         assert codec.decode_payload(payload) == vector.message
+        assert codec._plain(cbor2.loads(payload)), "a message payload takes the slow path"
         assert message_from_wire(reference(payload)) == vector.message
 
 

@@ -11,12 +11,15 @@ or whose payload is not in deterministic encoding, is a `MessageError`.
 Deterministic encoding leaves a valid COSE_Sign1 exactly one byte layout, so
 `parse_envelope` checks that layout in place; only bytes outside it are decoded
 with cbor2, to say what is wrong with them. A payload is decoded with cbor2 and
-re-encoded to compare bytes.
+re-encoded to compare bytes; for the values a payload is made of (integers,
+booleans, text, byte strings, arrays, text-keyed maps) the cheaper plain
+encoding gives the deterministic bytes once the map keys are known to be in
+order, so the canonical encoder only runs for anything else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import cbor2
@@ -236,11 +239,68 @@ def _not_deterministic(data: bytes, expected: bytes, field: str) -> MessageError
     )
 
 
+_PLAIN_SCALARS = frozenset({int, bool, str, bytes})
+_KEYS_IN_ORDER: dict[tuple[object, ...], bool] = {}
+"""Whether a map's keys, as decoded in wire order, are text in deterministic order; per key set."""
+_KEYS_IN_ORDER_MAX = 1024
+
+
+def _text_keys_in_order(keys: tuple[object, ...]) -> bool:
+    """True if every key is text and each sorts after the one before it.
+
+    cbor2's deterministic encoder orders keys by the length of their encoding,
+    then bytewise; for text keys that is (UTF-8 length, UTF-8 bytes), the same
+    as RFC 8949's bytewise order of the encoded keys.
+    """
+    previous = (-1, b"")
+    for key in keys:
+        if type(key) is not str:
+            return False
+        encoded = key.encode()
+        current = (len(encoded), encoded)
+        if current <= previous:
+            return False
+        previous = current
+    return True
+
+
+def _plain(value: object, depth: int = 0) -> bool:
+    """True if `value` is an array or map holding only integers, booleans, text,
+    byte strings, arrays and text-keyed maps, every map's keys in deterministic order.
+
+    cbor2 encodes such a value to the same bytes with and without
+    ``canonical=True`` (the canonical encoder differs only in how it sorts maps
+    and sets and sizes floats), so the plain encoder can stand in for it.
+    """
+    items: Iterable[object]
+    if type(value) is dict:
+        keys = tuple(value)
+        # Only all-text key tuples are cached as True, and a tuple equal to one
+        # of those holds the same text keys (nothing else compares equal to a str).
+        in_order = _KEYS_IN_ORDER.get(keys)
+        if in_order is None:
+            in_order = _text_keys_in_order(keys)
+            if len(_KEYS_IN_ORDER) < _KEYS_IN_ORDER_MAX:
+                _KEYS_IN_ORDER[keys] = in_order
+        if not in_order:
+            return False
+        items = value.values()
+    elif type(value) is list:
+        items = value
+    else:
+        return False
+    for item in items:
+        if type(item) in _PLAIN_SCALARS or (depth < MAX_CBOR_DEPTH and _plain(item, depth + 1)):
+            continue
+        return False
+    return True
+
+
 def _payload_object(payload: bytes) -> object:
     """Decode a payload to cbor2's data model; refuse it unless in deterministic encoding."""
     obj = strict_cbor_loads(payload, "payload")
     try:
-        expected = canonical_cbor(obj)
+        expected = cbor2.dumps(obj) if _plain(obj) else canonical_cbor(obj)
     except (cbor2.CBOREncodeError, ValueError, TypeError, RecursionError):
         # A shared reference (tags 28/29) can make the decoded value cyclic.
         raise MessageError("not in deterministic encoding (cyclic)", field="payload") from None
