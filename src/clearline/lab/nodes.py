@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,11 +150,21 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _in_child(die_with_parent: bool, max_files: int | None) -> None:
+    """In the child, before exec: die with the parent; a descriptor limit, for flood tests."""
+    if die_with_parent:
+        _die_with_parent()
+    if max_files is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
+
 class _Starting:
     """`clearline node serve --config CONFIG` started, in CONFIG's folder, its stderr in
     CONFIG.stderr and its ready file CONFIG.ready, until it has written that file."""
 
-    def __init__(self, config: Path, die_with_parent: bool) -> None:
+    def __init__(self, config: Path, die_with_parent: bool, max_files: int | None = None) -> None:
         self.config = config
         folder = config.parent
         self.ready = folder / f"{config.stem}.ready"
@@ -176,7 +187,7 @@ class _Starting:
                 stderr=stderr,
                 cwd=folder,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=_die_with_parent if die_with_parent else None,
+                preexec_fn=partial(_in_child, die_with_parent, max_files),
             )
         self.deadline = time.monotonic() + START_TIMEOUT_S
 
@@ -207,9 +218,12 @@ class _Starting:
         )
 
 
-def start_node(config: Path, *, die_with_parent: bool = False) -> NodeProcess:
-    """Start a node on `config` and wait until it serves."""
-    starting = _Starting(config, die_with_parent)
+def start_node(
+    config: Path, *, die_with_parent: bool = False, max_files: int | None = None
+) -> NodeProcess:
+    """Start a node on `config` and wait until it serves (with at most `max_files` open
+    descriptors, if given)."""
+    starting = _Starting(config, die_with_parent, max_files)
     while (node := starting.poll()) is None:
         time.sleep(0.05)
     return node

@@ -186,19 +186,21 @@ class Node:
 
     async def serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> None:
-        """Run the link over one authenticated connection (one session at a time)."""
+    ) -> bool:
+        """Run the link over one authenticated connection (one session at a time); True if
+        a session came up on it."""
         if self.link is not None:
             self.refuse(peer, "a session with the peer is already up")
             writer.close()
-            return
+            return False
         link = Link(self, reader, writer, peer)
         self.link = link
         self.emit({"kind": "connected", "peer": peer})
-        self.endpoint.connect(wall_us(), os.urandom(16))
+        session = self.endpoint.connect(wall_us(), os.urandom(16))
         link.pump()
         try:
             await link.run()
+            return session.session_id is not None
         finally:
             if self.link is link:
                 self.link = None

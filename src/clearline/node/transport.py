@@ -22,14 +22,26 @@ if TYPE_CHECKING:
     from clearline.node.node import Node
 
 
+ACCEPT_PAUSE_S = 0.05
+ACCEPT_PAUSE_MAX_S = 1.0
+"""How long the listener waits before accepting again when accept fails (no descriptors)."""
+
+
 class Transport:
     """Listening and dialling for one node; every connection ends in `node.serve`."""
 
     def __init__(self, node: Node, identity: Identity) -> None:
         self.node = node
         self.identity = identity
+        # Built once: reading the key and certificates on every accept costs descriptors
+        # exactly when a flood has used them up.
+        self._server = self._make_context(server=True)
+        self._client = self._make_context(server=False)
 
     def context(self, server: bool) -> ssl.SSLContext:
+        return self._server if server else self._client
+
+    def _make_context(self, server: bool) -> ssl.SSLContext:
         purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
         context = ssl.create_default_context(purpose, cafile=str(self.identity.peer_crt))
         context.minimum_version = ssl.TLSVersion.TLSv1_3
@@ -49,9 +61,20 @@ class Transport:
         return None
 
     async def accept_forever(self, listener: socket.socket, stop: asyncio.Event) -> None:
+        """Accept until stopped. Out of descriptors (a flood of half-open connections), it
+        waits and tries again rather than dying: the real peer must get in once they go."""
         loop = asyncio.get_running_loop()
+        pause = ACCEPT_PAUSE_S
         while not stop.is_set():
-            connection, address = await loop.sock_accept(listener)
+            try:
+                connection, address = await loop.sock_accept(listener)
+            except OSError as exc:
+                self.node.refuse("listener", f"accept failed: {exc.strerror or exc}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+                pause = min(pause * 2, ACCEPT_PAUSE_MAX_S)
+                continue
+            pause = ACCEPT_PAUSE_S
             self.node.spawn(self.accept(connection, f"{address[0]}:{address[1]}"))
 
     async def accept(self, connection: socket.socket, peer: str) -> None:
@@ -73,13 +96,15 @@ class Transport:
 
     async def checked(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
-    ) -> None:
+    ) -> bool:
+        """Serve a connection that presents the pinned certificate; True if a session came
+        up on it."""
         reason = self.pinned(writer)
         if reason is not None:
             self.node.refuse(peer, reason)
             writer.close()
-            return
-        await self.node.serve(reader, writer, peer)
+            return False
+        return await self.node.serve(reader, writer, peer)
 
     async def dial_forever(self, host: str, port: int, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -101,9 +126,11 @@ class Transport:
                         }
                     )
                 else:
-                    backoff = 0.2
-                    await self.checked(reader, writer, f"{host}:{port}")
-                    continue
+                    if await self.checked(reader, writer, f"{host}:{port}"):
+                        backoff = 0.2  # a session came up: the next dial is at once
+                        continue
+                    # Refused after TLS (the peer already has a session, or refused our
+                    # Hello): back off like any failed dial, never redial in a loop.
             delay = backoff * (0.5 + random.random())  # jitter: two nodes never march in step
             backoff = min(backoff * 2, 5.0)
             with contextlib.suppress(TimeoutError):

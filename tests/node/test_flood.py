@@ -1,0 +1,46 @@
+"""A connection flood: the listener survives running out of descriptors, and the real peer
+gets in once the flood is gone."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.node.harness import make_keys, running, start_node, wait_until, write_config
+
+MAX_FILES = 256
+FLOOD = 300
+
+
+@pytest.mark.slow
+def test_a_flood_of_half_open_connections_does_not_kill_the_listener(tmp_path: Path) -> None:
+    make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True), max_files=MAX_FILES)
+    with running(prc):
+        assert prc.listen is not None
+        flood: list[socket.socket] = []
+        try:
+            # More connections than the node has descriptors; none ever starts TLS.
+            for _ in range(FLOOD):
+                flood.append(socket.create_connection(("127.0.0.1", prc.listen), timeout=5))
+            # The API shares the descriptors, so the node's own log line says it ran out.
+            wait_until(
+                lambda: "open files" in prc.stderr.read_text(),
+                20,
+                "the node never ran out of descriptors: the test proves nothing",
+            )
+        finally:
+            for connection in flood:
+                connection.close()
+        began = time.monotonic()
+        us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+        with running(us):
+            us.wait_link("up", timeout=30)
+            prc.wait_link("up", timeout=30)
+        assert time.monotonic() - began < 40
+        assert prc.process.poll() is None
+        refused = [e for e in prc.events("refused") if "accept failed" in str(e["reason"])]
+        assert refused, "the listener's failures are events too"
