@@ -44,3 +44,28 @@ def test_a_flood_of_half_open_connections_does_not_kill_the_listener(tmp_path: P
         assert prc.process.poll() is None
         refused = [e for e in prc.events("refused") if "accept failed" in str(e["reason"])]
         assert refused, "the listener's failures are events too"
+
+
+@pytest.mark.slow
+def test_a_dialler_refused_after_tls_backs_off(tmp_path: Path) -> None:
+    """A second US node (same keys) is refused by PRC after TLS ("already up"): it must not
+    redial in a loop, signing and logging a Hello each time."""
+    make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(prc):
+        us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+        with running(us):
+            us.wait_link("up")
+            second_dir = tmp_path / "second"
+            second_dir.mkdir()
+            (second_dir / "keys").symlink_to(tmp_path / "keys")
+            second = start_node(
+                write_config(second_dir, "US", "PRC", address=f"127.0.0.1:{prc.listen}")
+            )
+            with running(second):
+                time.sleep(5)  # the window in which a storm would have shown
+                with second.client() as api:
+                    hellos = api.get("/v1/log").json()["size"]
+                refusals = [e for e in prc.events("refused") if "already up" in str(e["reason"])]
+            assert 1 <= len(refusals) <= 8, len(refusals)
+            assert hellos <= 8, f"{hellos} log entries in 5 s: the dialler redials in a loop"
