@@ -117,3 +117,23 @@ def test_a_slow_link_still_clarifies(
     assert result["outcome"] == "answered"
     assert result["elapsed_ms"] >= 100
     assert us.stop() == 0 and prc.stop() == 0
+
+
+def test_a_link_silent_too_long_is_closed_and_redialled(
+    pair: tuple[NodeProcess, NodeProcess, ProxyThread],
+) -> None:
+    """A silent link (half-open, or opened by a replayed Hello) must not hold the only
+    session slot: after three times the down delay it is closed, and the peer redials."""
+    us, prc, proxy = pair
+    proxy.do(proxy.proxy.partition)
+    dead_after_s = 3 * 5 * HEARTBEAT_MS / 1000
+    wait_until(
+        lambda: any("fell silent" in str(e["reason"]) for e in prc.events("refused")),
+        dead_after_s + 5,
+        "PRC kept a silent link open",
+    )
+    proxy.do(proxy.proxy.heal)
+    us.wait_link("up", timeout=20)
+    with us.client("sensor") as client:
+        assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
+    assert us.stop() == 0 and prc.stop() == 0

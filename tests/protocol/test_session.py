@@ -330,3 +330,18 @@ def test_transition_table_reaches_every_state_and_closed_is_final() -> None:
     targets = {t for edges in TRANSITIONS.values() for t in edges.values()}
     assert targets | {SessionState.IDLE} == set(SessionState)
     assert TRANSITIONS[SessionState.CLOSED] == {}
+
+
+def test_a_hello_stamped_long_ago_opens_no_session() -> None:
+    """A Hello replayed from a log (or the export) later cannot complete a handshake."""
+    p = make_pair(start=False)
+    p.prc.start(T0, b"\x02" * 16)
+    old_hello = p.prc.data_to_send()
+    late = T0 + 61_000_000
+    p.us.start(late, b"\x01" * 16)
+    p.us.receive_data(old_hello, late)
+    p.drain()
+    closed = p.of("US", Closed)
+    assert closed and closed[0].reason is CloseReason.HANDSHAKE_MISMATCH
+    assert "from our clock" in closed[0].detail
+    assert p.us.session_id is None

@@ -85,6 +85,8 @@ TELEMETRY_BATCH_DELAY_S = 0.005
 PENDING_APPROVALS = 256
 """Referred acts kept for officers to see; the oldest is forgotten first."""
 REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
+DEAD_AFTER_DOWN = 3
+"""A link that stays down this many times its down-after delay is closed (and redialled)."""
 CHECKPOINT_HISTORY = 64
 """Checkpoints kept in memory per side for the API (all of them stay in the log)."""
 
@@ -276,6 +278,9 @@ class Node:
         elif isinstance(event, LinkStateChanged):
             self.metrics.link_state.set({"down": 0, "degraded": 1, "up": 2}[event.current.value])
             self.emit({"kind": "link", "state": event.current.value})
+            if event.current is LinkState.DOWN and link.session.session_id is not None:
+                delay = DEAD_AFTER_DOWN * self.config.heartbeat_ms * 5 / 1000
+                asyncio.get_running_loop().call_later(delay, self._drop_if_silent, link)
         elif isinstance(event, RoundTrip):
             self.metrics.rtt.observe(event.rtt_us / 1e6)
             self.emit({"kind": "rtt", "rtt_us": event.rtt_us})
@@ -298,6 +303,19 @@ class Node:
             self._peer_authority(event.peer_policy_hash, event.peer_roster_hash, "hello")
         elif isinstance(event, Closed):
             self.emit({"kind": "closed", "reason": event.reason.value, "detail": event.detail})
+
+    def _drop_if_silent(self, link: Link) -> None:
+        """A link down this long is closed, so that a half-open connection (or one that a
+        replayed Hello opened) does not hold the only session slot against the real peer."""
+        if self.link is not link or link.session.closed:
+            return
+        if link.session.link_state is not LinkState.DOWN:
+            return
+        self.refuse(link.peer, "the peer fell silent: link down too long, connection closed")
+        self.endpoint.close(wall_us(), "the peer fell silent")
+        link.pump()
+        # No TLS goodbye: a silent peer would not answer one, and the slot must free now.
+        link.writer.transport.abort()
 
     def _message(self, event: MessageSent | MessageReceived) -> None:
         message = event.message

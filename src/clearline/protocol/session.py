@@ -136,6 +136,9 @@ class SessionConfig:
     remembered_queries: int = 4096
     roster_hash: bytes = bytes(32)
     """Canonical hash of our authority roster (all zero: none), sent in Hello."""
+    max_hello_age_us: Micros = 60_000_000
+    """A Hello stamped further than this from our clock is refused: a Hello replayed from a
+    log cannot open a session later (the two clocks must agree within this)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval_us < self.degraded_after_us < self.down_after_us:
@@ -489,6 +492,11 @@ class Session:
         if hello.peer_kid != self._signer.kid:
             problems.append(
                 f"Hello expects our key {hello.peer_kid.hex()}, ours is {self._signer.kid.hex()}"
+            )
+        if abs(now - message.sent_at) > self.config.max_hello_age_us:
+            problems.append(
+                f"Hello stamped {(now - message.sent_at) / 1e6:+.1f} s from our clock (at most "
+                f"{self.config.max_hello_age_us / 1e6:g} s): replayed, or the clocks disagree"
             )
         if problems:
             self._close(CloseReason.HANDSHAKE_MISMATCH, "; ".join(problems), now)
