@@ -776,9 +776,10 @@ def keys_init(folder: Path, side: str, hosts: tuple[str, ...], days: int, force:
 def keys_token(folder: Path, side: str, role: str, name: str | None, force: bool) -> None:
     """Add a bearer token for SIDE's local API: FOLDER/SIDE.api-token.NAME (mode 600), its hash
     in FOLDER/SIDE.api-tokens.json. A running node loads tokens when it starts."""
+    from clearline.node.keys import check_side
     from clearline.node.tokens import Role, add_token, tokens_file
 
-    path = add_token(folder, side, Role(role), name or role, force)
+    path = add_token(folder, check_side(side), Role(role), name or role, force)
     click.echo(f"{role} token: {path} (mode 600)")
     click.echo(f"its hash is in {tokens_file(folder, side)}; restart the node to load it")
 

@@ -21,7 +21,7 @@ from clearline.gate.authority import (
     roster_text,
     sign_approval,
 )
-from clearline.node.keys import init_officer_key, load_signer
+from clearline.node.keys import check_side, init_officer_key, load_signer
 from clearline.protocol.messages import Approval, ApprovalScope, Micros
 
 
@@ -30,6 +30,7 @@ def enrol(
 ) -> tuple[Roster, Path, Path]:
     """Create the officer's key in `keys_dir` and add its public key to the roster file
     (created if absent). Returns the new roster and the key files."""
+    check_side(side)
     roster = load_roster(roster_path, side) if roster_path.exists() else None
     if roster is not None and any(o.id == officer_id for o in roster.officers):
         raise RosterError(f"officer {officer_id!r} is already enrolled", str(roster_path))

@@ -176,3 +176,27 @@ def test_the_refusals_are_one_line_each(tmp_path: Path) -> None:
         assert result.exit_code != 0, args
         assert expected in result.output, (args, result.output)
         assert "Traceback" not in result.output
+
+
+def test_a_side_name_that_is_not_one_writes_nothing(tmp_path: Path) -> None:
+    for args in (
+        ["keys", "init", str(tmp_path / "k"), "--side", "us/../x"],
+        ["keys", "init", str(tmp_path / "k"), "--side", "US PRC"],
+        ["keys", "token", str(tmp_path / "k"), "--side", "a/b", "--role", "sensor"],
+        [
+            "officer",
+            "enrol",
+            "o1",
+            "--side",
+            "bad side",
+            "--roster",
+            str(tmp_path / "r.yaml"),
+            "--keys",
+            str(tmp_path / "o"),
+        ],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "expected an upper-case letter" in result.output
+        assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -15,9 +15,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from clearline.errors import InputFileError
+from clearline.protocol.messages import SIDE_PATTERN
 from clearline.sourcemap import LineMap, read_text, validate
 
-SideName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,15}$")]
+SideName = Annotated[str, Field(pattern=f"^{SIDE_PATTERN}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 

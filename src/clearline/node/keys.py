@@ -31,7 +31,18 @@ from cryptography.x509.oid import NameOID
 
 from clearline.errors import KeyMaterialError
 from clearline.node.tokens import token_paths, write_role_tokens
+from clearline.protocol.messages import SIDE_PATTERN
 from clearline.protocol.signing import Ed25519Signer, Ed25519Verifier
+
+
+def check_side(side: str) -> str:
+    """A side's name, as the protocol allows it (it also names the key files)."""
+    if not re.fullmatch(SIDE_PATTERN, side):
+        raise KeyMaterialError(
+            f"side {side!r}: expected an upper-case letter, then up to 15 of A-Z 0-9 _ - "
+            "(e.g. US, PRC)"
+        )
+    return side
 
 
 def _paths(folder: Path, side: str) -> dict[str, Path]:
@@ -59,6 +70,7 @@ def init_keys(
 ) -> dict[str, Path]:
     """Create a side's keys, certificate and API tokens in `folder`; refuses to overwrite unless
     `force`."""
+    check_side(side)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {**_paths(folder, side), **token_paths(folder, side)}
     existing = [p for p in paths.values() if p.exists()]
