@@ -803,12 +803,18 @@ def node() -> None:
     default=None,
     help="Write the API address here (JSON) once the node is serving.",
 )
-def node_serve(config_path: Path, ready_file: Path | None) -> None:
+@click.option(
+    "--log-json",
+    is_flag=True,
+    help="Write the node's log lines (link changes, dial failures, refusals, policy or "
+    "roster changes) as JSON objects, one per line, instead of text.",
+)
+def node_serve(config_path: Path, ready_file: Path | None, log_json: bool) -> None:
     """Run a node until SIGTERM; then flush, checkpoint and close its log."""
     from clearline.node.serve import main as serve_main
 
     with failing(2):
-        sys.exit(serve_main(config_path, ready_file))
+        sys.exit(serve_main(config_path, ready_file, log_json))
 
 
 @bench.command("link")

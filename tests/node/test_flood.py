@@ -69,3 +69,31 @@ def test_a_dialler_refused_after_tls_backs_off(tmp_path: Path) -> None:
                 refusals = [e for e in prc.events("refused") if "already up" in str(e["reason"])]
             assert 1 <= len(refusals) <= 8, len(refusals)
             assert hellos <= 8, f"{hellos} log entries in 5 s: the dialler redials in a loop"
+
+
+def test_the_node_says_what_happens_to_its_link(tmp_path: Path) -> None:
+    """Its operator reads link changes, dial failures and refusals in its output, one line
+    each, without asking the events API."""
+    make_keys(tmp_path, "US", "PRC")
+    us = start_node(write_config(tmp_path, "US", "PRC", address="127.0.0.1:9"))
+    with running(us):
+        wait_until(
+            lambda: "dial-failed" in us.stderr.read_text(), 20, "no line for the failed dial"
+        )
+    line = next(x for x in us.stderr.read_text().splitlines() if "dial-failed" in x)
+    assert "clearline.node.events dial-failed peer=127.0.0.1:9 reason=" in line
+
+
+def test_json_log_lines_carry_the_event() -> None:
+    import json
+    import logging
+
+    from clearline.node.serve import JsonLines
+
+    record = logging.LogRecord(
+        "clearline.node.events", logging.INFO, "", 0, "link %s", ("up",), None
+    )
+    record.event = {"kind": "link", "state": "up"}
+    line = json.loads(JsonLines().format(record))
+    assert line["message"] == "link up" and line["event"] == {"kind": "link", "state": "up"}
+    assert line["level"] == "info" and line["logger"] == "clearline.node.events"

@@ -77,6 +77,19 @@ from clearline.protocol.messages import (
 from clearline.protocol.session import SessionConfig
 
 log = logging.getLogger("clearline.node")
+events_log = logging.getLogger("clearline.node.events")
+OPERATOR_EVENTS = frozenset(
+    {
+        "link",
+        "connected",
+        "disconnected",
+        "handshake",
+        "dial-failed",
+        "closed",
+        "peer-authority-changed",
+    }
+)
+"""Events the node also writes as one log line each (refusals are logged where they happen)."""
 
 TELEMETRY_BATCH_MAX = 350
 """Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
@@ -216,6 +229,15 @@ class Node:
         event.setdefault("at", wall_us())
         event.setdefault("side", self.side)
         self.events.append(event)
+        if event["kind"] in OPERATOR_EVENTS:
+            # One line for the node's operator per change that matters, as text or JSON.
+            details = {k: v for k, v in event.items() if k not in ("at", "side", "kind")}
+            events_log.info(
+                "%s %s",
+                event["kind"],
+                " ".join(f"{k}={v}" for k, v in details.items()),
+                extra={"event": event},
+            )
         for queue in list(self.subscribers):
             try:
                 queue.put_nowait(event)

@@ -80,10 +80,28 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     return 0
 
 
-def main(config_path: Path, ready_file: Path | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s"
+class JsonLines(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the event, if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": self.formatTime(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        event = getattr(record, "event", None)
+        if isinstance(event, dict):
+            line["event"] = event
+        return json.dumps(line, default=str)
+
+
+def main(config_path: Path, ready_file: Path | None = None, log_json: bool = False) -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonLines() if log_json else logging.Formatter("%(asctime)s %(name)s %(message)s")
     )
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # The log's commit thread must not hold the event loop off for the default 5 ms.
     sys.setswitchinterval(0.0002)
     # uvloop: libuv's event loop, about a quarter off each TLS round trip on this machine.
