@@ -97,3 +97,41 @@ def test_json_log_lines_carry_the_event() -> None:
     line = json.loads(JsonLines().format(record))
     assert line["message"] == "link up" and line["event"] == {"kind": "link", "state": "up"}
     assert line["level"] == "info" and line["logger"] == "clearline.node.events"
+
+
+@pytest.mark.parametrize("which", ["listen", "api"])
+def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path, which: str) -> None:
+    import subprocess
+    import sys
+
+    make_keys(tmp_path, "US", "PRC")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = write_config(tmp_path, "PRC", "US", listen=True)
+    text = config.read_text()
+    if which == "listen":
+        text = text.replace(
+            '[listen]\nhost = "127.0.0.1"\nport = 0', f'[listen]\nhost = "127.0.0.1"\nport = {port}'
+        )
+    else:
+        text = text.replace(
+            '[api]\nhost = "127.0.0.1"\nport = 0', f'[api]\nhost = "127.0.0.1"\nport = {port}'
+        )
+    assert str(port) in text
+    config.write_text(text)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "clearline", "node", "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        taken.close()
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error:"))
+    assert f"{which}.port" in line and str(config) in line, line
+    assert not (tmp_path / "prc-data" / "prc.db").exists(), "a failed start left a log behind"

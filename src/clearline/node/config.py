@@ -123,6 +123,8 @@ class NodeConfig(_Section):
     limits: Limits = Limits()
 
     base: Path = Path(".")
+    source: str = "<config>"
+    """The file it was read from, for errors about what it asks for."""
 
     def path(self, value: str) -> Path:
         """A path from the file, relative to the file's folder."""
@@ -163,11 +165,21 @@ def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
         raise NodeConfigError(
             f"not valid TOML: {exc}", source, int(match.group(1)) if match else None
         ) from None
-    if "base" in data:
-        line = _toml_lines(text).line_of(("base",))
-        raise NodeConfigError("'base' is not a setting", source, line)
+    for internal in ("base", "source"):
+        if internal in data:
+            line = _toml_lines(text).line_of((internal,))
+            raise NodeConfigError(f"'{internal}' is not a setting", source, line)
     config = validate(NodeConfig, data, _toml_lines(text), source, NodeConfigError)
-    return config.model_copy(update={"base": base})
+    return config.model_copy(update={"base": base, "source": source})
+
+
+def setting_error(config: NodeConfig, key: tuple[str, ...], message: str) -> NodeConfigError:
+    """An error about what a setting asks for (a port in use, say), naming the file and key."""
+    try:
+        line = _toml_lines(Path(config.source).read_text(encoding="utf-8")).line_of(key)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    return NodeConfigError(f"{'.'.join(key)}: {message}", config.source, line)
 
 
 def load_node_config(path: Path) -> NodeConfig:

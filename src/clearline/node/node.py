@@ -43,7 +43,7 @@ from clearline.hotline import (
     Unresolved,
 )
 from clearline.log import merkle
-from clearline.node.config import NodeConfig
+from clearline.node.config import NodeConfig, setting_error
 from clearline.node.keys import Identity, load_identity
 from clearline.node.link import Link, wall_us
 from clearline.node.logwriter import LogWriter
@@ -589,6 +589,18 @@ class Node:
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        listener = None
+        if self.config.listen is not None:
+            # Bound before the log opens: a port in use leaves no log behind.
+            where = (self.config.listen.host, self.config.listen.port)
+            try:
+                listener = socket.create_server(where, reuse_port=False)
+            except OSError as exc:
+                raise setting_error(
+                    self.config,
+                    ("listen", "port"),
+                    f"cannot listen on {where[0]}:{where[1]}: {exc.strerror or exc}",
+                ) from None
         await self.log.open(self.peer_side, self.identity.peer_verifier.public_key)
         since = wall_us() - self.policy.approvals.max_validity_ms * 1000
         self.gate.remember_spent(await self.log.call(lambda store: store.spent_approvals(since)))
@@ -596,10 +608,7 @@ class Node:
         if shown is not None:
             self.peer_authority = {"policy": shown[0].hex(), "roster": shown[1].hex()}
         self.metrics.log_entries.set(self.log.size)
-        if self.config.listen is not None:
-            listener = socket.create_server(
-                (self.config.listen.host, self.config.listen.port), reuse_port=False
-            )
+        if listener is not None:
             listener.setblocking(False)
             self._listener = listener
             self.listen_port = listener.getsockname()[1]

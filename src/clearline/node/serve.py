@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import uvicorn
 import uvloop
 
 from clearline.node.api import build_app
-from clearline.node.config import load_node_config
+from clearline.node.config import load_node_config, setting_error
 from clearline.node.node import Node
 
 log = logging.getLogger("clearline.node")
@@ -41,6 +42,16 @@ client never sends a request on a connection the node is just closing (a lost re
 async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     config = load_node_config(config_path)
     node = Node(config)
+    # The API's socket is bound here, before anything starts: a port in use is one error
+    # naming the setting, and leaves no log behind.
+    try:
+        api_socket = socket.create_server((config.api.host, config.api.port))
+    except OSError as exc:
+        raise setting_error(
+            config,
+            ("api", "port"),
+            f"cannot serve the API on {config.api.host}:{config.api.port}: {exc.strerror or exc}",
+        ) from None
     await node.start()
     api = _ApiServer(
         uvicorn.Config(
@@ -53,10 +64,10 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
             timeout_keep_alive=API_KEEP_ALIVE_S,
         )
     )
-    api_task = asyncio.create_task(api.serve())
+    api_task = asyncio.create_task(api.serve(sockets=[api_socket]))
     while not api.started:
         if api_task.done():
-            await api_task  # raises the bind error
+            await api_task
             return 1
         await asyncio.sleep(0.01)
     node.api_port = api.servers[0].sockets[0].getsockname()[1]
