@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.harness import make_keys, running, start_node, wait_until, write_config
+from tests.node.harness import (
+    SIGHTING,
+    SWARM,
+    make_keys,
+    running,
+    start_node,
+    wait_until,
+    write_config,
+)
 
 MAX_FILES = 256
 FLOOD = 300
@@ -18,7 +26,11 @@ FLOOD = 300
 @pytest.mark.slow
 def test_a_flood_of_half_open_connections_does_not_kill_the_listener(tmp_path: Path) -> None:
     make_keys(tmp_path, "US", "PRC")
-    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True), max_files=MAX_FILES)
+    # Handshake caps high enough that descriptors, not the caps, run out first.
+    uncapped = "[limits]\nmax_handshakes = 10000\nmax_handshakes_per_source = 10000"
+    prc = start_node(
+        write_config(tmp_path, "PRC", "US", listen=True, extra=uncapped), max_files=MAX_FILES
+    )
     with running(prc):
         assert prc.listen is not None
         flood: list[socket.socket] = []
@@ -135,3 +147,40 @@ def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path, which: str
     line = next(x for x in result.stderr.splitlines() if x.startswith("error:"))
     assert f"{which}.port" in line and str(config) in line, line
     assert not (tmp_path / "prc-data" / "prc.db").exists(), "a failed start left a log behind"
+
+
+@pytest.mark.slow
+def test_half_open_connections_meet_the_handshake_caps_and_the_link_holds(
+    tmp_path: Path,
+) -> None:
+    """A slowloris of half-open connections is capped (per source and in all); the link
+    that is up stays up and keeps clarifying."""
+    make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(prc):
+        assert prc.listen is not None
+        us = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+        with running(us):
+            us.wait_link("up")
+            with prc.client("sensor") as api:
+                api.post("/v1/telemetry", json={"assets": [SWARM]})
+            half_open: list[socket.socket] = []
+            try:
+                for _ in range(200):
+                    half_open.append(socket.create_connection(("127.0.0.1", prc.listen), 5))
+                wait_until(
+                    lambda: any(
+                        "too many handshakes" in str(e["reason"]) for e in prc.events("refused")
+                    ),
+                    20,
+                    "the handshake caps never applied",
+                )
+                with us.client("sensor") as api:
+                    for _ in range(5):
+                        result = api.post("/v1/observations", json=SIGHTING).json()
+                        assert result["outcome"] == "answered", result
+                assert us.wait_link("up")["state"] == "up"
+                assert not us.events("link") or us.events("link")[-1]["state"] == "up"
+            finally:
+                for connection in half_open:
+                    connection.close()

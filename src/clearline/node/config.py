@@ -105,6 +105,10 @@ class Limits(_Section):
     """The largest request body the local API reads; larger ones are refused with 413."""
     max_event_streams: int = Field(default=64, ge=1, le=100_000)
     """Event stream (SSE) subscribers at once; one more is refused with 503."""
+    max_handshakes: int = Field(default=128, ge=1, le=100_000)
+    """Peer connections still in their TLS handshake at once; more are closed at once."""
+    max_handshakes_per_source: int = Field(default=16, ge=1, le=100_000)
+    """The same, from one source address."""
 
 
 class NodeConfig(_Section):

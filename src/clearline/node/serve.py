@@ -20,7 +20,7 @@ import uvicorn
 import uvloop
 
 from clearline.node.api import build_app
-from clearline.node.config import load_node_config, setting_error
+from clearline.node.config import NodeConfig, load_node_config, setting_error
 from clearline.node.node import Node
 
 log = logging.getLogger("clearline.node")
@@ -39,6 +39,30 @@ API_KEEP_ALIVE_S = 20
 client never sends a request on a connection the node is just closing (a lost request)."""
 
 
+DESCRIPTOR_MARGIN = 64
+"""Descriptors the node needs besides the capped ones: its log, sockets, the peer link."""
+
+
+def _check_descriptors(config: NodeConfig) -> None:
+    """Say at start, not during a flood, if the descriptor limit is below what the caps need."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limits = config.limits
+    needed = limits.max_handshakes + limits.max_event_streams + DESCRIPTOR_MARGIN
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "descriptor limit %d is below the %d the caps need ([limits] max_handshakes %d + "
+            "max_event_streams %d + %d): raise it (ulimit -n %d) or lower the caps",
+            soft,
+            needed,
+            limits.max_handshakes,
+            limits.max_event_streams,
+            DESCRIPTOR_MARGIN,
+            needed,
+        )
+
+
 async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     config = load_node_config(config_path)
     node = Node(config)
@@ -52,6 +76,7 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
             ("api", "port"),
             f"cannot serve the API on {config.api.host}:{config.api.port}: {exc.strerror or exc}",
         ) from None
+    _check_descriptors(config)
     await node.start()
     api = _ApiServer(
         uvicorn.Config(

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from clearline.node.node import Node
 
 
+HANDSHAKE_TIMEOUT_S = 10
+"""A connection that has not finished its TLS handshake by then is closed."""
 ACCEPT_PAUSE_S = 0.05
 ACCEPT_PAUSE_MAX_S = 1.0
 """How long the listener waits before accepting again when accept fails (no descriptors)."""
@@ -37,6 +39,8 @@ class Transport:
         # exactly when a flood has used them up.
         self._server = self._make_context(server=True)
         self._client = self._make_context(server=False)
+        self._handshaking = 0
+        self._by_source: dict[str, int] = {}
 
     def context(self, server: bool) -> ssl.SSLContext:
         return self._server if server else self._client
@@ -78,6 +82,18 @@ class Transport:
             self.node.spawn(self.accept(connection, f"{address[0]}:{address[1]}"))
 
     async def accept(self, connection: socket.socket, peer: str) -> None:
+        source = peer.rsplit(":", 1)[0]
+        limits = self.node.config.limits
+        if self._handshaking >= limits.max_handshakes:
+            self.node.refuse(peer, f"too many handshakes: {self._handshaking} at once")
+            connection.close()
+            return
+        if self._by_source.get(source, 0) >= limits.max_handshakes_per_source:
+            self.node.refuse(peer, f"too many handshakes: {self._by_source[source]} from {source}")
+            connection.close()
+            return
+        self._handshaking += 1
+        self._by_source[source] = self._by_source.get(source, 0) + 1
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
         try:
@@ -85,12 +101,19 @@ class Transport:
                 lambda: asyncio.StreamReaderProtocol(reader),
                 connection,
                 ssl=self.context(server=True),
-                ssl_handshake_timeout=10,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
             )
         except (ssl.SSLError, OSError, TimeoutError) as exc:
             self.node.refuse(peer, f"TLS handshake failed: {tls_reason(exc)}")
             connection.close()
             return
+        finally:
+            self._handshaking -= 1
+            left = self._by_source[source] - 1
+            if left:
+                self._by_source[source] = left
+            else:
+                del self._by_source[source]
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self.checked(reader, writer, peer)
 
