@@ -612,16 +612,14 @@ class Node:
             listener.setblocking(False)
             self._listener = listener
             self.listen_port = listener.getsockname()[1]
-            self._spawn(self.transport.accept_forever(listener, self._stop))
+            self.spawn(self.transport.accept_forever(listener, self._stop))
         if self.config.peer.address is not None:
             host, port = self.config.peer.address.rsplit(":", 1)
-            self._spawn(self.transport.dial_forever(host, int(port), self._stop))
+            self.spawn(self.transport.dial_forever(host, int(port), self._stop))
         self.emit({"kind": "started", "log_size": self.log.size})
 
     def spawn(self, coroutine: Any) -> None:
-        self._spawn(coroutine)
-
-    def _spawn(self, coroutine: Any) -> None:
+        """Run `coroutine` as a task the node cancels when it shuts down."""
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
