@@ -137,3 +137,36 @@ def test_a_link_silent_too_long_is_closed_and_redialled(
     with us.client("sensor") as client:
         assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
     assert us.stop() == 0 and prc.stop() == 0
+
+
+def test_a_newer_authenticated_connection_replaces_a_link_that_is_not_up(
+    tmp_path: Path,
+) -> None:
+    """The US node freezes (SIGSTOP: its connection stays open, silent). A US node started
+    in its place is let in as soon as PRC's link is not up, without waiting for it to die."""
+    import signal
+
+    make_keys(tmp_path, "US", "PRC")
+    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(prc):
+        frozen = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+        with running(frozen):
+            frozen.wait_link("up")
+            prc.wait_link("up")
+            frozen.process.send_signal(signal.SIGSTOP)
+            try:
+                second_dir = tmp_path / "second"
+                second_dir.mkdir()
+                (second_dir / "keys").symlink_to(tmp_path / "keys")
+                second = start_node(
+                    write_config(second_dir, "US", "PRC", address=f"127.0.0.1:{prc.listen}")
+                )
+                with running(second):
+                    second.wait_link("up", timeout=15)
+                    reasons = [str(e["reason"]) for e in prc.events("refused")]
+                    assert any("replaced by a newer authenticated connection" in r for r in reasons)
+                    with second.client("sensor") as client:
+                        result = client.post("/v1/observations", json=SIGHTING).json()
+                    assert result["outcome"] == "answered", result
+            finally:
+                frozen.process.send_signal(signal.SIGCONT)

@@ -71,14 +71,29 @@ class Link:
         self.bucket = TokenBucket(node.config.limits.frames_per_s, node.config.limits.burst)
         self.closed = asyncio.Event()
         self.frames = 0
+        self._session: Session | None = None
 
     @property
     def session(self) -> Session:
-        session = self.endpoint.session
+        """The session this connection carries (the endpoint moves on to the next one's)."""
+        session = self._session if self._session is not None else self.endpoint.session
         assert session is not None
         return session
 
+    def start(self, session: Session) -> None:
+        """Bind the session begun on this connection, and run its first exchange."""
+        self._session = session
+        self.pump()
+
+    @property
+    def current(self) -> bool:
+        """Whether the endpoint's session is still this connection's (not replaced)."""
+        return self.endpoint.session is self.session
+
     def pump(self) -> None:
+        if not self.current:
+            self.abort()
+            return
         node = self.node
         endpoint = self.endpoint
         logged = node.log_entries(self)
@@ -116,7 +131,7 @@ class Link:
     def _fire(self) -> None:
         self.timer = None
         self.timer_at = None
-        if self.session.closed:
+        if self.session.closed or not self.current:
             return
         self.endpoint.handle_timer(wall_us())
         self.pump()
@@ -125,7 +140,7 @@ class Link:
         try:
             while not self.session.closed:
                 data = await self.reader.read(READ_SIZE)
-                if not data:
+                if not data or not self.current:
                     break
                 self.endpoint.receive_data(data, wall_us())
                 self.frames = 0
@@ -143,7 +158,7 @@ class Link:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if not self.session.closed:
+        if not self.session.closed and self.current:
             self.endpoint.close(wall_us(), "connection ended")
             logged = self.node.log_entries(self)
             while (event := self.endpoint.next_event()) is not None:

@@ -203,24 +203,34 @@ class Node:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
     ) -> bool:
         """Run the link over one authenticated connection (one session at a time); True if
-        a session came up on it."""
-        if self.link is not None:
-            self.refuse(peer, "a session with the peer is already up")
-            writer.close()
-            return False
+        a session came up on it. A newer authenticated connection replaces a link that is
+        not up (half-open, silent, or never handshaken); one that is up is kept."""
+        current = self.link
+        if current is not None:
+            if current.session.link_state is LinkState.UP:
+                self.refuse(peer, "a session with the peer is already up")
+                writer.close()
+                return False
+            self.refuse(current.peer, f"replaced by a newer authenticated connection ({peer})")
+            self.endpoint.close(wall_us(), "replaced by a newer connection")
+            current.pump()
+            current.writer.transport.abort()
+            await current.closed.wait()
+            if self.link is current:
+                self.link = None
         link = Link(self, reader, writer, peer)
         self.link = link
         self.emit({"kind": "connected", "peer": peer})
         session = self.endpoint.connect(wall_us(), os.urandom(16))
-        link.pump()
+        link.start(session)
         try:
             await link.run()
             return session.session_id is not None
         finally:
-            if self.link is link:
+            if self.link is link:  # not replaced meanwhile: the link state is ours to set
                 self.link = None
-            self.gate.set_link(LinkState.DOWN)
-            self.metrics.link_state.set(0)
+                self.gate.set_link(LinkState.DOWN)
+                self.metrics.link_state.set(0)
             self.emit({"kind": "disconnected", "peer": peer})
 
     # -- events ---------------------------------------------------------------
