@@ -99,24 +99,24 @@ def test_a_log_missing_its_last_30_entries_is_reported_and_fails_strict(logs: Pa
     db.execute("DELETE FROM entries WHERE idx >= ?", (size - 30,))
     db.commit()
     db.close()
-    # The checkpoint before the cut is at entry 11 (it covers 0..10); 12..15 are covered by none.
+    # The checkpoint before the cut is at entry 13 (it covers 0..12); 14..19 are covered by none.
     lenient = run("log", "verify", path)
     assert lenient.exit_code == 0
     assert (
-        "checkpoints: 4 entries (from entry 12) are covered by no signed checkpoint of the "
+        "checkpoints: 6 entries (from entry 14) are covered by no signed checkpoint of the "
         "owner: nothing signed commits to them, so the log could have been cut or changed "
         "there without trace"
     ) in lenient.output
     strict = run("log", "verify", path, "--strict")
     assert strict.exit_code == 1
-    assert strict.stdout.startswith(f"FAIL {path}: side US, 16 entries")
+    assert strict.stdout.startswith(f"FAIL {path}: side US, 20 entries")
     assert strict.stderr == (
-        f"FAIL {path}: 4 entries (from entry 12) are covered by no signed checkpoint of the "
+        f"FAIL {path}: 6 entries (from entry 14) are covered by no signed checkpoint of the "
         "owner (--strict)\n"
     )
     report = json.loads(run("log", "verify", path, "--json").stdout)
-    assert (report["uncovered"], report["first_uncovered"]) == (4, 12)
-    assert (report["entries"], report["last_checkpoint_size"]) == (16, 11)
+    assert (report["uncovered"], report["first_uncovered"]) == (6, 14)
+    assert (report["entries"], report["last_checkpoint_size"]) == (20, 13)
     assert report["authenticated"] is False and report["trust"] is None
     whole = run("log", "verify", logs / "prc.db", "--strict")
     assert whole.exit_code == 0
@@ -239,9 +239,9 @@ def test_cross_check_of_honest_logs(logs: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[:3] == [
         f"OK {us} (US) and {prc} (PRC): no conflicts, insertions or omissions",
-        "US -> PRC: 15 sent in sessions, 12 held by both byte for byte, 3 not delivered, "
+        "US -> PRC: 17 sent in sessions, 14 held by both byte for byte, 3 not delivered, "
         "0 omitted, 0 inserted, 0 conflicting",
-        "PRC -> US: 24 sent in sessions, 24 held by both byte for byte, 0 not delivered, "
+        "PRC -> US: 26 sent in sessions, 26 held by both byte for byte, 0 not delivered, "
         "0 omitted, 0 inserted, 0 conflicting",
     ]
     unpinned = run("log", "cross-check", us, prc)
@@ -252,17 +252,17 @@ def test_cross_check_names_an_omission_with_its_indices(logs: Path) -> None:
     us, prc = logs / "us.db", logs / "prc.db"
     prc_key = Ed25519Signer.from_label("PRC")
     session = next(e.message.session_id for e in entries(us) if e.message.session_id)
-    removed = find(prc, "US", session, 2)
-    sent = find(us, "US", session, 2)
+    removed = find(prc, "US", session, 3)
+    sent = find(us, "US", session, 3)
     rewrite(prc, prc_key, keep=lambda e: e.cose != removed.cose)
     assert run("log", "verify", prc, "--strict").exit_code == 0  # alone, it looks whole
     result = run("log", "cross-check", us, prc)
     assert result.exit_code == 1
     assert result.stdout.startswith(f"FAIL {us} (US) and {prc} (PRC): 1 discrepancies\n")
-    assert "US -> PRC: 15 sent in sessions, 11 held by both byte for byte, 3 not delivered, " in (
+    assert "US -> PRC: 17 sent in sessions, 13 held by both byte for byte, 3 not delivered, " in (
         result.stdout
     )
-    assert result.stderr.startswith(f"omission: US query seq 2 of session {session.hex()} ")
+    assert result.stderr.startswith(f"omission: US query seq 3 of session {session.hex()} ")
     assert f"({us} entry {sent.index}) is missing from {prc}" in result.stderr
     report = json.loads(run("log", "cross-check", us, prc, "--json").stdout)
     assert report["ok"] is False

@@ -148,14 +148,11 @@ def test_an_ask_is_cleared_by_a_disclosed_answer_and_everything_is_logged() -> N
     assert kinetic(wire.us.gate, T0 + 70 * MS) is Verdict.ALLOW  # hold released
     logged = wire.us.log_entries()
     kinds = [(e.sent, e.message.type.value) for e in logged]
-    assert kinds == [(True, "hello"), (False, "hello"), (True, "query"), (False, "answer")]
+    handshake = [(True, "hello"), (False, "hello"), (True, "heartbeat"), (False, "heartbeat")]
+    assert sorted(kinds[:4]) == sorted(handshake)  # each side's liveness proof is logged
+    assert kinds[4:] == [(True, "query"), (False, "answer")]
     assert logged[-1].cose == cleared[0].cose
-    assert [e.message.type.value for e in wire.prc.log_entries()] == [
-        "hello",
-        "hello",
-        "query",
-        "answer",
-    ]
+    assert [e.message.type.value for e in wire.prc.log_entries()][4:] == ["query", "answer"]
 
 
 def test_two_queries_on_one_track_each_hold_on_their_own() -> None:

@@ -251,8 +251,8 @@ def test_two_honest_logs_agree_and_undelivered_messages_are_counted(tmp_path: Pa
     assert report.ok and report.findings == [] and report.authenticated
     to_prc, to_us = report.directions
     assert (to_prc.sender, to_prc.receiver) == ("US", "PRC")
-    assert (to_prc.sent, to_prc.delivered, to_prc.not_delivered) == (15, 12, 3)
-    assert (to_us.sent, to_us.delivered, to_us.not_delivered) == (24, 24, 0)
+    assert (to_prc.sent, to_prc.delivered, to_prc.not_delivered) == (17, 14, 3)
+    assert (to_us.sent, to_us.delivered, to_us.not_delivered) == (26, 26, 0)
     backwards = cross_check(prc, us)
     assert backwards.ok and [d.sender for d in backwards.directions] == ["PRC", "US"]
 
@@ -260,25 +260,25 @@ def test_two_honest_logs_agree_and_undelivered_messages_are_counted(tmp_path: Pa
 def test_a_message_removed_below_a_later_one_is_an_omission(tmp_path: Path) -> None:
     ex, us, prc = _pair(tmp_path)
     first = ex.sessions[0]
-    removed = find(prc, "US", first, 2)
+    removed = find(prc, "US", first, 3)
     rewrite(prc, ex.prc.key, keep=lambda e: e.cose != removed.cose)  # PRC re-seals its log
     assert verify_log(prc, load_trust(ex.trust(tmp_path / "keys.json"))).uncovered == 0
     report = cross_check(us, prc)
     assert not report.ok
     (finding,) = report.findings
-    sent = find(us, "US", first, 2)
-    highest = find(prc, "US", first, 6)
+    sent = find(us, "US", first, 3)
+    highest = find(prc, "US", first, 7)
     assert (finding.kind, finding.sender, finding.session, finding.seq, finding.type) == (
         "omission",
         "US",
         first.hex(),
-        2,
+        3,
         "query",
     )
     assert (finding.a_index, finding.b_index) == (sent.index, None)
     assert f"us.db entry {sent.index}) is missing from {prc}" in finding.detail
-    assert f"seq 6 of that session at entry {highest.index}: it was received" in finding.detail
-    assert report.directions[0].omissions == 1 and report.directions[0].delivered == 11
+    assert f"seq 7 of that session at entry {highest.index}: it was received" in finding.detail
+    assert report.directions[0].omissions == 1 and report.directions[0].delivered == 13
 
 
 def test_messages_after_the_receivers_last_of_their_session_are_not_omissions(
@@ -287,7 +287,7 @@ def test_messages_after_the_receivers_last_of_their_session_are_not_omissions(
     """PRC lost the last US message of session 1 (a crash before commit, say) but logged all
     of session 2: nothing says that message arrived, so it is not delivered, not omitted."""
     ex, us, prc = _pair(tmp_path)
-    last = find(prc, "US", ex.sessions[0], 6)
+    last = find(prc, "US", ex.sessions[0], 7)
     rewrite(prc, ex.prc.key, keep=lambda e: e.cose != last.cose)
     report = cross_check(us, prc)
     assert report.ok, report.findings
@@ -297,20 +297,20 @@ def test_messages_after_the_receivers_last_of_their_session_are_not_omissions(
 def test_a_sent_message_removed_from_the_senders_log_is_an_insertion(tmp_path: Path) -> None:
     ex, us, prc = _pair(tmp_path)
     second = ex.sessions[1]
-    removed = find(us, "US", second, 3)
+    removed = find(us, "US", second, 4)
     rewrite(us, ex.us.key, keep=lambda e: e.cose != removed.cose)
     assert verify_log(us).uncovered == 0  # US re-sealed: alone, its log looks whole
     report = cross_check(us, prc)
     (finding,) = report.findings
-    held = find(prc, "US", second, 3)
-    last = find(us, "US", second, 9)
+    held = find(prc, "US", second, 4)
+    last = find(us, "US", second, 10)
     assert (finding.kind, finding.seq, finding.a_index, finding.b_index) == (
         "insertion",
-        3,
+        4,
         None,
         held.index,
     )
-    assert f"{us} skips it: it holds seq 9 of that session at entry {last.index}" in finding.detail
+    assert f"{us} skips it: it holds seq 10 of that session at entry {last.index}" in finding.detail
     assert report.directions[0].insertions == 1
 
 
@@ -327,7 +327,7 @@ def test_a_senders_log_cut_short_shows_as_insertions_in_the_peers_log(tmp_path: 
     assert all(f.kind == "insertion" for f in report.findings)
     assert any(f"{us} ends that session at seq {ends} " in d for d in details)
     assert any(f"{us} holds no US message of that session" in d for d in details)
-    assert report.directions[0].insertions == 6 - ends + 6  # the rest of session 1, session 2
+    assert report.directions[0].insertions == 7 - ends + 7  # the rest of session 1, session 2
 
 
 def test_a_message_rewritten_by_its_signer_is_a_conflict(tmp_path: Path) -> None:
@@ -335,7 +335,7 @@ def test_a_message_rewritten_by_its_signer_is_a_conflict(tmp_path: Path) -> None
     alone, even against pinned keys; the US log still holds what PRC said."""
     ex, us, prc = _pair(tmp_path)
     first = ex.sessions[0]
-    original = find(prc, "PRC", first, 1)
+    original = find(prc, "PRC", first, 2)
     rewrite(prc, ex.prc.key, edit=lambda e: decline(e) if e.cose == original.cose else None)
     keys = load_trust(ex.trust(tmp_path / "keys.json"))
     assert verify_log(prc, keys).uncovered == 0
@@ -344,10 +344,10 @@ def test_a_message_rewritten_by_its_signer_is_a_conflict(tmp_path: Path) -> None
     assert (finding.kind, finding.sender, finding.seq, finding.type) == (
         "conflict",
         "PRC",
-        1,
+        2,
         "answer",
     )
-    assert finding.a_index == find(us, "PRC", first, 1).index
+    assert finding.a_index == find(us, "PRC", first, 2).index
     assert finding.b_index == original.index
     assert report.directions[1].conflicts == 1
 

@@ -171,10 +171,14 @@ def test_replay_of_hello_is_rejected_and_a_resent_one_ignored() -> None:
     p.us.receive_data(hello, T0)
     p.prc.receive_data(p.us.data_to_send(), T0)
     p.drain()
-    # The peer re-sending its own Hello over a lossy path changes nothing and is no error.
+    # The peer re-sending its own Hello over a lossy path is no error: it has not heard us
+    # in this session yet, so we prove liveness again.
     p.us.receive_data(hello, T0 + 1)
     p.drain()
-    assert p.of("US", Rejected) == [] and p.us.link_state is LinkState.UP
+    assert p.of("US", Rejected) == [] and p.us.state is SessionState.PROVING
+    assert p.us.data_to_send(), "no fresh proof after the peer's re-sent Hello"
+    p.us.receive_data(p.prc.data_to_send(), T0 + 1)  # PRC's proof
+    assert p.us.link_state is LinkState.UP
     p.us.receive_data(old_hello, T0 + 2)
     p.drain()
     assert [r.reason for r in p.of("US", Rejected)] == [RejectReason.REPLAYED]
@@ -345,3 +349,54 @@ def test_a_hello_stamped_long_ago_opens_no_session() -> None:
     assert closed and closed[0].reason is CloseReason.HANDSHAKE_MISMATCH
     assert "from our clock" in closed[0].detail
     assert p.us.session_id is None
+
+
+def test_a_replayed_hello_never_brings_a_session_up() -> None:
+    """Whoever relays a logged Hello (fresh enough to pass the age check) gets the peer to
+    PROVING at most: only the real peer can sign over the new session id, so the session
+    closes at the handshake timeout without ever being up."""
+    real = make_pair(start=False)
+    real.prc.start(T0, b"\x02" * 16)
+    logged_hello = real.prc.data_to_send()
+    p = make_pair(start=False)
+    p.us.start(T0 + 1_000, b"\x01" * 16)
+    p.us.receive_data(logged_hello, T0 + 1_000)
+    p.drain()
+    assert p.us.state is SessionState.PROVING and p.us.link_state is LinkState.DOWN
+    assert p.us.established_at is None
+    with pytest.raises(LocalProtocolError):
+        p.us.send(Heartbeat(), T0 + 2_000)
+    # A message from the earlier session (another session id) is no proof.
+    real_us = make_pair(start=False).us
+    real_us.start(T0, b"\x07" * 16)
+    real.prc.receive_data(real_us.data_to_send(), T0)
+    p.us.receive_data(real.prc.data_to_send(), T0 + 3_000)
+    p.drain()
+    assert [r.reason for r in p.of("US", Rejected)] == [RejectReason.WRONG_SESSION]
+    p.us.handle_timer(T0 + 1_000 + p.us.config.handshake_timeout_us)
+    p.drain()
+    closed = p.of("US", Closed)
+    assert closed and closed[0].reason is CloseReason.HANDSHAKE_TIMEOUT
+    assert "prove liveness" in closed[0].detail
+    assert p.of("US", HandshakeComplete) == []
+    assert all(c.current is not LinkState.UP for c in p.of("US", LinkStateChanged))
+
+
+def test_a_lost_proof_is_sent_again_at_the_heartbeat_interval() -> None:
+    """Over a transport without Hello re-sends, the proof is re-sent on the heartbeat
+    schedule until the peer's in-session message arrives."""
+    p = make_pair(start=False)
+    p.us.start(T0, b"\x01" * 16)
+    p.prc.start(T0, b"\x02" * 16)
+    p.us.receive_data(p.prc.data_to_send(), T0)
+    p.prc.receive_data(p.us.data_to_send(), T0)  # PRC: Hello and proof, so it is up
+    assert p.prc.state is SessionState.UP and p.us.state is SessionState.PROVING
+    p.prc.data_to_send()  # PRC's proof is lost
+    due = p.us.next_deadline()
+    assert due == T0 + p.us.config.heartbeat_interval_us
+    p.us.handle_timer(due)
+    p.prc.receive_data(p.us.data_to_send(), due)
+    p.prc.handle_timer(due)  # PRC answers on its own heartbeat schedule
+    p.us.receive_data(p.prc.data_to_send(), due)
+    p.drain()
+    assert p.us.state is SessionState.UP and p.us.established_at == due

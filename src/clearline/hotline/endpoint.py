@@ -201,7 +201,7 @@ class Endpoint:
     @property
     def up(self) -> bool:
         s = self.session
-        return s is not None and not s.closed and s.session_id is not None
+        return s is not None and s.established
 
     def connect(self, now: Micros, nonce: bytes) -> Session:
         """A new connection: a fresh Session, our Hello queued (and re-sent until answered)."""
@@ -328,7 +328,7 @@ class Endpoint:
         session = self.session
         if session is None or session.closed:
             return False
-        return bool(self._asks) or session.session_id is None or not self._peer_confirmed
+        return bool(self._asks) or not session.established or not self._peer_confirmed
 
     @property
     def open_asks(self) -> int:

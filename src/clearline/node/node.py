@@ -225,7 +225,7 @@ class Node:
         link.start(session)
         try:
             await link.run()
-            return session.session_id is not None
+            return session.established_at is not None
         finally:
             if self.link is link:  # not replaced meanwhile: the link state is ours to set
                 self.link = None
@@ -310,7 +310,7 @@ class Node:
         elif isinstance(event, LinkStateChanged):
             self.metrics.link_state.set({"down": 0, "degraded": 1, "up": 2}[event.current.value])
             self.emit({"kind": "link", "state": event.current.value})
-            if event.current is LinkState.DOWN and link.session.session_id is not None:
+            if event.current is LinkState.DOWN and link.session.established_at is not None:
                 delay = DEAD_AFTER_DOWN * self.config.heartbeat_ms * 5 / 1000
                 asyncio.get_running_loop().call_later(delay, self._drop_if_silent, link)
         elif isinstance(event, RoundTrip):

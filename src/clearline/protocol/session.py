@@ -64,6 +64,7 @@ class SessionState(StrEnum):
     IDLE = "IDLE"
     HELLO_SENT = "HELLO_SENT"
     HELLO_RECEIVED = "HELLO_RECEIVED"
+    PROVING = "PROVING"
     UP = "UP"
     DEGRADED = "DEGRADED"
     DOWN = "DOWN"
@@ -75,6 +76,7 @@ class Trigger(StrEnum):
     RECV_HELLO = "receive Hello"
     SEND = "send message"
     RECV = "receive valid message"
+    PROOF = "receive in-session message (liveness proof)"
     QUIET_DEGRADED = "silence > degraded_after"
     QUIET_DOWN = "silence > down_after"
     HANDSHAKE_TIMEOUT = "handshake timeout"
@@ -91,8 +93,13 @@ TRANSITIONS: dict[SessionState, dict[Trigger, SessionState]] = {
         T.HANDSHAKE_TIMEOUT: S.CLOSED,
         **_ALWAYS_CLOSABLE,
     },
-    S.HELLO_SENT: {T.RECV_HELLO: S.UP, T.HANDSHAKE_TIMEOUT: S.CLOSED, **_ALWAYS_CLOSABLE},
-    S.HELLO_RECEIVED: {T.SEND_HELLO: S.UP, T.HANDSHAKE_TIMEOUT: S.CLOSED, **_ALWAYS_CLOSABLE},
+    S.HELLO_SENT: {T.RECV_HELLO: S.PROVING, T.HANDSHAKE_TIMEOUT: S.CLOSED, **_ALWAYS_CLOSABLE},
+    S.HELLO_RECEIVED: {
+        T.SEND_HELLO: S.PROVING,
+        T.HANDSHAKE_TIMEOUT: S.CLOSED,
+        **_ALWAYS_CLOSABLE,
+    },
+    S.PROVING: {T.PROOF: S.UP, T.HANDSHAKE_TIMEOUT: S.CLOSED, **_ALWAYS_CLOSABLE},
     S.UP: {T.SEND: S.UP, T.RECV: S.UP, T.QUIET_DEGRADED: S.DEGRADED, **_ALWAYS_CLOSABLE},
     S.DEGRADED: {T.SEND: S.DEGRADED, T.RECV: S.UP, T.QUIET_DOWN: S.DOWN, **_ALWAYS_CLOSABLE},
     S.DOWN: {T.SEND: S.DOWN, T.RECV: S.UP, **_ALWAYS_CLOSABLE},
@@ -101,6 +108,7 @@ TRANSITIONS: dict[SessionState, dict[Trigger, SessionState]] = {
 """Every state change a Session can make: state -> trigger -> next state."""
 
 ESTABLISHED = frozenset({S.UP, S.DEGRADED, S.DOWN})
+HANDSHAKING = frozenset({S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED, S.PROVING})
 LINK_STATE = {S.UP: LinkState.UP, S.DEGRADED: LinkState.DEGRADED}
 
 
@@ -200,6 +208,8 @@ class Session:
         self._keys.add(config.peer_side, peer_key)
         self.state = S.IDLE
         self.session_id: bytes | None = None
+        self.established_at: Micros | None = None
+        """When the peer proved liveness in this session (stays set after a close)."""
         self.peer_policy_hash: bytes | None = None
         self.peer_roster_hash: bytes | None = None
         self._nonce: bytes | None = None
@@ -233,11 +243,15 @@ class Session:
     def closed(self) -> bool:
         return self.state is S.CLOSED
 
+    @property
+    def established(self) -> bool:
+        """Both sides have proved liveness in this session: messages may be sent."""
+        return self.state in ESTABLISHED
+
     def start(self, now: Micros, nonce: bytes) -> None:
         """Queue our Hello. `nonce` must be 16 fresh random bytes from the caller."""
         if len(nonce) != NONCE_SIZE:
             raise LocalProtocolError(f"nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
-        previous = self.link_state
         self._transition(T.SEND_HELLO)
         self._started_at = now if self._started_at is None else self._started_at
         self._nonce = nonce
@@ -250,8 +264,8 @@ class Session:
             roster_hash=self.config.roster_hash,
         )
         self._emit_signed(Message(self.config.side, b"", self._take_seq(), now, hello), now)
-        if self.state is S.UP:
-            self._complete_handshake(now, previous)
+        if self.state is S.PROVING:
+            self._prove(now)
 
     def send(self, body: Body, now: Micros) -> MessageSent:
         """Sign and queue one message; returns what was queued (also emitted as an event)."""
@@ -309,9 +323,11 @@ class Session:
         if self.state is S.CLOSED:
             return None
         deadlines: list[Micros] = []
-        if self.state in (S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED):
+        if self.state in HANDSHAKING:
             if self._started_at is not None:
                 deadlines.append(self._started_at + self.config.handshake_timeout_us)
+            if self.state is S.PROVING:
+                deadlines.append(self._last_sent_at + self.config.heartbeat_interval_us)
         else:
             deadlines.append(self._last_sent_at + self.config.heartbeat_interval_us)
             if self.state is S.UP:
@@ -328,15 +344,19 @@ class Session:
             return
         self._expire_queries(now)
         cfg = self.config
-        if self.state in (S.IDLE, S.HELLO_SENT, S.HELLO_RECEIVED):
+        if self.state in HANDSHAKING:
             started = self._started_at
             if started is not None and now >= started + cfg.handshake_timeout_us:
                 self._close(
                     CloseReason.HANDSHAKE_TIMEOUT,
-                    "no Hello from the peer in time",
+                    "the peer did not prove liveness in this session in time"
+                    if self.state is S.PROVING
+                    else "no Hello from the peer in time",
                     now,
                     T.HANDSHAKE_TIMEOUT,
                 )
+            elif self.state is S.PROVING and now >= self._last_sent_at + cfg.heartbeat_interval_us:
+                self._send_proof(now)
             return
         quiet = now - self._last_heard_at
         if self.state is S.UP and quiet >= cfg.degraded_after_us:
@@ -353,11 +373,12 @@ class Session:
 
     # -- internals ------------------------------------------------------
 
-    def _transition(self, trigger: Trigger) -> None:
+    def _transition(self, trigger: Trigger) -> SessionState:
         target = TRANSITIONS[self.state].get(trigger)
         if target is None:
             raise LocalProtocolError(f"{trigger.value!r} is not allowed in state {self.state}")
         self.state = target
+        return target
 
     def _take_seq(self) -> int:
         seq = self._next_seq
@@ -431,10 +452,10 @@ class Session:
                 message.seq,
             )
             return
-        if self.state not in ESTABLISHED:
+        if self.state not in ESTABLISHED and self.state is not S.PROVING:
             self._reject(
                 RejectReason.UNEXPECTED,
-                f"{message.type.value} before the handshake completed",
+                f"{message.type.value} before the Hellos were exchanged",
                 now,
                 message.seq,
             )
@@ -451,7 +472,10 @@ class Session:
             return
         self._last_heard_at = now
         self._consecutive_rejections = 0
-        self._change_link(T.RECV, now)
+        if self.state is S.PROVING:
+            self._complete_handshake(now)
+        else:
+            self._change_link(T.RECV, now)
         self._events.append(MessageReceived(message, verified.cose, now))
         body = message.body
         if isinstance(body, Answer):
@@ -474,7 +498,13 @@ class Session:
         assert isinstance(hello, Hello)
         if self.state not in (S.IDLE, S.HELLO_SENT):
             if cose == self._peer_hello:
-                return  # the peer re-sent its Hello over a lossy path: already have it
+                # The peer re-sent its Hello over a lossy path: it has not yet heard from us
+                # in this session, so our proof (or what followed it) was lost. Prove again.
+                if self.state is S.PROVING:
+                    self._send_proof(now)
+                elif self.state in ESTABLISHED:
+                    self._send_heartbeat(now)
+                return
             reason = (
                 RejectReason.REPLAYED
                 if message.seq <= self._window.highest
@@ -507,20 +537,35 @@ class Session:
         self.peer_policy_hash = hello.policy_hash
         self.peer_roster_hash = hello.roster_hash
         self._last_heard_at = now
-        previous = self.link_state
-        self._transition(T.RECV_HELLO)
+        state = self._transition(T.RECV_HELLO)
         self._events.append(MessageReceived(message, cose, now))
-        if self.link_state is LinkState.UP:
-            self._complete_handshake(now, previous)
+        if state is S.PROVING:
+            self._prove(now)
 
-    def _complete_handshake(self, now: Micros, previous: LinkState) -> None:
+    def _prove(self, now: Micros) -> None:
+        """Both Hellos are in: derive the session id and prove we are live in it.
+
+        A Hello alone proves nothing about now (it may be replayed from a log); a message
+        signed over the session id, which both fresh nonces make, does."""
         assert self._nonce is not None and self._peer_nonce is not None
-        assert self.peer_policy_hash is not None
         self.session_id = derive_session_id(
             (self.config.side, self._signer.kid, self._nonce),
             (self.config.peer_side, self._peer_key.kid, self._peer_nonce),
         )
-        self._last_heard_at = max(self._last_heard_at, now)
+        self._send_proof(now)
+
+    def _send_proof(self, now: Micros) -> None:
+        assert self.session_id is not None
+        message = Message(self.config.side, self.session_id, self._take_seq(), now, Heartbeat())
+        self._emit_signed(message, now)
+        self._remember_heartbeat(message.seq, now)
+
+    def _complete_handshake(self, now: Micros) -> None:
+        """The peer proved liveness in this session: the link is up."""
+        assert self.session_id is not None and self.peer_policy_hash is not None
+        previous = self.link_state
+        self._transition(T.PROOF)
+        self.established_at = now
         self._events.append(
             HandshakeComplete(
                 self.session_id,
@@ -577,6 +622,10 @@ class Session:
         body = Heartbeat() if echo is None else Heartbeat(echo[0], now - echo[1])
         self._last_peer_heartbeat = None
         sent = self.send(body, now)
-        self._heartbeats_sent[sent.message.seq] = now
+        self._remember_heartbeat(sent.message.seq, now)
+
+    def _remember_heartbeat(self, seq: int, now: Micros) -> None:
+        """Kept to time the peer's echo; only the last few, so memory stays bounded."""
+        self._heartbeats_sent[seq] = now
         while len(self._heartbeats_sent) > 8:
             self._heartbeats_sent.popitem(last=False)

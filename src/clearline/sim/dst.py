@@ -426,7 +426,7 @@ class Run:
                     f"{side} gate sees the link {gate_link.value}, the session "
                     f"{session.link_state.value}"
                 )
-            if session.session_id is not None and not session.closed:
+            if session.established:
                 quiet = now - self.last_heard[side]
                 cfg = session.config
                 if quiet > cfg.down_after_us and session.link_state is not LinkState.DOWN:
