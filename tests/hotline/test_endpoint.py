@@ -148,7 +148,7 @@ def test_an_ask_is_cleared_by_a_disclosed_answer_and_everything_is_logged() -> N
     assert kinetic(wire.us.gate, T0 + 70 * MS) is Verdict.ALLOW  # hold released
     logged = wire.us.log_entries()
     kinds = [(e.sent, e.message.type.value) for e in logged]
-    handshake = [(True, "hello"), (False, "hello"), (True, "heartbeat"), (False, "heartbeat")]
+    handshake = [(True, "hello"), (False, "hello"), (True, "ready"), (False, "ready")]
     assert sorted(kinds[:4]) == sorted(handshake)  # each side's liveness proof is logged
     assert kinds[4:] == [(True, "query"), (False, "answer")]
     assert logged[-1].cose == cleared[0].cose

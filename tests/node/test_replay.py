@@ -57,7 +57,7 @@ def test_a_replayed_hello_cannot_keep_the_real_peer_out(tmp_path: Path) -> None:
                 assert data, "PRC closed the connection instead of waiting for a proof"
                 frames += reply.feed(data)
             types = [codec.decode_payload(codec.parse_envelope(f).payload).type for f in frames]
-            assert types[:2] == [MessageType.HELLO, MessageType.HEARTBEAT]
+            assert types[:2] == [MessageType.HELLO, MessageType.READY]
             time.sleep(0.5)  # PRC would be up by now had the Hello been enough
             assert prc.wait_link("down")["state"] == "down"
             started = time.monotonic()

@@ -86,6 +86,8 @@ class ClarificationAnswered:
     answer: Answer
     elapsed_us: Micros
     at: Micros
+    item: int = 0
+    """Which of the query's tracks this answers (0: its first, or only, track)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from clearline.protocol.constants import (
     MAX_ID_LENGTH,
     MAX_PROOF_NODES,
     MAX_TEXT_LENGTH,
+    MAX_TRACKS_PER_QUERY,
     NONCE_SIZE,
     PROTOCOL_VERSION,
     SESSION_ID_SIZE,
@@ -54,9 +55,13 @@ PROOF = ListCodec(HASH, MAX_PROOF_NODES)
 class MessageType(StrEnum):
     HELLO = "hello"
     HEARTBEAT = "heartbeat"
+    READY = "ready"
+    """The liveness proof: the first message each side signs in a new session."""
     TELEMETRY = "telemetry"
     QUERY = "query"
     ANSWER = "answer"
+    ANSWERS = "answers"
+    """The answers to a Query that named several tracks, one per track, in its order."""
     NOTICE = "notice"
     HOLD = "hold"
     RELEASE = "release"
@@ -299,15 +304,43 @@ class Telemetry(Structure):
 
 @dataclass(frozen=True, slots=True)
 class Query(Structure):
-    """Is this track yours, and what is it doing? Identified by its own sequence number."""
+    """Is this track yours, and what is it doing? Identified by its own sequence number.
+
+    `more` names further tracks (a swarm asked about at once); only to a peer whose Ready
+    said it takes that many. A Query without it is byte for byte the single-track form."""
 
     track: TrackReport
     deadline: Micros
+    more: tuple[TrackReport, ...] | None = None
 
     FIELDS: ClassVar = (
         Field("track", "track", StructCodec(TrackReport)),
         Field("deadline", "deadline", MICROS),
+        Field(
+            "more",
+            "more",
+            ListCodec(StructCodec(TrackReport), MAX_TRACKS_PER_QUERY - 1, 1),
+            optional=True,
+        ),
     )
+
+    @property
+    def tracks(self) -> tuple[TrackReport, ...]:
+        return (self.track, *self.more) if self.more else (self.track,)
+
+    def check(self, path: str) -> None:
+        ids = [t.track_id for t in self.tracks]
+        require(len(set(ids)) == len(ids), path, "a track is named twice in one query")
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Structure):
+    """Signed over the new session id, so it proves the sender is live in this session (a
+    Hello alone may be a copy). `batch`: the most tracks the sender takes in one Query."""
+
+    batch: int = 1
+
+    FIELDS: ClassVar = (Field("batch", "batch", IntCodec(1, MAX_TRACKS_PER_QUERY)),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +374,28 @@ class Answer(Structure):
                 path,
                 f"an answer with claim {self.claim.value!r} carries no asset details",
             )
+
+
+@dataclass(frozen=True, slots=True)
+class Answers(Structure):
+    """One answer per track of a Query that named several, in the Query's order. Each item
+    is a whole Answer naming the query, so it stands alone when quoted; the one signature
+    over all of them makes each attributable to the sender."""
+
+    query_seq: int
+    answers: tuple[Answer, ...]
+
+    FIELDS: ClassVar = (
+        Field("query_seq", "query", UINT),
+        Field("answers", "answers", ListCodec(StructCodec(Answer), MAX_TRACKS_PER_QUERY, 2)),
+    )
+
+    def check(self, path: str) -> None:
+        require(
+            all(a.query_seq == self.query_seq for a in self.answers),
+            path,
+            "every answer must name the query the batch answers",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -515,9 +570,11 @@ class Approval(Structure):
 Body = (
     Hello
     | Heartbeat
+    | Ready
     | Telemetry
     | Query
     | Answer
+    | Answers
     | Notice
     | Hold
     | Release
@@ -530,9 +587,11 @@ Body = (
 BODY_TYPES: dict[MessageType, type[Structure]] = {
     MessageType.HELLO: Hello,
     MessageType.HEARTBEAT: Heartbeat,
+    MessageType.READY: Ready,
     MessageType.TELEMETRY: Telemetry,
     MessageType.QUERY: Query,
     MessageType.ANSWER: Answer,
+    MessageType.ANSWERS: Answers,
     MessageType.NOTICE: Notice,
     MessageType.HOLD: Hold,
     MessageType.RELEASE: Release,

@@ -30,7 +30,12 @@ from clearline.errors import (
     UnknownKeyError,
 )
 from clearline.protocol import codec
-from clearline.protocol.constants import NONCE_SIZE, REPLAY_WINDOW, SESSION_ID_CONTEXT
+from clearline.protocol.constants import (
+    MAX_TRACKS_PER_QUERY,
+    NONCE_SIZE,
+    REPLAY_WINDOW,
+    SESSION_ID_CONTEXT,
+)
 from clearline.protocol.events import (
     ClarificationAnswered,
     ClarificationExpired,
@@ -48,6 +53,7 @@ from clearline.protocol.events import (
 )
 from clearline.protocol.messages import (
     Answer,
+    Answers,
     Approval,
     Body,
     Decision,
@@ -56,6 +62,7 @@ from clearline.protocol.messages import (
     Message,
     Micros,
     Query,
+    Ready,
 )
 from clearline.protocol.signing import KeyRing, Signer, Verifier
 
@@ -147,6 +154,8 @@ class SessionConfig:
     max_hello_age_us: Micros = 60_000_000
     """A Hello stamped further than this from our clock is refused: a Hello replayed from a
     log cannot open a session later (the two clocks must agree within this)."""
+    batch: int = MAX_TRACKS_PER_QUERY
+    """The most tracks we take in one Query from the peer (said in our Ready)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.heartbeat_interval_us < self.degraded_after_us < self.down_after_us:
@@ -155,22 +164,28 @@ class SessionConfig:
             )
         if self.side == self.peer_side:
             raise LocalProtocolError(f"side and peer side are both {self.side!r}")
+        if not 1 <= self.batch <= MAX_TRACKS_PER_QUERY:
+            raise LocalProtocolError(f"batch must be 1 to {MAX_TRACKS_PER_QUERY}")
 
 
 class _BoundedSet:
-    """Insertion-ordered set that forgets its oldest members past `limit`."""
+    """Insertion-ordered set of numbers, each with a count, that forgets its oldest members
+    past `limit`."""
 
     def __init__(self, limit: int) -> None:
-        self._items: OrderedDict[int, None] = OrderedDict()
+        self._items: OrderedDict[int, int] = OrderedDict()
         self._limit = limit
 
-    def add(self, item: int) -> None:
-        self._items[item] = None
+    def add(self, item: int, count: int = 1) -> None:
+        self._items[item] = count
         if len(self._items) > self._limit:
             self._items.popitem(last=False)
 
     def discard(self, item: int) -> None:
         self._items.pop(item, None)
+
+    def count(self, item: int) -> int | None:
+        return self._items.get(item)
 
     def __contains__(self, item: int) -> bool:
         return item in self._items
@@ -212,6 +227,8 @@ class Session:
         """When the peer proved liveness in this session (stays set after a close)."""
         self.peer_policy_hash: bytes | None = None
         self.peer_roster_hash: bytes | None = None
+        self.peer_batch = 1
+        """The most tracks the peer takes in one Query (1 until its Ready says more)."""
         self._nonce: bytes | None = None
         self._peer_nonce: bytes | None = None
         self._peer_hello: bytes | None = None
@@ -225,7 +242,7 @@ class Session:
         self._last_heard_at: Micros = 0
         self._consecutive_rejections = 0
         self.open_queries: dict[int, Micros] = {}  # our Query seq -> deadline
-        self._query_sent_at: dict[int, Micros] = {}
+        self._query_sent: dict[int, tuple[Micros, int]] = {}  # seq -> (sent at, tracks)
         self._answered = _BoundedSet(config.remembered_queries)
         self._expired = _BoundedSet(config.remembered_queries)
         self._peer_queries = _BoundedSet(config.remembered_queries)
@@ -271,22 +288,33 @@ class Session:
         """Sign and queue one message; returns what was queued (also emitted as an event)."""
         if self.state not in ESTABLISHED:
             raise LocalProtocolError(f"cannot send {type(body).__name__} in state {self.state}")
-        if isinstance(body, Hello | Decision | Approval):
+        if isinstance(body, Hello | Decision | Approval | Ready):
             raise LocalProtocolError(f"{type(body).__name__} is not sent with send()")
-        if isinstance(body, Answer):
-            if body.query_seq not in self._peer_queries:
+        if isinstance(body, Answer | Answers):
+            tracks = self._peer_queries.count(body.query_seq)
+            if tracks is None:
                 raise LocalProtocolError(
                     f"answer to query {body.query_seq}, which the peer did not send "
                     "or which was already answered"
                 )
+            given = len(body.answers) if isinstance(body, Answers) else 1
+            if given != tracks or (tracks > 1) != isinstance(body, Answers):
+                raise LocalProtocolError(
+                    f"query {body.query_seq} named {tracks} track(s): answer it with "
+                    + ("one Answer" if tracks == 1 else f"Answers of {tracks}")
+                )
             self._peer_queries.discard(body.query_seq)
+        if isinstance(body, Query) and len(body.tracks) > self.peer_batch:
+            raise LocalProtocolError(
+                f"a query of {len(body.tracks)} tracks; the peer takes at most {self.peer_batch}"
+            )
         self._transition(T.SEND)
         assert self.session_id is not None
         message = Message(self.config.side, self.session_id, self._take_seq(), now, body)
         sent = self._emit_signed(message, now)
         if isinstance(body, Query):
             self.open_queries[message.seq] = body.deadline
-            self._query_sent_at[message.seq] = now
+            self._query_sent[message.seq] = (now, len(body.tracks))
         return sent
 
     def receive_data(self, data: bytes, now: Micros) -> None:
@@ -405,7 +433,7 @@ class Session:
         # whoever gates on the link must hear that it is down.
         for query in sorted(self.open_queries):
             deadline = self.open_queries.pop(query)
-            del self._query_sent_at[query]
+            del self._query_sent[query]
             self._expired.add(query)
             self._events.append(ClarificationExpired(query, deadline, now))
         if before is not LinkState.DOWN:
@@ -468,6 +496,16 @@ class Session:
                 message.seq,
             )
             return
+        body = message.body
+        if isinstance(body, Query) and len(body.tracks) > self.config.batch:
+            self._reject(
+                RejectReason.UNEXPECTED,
+                f"a query of {len(body.tracks)} tracks; we said we take at most "
+                f"{self.config.batch}",
+                now,
+                message.seq,
+            )
+            return
         if not self._accept_seq(message.seq, now):
             return
         self._last_heard_at = now
@@ -477,13 +515,14 @@ class Session:
         else:
             self._change_link(T.RECV, now)
         self._events.append(MessageReceived(message, verified.cose, now))
-        body = message.body
-        if isinstance(body, Answer):
+        if isinstance(body, Answer | Answers):
             self._receive_answer(body, now)
         elif isinstance(body, Query):
-            self._peer_queries.add(message.seq)
+            self._peer_queries.add(message.seq, len(body.tracks))
         elif isinstance(body, Heartbeat):
             self._receive_heartbeat(message.seq, body, now)
+        elif isinstance(body, Ready):
+            self.peer_batch = body.batch
 
     def _accept_seq(self, seq: int, now: Micros) -> bool:
         problem = self._window.check(seq)
@@ -500,10 +539,8 @@ class Session:
             if cose == self._peer_hello:
                 # The peer re-sent its Hello over a lossy path: it has not yet heard from us
                 # in this session, so our proof (or what followed it) was lost. Prove again.
-                if self.state is S.PROVING:
+                if self.state is S.PROVING or self.state in ESTABLISHED:
                     self._send_proof(now)
-                elif self.state in ESTABLISHED:
-                    self._send_heartbeat(now)
                 return
             reason = (
                 RejectReason.REPLAYED
@@ -556,9 +593,10 @@ class Session:
 
     def _send_proof(self, now: Micros) -> None:
         assert self.session_id is not None
-        message = Message(self.config.side, self.session_id, self._take_seq(), now, Heartbeat())
-        self._emit_signed(message, now)
-        self._remember_heartbeat(message.seq, now)
+        ready = Ready(self.config.batch)
+        self._emit_signed(
+            Message(self.config.side, self.session_id, self._take_seq(), now, ready), now
+        )
 
     def _complete_handshake(self, now: Micros) -> None:
         """The peer proved liveness in this session: the link is up."""
@@ -578,13 +616,25 @@ class Session:
         )
         self._events.append(LinkStateChanged(previous, self.link_state, now))
 
-    def _receive_answer(self, answer: Answer, now: Micros) -> None:
-        q = answer.query_seq
+    def _receive_answer(self, body: Answer | Answers, now: Micros) -> None:
+        q = body.query_seq
+        answers = body.answers if isinstance(body, Answers) else (body,)
         if q in self.open_queries:
-            del self.open_queries[q]
-            sent_at = self._query_sent_at.pop(q)
+            sent_at, tracks = self._query_sent[q]
+            if len(answers) != tracks or (tracks > 1) != isinstance(body, Answers):
+                self._events.append(
+                    Rejected(
+                        RejectReason.UNEXPECTED,
+                        f"{len(answers)} answer(s) to query {q}, which named {tracks} track(s)",
+                        now,
+                        q,
+                    )
+                )
+                return
+            del self.open_queries[q], self._query_sent[q]
             self._answered.add(q)
-            self._events.append(ClarificationAnswered(q, answer, now - sent_at, now))
+            for item, answer in enumerate(answers):
+                self._events.append(ClarificationAnswered(q, answer, now - sent_at, now, item))
         elif q in self._expired:
             self._events.append(
                 Rejected(RejectReason.LATE_ANSWER, f"query {q} had already expired", now, q)
@@ -602,7 +652,7 @@ class Session:
         due = sorted((d, q) for q, d in self.open_queries.items() if d <= now)
         for deadline, q in due:
             del self.open_queries[q]
-            del self._query_sent_at[q]
+            del self._query_sent[q]
             self._expired.add(q)
             self._events.append(ClarificationExpired(q, deadline, now))
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from clearline.protocol import codec
 from clearline.protocol.messages import (
     Answer,
+    Answers,
     Approval,
     ApprovalScope,
     AssetKind,
@@ -23,6 +24,7 @@ from clearline.protocol.messages import (
     Mission,
     Position,
     Query,
+    Ready,
     TrackReport,
     message_to_wire,
 )
@@ -59,13 +61,15 @@ def build() -> list[Vector]:
         heading_deg=95,
         speed_mps=60,
     )
+    second = TrackReport("T-0418", Position(24_140_000, 122_390_000, 1_400), T0, AssetKind.UNKNOWN)
     return [
         Vector(
             "hello-us",
             "US",
             Message("US", b"", 0, T0, Hello(US_NONCE, "PRC", prc.kid, POLICY_HASH, 1_000_000)),
         ),
-        Vector("heartbeat-prc", "PRC", Message("PRC", sid, 1, T0 + 1_000_000, Heartbeat())),
+        Vector("ready-prc", "PRC", Message("PRC", sid, 1, T0 + 55_000, Ready(256))),
+        Vector("heartbeat-prc", "PRC", Message("PRC", sid, 2, T0 + 1_000_000, Heartbeat())),
         Vector(
             "query-us", "US", Message("US", sid, 2, T0 + 1_500_000, Query(track, T0 + 3_500_000))
         ),
@@ -75,7 +79,7 @@ def build() -> list[Vector]:
             Message(
                 "PRC",
                 sid,
-                2,
+                3,
                 T0 + 1_555_000,
                 Answer(
                     2,
@@ -93,6 +97,28 @@ def build() -> list[Vector]:
             "US",
             Message(
                 "US", sid, 3, T0 + 2_000_000, Checkpoint(5, bytes.fromhex("22" * 32), POLICY_HASH)
+            ),
+        ),
+        Vector(
+            "query-batch-us",
+            "US",
+            Message("US", sid, 4, T0 + 2_100_000, Query(track, T0 + 4_100_000, (second,))),
+        ),
+        Vector(
+            "answers-prc",
+            "PRC",
+            Message(
+                "PRC",
+                sid,
+                4,
+                T0 + 2_155_000,
+                Answers(
+                    4,
+                    (
+                        Answer(4, Claim.OURS, Mission.RECONNAISSANCE, False, Intent.WITHDRAWING),
+                        Answer(4, Claim.NOT_OURS),
+                    ),
+                ),
             ),
         ),
         Vector(
