@@ -96,6 +96,7 @@ def make_wire(
     drop: Callable[[str, bytes], bool] | None = None,
     disclosure: Disclosure | None = None,
     connect: bool = True,
+    prc_batch: int = 256,
 ) -> Wire:
     us_key, prc_key = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
     registry = AssetRegistry()
@@ -108,7 +109,7 @@ def make_wire(
         gate=Gate(POLICY),
     )
     prc = Endpoint(
-        EndpointConfig(config("PRC", "US"), disclosure=disclosure or Disclosure()),
+        EndpointConfig(config("PRC", "US", batch=prc_batch), disclosure=disclosure or Disclosure()),
         prc_key,
         us_key.verifier(),
         registry,
@@ -270,3 +271,74 @@ def test_an_expired_query_is_retried_as_a_new_query() -> None:
     assert [e.retry for e in sent] == [0, 1]
     assert sent[0].query_seq != sent[1].query_seq
     assert [type(e).__name__ for e in seen if isinstance(e, Cleared | Unresolved)] == ["Cleared"]
+
+
+def _swarm(n: int) -> list[TrackReport]:
+    """`n` tracks; the first is where PRC's swarm is, the others far from anything of PRC's."""
+    far = Position(10_000_000, 100_000_000, 1000)
+    return [TRACK] + [
+        TrackReport(f"T-{i:04d}", far, T0, AssetKind.RECON_SWARM) for i in range(1, n)
+    ]
+
+
+def test_a_swarm_is_asked_in_few_queries_and_cleared_track_by_track() -> None:
+    wire = make_wire()
+    events(wire.us)
+    tracks = _swarm(300)
+    asks = wire.us.ask_many(tracks, T0 + 10 * MS)
+    assert None not in asks
+    sent = [e for e in events(wire.us) if isinstance(e, QuerySent)]
+    assert len({e.query_seq for e in sent}) == 2  # 256 + 44: the peer takes 256 per query
+    assert wire.us.gate is not None
+    assert len(wire.us.gate.context.open_clarifications) == 300
+    assert kinetic(wire.us.gate, T0 + 20 * MS) is Verdict.HOLD
+    wire.pump(T0 + 65 * MS)
+    cleared = [e for e in events(wire.us) if isinstance(e, Cleared)]
+    assert [e.track_id for e in cleared] == [t.track_id for t in tracks]
+    assert cleared[0].answer.claim is Claim.OURS
+    assert {e.answer.claim for e in cleared[1:]} == {Claim.NOT_OURS}
+    assert len(wire.us.gate.context.open_clarifications) == 0
+    assert wire.us.open_asks == 0
+    answered = [e for e in events(wire.prc) if isinstance(e, Answered)]
+    assert [e.item for e in answered[:3]] == [0, 1, 2] and answered[0].matched == SWARM
+    logged = [e.message.type.value for e in wire.us.log_entries()][4:]
+    assert logged == ["query", "query", "answers", "answers"]
+
+
+def test_a_peer_that_takes_one_track_per_query_is_asked_one_by_one() -> None:
+    """A peer whose ready says 1 (or, a peer from before ready, which says nothing)."""
+    wire = make_wire(prc_batch=1)
+    events(wire.us)
+    wire.us.ask_many(_swarm(5), T0 + 10 * MS)
+    sent = [e for e in events(wire.us) if isinstance(e, QuerySent)]
+    assert len({e.query_seq for e in sent}) == 5
+    wire.pump(T0 + 65 * MS)
+    assert len([e for e in events(wire.us) if isinstance(e, Cleared)]) == 5
+
+
+def test_one_track_of_a_swarm_asked_twice_goes_in_two_queries() -> None:
+    wire = make_wire()
+    events(wire.us)
+    wire.us.ask_many([TRACK, TRACK], T0 + 10 * MS)
+    sent = [e for e in events(wire.us) if isinstance(e, QuerySent)]
+    assert len({e.query_seq for e in sent}) == 2
+    wire.pump(T0 + 65 * MS)
+    assert len([e for e in events(wire.us) if isinstance(e, Cleared)]) == 2
+
+
+def test_an_expired_swarm_query_is_retried_as_one_query() -> None:
+    cut = [False]
+    wire = make_wire(drop=lambda sender, cose: cut[0] and sender == "PRC")
+    cut[0] = True  # after the handshake: nothing PRC says arrives
+    events(wire.us)
+    wire.us.ask_many(_swarm(10), T0 + 10 * MS, ttl_us=100 * MS, retries=1)
+    wire.pump(T0 + 10 * MS)
+    first = {e.query_seq for e in events(wire.us) if isinstance(e, QuerySent)}
+    wire.tick(T0 + 110 * MS)
+    retried = [e for e in events(wire.us) if isinstance(e, QuerySent)]
+    assert len(first) == 1 and len({e.query_seq for e in retried}) == 1
+    assert [e.retry for e in retried] == [1] * 10
+    wire.tick(T0 + 210 * MS)
+    unresolved = [e for e in events(wire.us) if isinstance(e, Unresolved)]
+    assert len(unresolved) == 10 and {e.reason for e in unresolved} == {"expired"}
+    assert wire.us.gate is not None and len(wire.us.gate.context.open_clarifications) == 0

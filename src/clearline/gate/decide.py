@@ -25,7 +25,7 @@ docs/architecture.md:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -245,6 +245,34 @@ OPENED_CACHE = 1024
 """Verified approvals a Gate remembers, so a standing approval is not re-verified per act."""
 
 
+class Holds(Mapping[str, Micros]):
+    """Open clarifications as the gate reads them: target -> the latest deadline among the
+    clarifications about it. Kept by target and clarification, so opening or closing one
+    costs the same with thousands open (a swarm) as with one."""
+
+    def __init__(self) -> None:
+        self._by_target: dict[str, dict[Hashable, Micros]] = {}
+
+    def open(self, target: str, key: Hashable, deadline: Micros) -> None:
+        self._by_target.setdefault(target, {})[key] = deadline
+
+    def close(self, target: str, key: Hashable) -> None:
+        keys = self._by_target.get(target)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_target[target]
+
+    def __getitem__(self, target: str) -> Micros:
+        return max(self._by_target[target].values())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_target)
+
+    def __len__(self) -> int:
+        return len(self._by_target)
+
+
 @dataclass
 class Gate:
     """A policy plus the little history `decide` needs, kept bounded. Still no clock: pass `now`."""
@@ -253,7 +281,13 @@ class Gate:
     context: GateContext = field(default_factory=lambda: GateContext(LinkState.DOWN))
     roster: Roster | None = None
     _opened: OrderedDict[bytes, CheckedApproval] = field(default_factory=OrderedDict, repr=False)
-    _holds: dict[Hashable, tuple[str, Micros]] = field(default_factory=dict, repr=False)
+    _holds: Holds = field(default_factory=Holds, repr=False)
+
+    def __post_init__(self) -> None:
+        for target, deadline in self.context.open_clarifications.items():
+            self._holds.open(target, target, deadline)
+        # The context reads the holds live: no copy of thousands of them per change.
+        self.context = replace(self.context, open_clarifications=self._holds)
 
     def propose(self, action: ProposedAction, now: Micros) -> GateDecision:
         decision = decide(self.policy, action, self.context, now, self.roster, self._opened)
@@ -298,15 +332,7 @@ class Gate:
         """Hold kinetic acts against `target` until `deadline`, for the clarification `key`
         (by default the target itself): each query holds on its own, so answering one of two
         queries about a track leaves the other's hold in force."""
-        self._holds[target if key is None else key] = (target, deadline)
-        self._refresh_holds()
+        self._holds.open(target, target if key is None else key, deadline)
 
     def close_clarification(self, target: str, key: Hashable = None) -> None:
-        self._holds.pop(target if key is None else key, None)
-        self._refresh_holds()
-
-    def _refresh_holds(self) -> None:
-        by_target: dict[str, Micros] = {}
-        for target, deadline in self._holds.values():
-            by_target[target] = max(deadline, by_target.get(target, deadline))
-        self.context = replace(self.context, open_clarifications=by_target)
+        self._holds.close(target, target if key is None else key)

@@ -16,6 +16,10 @@ one signed Query message on the wire. An ask sends a query as soon as the link i
 up; if the query expires, a retry is a new query; if the link goes down, a
 *persistent* ask waits and asks again when the link is back, a one-shot ask ends.
 Each open query holds the gate against its track until its answer or deadline.
+
+Swarms. Asks made together (`ask_many`), or waiting together for the link, go out as
+few Queries as the peer's `ready` allows (up to 256 tracks each); the peer's Answers
+clears them track by track, and each track's hold is released by its own answer.
 """
 
 from __future__ import annotations
@@ -41,7 +45,16 @@ from clearline.protocol.events import (
     MessageReceived,
     MessageSent,
 )
-from clearline.protocol.messages import Answer, Body, Hello, Message, Micros, Query, TrackReport
+from clearline.protocol.messages import (
+    Answer,
+    Answers,
+    Body,
+    Hello,
+    Message,
+    Micros,
+    Query,
+    TrackReport,
+)
 from clearline.protocol.session import Session, SessionConfig
 from clearline.protocol.signing import Signer, Verifier
 
@@ -119,11 +132,12 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class Answered:
-    """We answered a peer's query."""
+    """We answered a peer's query (one event per track it named)."""
 
     query_seq: int
     answer: Answer
     matched: OwnAsset | None
+    item: int = 0
 
 
 EndpointEvent = QuerySent | Cleared | Unresolved | Waiting | Answered
@@ -180,7 +194,7 @@ class Endpoint:
         self._cover = cover
         self.session: Session | None = None
         self._asks: dict[int, _Ask] = {}
-        self._by_query: dict[int, int] = {}
+        self._by_query: dict[int, list[int]] = {}  # query seq -> ask ids, by item
         self._next_ask = 0
         self._events: deque[Event | EndpointEvent] = deque()
         self._log: list[LogEntry] = []
@@ -291,25 +305,45 @@ class Endpoint:
         """Ask the peer about `track`; returns the ask's id (None: refused, see the event).
 
         A one-shot ask needs the link up now; a persistent one waits for it."""
-        if len(self._asks) >= self.config.max_asks:
-            return None
-        ask = _Ask(
-            self._next_ask,
-            track,
-            ttl_us if ttl_us is not None else self.config.query_ttl_us,
-            retries,
-            persistent,
-            now,
-        )
-        self._next_ask += 1
-        if not self.up and not persistent:
-            self._events.append(Unresolved(ask.ask, track.track_id, None, "the hotline is not up"))
-            return ask.ask
-        self._asks[ask.ask] = ask
-        if self.up:
-            self._query(ask, now)
+        return self.ask_many([track], now, ttl_us, retries, persistent)[0]
+
+    def ask_many(
+        self,
+        tracks: Sequence[TrackReport],
+        now: Micros,
+        ttl_us: Micros | None = None,
+        retries: int = 0,
+        persistent: bool = False,
+    ) -> list[int | None]:
+        """`ask` for each track, sent as few Queries as the peer takes: the ask ids, in
+        order (None where the endpoint already holds `max_asks`)."""
+        ids: list[int | None] = []
+        fresh: list[_Ask] = []
+        for track in tracks:
+            if len(self._asks) >= self.config.max_asks:
+                ids.append(None)
+                continue
+            ask = _Ask(
+                self._next_ask,
+                track,
+                ttl_us if ttl_us is not None else self.config.query_ttl_us,
+                retries,
+                persistent,
+                now,
+            )
+            self._next_ask += 1
+            ids.append(ask.ask)
+            if not self.up and not persistent:
+                self._events.append(
+                    Unresolved(ask.ask, track.track_id, None, "the hotline is not up")
+                )
+                continue
+            self._asks[ask.ask] = ask
+            fresh.append(ask)
+        if self.up and fresh:
+            self._query(fresh, now)
             self._drain(now)
-        return ask.ask
+        return ids
 
     def send(self, body: Body, now: Micros) -> MessageSent | None:
         """Sign and queue one message (telemetry, notice, hold, checkpoint); None if the link
@@ -340,41 +374,81 @@ class Endpoint:
             return []
         out = []
         for seq, deadline in sorted(self.session.open_queries.items()):
-            ask = self._asks.get(self._by_query.get(seq, -1))
-            out.append((seq, ask.track.track_id if ask else "?", deadline))
+            for ask_id in self._by_query.get(seq, ()):
+                ask = self._asks.get(ask_id)
+                out.append((seq, ask.track.track_id if ask else "?", deadline))
         return out
 
     # -- inside -------------------------------------------------------------------
 
-    def _query(self, ask: _Ask, now: Micros) -> None:
+    def _query(self, asks: Sequence[_Ask], now: Micros) -> None:
+        """Send Queries for `asks`: grouped by time to live (one deadline per Query), at
+        most the peer's batch per Query, a track never twice in one."""
         assert self.session is not None
-        deadline = now + ask.ttl_us
-        sent = self.session.send(Query(ask.track, deadline), now)
-        seq = sent.message.seq
-        ask.query_seq = seq
-        self._by_query[seq] = ask.ask
-        if self.gate is not None:
-            self.gate.open_clarification(ask.track.track_id, deadline, key=(self._generation, seq))
-        self._events.append(QuerySent(ask.ask, ask.track.track_id, seq, deadline, ask.retry))
+        groups: dict[Micros, list[_Ask]] = {}
+        for ask in asks:
+            groups.setdefault(ask.ttl_us, []).append(ask)
+        limit = self.session.peer_batch
+        for ttl_us, group in groups.items():
+            chunk: list[_Ask] = []
+            named: set[str] = set()
+            for ask in group:
+                if len(chunk) == limit or ask.track.track_id in named:
+                    self._send_query(chunk, now + ttl_us, now)
+                    chunk, named = [], set()
+                chunk.append(ask)
+                named.add(ask.track.track_id)
+            if chunk:
+                self._send_query(chunk, now + ttl_us, now)
 
-    def _release(self, seq: int) -> _Ask | None:
-        ask_id = self._by_query.pop(seq, None)
-        if self.gate is not None and ask_id is not None:
-            ask = self._asks.get(ask_id)
-            if ask is not None:
+    def _send_query(self, chunk: list[_Ask], deadline: Micros, now: Micros) -> None:
+        assert self.session is not None
+        tracks = [a.track for a in chunk]
+        query = Query(tracks[0], deadline, tuple(tracks[1:]) or None)
+        seq = self.session.send(query, now).message.seq
+        self._by_query[seq] = [a.ask for a in chunk]
+        for ask in chunk:
+            ask.query_seq = seq
+            if self.gate is not None:
+                self.gate.open_clarification(
+                    ask.track.track_id, deadline, key=(self._generation, seq)
+                )
+            self._events.append(QuerySent(ask.ask, ask.track.track_id, seq, deadline, ask.retry))
+
+    def _release(self, seq: int, item: int | None = None) -> list[_Ask]:
+        """End the holds of query `seq` (of its track `item` only, if given): the asks."""
+        ask_ids = self._by_query.get(seq)
+        if ask_ids is None:
+            return []
+        if item is None:
+            del self._by_query[seq]
+            chosen = ask_ids
+        elif 0 <= item < len(ask_ids):
+            chosen = [ask_ids[item]]
+            if item == len(ask_ids) - 1:
+                del self._by_query[seq]  # the last item of an answer ends the query
+        else:
+            return []
+        released = [self._asks[a] for a in chosen if a in self._asks]
+        if self.gate is not None:
+            for ask in released:
                 self.gate.close_clarification(ask.track.track_id, key=(self._generation, seq))
-        return self._asks.get(ask_id) if ask_id is not None else None
+        return released
 
     def _answer(self, seq: int, query: Query, now: Micros) -> None:
         assets = list(self.registry.own_assets(now))
-        found = match(query.track, assets, self.config.disclosure.match_tolerance_m)
-        answer = truthful_answer(seq, found)
-        if self._cover is not None:
-            answer = self._cover(seq, found, answer)
-        answer = disclose(answer, self.config.disclosure)
+        tolerance = self.config.disclosure.match_tolerance_m
+        answers: list[Answer] = []
+        for item, track in enumerate(query.tracks):
+            found = match(track, assets, tolerance)
+            answer = truthful_answer(seq, found)
+            if self._cover is not None:
+                answer = self._cover(seq, found, answer)
+            answer = disclose(answer, self.config.disclosure)
+            answers.append(answer)
+            self._events.append(Answered(seq, answer, found, item))
         assert self.session is not None
-        self.session.send(answer, now)
-        self._events.append(Answered(seq, answer, found))
+        self.session.send(answers[0] if len(answers) == 1 else Answers(seq, tuple(answers)), now)
 
     def _drain(self, now: Micros) -> None:
         session = self.session
@@ -393,13 +467,12 @@ class Endpoint:
                     self._peer_confirmed = True
                 self._events.append(event)
                 body = event.message.body
-                if isinstance(body, Answer):
+                if isinstance(body, Answer | Answers):
                     answers[body.query_seq] = event.cose
                 elif isinstance(body, Query) and not session.closed:
                     self._answer(event.message.seq, body, now)
             elif isinstance(event, ClarificationAnswered):
-                ask = self._release(event.query_seq)
-                if ask is not None:
+                for ask in self._release(event.query_seq, event.item):
                     del self._asks[ask.ask]
                     cose = answers.get(event.query_seq, b"")
                     self._events.append(
@@ -430,32 +503,32 @@ class Endpoint:
                 self._events.append(event)
 
     def _expired(self, seq: int, now: Micros, closing: bool) -> None:
-        ask = self._release(seq)
-        if ask is None:
-            return
-        ask.query_seq = None
-        if closing:
-            if ask.persistent:
-                self._events.append(Waiting(ask.ask, ask.track.track_id, seq))
+        again: list[_Ask] = []
+        for ask in self._release(seq):
+            ask.query_seq = None
+            if closing:
+                if ask.persistent:
+                    self._events.append(Waiting(ask.ask, ask.track.track_id, seq))
+                else:
+                    del self._asks[ask.ask]
+                    self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "link lost"))
+            elif ask.retries_left > 0 and self.up:
+                ask.retries_left -= 1
+                ask.retry += 1
+                again.append(ask)
             else:
                 del self._asks[ask.ask]
-                self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "link lost"))
-            return
-        if ask.retries_left > 0 and self.up:
-            ask.retries_left -= 1
-            ask.retry += 1
-            self._query(ask, now)
-            return
-        del self._asks[ask.ask]
-        self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "expired"))
+                self._events.append(Unresolved(ask.ask, ask.track.track_id, seq, "expired"))
+        if again:
+            self._query(again, now)
 
     def _resume(self, now: Micros) -> None:
         """The link is (back) up: every ask still unresolved and not on the wire is sent."""
         if not self.up:
             return
-        for ask in list(self._asks.values()):
-            if ask.query_seq is None:
-                self._query(ask, now)
+        waiting = [ask for ask in self._asks.values() if ask.query_seq is None]
+        if waiting:
+            self._query(waiting, now)
 
     def _drop_one_shot(self) -> None:
         for ask in list(self._asks.values()):
