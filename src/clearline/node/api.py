@@ -14,7 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from clearline import __version__
 from clearline.gate import ProposedAction
 from clearline.log import merkle
 from clearline.node.auth import Access, Guard, document, uncovered
+from clearline.node.node import Outcome, OutcomeKind
 from clearline.node.tokens import TokenSet
 from clearline.protocol.messages import (
     Actor,
@@ -41,6 +42,9 @@ from clearline.protocol.messages import (
 )
 
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:/-]{1,64}$")]
+
+MAX_BATCH_OBSERVATIONS = 1024
+"""Observations one batch call takes (a swarm larger than this is sent in several)."""
 SHOWN_ERRORS = 20
 """A 422 lists at most this many validation errors."""
 SHOWN_INPUT = 120
@@ -83,13 +87,25 @@ class AnswerOut(BaseModel):
 
 class ClarificationOut(BaseModel):
     query_seq: int | None
-    outcome: Literal["answered", "expired", "not_sent"]
+    outcome: OutcomeKind
     elapsed_ms: float | None
     answer: AnswerOut | None
     logged_index: int | None = Field(
         description="log index of the peer's signed answer, returned only once it is committed"
     )
     reason: str
+
+
+class ObservationBatch(_In):
+    """A swarm: many tracks flagged at once, asked about together."""
+
+    observations: list[Observation] = Field(min_length=1, max_length=MAX_BATCH_OBSERVATIONS)
+    ttl_ms: int | None = Field(default=None, ge=10, le=3_600_000)
+
+
+class BatchItemOut(ClarificationOut):
+    index: int = Field(description="position of the observation in the request")
+    track_id: str
 
 
 class ActionIn(_In):
@@ -155,6 +171,17 @@ def _answer_out(answer: Answer | None) -> AnswerOut | None:
         intent=answer.intent.value if answer.intent else None,
         asset_id=answer.asset_id,
         position=position,
+    )
+
+
+def _clarification_out(outcome: Outcome) -> ClarificationOut:
+    return ClarificationOut(
+        query_seq=outcome.query_seq,
+        outcome=outcome.outcome,
+        elapsed_ms=outcome.elapsed_us / 1000 if outcome.elapsed_us is not None else None,
+        answer=_answer_out(outcome.answer),
+        logged_index=outcome.logged_index,
+        reason=outcome.reason,
     )
 
 
@@ -290,15 +317,53 @@ def build_app(node: Any) -> FastAPI:
             observation.heading_deg,
             observation.speed_mps,
         )
-        outcome = await node.clarify(track, observation.ttl_ms, durable)
-        return ClarificationOut(
-            query_seq=outcome.query_seq,
-            outcome=outcome.outcome,
-            elapsed_ms=outcome.elapsed_us / 1000 if outcome.elapsed_us is not None else None,
-            answer=_answer_out(outcome.answer),
-            logged_index=outcome.logged_index,
-            reason=outcome.reason,
-        )
+        return _clarification_out(await node.clarify(track, observation.ttl_ms, durable))
+
+    @app.post(
+        "/v1/observations/batch",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "one JSON object per line (application/x-ndjson), one per "
+                "observation, as each clarification ends; a last line "
+                '`{"done": true, "answered": N, "expired": N, "not_sent": N}`',
+                "content": {"application/x-ndjson": {"schema": BatchItemOut.model_json_schema()}},
+            }
+        },
+    )
+    async def observe_batch(batch: ObservationBatch) -> StreamingResponse:
+        """Ask the peer about many tracks at once (a swarm): sent as few Queries as the peer
+        takes, each result streamed as its clarification ends."""
+        now = wall_us()
+        tracks = [
+            TrackReport(
+                o.track_id,
+                o.position.position(),
+                now,
+                o.looks_like,
+                o.count,
+                o.heading_deg,
+                o.speed_mps,
+            )
+            for o in batch.observations
+        ]
+        duplicated = len({t.track_id for t in tracks}) != len(tracks)
+        if duplicated:
+            raise HTTPException(422, "observations: a track_id appears twice in one batch")
+
+        async def lines() -> AsyncIterator[bytes]:
+            counts = {"answered": 0, "expired": 0, "not_sent": 0}
+            async for index, outcome in node.clarify_many(tracks, batch.ttl_ms):
+                counts[outcome.outcome] += 1
+                item = BatchItemOut(
+                    index=index,
+                    track_id=tracks[index].track_id,
+                    **_clarification_out(outcome).model_dump(),
+                )
+                yield item.model_dump_json().encode() + b"\n"
+            yield json.dumps({"done": True, **counts}).encode() + b"\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @app.post("/v1/actions")
     async def act(action: ActionIn) -> DecisionOut:

@@ -55,6 +55,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/docs/oauth2-redirect"): Role.OBSERVER,
     ("GET", "/redoc"): Role.OBSERVER,
     ("POST", "/v1/observations"): Role.SENSOR,
+    ("POST", "/v1/observations/batch"): Role.SENSOR,
     ("POST", "/v1/telemetry"): Role.SENSOR,
     ("POST", "/v1/actions"): Role.OPERATOR,
     ("POST", "/v1/log/checkpoint"): Role.OPERATOR,

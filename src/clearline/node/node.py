@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import Disclosure, OwnAsset
@@ -104,16 +106,25 @@ CHECKPOINT_HISTORY = 64
 """Checkpoints kept in memory per side for the API (all of them stay in the log)."""
 
 
+OutcomeKind = Literal["answered", "expired", "not_sent"]
+
+
 @dataclass
 class Outcome:
     """How a clarification ended, for the API."""
 
     query_seq: int | None
-    outcome: str
+    outcome: OutcomeKind
     answer: Answer | None = None
     elapsed_us: Micros | None = None
     reason: str = ""
     logged_index: int | None = None
+
+
+def _report(
+    ended: asyncio.Queue[tuple[int, Outcome]], index: int, future: asyncio.Future[Outcome]
+) -> None:
+    ended.put_nowait((index, future.result()))
 
 
 class Node:
@@ -470,6 +481,45 @@ class Node:
             elif logged.done() and not logged.exception():
                 outcome.logged_index = logged.result()
         return outcome
+
+    async def clarify_many(
+        self, tracks: Sequence[TrackReport], ttl_ms: int | None = None
+    ) -> AsyncIterator[tuple[int, Outcome]]:
+        """Ask the peer about every track at once (as few Queries as the peer takes); yields
+        (index in `tracks`, outcome) as each clarification ends, in the order they end."""
+        link = self.link
+        if link is None or not self.endpoint.up:
+            for index in range(len(tracks)):
+                yield index, Outcome(None, "not_sent", reason="the hotline is not up")
+            return
+        room = max(0, self.config.limits.max_open_clarifications - self.endpoint.open_asks)
+        ttl_us = (ttl_ms or self.config.query_ttl_ms) * 1000
+        asks = self.endpoint.ask_many(tracks[:room], wall_us(), ttl_us)
+        ended: asyncio.Queue[tuple[int, Outcome]] = asyncio.Queue()
+        waiting = 0
+        loop = asyncio.get_running_loop()
+        for index, ask in enumerate(asks):
+            if ask is None:
+                continue
+            future: asyncio.Future[Outcome] = loop.create_future()
+            future.add_done_callback(functools.partial(_report, ended, index))
+            self._waiters[ask] = future
+            waiting += 1
+        link.pump()
+        for index in range(len(tracks)):
+            if index >= len(asks) or asks[index] is None:
+                yield index, Outcome(None, "not_sent", reason="too many open clarifications")
+        try:
+            for _ in range(waiting):
+                index, outcome = await ended.get()
+                logged = self._answer_logged.pop(asks[index] or -1, None)
+                if logged is not None and logged.done() and not logged.exception():
+                    outcome.logged_index = logged.result()
+                yield index, outcome
+        finally:  # the caller may stop listening early: forget what it no longer waits for
+            for ask in asks:
+                if ask is not None:
+                    self._answer_logged.pop(ask, None)
 
     async def decide(self, action: ProposedAction) -> tuple[GateDecision, int]:
         now = wall_us()
