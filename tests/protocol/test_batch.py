@@ -120,3 +120,37 @@ def test_a_track_named_twice_in_one_query_is_malformed() -> None:
             Message("US", bytes(16), 1, T0, Query(tracks[0], T0, (tracks[1], tracks[0]))),
             Ed25519Signer.from_label("US"),
         )
+
+
+def test_a_peer_from_before_ready_is_asked_one_track_at_a_time() -> None:
+    """A peer from before `ready` existed: up once the Hellos cross, it rejects our ready as
+    malformed (without closing), never sends one, and takes single-track queries only. We
+    come up at its first in-session message and never send it a swarm query."""
+    from clearline.protocol.messages import Heartbeat, Hello
+    from clearline.protocol.session import Session, derive_session_id
+    from tests.protocol.harness import POLICY_PRC, config
+
+    us_key, prc_key = Ed25519Signer.from_label("US"), Ed25519Signer.from_label("PRC")
+    us = Session(config("US", "PRC"), us_key, prc_key.verifier())
+    us.start(T0, b"\x01" * 16)
+    old_nonce = b"\x02" * 16
+    old_hello = Hello(old_nonce, "US", us_key.kid, POLICY_PRC, 1_000_000)
+    us.receive_data(codec.frame(codec.sign(Message("PRC", b"", 0, T0, old_hello), prc_key)), T0)
+    sid = derive_session_id(("US", us_key.kid, b"\x01" * 16), ("PRC", prc_key.kid, old_nonce))
+    assert us.session_id == sid and not us.established
+    # The old peer's first heartbeat, one interval later, is proof enough.
+    beat = Message("PRC", sid, 1, T0 + 1_000_000, Heartbeat())
+    us.receive_data(codec.frame(codec.sign(beat, prc_key)), T0 + 1_000_000)
+    assert us.established and us.peer_batch == 1
+    tracks = swarm(2)
+    with pytest.raises(LocalProtocolError, match="at most 1"):
+        us.send(Query(tracks[0], T0 + 3_000_000, tracks[1:]), T0 + 1_000_000)
+    seq = us.send(Query(tracks[0], T0 + 3_000_000), T0 + 1_000_000).message.seq
+    answer = Message("PRC", sid, 2, T0 + 1_100_000, Answer(seq, Claim.NOT_OURS))
+    us.receive_data(codec.frame(codec.sign(answer, prc_key)), T0 + 1_100_000)
+    events = []
+    while (event := us.next_event()) is not None:
+        events.append(event)
+    assert [e.answer.claim for e in events if isinstance(e, ClarificationAnswered)] == [
+        Claim.NOT_OURS
+    ]
