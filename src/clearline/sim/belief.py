@@ -1,0 +1,123 @@
+"""What a side makes of the tracks it sees, and the rung its doctrine proposes from that.
+
+The side's predictive model reads each new track once: a confusion draw for what
+it is taken to be, then a threat score (the base threat of that kind times the
+side's weight for what it threatens, plus bias, drift and noise). A hotline
+answer is fused in by the side's trust in the counterpart; once the side's own
+sensors show what the track is, the truth replaces both, and the answer is judged
+against it, which is what trust learns from. The doctrine's thresholds turn the
+belief into a rung of the policy's ladder.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from clearline.doctrine.responses import Thresholds, fuse, propose_rung
+from clearline.doctrine.threat import CATEGORY_OF_KIND, Category, weighted_threat
+from clearline.doctrine.trust import TrustModel
+from clearline.protocol.messages import AssetKind, Claim, Micros
+from clearline.sim.scenario import DoctrineSpec, ModelSpec
+from clearline.sim.world import S, Track
+
+HARMLESS_THREAT = 0.25
+"""The most an unarmed asset on no real attack threatens, once one's own sensors see it."""
+
+
+@dataclass(eq=False)
+class Belief:
+    """One side's reading of its tracks, and its trust in the counterpart's answers."""
+
+    weights: dict[Category, float]
+    trust: TrustModel
+    model: ModelSpec
+    doctrine: DoctrineSpec
+    thresholds: Thresholds
+
+    def read(
+        self, kind: AssetKind, category: Category, now: Micros, rng: random.Random
+    ) -> tuple[AssetKind, Category, float]:
+        """The model's reading of a new track: the kind it is taken for, the category that
+        kind threatens (unless the track's own says otherwise), and its threat score."""
+        model = self.model
+        perceived = kind
+        row = model.confusion.get(kind)
+        if row:
+            u = rng.random()
+            for candidate, probability in row.items():
+                if u < probability:
+                    perceived = candidate
+                    break
+                u -= probability
+        if perceived is not kind and category is CATEGORY_OF_KIND[kind]:
+            category = CATEGORY_OF_KIND[perceived]
+        minutes = now / (60 * S)
+        score = weighted_threat(perceived, category, self.weights)
+        score += model.bias + model.drift_per_min * minutes + rng.gauss(0.0, model.noise)
+        return perceived, category, min(1.0, max(0.0, score))
+
+    def truth(self, kind: AssetKind, category: Category, dangerous: bool) -> float:
+        """The threat score of what is really there, as this side weighs it."""
+        threat = weighted_threat(kind, category, self.weights)
+        return threat if dangerous else min(HARMLESS_THREAT, threat)
+
+    def of(self, track: Track) -> float:
+        """The threat the side believes `track` poses now."""
+        if track.confirmed:
+            return track.true_score
+        if track.answer is None:
+            return track.model_score
+        return fuse(track.model_score, track.answer, self.trust.trust)
+
+    def flags(self, score: float) -> bool:
+        """Whether a track read at `score` calls for anything: asked about, commander alerted."""
+        return score >= self.doctrine.thresholds.posture
+
+    def proposal(self, track: Track) -> str:
+        """The rung the side's doctrine proposes against `track` on its current belief."""
+        score = self.of(track)
+        t = self.doctrine.thresholds
+        if track.domain == "nuclear-c2":
+            if self.doctrine.nuclear_autonomy == "launch-on-warning" and score >= t.nuclear:
+                return "nuclear"
+            return "posture" if score >= t.posture else "monitor"
+        return propose_rung(score, self.thresholds)
+
+    def harmless(self, track: Track) -> bool:
+        """Whether what is really there would call for no kinetic act."""
+        return track.true_score < self.doctrine.thresholds.intercept
+
+    def fears_nuclear_attack(self, tracks: Iterable[Track]) -> bool:
+        return any(
+            t.category is Category.NUCLEAR_C2 and self.of(t) >= self.doctrine.thresholds.nuclear
+            for t in tracks
+        )
+
+    def confirm(self, track: Track, accurate: bool) -> bool:
+        """One's own sensors now show what `track` is (`accurate`: and read it right); the
+        answer about it, if any, is judged and trust learns. True if the answer is found false."""
+        found_false = False
+        if track.answer is not None:
+            if answer_was_true(track) == accurate:
+                self.trust.confirmed()
+            else:
+                self.trust.refuted()
+                found_false = True
+        track.confirmed = True
+        return found_false
+
+
+def answer_was_true(track: Track) -> bool:
+    """Whether the answer about `track` told the truth about what is there."""
+    answer = track.answer
+    assert answer is not None
+    asset = track.asset
+    if asset is None:
+        return answer.claim is not Claim.OURS
+    return (
+        answer.claim is Claim.OURS
+        and answer.mission is asset.mission
+        and answer.armed == asset.armed
+    )
