@@ -6,7 +6,8 @@ side's weight for what it threatens, plus bias, drift and noise). A hotline
 answer is fused in by the side's trust in the counterpart; once the side's own
 sensors show what the track is, the truth replaces both, and the answer is judged
 against it, which is what trust learns from. The doctrine's thresholds turn the
-belief into a rung of the policy's ladder.
+belief into a rung of the policy's ladder, the same function the demo uses
+(`doctrine.responses.propose_rung`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,52 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from clearline.doctrine.responses import Thresholds, fuse, propose_rung
-from clearline.doctrine.threat import CATEGORY_OF_KIND, Category, weighted_threat
+from clearline.doctrine.responses import Thresholds, fuse, nuclear_rung, propose_rung
+from clearline.doctrine.threat import CATEGORY_OF_KIND, Category, default_weights, weighted_threat
 from clearline.doctrine.trust import TrustModel
+from clearline.gate.policy import NUCLEAR_C2, Policy
 from clearline.protocol.messages import AssetKind, Claim, Micros
-from clearline.sim.scenario import DoctrineSpec, ModelSpec
+from clearline.sim.scenario import DoctrineSpec, ModelSpec, SideSpec
 from clearline.sim.world import S, Track
 
 HARMLESS_THREAT = 0.25
 """The most an unarmed asset on no real attack threatens, once one's own sensors see it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Proposals:
+    """A side's thresholds on the policy's ladder, as its autonomy and its commander read
+    them; the same in every episode."""
+
+    ordinary: Thresholds
+    """Outside nuclear C2: every rung the side has a threshold for, short of nuclear use."""
+    nuclear_c2: Thresholds
+    """In nuclear C2: the alert (the lowest rung proposed anywhere) and, if the doctrine
+    launches on warning, nuclear use."""
+    flag_from: float
+    """From this score a track calls for something: it is asked about, the commander alerted."""
+    kinetic_from: float
+    """From this score the doctrine proposes a kinetic rung."""
+    nuclear_from: float
+    """From this belief a track in nuclear C2 is taken for a nuclear attack."""
+
+    @classmethod
+    def build(cls, policy: Policy, doctrine: DoctrineSpec) -> Proposals:
+        thresholds = doctrine.rung_thresholds(policy)
+        nuclear_use = {r.name for r in policy.ladder if r.domain == NUCLEAR_C2}
+        ordinary = thresholds.only(
+            [rung for rung, _ in thresholds.steps if rung not in nuclear_use]
+        )
+        in_c2 = {ordinary.steps[0][0]} if ordinary.steps else set()
+        if doctrine.nuclear_autonomy == "launch-on-warning":
+            in_c2.add(nuclear_rung(policy))
+        return cls(
+            ordinary,
+            thresholds.only(in_c2),
+            thresholds.lowest,
+            thresholds.only([r.name for r in policy.ladder if r.kinetic]).lowest,
+            thresholds.only([nuclear_rung(policy)]).lowest,
+        )
 
 
 @dataclass(eq=False)
@@ -33,8 +71,20 @@ class Belief:
     weights: dict[Category, float]
     trust: TrustModel
     model: ModelSpec
-    doctrine: DoctrineSpec
-    thresholds: Thresholds
+    proposals: Proposals
+
+    @classmethod
+    def initial(cls, side: str, spec: SideSpec, proposals: Proposals) -> Belief:
+        """As an episode begins: the side's threat weights (its default profile, unless its
+        doctrine sets them) and its prior trust in the counterpart."""
+        doctrine = spec.doctrine
+        weights = (
+            dict(doctrine.threat_weights)
+            if doctrine.threat_weights is not None
+            else default_weights(side)
+        )
+        trust = TrustModel(*doctrine.trust_prior, lie_weight=doctrine.lie_weight)
+        return cls(weights, trust, spec.model, proposals)
 
     def read(
         self, kind: AssetKind, category: Category, now: Micros, rng: random.Random
@@ -73,27 +123,21 @@ class Belief:
 
     def flags(self, score: float) -> bool:
         """Whether a track read at `score` calls for anything: asked about, commander alerted."""
-        return score >= self.doctrine.thresholds.posture
+        return score >= self.proposals.flag_from
 
     def proposal(self, track: Track) -> str:
         """The rung the side's doctrine proposes against `track` on its current belief."""
-        score = self.of(track)
-        t = self.doctrine.thresholds
-        if track.domain == "nuclear-c2":
-            if self.doctrine.nuclear_autonomy == "launch-on-warning" and score >= t.nuclear:
-                return "nuclear"
-            return "posture" if score >= t.posture else "monitor"
-        return propose_rung(score, self.thresholds)
+        proposals = self.proposals
+        thresholds = proposals.nuclear_c2 if track.domain == NUCLEAR_C2 else proposals.ordinary
+        return propose_rung(self.of(track), thresholds)
 
     def harmless(self, track: Track) -> bool:
         """Whether what is really there would call for no kinetic act."""
-        return track.true_score < self.doctrine.thresholds.intercept
+        return track.true_score < self.proposals.kinetic_from
 
     def fears_nuclear_attack(self, tracks: Iterable[Track]) -> bool:
-        return any(
-            t.category is Category.NUCLEAR_C2 and self.of(t) >= self.doctrine.thresholds.nuclear
-            for t in tracks
-        )
+        nuclear_from = self.proposals.nuclear_from
+        return any(t.category is Category.NUCLEAR_C2 and self.of(t) >= nuclear_from for t in tracks)
 
     def confirm(self, track: Track, accurate: bool) -> bool:
         """One's own sensors now show what `track` is (`accurate`: and read it right); the

@@ -43,10 +43,14 @@ from functools import partial
 from typing import Any
 
 from clearline.doctrine.registry import OwnAsset
-from clearline.doctrine.responses import Thresholds, counter_response
-from clearline.doctrine.threat import CATEGORY_OF_KIND, RESPONSE_DOMAIN, Category, default_weights
-from clearline.doctrine.trust import TrustModel
-from clearline.gate import Gate, Policy, ProposedAction
+from clearline.doctrine.responses import (
+    at_rest,
+    counter_response,
+    heaviest_open_kinetic,
+    nuclear_rung,
+)
+from clearline.doctrine.threat import CATEGORY_OF_KIND, RESPONSE_DOMAIN, Category
+from clearline.gate import NUCLEAR_C2, Gate, Policy, ProposedAction
 from clearline.gate.decide import Rule
 from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unresolved
 from clearline.protocol import codec
@@ -77,7 +81,7 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Signer, Verifier
-from clearline.sim.belief import Belief, answer_was_true
+from clearline.sim.belief import Belief, Proposals, answer_was_true
 from clearline.sim.humans import Choice, Commander, Referral, first_decision
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
@@ -111,6 +115,16 @@ class Prepared:
     scores: dict[str, int]
     kinetic: frozenset[str]
     index: dict[str, int]
+    lowest_kinetic: int
+    """Ladder index of the lowest kinetic rung (past the top if there is none)."""
+    rest: str
+    """What a side is at before it acts, and what its doctrine proposes when nothing calls
+    for more."""
+    nuclear: str
+    """The rung of nuclear use."""
+    strike: str | None
+    """What a real attack's impact is taken as: the heaviest kinetic act open to autonomy."""
+    proposals: dict[str, Proposals]
 
     @classmethod
     def build(cls, loaded: LoadedScenario, signer: SignerName = "keyed-hash") -> Prepared:
@@ -122,6 +136,7 @@ class Prepared:
             b: SessionConfig(b, a, policy.hash),
         }
         ladder = tuple(r.name for r in policy.ladder)
+        kinetic = frozenset(r.name for r in policy.ladder if r.kinetic)
         return cls(
             loaded,
             signer,
@@ -130,8 +145,13 @@ class Prepared:
             configs,
             ladder,
             {r.name: r.score for r in policy.ladder},
-            frozenset(r.name for r in policy.ladder if r.kinetic),
-            {name: i for i, name in enumerate(ladder)},
+            kinetic,
+            policy.rung_index,
+            next((i for i, name in enumerate(ladder) if name in kinetic), len(ladder)),
+            at_rest(policy),
+            nuclear_rung(policy),
+            heaviest_open_kinetic(policy),
+            {side: Proposals.build(policy, scenario.sides[side].doctrine) for side in (a, b)},
         )
 
     @property
@@ -175,7 +195,8 @@ class Side:
     timer_at: Micros | None = None
     notices: set[str] = field(default_factory=set)
     action_count: int = 0
-    peak: int = 1
+    peak: int = 0
+    """Ladder index of the highest action the side has taken (its rest rung before any)."""
 
 
 class _WorldRegistry:
@@ -239,20 +260,6 @@ class Episode:
         self.sides: dict[str, Side] = {}
         for name, peer in ((a, b), (b, a)):
             spec = self.scenario.sides[name]
-            doctrine = spec.doctrine
-            weights = (
-                dict(doctrine.threat_weights)
-                if doctrine.threat_weights is not None
-                else default_weights(name)
-            )
-            t = doctrine.thresholds
-            belief = Belief(
-                weights,
-                TrustModel(*doctrine.trust_prior, lie_weight=doctrine.lie_weight),
-                spec.model,
-                doctrine,
-                Thresholds(t.intercept, t.disrupt, t.posture),
-            )
             gate = Gate(self.policy, roster=officers_of(name).roster) if arm.gate else None
             if gate is not None and not arm.hotline:
                 # No link to fail: the fail-safe caps are about a hotline that is down.
@@ -261,11 +268,12 @@ class Episode:
                 name,
                 peer,
                 spec,
-                belief,
+                Belief.initial(name, spec, prepared.proposals[name]),
                 Commander.draw(name, spec, self.streams),
                 gate,
                 self.streams(f"{name}.reaction"),
                 self.streams(f"{name}.decisions"),
+                peak=prepared.index[prepared.rest],
             )
 
     # -- scheduling ---------------------------------------------------------
@@ -498,7 +506,7 @@ class Episode:
             track.held_kinetic = False
         if index <= track.acted:
             return
-        if rung == "monitor":
+        if rung == self.p.rest:
             return
         self._attempt(side, rung, track.domain, track)
 
@@ -540,7 +548,7 @@ class Episode:
                 side.commander.referred = Referral(candidate, domain, track.track_id)
             # Denied: take the highest lower rung the gate allows, as a capped effector would.
             lower = self.p.index[candidate] - 1
-            if lower <= max(track.acted, self.p.index["monitor"]):
+            if lower <= max(track.acted, self.p.index[self.p.rest]):
                 return
             candidate = self.p.ladder[lower]
 
@@ -561,15 +569,17 @@ class Episode:
                 track.stopped = True
                 if track.reassured_at is not None:
                     self._reassurance_cost(track)
-        if rung == "nuclear":
+        if self.policy.rung(rung).domain == NUCLEAR_C2:
             self.out.nuclear_use = True
             self._ended = True
             self.kernel.stop()
             return
         # Jamming a phantom touches nobody; shooting at one lands on whoever it was pinned on.
         lands = track.asset is not None or rung in self.p.kinetic
-        if track.owner is not None and lands and index >= self.p.index["disrupt"]:
-            victim = self.sides[track.owner]
+        if track.owner is None or not lands:
+            return
+        victim = self.sides[track.owner]
+        if index >= self.p.index[victim.spec.doctrine.hostile_from]:
             delay = lognormal(
                 self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
             )
@@ -622,7 +632,8 @@ class Episode:
             self._reassurance_cost(track)
         if track is not None:
             track.stopped = True
-        self._hostile(victim, owner, "strike")
+        assert self.p.strike is not None, "a scenario with a real attack needs a strike rung"
+        self._hostile(victim, owner, self.p.strike)
 
     def _reassurance_cost(self, track: Track) -> None:
         if track.reassured_at is None or self.out.false_reassurance:
@@ -687,12 +698,13 @@ class Episode:
                 self._attempt(side, referral.rung, referral.domain, referred)
 
     def _human_nuclear(self, side: Side, track: Track) -> None:
+        rung = self.p.nuclear
         action = side.commander.nuclear_act(
-            self.policy, "nuclear", "nuclear-c2", track.track_id, self.kernel.now
+            self.policy, rung, NUCLEAR_C2, track.track_id, self.kernel.now
         )
         if side.gate is not None and not side.gate.propose(action, self.kernel.now).allowed:
             return
-        self._execute(side, "nuclear", "nuclear-c2", track, Actor.HUMAN)
+        self._execute(side, rung, NUCLEAR_C2, track, Actor.HUMAN)
 
     def _halt(self, side: Side, why: str) -> None:
         if not side.commander.halt():
@@ -861,7 +873,7 @@ class Episode:
         before = track.acted
         self.note(f"{side.name} answer for {track.track_id}: {event.answer.claim.value}")
         self._reconsider(side, track)
-        kinetic_before = before >= self.p.index["intercept-uncrewed"]
+        kinetic_before = before >= self.p.lowest_kinetic
         if kinetic_before and side.belief.proposal(track) not in kinetic and track.owner:
             notice = Notice(
                 NoticeKind.MALFUNCTION,
