@@ -45,11 +45,6 @@ def ladder_policy_text(
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def ladder_policy(
-    name: str,
-    renamed: Mapping[str, str] = RENAMED,
-    *,
-    drop: Collection[str] = (),
-    scores: Mapping[str, int] | None = None,
-) -> Policy:
-    return parse_policy(ladder_policy_text(name, renamed, drop=drop, scores=scores), name)
+def ladder_policy(name: str, renamed: Mapping[str, str] = RENAMED, **edits: Any) -> Policy:
+    """`ladder_policy_text`, loaded."""
+    return parse_policy(ladder_policy_text(name, renamed, **edits), name)

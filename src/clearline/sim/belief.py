@@ -48,19 +48,20 @@ class Proposals:
     @classmethod
     def build(cls, policy: Policy, doctrine: DoctrineSpec) -> Proposals:
         thresholds = doctrine.rung_thresholds(policy)
+        nuclear = nuclear_rung(policy)
         nuclear_use = {r.name for r in policy.ladder if r.domain == NUCLEAR_C2}
         ordinary = thresholds.only(
             [rung for rung, _ in thresholds.steps if rung not in nuclear_use]
         )
         in_c2 = {ordinary.steps[0][0]} if ordinary.steps else set()
         if doctrine.nuclear_autonomy == "launch-on-warning":
-            in_c2.add(nuclear_rung(policy))
+            in_c2.add(nuclear)
         return cls(
             ordinary,
             thresholds.only(in_c2),
             thresholds.lowest,
             thresholds.only([r.name for r in policy.ladder if r.kinetic]).lowest,
-            thresholds.only([nuclear_rung(policy)]).lowest,
+            thresholds.only([nuclear]).lowest,
         )
 
 

@@ -632,7 +632,7 @@ class Episode:
             self._reassurance_cost(track)
         if track is not None:
             track.stopped = True
-        assert self.p.strike is not None, "a scenario with a real attack needs a strike rung"
+        assert self.p.strike is not None, "loading refuses a real attack with no strike rung"
         self._hostile(victim, owner, self.p.strike)
 
     def _reassurance_cost(self, track: Track) -> None:
@@ -642,7 +642,8 @@ class Episode:
         self.out.reassurance_delay_s = (self.kernel.now - track.reassured_at) / S
 
     def _confirm(self, side: Side, track: Track, rng: random.Random) -> None:
-        """One's own sensors now show what the track is; belief acts on it."""
+        """One's own sensors now show what the track is: the answer about it is judged, and
+        the side acts on what it believes now (on every answered track, if one was a lie)."""
         accurate = rng.random() < side.spec.sensor.confirm_accuracy
         if side.belief.confirm(track, accurate):
             self.note(f"{side.name} finds the answer about {track.track_id} false")

@@ -295,9 +295,11 @@ class LoadedScenario:
         return (LoadedScenario, (self.scenario, self.policy, self.source))
 
 
-def check(scenario: Scenario, policy: Policy, source: str, lines: LineMap | None = None) -> None:
-    """What a scenario asks of its policy; ScenarioError names the file and, with `lines`,
-    the line."""
+def check_scenario(
+    scenario: Scenario, policy: Policy, source: str, lines: LineMap | None = None
+) -> None:
+    """The rules schema validation cannot see: across fields (sides, asset ids) and against
+    the policy's ladder. ScenarioError names the file and, given `lines`, the line."""
     require = checker(lines or LineMap({}), source, ScenarioError)
     require(len(scenario.sides) == 2, ("sides",), "expected exactly two sides")
     sides = set(scenario.sides)
@@ -404,7 +406,7 @@ def parse_scenario(text: str, source: str, base: Path | None = None) -> LoadedSc
         if not policy_path.is_absolute() and base is not None:
             policy_path = base / policy_path
         policy = load_policy(policy_path)
-    check(scenario, policy, source, lines)
+    check_scenario(scenario, policy, source, lines)
     return LoadedScenario(scenario, policy, source)
 
 
