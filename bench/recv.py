@@ -35,7 +35,8 @@ from clearline.protocol import codec, vectors
 from clearline.protocol.messages import message_from_wire
 from clearline.protocol.signing import Ed25519Signer, KeyRing
 from clearline.sim.benchmark import CANONICAL
-from clearline.sim.episode import ARMS, Episode, Prepared
+from clearline.sim.episode import Episode, Prepared
+from clearline.sim.outcomes import ARMS
 from clearline.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

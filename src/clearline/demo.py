@@ -16,7 +16,7 @@ from pathlib import Path
 
 from clearline.config import default_policy
 from clearline.doctrine.registry import OwnAsset
-from clearline.doctrine.responses import counter_response, fuse, propose_rung
+from clearline.doctrine.responses import Thresholds, counter_response, fuse, propose_rung
 from clearline.gate import Gate, GateDecision, Policy, ProposedAction
 from clearline.hotline import (
     Answered,
@@ -187,6 +187,7 @@ class HotlineResult:
 
 def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResult:
     policy = default_policy()
+    thresholds = Thresholds.on_ladder(policy)
     kernel = Kernel()
     keys = {side: Ed25519Signer.from_label(f"demo {side}") for side in ("US", "PRC")}
     sides: dict[str, DemoSide] = {}
@@ -210,7 +211,11 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
     us.peer, prc.peer = prc, us
     outcome: dict[str, Micros | bool | None] = {"clarification": None, "fired": False}
     action = ProposedAction(
-        "US-A1", Actor.AUTONOMOUS, propose_rung(MODEL_MISREAD_SCORE), "air", track.track_id
+        "US-A1",
+        Actor.AUTONOMOUS,
+        propose_rung(MODEL_MISREAD_SCORE, thresholds),
+        "air",
+        track.track_id,
     )
 
     def t(at: Micros) -> str:
@@ -235,7 +240,7 @@ def scene_with_hotline(out: Path, delay_us: Micros, say: Printer) -> HotlineResu
                 f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {score:.2f} "
                 f"(trust in PRC answers {TRUST_IN_PEER:.2f})"
             )
-            rung = propose_rung(score)
+            rung = propose_rung(score, thresholds)
             if rung != action.rung:
                 stand = ProposedAction("US-A2", Actor.AUTONOMOUS, rung, "air", track.track_id)
                 decision = us.decide(stand)
@@ -316,7 +321,8 @@ def scene_without_hotline(
     """Autonomous tit-for-tat with no hotline and no gate, until the first human decides."""
     ladder = [r.name for r in policy.ladder]
     first_human = min(human_us.values())
-    steps = [CascadeStep(0, "US", "intercept-uncrewed", policy.rung("intercept-uncrewed").score)]
+    first = propose_rung(MODEL_MISREAD_SCORE, Thresholds.on_ladder(policy))
+    steps = [CascadeStep(0, "US", first, policy.rung(first).score)]
     while True:
         last = steps[-1]
         responder = "PRC" if last.side == "US" else "US"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
 from clearline.sim.episode import Prepared, run_episode
 from clearline.sim.outcomes import ARMS, Arm
 from clearline.sim.scenario import load_scenario, parse_scenario, shipped_scenarios
+from tests.doctrine.ladders import RENAMED, ladder_policy_text
 
 
 def trace_hash(prepared: Prepared, arm: Arm, episode: int, seed: int) -> str:
@@ -134,3 +136,79 @@ def test_two_officers_approving_is_what_a_nuclear_act_takes() -> None:
     authorized = [line for line in lines if "commander authorizes nuclear use" in line]
     assert authorized
     assert sum(o.nuclear_use for o in outcomes) == len(authorized)
+
+
+RUNGS = """
+version: 1
+name: rungs-by-policy
+title: rung names come from the policy
+horizon_s: 900
+{policy}
+sides:
+  US:
+    model: {{confusion: {{recon_swarm: {{strike_package: 0.6}}}}, noise: 0.15}}
+    doctrine:
+      thresholds: {{{posture}: 0.3, {disrupt}: 0.5, {intercept}: 0.65, {nuclear}: 0.9}}
+      nuclear_autonomy: launch-on-warning
+      counter_ceiling: {nuclear}
+      hostile_from: {disrupt}
+    human: {{halt_probability: 0.3, authorize_nuclear_probability: 0.5}}
+  PRC:
+    doctrine:
+      thresholds: {{{posture}: 0.3, {disrupt}: 0.45, {intercept}: 0.7, {nuclear}: 0.9}}
+      counter_ceiling: {strike}
+      hostile_from: {posture}
+    human: {{halt_probability: 0.3}}
+assets:
+  - {{id: RS, owner: PRC, kind: recon_swarm, mission: reconnaissance,
+     position: [24.0, 122.0, 1000], appears_s: 1.0}}
+  - {{id: BM, owner: PRC, kind: ballistic_missile, mission: strike, armed: true,
+     real_attack: true, impact_s: 300, position: [30.0, 120.0, 1000], appears_s: 5.0}}
+  - {{id: UA, owner: US, kind: uncrewed_aircraft, mission: reconnaissance,
+     position: [24.0, 121.0, 1000], appears_s: 3.0}}
+false_alarms:
+  - {{seen_by: US, attributed_to: PRC, looks_like: ballistic_missile,
+     position: [40.0, 120.0, 0], at_s: 20}}
+accidents:
+  - {{by: PRC, victim: US, victim_asset: UA, at_s: 30, perceived_as: {intercept}}}
+"""
+"""Launch on warning, a commander's nuclear use, a real attack's impact, counters up to a
+ceiling, an accident and what each side takes as hostile: every place a rung is named."""
+
+
+def test_the_same_ladder_under_other_names_gives_the_same_episodes(tmp_path: Path) -> None:
+    """Rungs are found by their place on the policy's ladder, never by their names."""
+    (tmp_path / "renamed.yaml").write_text(ladder_policy_text("renamed"))
+    default = {rung: rung for rung in ("posture", "disrupt", "strike", "nuclear")}
+    default["intercept"] = "intercept-uncrewed"
+    renamed = {key: RENAMED[rung] for key, rung in default.items()}
+    scenarios = {
+        "default": RUNGS.format(policy="", **default),
+        "renamed": RUNGS.format(policy="policy: renamed.yaml", **renamed),
+    }
+    prepared = {
+        k: Prepared.build(parse_scenario(v, f"{k}.yaml", tmp_path)) for k, v in scenarios.items()
+    }
+    assert prepared["renamed"].rest == "watch"
+    traces: dict[str, list[str]] = {"default": [], "renamed": []}
+    for arm in ARMS:
+        for episode in range(12):
+            rows = {
+                name: run_episode(p, arm, episode, seed=5, trace=traces[name].append).row()
+                for name, p in prepared.items()
+            }
+            assert rows["renamed"] == rows["default"], f"{arm} episode {episode}"
+    for rung in renamed.values():
+        assert any(f" {rung} on " in line for line in traces["renamed"]), f"no {rung} taken"
+
+
+def test_a_ladder_without_a_withdrawal_rests_on_its_renamed_bottom_rung(tmp_path: Path) -> None:
+    policy = ladder_policy_text("no-withdrawal", {"monitor": "watch"}, drop={"stand-down"})
+    (tmp_path / "policy.yaml").write_text(policy)
+    text = MIN_NUCLEAR.replace("title:", "policy: policy.yaml\ntitle:") % "0.0"
+    prepared = Prepared.build(parse_scenario(text, "min.yaml", tmp_path))
+    assert prepared.rest == prepared.ladder[0] == "watch"
+    for arm in ARMS:
+        for episode in range(5):
+            outcome = run_episode(prepared, arm, episode, seed=3)
+            assert min(outcome.peak_rung_a, outcome.peak_rung_b) >= 0

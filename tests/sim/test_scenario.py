@@ -9,6 +9,8 @@ import pytest
 from clearline.errors import ScenarioError
 from clearline.sim import ARMS, run
 from clearline.sim.scenario import json_schema, load_scenario, parse_scenario, shipped_scenarios
+from clearline.sim.sweep import cell_scenario
+from tests.doctrine.ladders import ladder_policy_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -125,3 +127,79 @@ def test_an_unknown_yaml_tag_is_a_located_error_not_a_crash() -> None:
     with pytest.raises(ScenarioError, match="not valid YAML") as info:
         parse_scenario(MINIMAL.replace("title: Tiny", "title: !0 Tiny"), "bad.yaml")
     assert info.value.line == 3
+
+
+def _with_us_doctrine(doctrine: str) -> str:
+    return MINIMAL.replace("  US: {}", "  US:\n    doctrine:\n" + doctrine)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_a_threshold_naming_no_rung_is_refused_at_its_line() -> None:
+    text = _with_us_doctrine("      thresholds:\n        posture: 0.3\n        intercep: 0.7\n")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "scenario.yaml")
+    assert info.value.source == "scenario.yaml"
+    assert info.value.line == _line_of(text, "intercep:")
+    assert info.value.detail == (
+        "sides.US.doctrine.thresholds.intercep: 'intercep' is not a rung of policy "
+        "clearline-default (rungs: stand-down, monitor, posture, disrupt, intercept-uncrewed, "
+        "strike, nuclear)"
+    )
+
+
+def test_the_old_threshold_keys_keep_their_meaning() -> None:
+    text = _with_us_doctrine("      thresholds: {posture: 0.2, intercept: 0.6}\n")
+    loaded = parse_scenario(text, "scenario.yaml")
+    minimums = loaded.scenario.sides["US"].doctrine.minimums(loaded.policy)
+    assert minimums == {"posture": 0.2, "disrupt": 0.5, "intercept-uncrewed": 0.6, "nuclear": 0.9}
+    assert loaded.scenario.sides["PRC"].doctrine.minimums(loaded.policy) == {
+        "posture": 0.3,
+        "disrupt": 0.5,
+        "intercept-uncrewed": 0.7,
+        "nuclear": 0.9,
+    }
+    both = _with_us_doctrine("      thresholds: {intercept: 0.6, intercept-uncrewed: 0.6}\n")
+    with pytest.raises(ScenarioError, match="'intercept' and 'intercept-uncrewed' name the same"):
+        parse_scenario(both, "scenario.yaml")
+
+
+def test_thresholds_out_of_ladder_order_are_refused_with_the_defaults_they_meet() -> None:
+    text = _with_us_doctrine("      thresholds:\n        posture: 0.6\n")
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "scenario.yaml")
+    assert info.value.line == _line_of(text, "thresholds:")
+    assert "'disrupt' from 0.5 is below 'posture' from 0.6" in info.value.detail
+    assert "keeps its default threshold" in info.value.detail
+
+
+def test_a_renamed_ladder_needs_its_rungs_named_in_the_scenario(tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(ladder_policy_text("renamed"))
+    renamed = MINIMAL.replace("title: Tiny", "title: Tiny\npolicy: policy.yaml")
+    with pytest.raises(ScenarioError, match="counter_ceiling: expected a rung"):
+        parse_scenario(renamed, "scenario.yaml", tmp_path)
+    doctrine = "    doctrine: {counter_ceiling: destroy, hostile_from: jam%s}"
+    text = renamed.replace("  US: {}", "  US:\n" + doctrine % "").replace(
+        "  PRC: {}", "  PRC:\n" + doctrine % ""
+    )
+    with pytest.raises(ScenarioError, match="expected a threshold for 'last-resort'"):
+        parse_scenario(text, "scenario.yaml", tmp_path)
+    thresholds = ", thresholds: {shadow: 0.3, last-resort: 0.9}"
+    text = renamed.replace("  US: {}", "  US:\n" + doctrine % thresholds).replace(
+        "  PRC: {}", "  PRC:\n" + doctrine % thresholds
+    )
+    loaded = parse_scenario(text, "scenario.yaml", tmp_path)
+    minimums = loaded.scenario.sides["US"].doctrine.minimums(loaded.policy)
+    assert minimums == {"shadow": 0.3, "last-resort": 0.9}
+
+
+def test_a_sweep_cell_is_checked_against_the_policy_as_a_file_is() -> None:
+    base = parse_scenario(MINIMAL, "tiny.yaml")
+    with pytest.raises(ScenarioError, match=r"sweep cell .*'intercep' is not a rung of policy"):
+        cell_scenario(base, {"sides.US.doctrine.thresholds.intercep": 0.6})
+    with pytest.raises(ScenarioError, match=r"sweep cell .*'disrupt' from 0\.5 is below"):
+        cell_scenario(base, {"sides.US.doctrine.thresholds.posture": 0.6})
+    cell = cell_scenario(base, {"sides.US.doctrine.thresholds.intercept": 0.6})
+    assert cell.scenario.sides["US"].doctrine.minimums(cell.policy)["intercept-uncrewed"] == 0.6

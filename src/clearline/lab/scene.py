@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from clearline.config import read_roster
-from clearline.doctrine.responses import fuse, propose_rung
+from clearline.config import default_policy, read_roster
+from clearline.doctrine.responses import Thresholds, fuse, propose_rung
 from clearline.lab.nodes import (
     NodeProcess,
     make_keys,
@@ -246,7 +246,8 @@ async def live_scene(
             f"own systems publish PRC-RS-7 (recon swarm, withdrawing) to the "
             f"node's registry; sent to peer: {published['sent_to_peer']}",
         )
-        rung = propose_rung(MODEL_MISREAD_SCORE)
+        thresholds = Thresholds.on_ladder(default_policy())
+        rung = propose_rung(MODEL_MISREAD_SCORE, thresholds)
         note("US", "sensor: track T-0417, 24 small UAS, heading 95, 60 m/s")
         note(
             "US",
@@ -288,7 +289,7 @@ async def live_scene(
                 f"{result['logged_index']}",
             )
             fused = fuse(MODEL_MISREAD_SCORE, _answer(answer), TRUST_IN_PEER)
-            new_rung = propose_rung(fused)
+            new_rung = propose_rung(fused, thresholds)
             stand = (
                 await us_api.post(
                     "/v1/actions",

@@ -2,8 +2,10 @@
 
 The hotline is each side's real endpoint (`clearline.hotline`, the node's own
 glue around the Session) and the gate is the real `gate.Gate`; the rest is model:
-outcomes and arms in `outcomes.py`, kinematics and tracks in `world.py`,
-officers in `officers.py`. The story of an episode (docs/scenarios.md has the parameters):
+outcomes and arms in `outcomes.py`, kinematics and tracks in `world.py`, what a
+side believes and proposes in `belief.py`, its commander in `humans.py`, officers
+in `officers.py`. This module runs them together. The story of an episode
+(docs/scenarios.md has the parameters):
 
 1. Assets appear; the other side's sensors detect each after a few scans, with
    position noise. Spoofed tracks and false alarms appear the same way.
@@ -41,16 +43,14 @@ from functools import partial
 from typing import Any
 
 from clearline.doctrine.registry import OwnAsset
-from clearline.doctrine.responses import Thresholds, counter_response, fuse, propose_rung
-from clearline.doctrine.threat import (
-    CATEGORY_OF_KIND,
-    RESPONSE_DOMAIN,
-    Category,
-    default_weights,
-    weighted_threat,
+from clearline.doctrine.responses import (
+    at_rest,
+    counter_response,
+    heaviest_open_kinetic,
+    nuclear_rung,
 )
-from clearline.doctrine.trust import TrustModel
-from clearline.gate import Gate, Policy, ProposedAction
+from clearline.doctrine.threat import CATEGORY_OF_KIND, RESPONSE_DOMAIN, Category
+from clearline.gate import NUCLEAR_C2, Gate, Policy, ProposedAction
 from clearline.gate.decide import Rule
 from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unresolved
 from clearline.protocol import codec
@@ -81,6 +81,8 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Signer, Verifier
+from clearline.sim.belief import Belief, Proposals, answer_was_true
+from clearline.sim.humans import Choice, Commander, Referral, first_decision
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
 from clearline.sim.officers import officers_of
@@ -113,6 +115,16 @@ class Prepared:
     scores: dict[str, int]
     kinetic: frozenset[str]
     index: dict[str, int]
+    lowest_kinetic: int
+    """Ladder index of the lowest kinetic rung (past the top if there is none)."""
+    rest: str
+    """What a side is at before it acts, and what its doctrine proposes when nothing calls
+    for more."""
+    nuclear: str
+    """The rung of nuclear use."""
+    strike: str | None
+    """What a real attack's impact is taken as: the heaviest kinetic act open to autonomy."""
+    proposals: dict[str, Proposals]
 
     @classmethod
     def build(cls, loaded: LoadedScenario, signer: SignerName = "keyed-hash") -> Prepared:
@@ -124,6 +136,7 @@ class Prepared:
             b: SessionConfig(b, a, policy.hash),
         }
         ladder = tuple(r.name for r in policy.ladder)
+        kinetic = frozenset(r.name for r in policy.ladder if r.kinetic)
         return cls(
             loaded,
             signer,
@@ -132,8 +145,13 @@ class Prepared:
             configs,
             ladder,
             {r.name: r.score for r in policy.ladder},
-            frozenset(r.name for r in policy.ladder if r.kinetic),
-            {name: i for i, name in enumerate(ladder)},
+            kinetic,
+            policy.rung_index,
+            next((i for i, name in enumerate(ladder) if name in kinetic), len(ladder)),
+            at_rest(policy),
+            nuclear_rung(policy),
+            heaviest_open_kinetic(policy),
+            {side: Proposals.build(policy, scenario.sides[side].doctrine) for side in (a, b)},
         )
 
     @property
@@ -164,8 +182,8 @@ class Side:
     name: str
     peer_name: str
     spec: SideSpec
-    weights: dict[Category, float]
-    trust: TrustModel
+    belief: Belief
+    commander: Commander
     gate: Gate | None
     reaction: random.Random
     decisions: random.Random
@@ -176,20 +194,9 @@ class Side:
     link: SimLink | None = None
     timer_at: Micros | None = None
     notices: set[str] = field(default_factory=set)
-    human_delay: Micros = 0
-    human_at: Micros | None = None
-    alerted_at: Micros | None = None
-    decided: bool = False
-    halted: bool = False
-    authorized: bool = False
-    analog_answers: bool = False
-    analog_delay: Micros = 0
     action_count: int = 0
-    peak: int = 1
-    referred: tuple[str, str, str] | None = None
-    """An action the gate referred to a human: (rung, domain, target track)."""
-    standing: dict[str, bytes | None] = field(default_factory=dict)
-    """The commander's standing approvals by domain, signed when responses were authorized."""
+    peak: int = 0
+    """Ladder index of the highest action the side has taken (its rest rung before any)."""
 
 
 class _WorldRegistry:
@@ -251,37 +258,23 @@ class Episode:
         a, b = self.scenario.side_names
         self.horizon: Micros = int(self.scenario.horizon_s * S)
         self.sides: dict[str, Side] = {}
-        self.thresholds = {
-            name: Thresholds(t.intercept, t.disrupt, t.posture)
-            for name, t in ((n, self.scenario.sides[n].doctrine.thresholds) for n in (a, b))
-        }
         for name, peer in ((a, b), (b, a)):
             spec = self.scenario.sides[name]
-            weights = (
-                dict(spec.doctrine.threat_weights)
-                if spec.doctrine.threat_weights is not None
-                else default_weights(name)
-            )
             gate = Gate(self.policy, roster=officers_of(name).roster) if arm.gate else None
             if gate is not None and not arm.hotline:
                 # No link to fail: the fail-safe caps are about a hotline that is down.
                 gate.set_link(LinkState.UP)
-            side = Side(
+            self.sides[name] = Side(
                 name,
                 peer,
                 spec,
-                weights,
-                TrustModel(*spec.doctrine.trust_prior, lie_weight=spec.doctrine.lie_weight),
+                Belief.initial(name, spec, prepared.proposals[name]),
+                Commander.draw(name, spec, self.streams),
                 gate,
                 self.streams(f"{name}.reaction"),
                 self.streams(f"{name}.decisions"),
+                peak=prepared.index[prepared.rest],
             )
-            human = self.streams(f"{name}.human")
-            side.human_delay = lognormal(human, spec.human.decision)
-            analog = self.streams(f"{name}.analog")
-            side.analog_answers = analog.random() < spec.analog.answer_probability
-            side.analog_delay = lognormal(analog, spec.analog.connect)
-            self.sides[name] = side
 
     # -- scheduling ---------------------------------------------------------
 
@@ -361,17 +354,9 @@ class Episode:
         out.ended_s = min(self.kernel.now, self.horizon) / S
         out.peak_rung_a = self.sides[a].peak
         out.peak_rung_b = self.sides[b].peak
-        humans = [s.human_at for s in self.sides.values() if s.decided and s.human_at is not None]
-        if humans:
-            out.first_human_s = min(humans) / S
-        elif any(s.alerted_at is not None for s in self.sides.values()):
-            # Alerted but not yet decided when the episode settled: decisions are pre-drawn.
-            pending = [
-                s.alerted_at + s.human_delay
-                for s in self.sides.values()
-                if s.alerted_at is not None
-            ]
-            out.first_human_s = min(pending) / S if min(pending) <= self.horizon else math.nan
+        first_human = first_decision((s.commander for s in self.sides.values()), self.horizon)
+        if first_human is not None:
+            out.first_human_s = first_human / S
         if not math.isnan(out.first_kinetic_s):
             out.kinetic_before_human = math.isnan(out.first_human_s) or (
                 out.first_kinetic_s < out.first_human_s
@@ -427,9 +412,9 @@ class Episode:
             asset.count,
             owner=asset.owner,
             asset=asset,
-            true_score=weighted_threat(asset.kind, category, observer.weights)
-            if asset.armed or asset.real_attack
-            else min(0.25, weighted_threat(asset.kind, category, observer.weights)),
+            true_score=observer.belief.truth(
+                asset.kind, category, asset.armed or asset.real_attack
+            ),
         )
 
     def _spoof(self, spoof: TrackSpoof, label: str) -> None:
@@ -474,23 +459,8 @@ class Episode:
         confirm_after: Micros | None = None,
     ) -> None:
         now = self.kernel.now
-        model = side.spec.model
         mrng = self.streams(f"{side.name}.model.{track_id}")
-        perceived = kind
-        row = model.confusion.get(kind)
-        if row:
-            u = mrng.random()
-            for candidate, probability in row.items():
-                if u < probability:
-                    perceived = candidate
-                    break
-                u -= probability
-        if perceived is not kind and category is CATEGORY_OF_KIND[kind]:
-            category = CATEGORY_OF_KIND[perceived]
-        minutes = now / (60 * S)
-        score = weighted_threat(perceived, category, side.weights)
-        score += model.bias + model.drift_per_min * minutes + mrng.gauss(0.0, model.noise)
-        score = min(1.0, max(0.0, score))
+        perceived, category, score = side.belief.read(kind, category, now, mrng)
         report = TrackReport(track_id, position, now, perceived, count=count)
         track = Track(
             track_id,
@@ -504,8 +474,7 @@ class Episode:
         )
         side.tracks[track_id] = track
         self.note(f"{side.name} sees {track_id} as {perceived.value} score {score:.3f}")
-        flagged = score >= side.spec.doctrine.thresholds.posture
-        if flagged:
+        if side.belief.flags(score):
             self._alert(side)
             if self._link_live:
                 self._ask(side, track)
@@ -516,23 +485,7 @@ class Episode:
             confirm_after = lognormal(mrng, side.spec.sensor.confirm)
         self._after(confirm_after, lambda: self._confirm(side, track, mrng))
 
-    # -- belief and action --------------------------------------------------
-
-    def _belief(self, side: Side, track: Track) -> float:
-        if track.confirmed:
-            return track.true_score
-        if track.answer is None:
-            return track.model_score
-        return fuse(track.model_score, track.answer, side.trust.trust)
-
-    def _proposal(self, side: Side, track: Track) -> str:
-        score = self._belief(side, track)
-        t = side.spec.doctrine.thresholds
-        if track.domain == "nuclear-c2":
-            if side.spec.doctrine.nuclear_autonomy == "launch-on-warning" and score >= t.nuclear:
-                return "nuclear"
-            return "posture" if score >= t.posture else "monitor"
-        return propose_rung(score, self.thresholds[side.name])
+    # -- action -------------------------------------------------------------
 
     def _react(self, side: Side, track: Track) -> None:
         track.reacted = True
@@ -544,22 +497,22 @@ class Episode:
             self._act(side, track)
 
     def _act(self, side: Side, track: Track) -> None:
-        if side.halted or track.stopped:
+        if side.commander.halted or track.stopped:
             return
-        rung = self._proposal(side, track)
+        rung = side.belief.proposal(track)
         index = self.p.index[rung]
         kinetic = rung in self.p.kinetic
         if track.held_kinetic and not kinetic:
             track.held_kinetic = False
         if index <= track.acted:
             return
-        if rung == "monitor":
+        if rung == self.p.rest:
             return
         self._attempt(side, rung, track.domain, track)
 
     def _attempt(self, side: Side, rung: str, domain: str, track: Track) -> None:
         """Propose an action through the gate (if any) and carry out what is allowed."""
-        actor = Actor.HUMAN if side.authorized else Actor.AUTONOMOUS
+        actor = side.commander.actor
         excluded = self.policy.domain_of(rung, domain) in self.policy.exclusions
         if side.gate is None:
             if excluded and actor is Actor.AUTONOMOUS:
@@ -570,12 +523,7 @@ class Episode:
         action_id = f"{side.name}-{side.action_count}"
         approvals: tuple[bytes, ...] = ()
         if actor is Actor.HUMAN:
-            if domain not in side.standing:
-                side.standing[domain] = officers_of(side.name).standing(
-                    self.policy, domain, self.kernel.now, self.horizon
-                )
-            standing = side.standing[domain]
-            approvals = (standing,) if standing is not None else ()
+            approvals = side.commander.approvals(self.policy, domain, self.kernel.now, self.horizon)
         candidate = rung
         while True:
             action = ProposedAction(action_id, actor, candidate, domain, track.track_id, approvals)
@@ -597,10 +545,10 @@ class Episode:
                 track.held_kinetic = True
                 return
             if decision.rule is Rule.AUTONOMY_CAP:
-                side.referred = (candidate, domain, track.track_id)
+                side.commander.referred = Referral(candidate, domain, track.track_id)
             # Denied: take the highest lower rung the gate allows, as a capped effector would.
             lower = self.p.index[candidate] - 1
-            if lower <= max(track.acted, self.p.index["monitor"]):
+            if lower <= max(track.acted, self.p.index[self.p.rest]):
                 return
             candidate = self.p.ladder[lower]
 
@@ -621,15 +569,17 @@ class Episode:
                 track.stopped = True
                 if track.reassured_at is not None:
                     self._reassurance_cost(track)
-        if rung == "nuclear":
+        if self.policy.rung(rung).domain == NUCLEAR_C2:
             self.out.nuclear_use = True
             self._ended = True
             self.kernel.stop()
             return
         # Jamming a phantom touches nobody; shooting at one lands on whoever it was pinned on.
         lands = track.asset is not None or rung in self.p.kinetic
-        if track.owner is not None and lands and index >= self.p.index["disrupt"]:
-            victim = self.sides[track.owner]
+        if track.owner is None or not lands:
+            return
+        victim = self.sides[track.owner]
+        if index >= self.p.index[victim.spec.doctrine.hostile_from]:
             delay = lognormal(
                 self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
             )
@@ -638,18 +588,18 @@ class Episode:
     def _hostile(self, victim: Side, attacker: Side, rung: str) -> None:
         """`victim` sees `attacker` act against its assets and answers in kind, a step higher."""
         self._alert(victim)
-        if victim.halted:
+        if victim.commander.halted:
             return
         self.note(f"{victim.name} perceives {rung} by {attacker.name}")
         delay = lognormal(victim.reaction, victim.spec.doctrine.reaction)
         self._after(delay, lambda: self._counter(victim, attacker, rung))
 
     def _counter(self, side: Side, attacker: Side, received: str) -> None:
-        if side.halted:
+        if side.commander.halted:
             return
         if side.name in side.notices and side.spec.doctrine.notice_trust:
             side.notices.discard(side.name)
-            if side.decisions.random() < side.trust.trust:
+            if side.decisions.random() < side.belief.trust.trust:
                 self.note(f"{side.name} holds its counter: trusted notice from {attacker.name}")
                 return
         ceiling = side.spec.doctrine.counter_ceiling
@@ -682,7 +632,8 @@ class Episode:
             self._reassurance_cost(track)
         if track is not None:
             track.stopped = True
-        self._hostile(victim, owner, "strike")
+        assert self.p.strike is not None, "loading refuses a real attack with no strike rung"
+        self._hostile(victim, owner, self.p.strike)
 
     def _reassurance_cost(self, track: Track) -> None:
         if track.reassured_at is None or self.out.false_reassurance:
@@ -691,46 +642,26 @@ class Episode:
         self.out.reassurance_delay_s = (self.kernel.now - track.reassured_at) / S
 
     def _confirm(self, side: Side, track: Track, rng: random.Random) -> None:
-        """One's own sensors now show what the track is; the answer, if any, is judged."""
+        """One's own sensors now show what the track is: the answer about it is judged, and
+        the side acts on what it believes now (on every answered track, if one was a lie)."""
         accurate = rng.random() < side.spec.sensor.confirm_accuracy
-        if track.answer is not None:
-            honest = self._answer_was_true(track)
-            if honest == accurate:
-                side.trust.confirmed()
-            else:
-                side.trust.refuted()
-                self.note(f"{side.name} finds the answer about {track.track_id} false")
-                for other in side.tracks.values():
-                    if other is not track and other.answer is not None and not other.confirmed:
-                        self._reconsider(side, other)
-        track.confirmed = True
+        if side.belief.confirm(track, accurate):
+            self.note(f"{side.name} finds the answer about {track.track_id} false")
+            for other in side.tracks.values():
+                if other is not track and other.answer is not None and not other.confirmed:
+                    self._reconsider(side, other)
         self._reconsider(side, track)
-
-    @staticmethod
-    def _answer_was_true(track: Track) -> bool:
-        answer = track.answer
-        assert answer is not None
-        asset = track.asset
-        if asset is None:
-            return answer.claim is not Claim.OURS
-        return (
-            answer.claim is Claim.OURS
-            and answer.mission is asset.mission
-            and answer.armed == asset.armed
-        )
 
     # -- humans ---------------------------------------------------------------
 
     def _alert(self, side: Side) -> None:
-        if side.alerted_at is not None:
+        commander = side.commander
+        if not commander.alert(self.kernel.now):
             return
-        now = self.kernel.now
-        side.alerted_at = now
-        side.human_at = now + side.human_delay
-        self.note(f"{side.name} commander alerted; decides at {side.human_at}")
-        self._human_later(side.human_at - now, side)
-        if self.arm.analog and side.analog_answers:
-            self._human_later(side.analog_delay, None)
+        self.note(f"{side.name} commander alerted; decides at {commander.decides_at}")
+        self._human_later(commander.delay, side)
+        if self.arm.analog and commander.analog_answers:
+            self._human_later(commander.analog_delay, None)
 
     def _human_later(self, delay: Micros, side: Side | None) -> None:
         if self.kernel.now + delay > self.horizon:
@@ -749,52 +680,36 @@ class Episode:
         self.kernel.at(self.kernel.now + delay, run)
 
     def _decide(self, side: Side) -> None:
-        if side.decided:
+        commander = side.commander
+        if commander.decided:
             return
-        side.decided = True
-        side.human_at = self.kernel.now
-        spec = side.spec.human
-        believes_nuclear = any(
-            t.category is Category.NUCLEAR_C2
-            and self._belief(side, t) >= side.spec.doctrine.thresholds.nuclear
-            for t in side.tracks.values()
-        )
-        if believes_nuclear and side.decisions.random() < spec.authorize_nuclear_probability:
+        fears = side.belief.fears_nuclear_attack(side.tracks.values())
+        choice = commander.decide(self.kernel.now, fears, side.decisions)
+        if choice is Choice.NUCLEAR:
             self.note(f"{side.name} commander authorizes nuclear use")
-            side.authorized = True
             track = next(t for t in side.tracks.values() if t.category is Category.NUCLEAR_C2)
             self._human_nuclear(side, track)
-            return
-        if side.decisions.random() < spec.halt_probability:
+        elif choice is Choice.HALT:
             self._halt(side, "commander halts autonomous responses")
-            return
-        self.note(f"{side.name} commander authorizes responses (standing approvals)")
-        side.authorized = True
-        if side.referred is not None:
-            rung, domain, target = side.referred
-            side.referred = None
-            referred = side.tracks.get(target)
-            if referred is not None:
-                self._attempt(side, rung, domain, referred)
+        else:
+            self.note(f"{side.name} commander authorizes responses (standing approvals)")
+            referral = commander.take_referral()
+            referred = side.tracks.get(referral.target) if referral is not None else None
+            if referral is not None and referred is not None:
+                self._attempt(side, referral.rung, referral.domain, referred)
 
     def _human_nuclear(self, side: Side, track: Track) -> None:
-        """The commander and a second officer each sign an approval of this one act."""
-        action_id = f"{side.name}-nuclear"
-        now = self.kernel.now
-        approvals = officers_of(side.name).approve(
-            self.policy, action_id, "nuclear", "nuclear-c2", track.track_id, now
-        )
-        action = ProposedAction(
-            action_id, Actor.HUMAN, "nuclear", "nuclear-c2", track.track_id, approvals
+        rung = self.p.nuclear
+        action = side.commander.nuclear_act(
+            self.policy, rung, NUCLEAR_C2, track.track_id, self.kernel.now
         )
         if side.gate is not None and not side.gate.propose(action, self.kernel.now).allowed:
             return
-        self._execute(side, "nuclear", "nuclear-c2", track, Actor.HUMAN)
+        self._execute(side, rung, NUCLEAR_C2, track, Actor.HUMAN)
 
     def _halt(self, side: Side, why: str) -> None:
-        if side.halted:
+        if not side.commander.halt():
             return
-        side.halted = True
         self.note(f"{side.name} {why}")
         if self._link_live and side.endpoint is not None and side.endpoint.up:
             everywhere = Area(Position(0, 0, 0), 40_000_000)
@@ -806,9 +721,7 @@ class Episode:
         now = self.kernel.now
         self.note("analog call connects")
         for side in self.sides.values():
-            if not side.decided:
-                side.decided = True
-                side.human_at = now
+            side.commander.reached(now)
             self._halt(side, "stands down after the analog call")
 
     # -- the hotline ------------------------------------------------------------
@@ -944,10 +857,10 @@ class Episode:
         if track is None:
             return
         kinetic = self.p.kinetic
-        unanswered = self._proposal(side, track)
+        unanswered = side.belief.proposal(track)
         track.answer = event.answer
-        answered = self._proposal(side, track)
-        if track.asset is not None and track.asset.real_attack and not self._answer_was_true(track):
+        answered = side.belief.proposal(track)
+        if track.asset is not None and track.asset.real_attack and not answer_was_true(track):
             track.lied_to = True
         if (
             unanswered in kinetic
@@ -956,13 +869,13 @@ class Episode:
         ):
             if track.lied_to:
                 track.reassured_at = self.kernel.now
-            elif track.true_score < side.spec.doctrine.thresholds.intercept:
+            elif side.belief.harmless(track):
                 self.out.cleared_by_hotline = True
         before = track.acted
         self.note(f"{side.name} answer for {track.track_id}: {event.answer.claim.value}")
         self._reconsider(side, track)
-        kinetic_before = before >= self.p.index["intercept-uncrewed"]
-        if kinetic_before and self._proposal(side, track) not in self.p.kinetic and track.owner:
+        kinetic_before = before >= self.p.lowest_kinetic
+        if kinetic_before and side.belief.proposal(track) not in kinetic and track.owner:
             notice = Notice(
                 NoticeKind.MALFUNCTION,
                 self.kernel.now,

@@ -10,18 +10,27 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from clearline.config import default_policy, load_policy
+from clearline.doctrine.responses import (
+    DEFAULT_THRESHOLDS,
+    Thresholds,
+    heaviest_open_kinetic,
+    not_a_rung,
+    nuclear_rung,
+)
 from clearline.doctrine.threat import Category
 from clearline.errors import ScenarioError
 from clearline.gate.policy import Policy
 from clearline.protocol.messages import AssetKind, Intent, Mission
-from clearline.sourcemap import checker, load_yaml, read_text, validate
+from clearline.sourcemap import LineMap, checker, load_yaml, read_text, validate
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Seconds = Annotated[float, Field(ge=0.0, le=1e7)]
@@ -40,19 +49,12 @@ class Delay(_Spec):
     sigma: float = Field(default=0.5, ge=0.0, le=5.0)
 
 
-class Thresholds(_Spec):
-    """Threat score at or above which a side's doctrine proposes each rung."""
-
-    posture: Probability = 0.3
-    disrupt: Probability = 0.5
-    intercept: Probability = 0.7
-    nuclear: Probability = 0.9
-
-    @model_validator(mode="after")
-    def _increasing(self) -> Thresholds:
-        if not self.posture < self.disrupt < self.intercept <= self.nuclear:
-            raise ValueError("expected posture < disrupt < intercept <= nuclear")
-        return self
+THRESHOLD_DEFAULTS: Mapping[str, float] = MappingProxyType({**DEFAULT_THRESHOLDS, "nuclear": 0.9})
+"""A side's thresholds by rung, for the rungs of its policy's ladder that have these names:
+the doctrine's defaults, and the belief from which a track in nuclear C2 is taken for a
+nuclear attack."""
+OLD_THRESHOLD_NAMES: Mapping[str, str] = MappingProxyType({"intercept": "intercept-uncrewed"})
+"""Threshold keys from before thresholds were named by rung, and the rung each stands for."""
 
 
 class ModelSpec(_Spec):
@@ -90,11 +92,18 @@ class SensorSpec(_Spec):
 class DoctrineSpec(_Spec):
     threat_weights: dict[Category, float] | None = None
     """Multipliers on the base threat by category; omitted: the side's default profile."""
-    thresholds: Thresholds = Thresholds()
+    thresholds: dict[Ident, Probability] = Field(
+        default={},
+        description="Threat score from which the doctrine proposes each rung named, over the "
+        f"defaults {', '.join(f'{k} {v}' for k, v in THRESHOLD_DEFAULTS.items())} (for the "
+        "rungs the policy's ladder has); `intercept` stands for `intercept-uncrewed`.",
+    )
     reaction: Delay = Delay(median_s=1.0, sigma=1.0)
     """Autonomous reaction time, from a track (or a hostile act) to the effector."""
     counter_ceiling: Ident = "strike"
     """The highest rung a "proportional" counter-response climbs to."""
+    hostile_from: Ident = "disrupt"
+    """The lowest rung at which an act against this side's assets is taken as hostile."""
     nuclear_autonomy: Literal["alert", "launch-on-warning"] = "alert"
     """What autonomy does in nuclear C2 without a gate: only raise the alert (posture), or
     launch on warning."""
@@ -113,7 +122,22 @@ class DoctrineSpec(_Spec):
     def _positive_prior(self) -> DoctrineSpec:
         if min(self.trust_prior) <= 0:
             raise ValueError("trust_prior counts must be positive")
+        for old, rung in OLD_THRESHOLD_NAMES.items():
+            if old in self.thresholds and rung in self.thresholds:
+                raise ValueError(f"thresholds {old!r} and {rung!r} name the same rung")
         return self
+
+    def minimums(self, policy: Policy) -> dict[str, float]:
+        """Each rung's minimum score: the defaults for the rungs `policy` has, then those
+        stated."""
+        defaults = {
+            rung: score for rung, score in THRESHOLD_DEFAULTS.items() if rung in policy.rungs
+        }
+        return defaults | {OLD_THRESHOLD_NAMES.get(k, k): v for k, v in self.thresholds.items()}
+
+    def rung_thresholds(self, policy: Policy) -> Thresholds:
+        """The thresholds on `policy`'s ladder; ValueError if they do not fit it."""
+        return Thresholds.on_ladder(policy, self.minimums(policy))
 
 
 class HumanSpec(_Spec):
@@ -271,8 +295,12 @@ class LoadedScenario:
         return (LoadedScenario, (self.scenario, self.policy, self.source))
 
 
-def _check(scenario: Scenario, lines: Any, source: str, policy: Policy) -> None:
-    require = checker(lines, source, ScenarioError)
+def check_scenario(
+    scenario: Scenario, policy: Policy, source: str, lines: LineMap | None = None
+) -> None:
+    """The rules schema validation cannot see: across fields (sides, asset ids) and against
+    the policy's ladder. ScenarioError names the file and, given `lines`, the line."""
+    require = checker(lines or LineMap({}), source, ScenarioError)
     require(len(scenario.sides) == 2, ("sides",), "expected exactly two sides")
     sides = set(scenario.sides)
     ids: set[str] = set()
@@ -325,18 +353,42 @@ def _check(scenario: Scenario, lines: Any, source: str, policy: Policy) -> None:
             ("accidents", i, "perceived_as"),
             f"expected a rung of the policy ladder {list(policy.rungs)}",
         )
+    nuclear = nuclear_rung(policy)
     for name, side in scenario.sides.items():
+        doctrine = side.doctrine
+        for setting in ("counter_ceiling", "hostile_from"):
+            require(
+                getattr(doctrine, setting) in policy.rungs,
+                ("sides", name, "doctrine", setting),
+                f"expected a rung of the policy ladder {list(policy.rungs)}",
+            )
+        at = ("sides", name, "doctrine", "thresholds")
+        for key in doctrine.thresholds:
+            rung = OLD_THRESHOLD_NAMES.get(key, key)
+            require(
+                rung in policy.rungs,
+                (*at, key),
+                not_a_rung(key, policy)
+                if rung == key
+                else f"{key!r} stands for {rung!r}: {not_a_rung(rung, policy)}",
+            )
+        try:
+            doctrine.rung_thresholds(policy)
+        except ValueError as exc:
+            require(False, at, f"{exc} (a rung not stated here keeps its default threshold)")
         require(
-            side.doctrine.counter_ceiling in policy.rungs,
-            ("sides", name, "doctrine", "counter_ceiling"),
-            f"expected a rung of the policy ladder {list(policy.rungs)}",
+            nuclear in doctrine.minimums(policy),
+            at,
+            f"expected a threshold for {nuclear!r}, the policy's nuclear rung: the belief from "
+            "which a track in nuclear C2 is taken for a nuclear attack",
         )
-    for rung in ("monitor", "posture", "disrupt", "intercept-uncrewed", "strike", "nuclear"):
-        require(
-            rung in policy.rungs,
-            ("policy",),
-            f"the simulator's doctrine needs rung {rung!r} on the policy ladder",
-        )
+    require(
+        heaviest_open_kinetic(policy) is not None
+        or not any(asset.real_attack for asset in scenario.assets),
+        ("policy",),
+        "expected a kinetic rung open to autonomy: a real attack's impact is taken as the "
+        "heaviest one",
+    )
     for p in scenario.network.partitions:
         require(math.isfinite(p.at_s + p.duration_s), ("network", "partitions"), "expected finite")
 
@@ -354,7 +406,7 @@ def parse_scenario(text: str, source: str, base: Path | None = None) -> LoadedSc
         if not policy_path.is_absolute() and base is not None:
             policy_path = base / policy_path
         policy = load_policy(policy_path)
-    _check(scenario, lines, source, policy)
+    check_scenario(scenario, policy, source, lines)
     return LoadedScenario(scenario, policy, source)
 
 

@@ -25,7 +25,7 @@ from clearline.errors import ScenarioError
 from clearline.sim.executors import make_executor
 from clearline.sim.montecarlo import DEFAULT_BATCH, RunPlan, default_workers, execute, progress_bar
 from clearline.sim.outcomes import ARMS, Arm
-from clearline.sim.scenario import LoadedScenario, Scenario
+from clearline.sim.scenario import LoadedScenario, Scenario, check_scenario
 from clearline.sim.signers import SignerName
 
 
@@ -82,6 +82,10 @@ def cell_scenario(base: LoadedScenario, settings: dict[str, Any]) -> LoadedScena
         raise ScenarioError(
             f"sweep cell {settings}: {where}: {first['msg']}", base.source
         ) from None
+    try:
+        check_scenario(scenario, base.policy, base.source)
+    except ScenarioError as exc:
+        raise ScenarioError(f"sweep cell {settings}: {exc.detail}", base.source) from None
     return LoadedScenario(scenario, base.policy, base.source)
 
 
