@@ -69,6 +69,10 @@ class ProofError(ClearlineError, ValueError):
     """A Merkle proof failed to verify or was malformed."""
 
 
+class NoteError(ClearlineError, ValueError):
+    """A signed note, checkpoint or cosignature that is malformed or does not verify."""
+
+
 class LogIntegrityError(ClearlineError):
     """A stored log does not verify. `index` is the first bad entry, if any."""
 
