@@ -369,6 +369,16 @@ def build_app(node: Any) -> FastAPI:
         recent = list(node.events)[-limit:]
         return {"events": recent}
 
+    @app.get("/v1/history")
+    async def history() -> dict[str, Any]:
+        """What already happened, oldest first: the latest messages, round trips,
+        clarifications (`query` and `clarification`), gate decisions, checkpoints and changes
+        of the peer's authority, kept per kind so that heartbeats never push a decision out,
+        and read back from the log when the node starts (`from_log`: such a clarification has
+        no measured time). Each event has an `id`, as on the stream: load this, then follow
+        GET /v1/events/stream from the largest id."""
+        return {"events": node.history.events()}
+
     @app.get("/v1/events/stream", responses={503: {"description": "too many streams open"}})
     async def stream() -> StreamingResponse:
         """Server-sent events: every event as it happens. At most `[limits] max_event_streams`
