@@ -375,8 +375,9 @@ def build_app(node: Any) -> FastAPI:
         clarifications (`query` and `clarification`), gate decisions, checkpoints and changes
         of the peer's authority, kept per kind so that heartbeats never push a decision out,
         and read back from the log when the node starts (`from_log`: such a clarification has
-        no measured time). Each event has an `id`, as on the stream: load this, then follow
-        GET /v1/events/stream from the largest id."""
+        no measured time). Each event has an `id`, as on the stream, and ids only increase
+        (across restarts too): load this, then take from GET /v1/events/stream the events
+        with larger ids."""
         return {"events": node.history.events()}
 
     @app.get("/v1/events/stream", responses={503: {"description": "too many streams open"}})

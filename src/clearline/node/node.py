@@ -169,7 +169,9 @@ class Node:
         self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
         self.history = History()
         """Recent events kept per kind, read back from the log at start (GET /v1/history)."""
-        self._event_ids = itertools.count(1)
+        # Counted from the clock at start, so that ids also increase across restarts: a console
+        # that follows the stream through one takes the new process's events as new.
+        self._event_ids = itertools.count(wall_us())
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         disclosure = config.disclosure
         self.endpoint = Endpoint(
