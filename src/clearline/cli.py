@@ -155,7 +155,8 @@ def main() -> None:
     type=click.FloatRange(0, 10_000),
     default=55.0,
     show_default=True,
-    help="One-way delay of the in-memory link.",
+    help="One-way delay between the two nodes: a proxy on loopback adds it to the live link "
+    "(with --virtual, the simulated link's delay).",
 )
 @click.option(
     "--episodes",
@@ -176,14 +177,15 @@ def main() -> None:
     type=click.FloatRange(0, 3600),
     default=None,
     help="Wait this many seconds after the nodes are up, before the scene, so the console is "
-    "open when it starts [default: 3, or 0 with --headless].",
+    "open when it starts [default: 3 where the demo opens a browser, else 0].",
 )
 @click.option(
     "--duration",
     type=click.FloatRange(0, 86_400),
     default=None,
     help="Keep the live nodes up this many seconds after the scene, for the console "
-    "(heartbeats keep flowing) [default: 30, or 0 with --headless].",
+    "(heartbeats keep flowing; a countdown shows the time left) [default: 30 where the demo "
+    "opens a browser, else 0: the nodes stop when the scene ends].",
 )
 def demo(
     out: Path | None,
