@@ -2,4 +2,5 @@
 
 from clearline.cli import main
 
-main()
+# Messages name the command as the docs and the installed script do, not `python -m ...`.
+main(prog_name="clearline")

@@ -43,7 +43,45 @@ def failing(
     except errors as exc:
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
             raise  # a closed pipe (`| head`): click exits quietly
-        fail(f"{prefix}{exc}", code)
+        fail(f"{prefix}{_plain(exc)}", code)
+
+
+def _plain(exc: Exception) -> str:
+    """The error's message on one line; an OSError as `PATH: what went wrong`, not Python's
+    `[Errno N] ...`."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        where = os.fsdecode(exc.filename)
+        if exc.filename2 is not None:
+            where += f" -> {os.fsdecode(exc.filename2)}"
+        return f"{where}: {exc.strerror}"
+    return " ".join(str(exc).split("\n"))
+
+
+class _OneLine(click.ClickException):
+    """An error click reports as one line on stderr, exactly as given (exit 1)."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(self.message, err=True)
+
+
+class _UsageLine(_OneLine):
+    """A usage error as one line (exit 2, as click's own)."""
+
+    exit_code = 2
+
+
+def _one_line(exc: click.ClickException) -> click.ClickException:
+    """A usage error as one line: which command, what was wrong, where to read what it takes.
+    (click's own is four lines: usage, a hint, a blank and the error.)"""
+    if isinstance(exc, _OneLine | click.exceptions.NoArgsIsHelpError):
+        return exc  # `clearline sim` alone asks for the help, which click prints whole
+    what = " ".join(exc.format_message().split())
+    if isinstance(exc, click.UsageError):
+        if exc.ctx is None:
+            return _UsageLine(f"error: {what}")
+        where = exc.ctx.command_path
+        return _UsageLine(f"error: {where}: {what} (see {where} --help)")
+    return _OneLine(f"error: {what}")
 
 
 _NODE_PACKAGES = "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx"
@@ -66,12 +104,28 @@ def _need(extra: str) -> None:
 class _Commands(click.Group):
     """The command tree: an error a user caused that a command lets out is `error: ...`
     on stderr and exit 1. Commands wrap a call in `failing` for another code or prefix.
+    A usage error (an unknown option, a malformed or missing value) is one line too, exit 2.
     A command whose extra is not installed says which one to install."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise _one_line(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             with failing():
                 return super().invoke(ctx)
+        except click.ClickException as exc:
+            # Subcommands' usage errors come through here: the whole tree is covered.
+            raise _one_line(exc) from None
         except ModuleNotFoundError as exc:
             module = (exc.name or "").partition(".")[0]
             if module not in EXTRAS:
@@ -101,7 +155,8 @@ def main() -> None:
     type=click.FloatRange(0, 10_000),
     default=55.0,
     show_default=True,
-    help="One-way delay of the in-memory link.",
+    help="One-way delay between the two nodes: a proxy on loopback adds it to the live link "
+    "(with --virtual, the simulated link's delay).",
 )
 @click.option(
     "--episodes",
@@ -122,14 +177,15 @@ def main() -> None:
     type=click.FloatRange(0, 3600),
     default=None,
     help="Wait this many seconds after the nodes are up, before the scene, so the console is "
-    "open when it starts [default: 3, or 0 with --headless].",
+    "open when it starts [default: 3 where the demo opens a browser, else 0].",
 )
 @click.option(
     "--duration",
     type=click.FloatRange(0, 86_400),
     default=None,
     help="Keep the live nodes up this many seconds after the scene, for the console "
-    "(heartbeats keep flowing) [default: 30, or 0 with --headless].",
+    "(heartbeats keep flowing; a countdown shows the time left) [default: 30 where the demo "
+    "opens a browser, else 0: the nodes stop when the scene ends].",
 )
 def demo(
     out: Path | None,

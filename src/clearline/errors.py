@@ -16,7 +16,8 @@
     ├── InputFileError (also ValueError)  a YAML/TOML input file is invalid
     │   ├── PolicyError               a gate policy file is invalid
     │   └── ScenarioError             a simulation scenario file is invalid
-    └── KeyMaterialError              keys missing, unreadable or mismatched
+    ├── KeyMaterialError              keys missing, unreadable or mismatched
+    └── NodeStartError                a node process started from outside did not serve
 
 Remote errors are normally turned into `Rejected` or `Closed` events by the
 Session (one conversion point, as in h11); they are raised only by the codec
@@ -106,3 +107,8 @@ class ScenarioError(InputFileError):
 
 class KeyMaterialError(ClearlineError):
     """Signing or TLS key material is missing, unreadable or does not match."""
+
+
+class NodeStartError(ClearlineError):
+    """A node process (demo, benchmarks, tests) exited or did not serve in time, or its link
+    did not come up; the message holds what the node said."""

@@ -20,7 +20,16 @@ import pytest
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
-from tests.node.harness import NodeProcess, make_keys, start_node, wait_until, write_config
+from tests.node.harness import (
+    SIGHTING,
+    SWARM,
+    NodeProcess,
+    make_keys,
+    running,
+    start_node,
+    wait_until,
+    write_config,
+)
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -266,6 +275,71 @@ def test_a_console_not_signed_in_shows_the_sign_in_and_no_data(
     page.click('#signout button[type="submit"]')
     page.wait_for_selector("body[data-signed-in=false]", timeout=20_000)
     assert page.locator("section.node").count() == 0
+    context.close()
+
+
+def _pair(folder: Path) -> tuple[NodeProcess, NodeProcess]:
+    prc = start_node(write_config(folder, "PRC", "US", listen=True))
+    try:
+        us = start_node(write_config(folder, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
+    except BaseException:
+        prc.kill()
+        raise
+    return us, prc
+
+
+@pytest.fixture
+def restarted(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two nodes that went through a scene (telemetry, a clarification, a held act, checkpoints
+    on both sides), were stopped, and started again on the same logs."""
+    make_keys(tmp_path, "US", "PRC")
+    us, prc = _pair(tmp_path)
+    with running(us, prc):
+        us.wait_link("up")
+        with prc.client("operator") as client:
+            client.post("/v1/telemetry", json={"assets": [SWARM]})
+            client.post("/v1/log/checkpoint")
+        with us.client("operator") as client:
+            client.post("/v1/observations", json=SIGHTING)
+            client.post("/v1/actions", json={"action_id": "A1", "rung": "strike", "domain": "air"})
+            client.post("/v1/log/checkpoint")
+        assert us.stop() == 0 and prc.stop() == 0
+    us, prc = _pair(tmp_path)
+    with running(us, prc):
+        us.wait_link("up")
+        yield us, prc
+
+
+def test_a_console_opened_after_a_restart_shows_what_already_happened(
+    browser: Any, restarted: tuple[NodeProcess, NodeProcess]
+) -> None:
+    us, _ = restarted
+    context = browser.new_context(viewport={"width": 1200, "height": 1600})
+    page = context.new_page()
+    page.goto(f"{us.api}/console/")
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    page.fill('#signin input[name="token"]', us.token("observer"))
+    page.click('#signin button[type="submit"]')
+    page.wait_for_selector("body[data-signed-in=true]", timeout=20_000)
+    panel = page.locator("section[data-side=US]")
+    # Before the restart, read back from the log: the decision, the clarification, the
+    # checkpoints of both sides, the messages.
+    held = panel.locator('tbody[data-field="decisions"] tr', has_text="A1")
+    held.wait_for(timeout=10_000)
+    assert "strike" in held.inner_text()
+    answered = panel.locator('tbody[data-field="clarifications"] tr[data-state="answered"]')
+    assert answered.count() == 1 and SIGHTING["track_id"] in answered.inner_text()
+    for side in ("US", "PRC"):
+        shown = panel.locator(f'[data-field="checkpoints"] span[data-side="{side}"]')
+        shown.wait_for(timeout=10_000)
+        assert "none yet" not in shown.inner_text(), shown.inner_text()
+    kinds = panel.locator('tbody[data-field="messages"] tr[data-kind="answer"]')
+    assert kinds.count() == 1
+    # And it follows what happens next, once.
+    with us.client("operator") as client:
+        client.post("/v1/actions", json={"action_id": "A2", "rung": "monitor", "domain": "air"})
+    panel.locator('tbody[data-field="decisions"] tr', has_text="A2").wait_for(timeout=10_000)
+    assert panel.locator('tbody[data-field="decisions"] tr').count() == 2
     context.close()
 
 

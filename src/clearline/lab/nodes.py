@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from clearline.errors import NodeStartError
 from clearline.node.config import load_node_config
 from clearline.node.keys import init_keys
 from clearline.node.tokens import Role, read_token
@@ -165,6 +166,8 @@ class _Starting:
     CONFIG.stderr and its ready file CONFIG.ready, until it has written that file."""
 
     def __init__(self, config: Path, die_with_parent: bool, max_files: int | None = None) -> None:
+        # Absolute: the node runs in CONFIG's folder, where a relative CONFIG means nothing.
+        config = config.absolute()
         self.config = config
         folder = config.parent
         self.ready = folder / f"{config.stem}.ready"
@@ -201,7 +204,7 @@ class _Starting:
                 return None
             self.process.kill()
             self.process.wait()
-            raise RuntimeError(
+            raise NodeStartError(
                 f"the node of {self.config} did not start (exit {self.process.returncode}):\n"
                 f"{self.stderr.read_text()}"
             )

@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import math
 import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ import httpx
 
 from clearline.config import default_policy, read_roster
 from clearline.doctrine.responses import Thresholds, fuse, propose_rung
+from clearline.errors import NodeStartError
 from clearline.lab.nodes import (
     NodeProcess,
     make_keys,
@@ -99,7 +103,7 @@ async def wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, A
         if link["state"] == "up" and link["session_id"]:
             return link
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the link did not come up: {link}")
+            raise NodeStartError(f"the link did not come up in {timeout:g} s: {link}")
         await asyncio.sleep(0.05)
 
 
@@ -232,6 +236,7 @@ async def live_scene(
         say(f"  API tokens, one per role (mode 600): {pair.keys}/US.api-token.*, PRC.api-token.*")
         page = write_console_login(folder, pair)
         say(f"  console: open {page.as_uri()} (signs this browser in to both nodes, read only)")
+        say(f"  {lifetime(duration_s)}")
         if pause_s > 0:
             say(f"  (the scene starts in {pause_s:g} s)")
             await asyncio.sleep(pause_s)
@@ -326,10 +331,13 @@ async def live_scene(
         for side, api in (("US", us_api), ("PRC", prc_api)):
             checkpoint = (await api.post("/v1/log/checkpoint")).json()
             note(side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer")
-        if duration_s > 0:
-            await asyncio.sleep(duration_s)
-            rtt = (await us_api.get("/v1/link")).json()["rtt_ms"]
-            note("US", f"after {duration_s:g} s: link up, heartbeat round trip {rtt} ms")
+        if duration_s > 0 and await count_down(duration_s, say):
+            now = (await us_api.get("/v1/link")).json()
+            note(
+                "US",
+                f"after {duration_s:g} s: link {now['state']}, heartbeat round trip "
+                f"{now['rtt_ms']} ms",
+            )
     reports = {
         running.side: verify_log(
             running.log, authority=(read_roster(roster_path(folder, running.side)), None)
@@ -344,6 +352,63 @@ async def live_scene(
         {"US": us.log, "PRC": prc.log},
         pair.exit_codes,
     )
+
+
+def lifetime(duration_s: float) -> str:
+    """How long the nodes (and so the console) stay up, and how to keep them longer."""
+    if duration_s > 0:
+        return (
+            f"the nodes stay up {duration_s:g} s after the scene, for the console "
+            "(--duration SECONDS sets how long)"
+        )
+    return (
+        "the nodes stop as soon as the scene ends, in about a second: to look at them in the "
+        "console, run the demo with --duration SECONDS (e.g. --duration 120)"
+    )
+
+
+COUNTDOWN_LINE_EVERY_S = 10.0
+"""Without a terminal (a log, a pipe), a countdown line this often rather than every second."""
+
+
+async def count_down(
+    duration_s: float, say: Printer, terminal: bool | None = None, step_s: float = 1.0
+) -> bool:
+    """Wait `duration_s` while the nodes serve the console, saying how long is left: one line
+    rewritten in place on a terminal, a line every COUNTDOWN_LINE_EVERY_S otherwise. Ctrl-C
+    ends the wait (False), and the demo goes on to stop the nodes as it would have (a
+    terminal's Ctrl-C reaches them too, and they stop as on SIGTERM)."""
+    if terminal is None:
+        terminal = sys.stdout.isatty()
+    every = step_s if terminal else COUNTDOWN_LINE_EVERY_S
+    interrupted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupted.set)
+        caught = True
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        caught = False
+    end = time.monotonic() + duration_s
+    try:
+        while (left := end - time.monotonic()) > 0 and not interrupted.is_set():
+            text = f"  nodes up for the console: {math.ceil(left)} s left (Ctrl-C stops them now)"
+            if terminal:
+                sys.stdout.write(f"\r{text}\033[K")
+                sys.stdout.flush()
+            else:
+                say(text)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupted.wait(), min(every, left))
+    finally:
+        if caught:
+            loop.remove_signal_handler(signal.SIGINT)
+        if terminal:
+            sys.stdout.write("\r\033[K")
+            sys.stdout.flush()
+    if interrupted.is_set():
+        say("  Ctrl-C: stopping the nodes now")
+        return False
+    return True
 
 
 async def human_authority(

@@ -200,6 +200,13 @@ class LogStore:
     def leaf_hash(self, index: int) -> bytes:
         return self._leaves[index]
 
+    def newest_first(self, limit: int) -> Iterator[tuple[int, bytes]]:
+        """The latest `limit` entries, (index, exact bytes), newest first."""
+        for index, data in self._db.execute(
+            "SELECT idx, data FROM entries ORDER BY idx DESC LIMIT ?", (limit,)
+        ):
+            yield index, bytes(data)
+
     def last_peer_authority(self) -> tuple[bytes, bytes] | None:
         """The policy and roster hashes the peer last showed (its latest Hello or checkpoint
         in this log), so a node restarted after the peer changed them still notices."""

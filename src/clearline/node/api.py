@@ -355,12 +355,12 @@ def build_app(node: Any) -> FastAPI:
             counts = {"answered": 0, "expired": 0, "not_sent": 0}
             async for index, outcome in node.clarify_many(tracks, batch.ttl_ms):
                 counts[outcome.outcome] += 1
-                item = BatchItemOut(
-                    index=index,
-                    track_id=tracks[index].track_id,
-                    **_clarification_out(outcome).model_dump(),
-                )
-                yield item.model_dump_json().encode() + b"\n"
+                item = {
+                    "index": index,
+                    "track_id": tracks[index].track_id,
+                    **_clarification_out(outcome).model_dump(mode="json"),
+                }
+                yield json.dumps(item).encode() + b"\n"
             yield json.dumps({"done": True, **counts}).encode() + b"\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
@@ -433,6 +433,17 @@ def build_app(node: Any) -> FastAPI:
         """The most recent events, oldest first."""
         recent = list(node.events)[-limit:]
         return {"events": recent}
+
+    @app.get("/v1/history")
+    async def history() -> dict[str, Any]:
+        """What already happened, oldest first: the latest messages, round trips,
+        clarifications (`query` and `clarification`), gate decisions, checkpoints and changes
+        of the peer's authority, kept per kind so that heartbeats never push a decision out,
+        and read back from the log when the node starts (`from_log`: such a clarification has
+        no measured time). Each event has an `id`, as on the stream, and ids only increase
+        (across restarts too): load this, then take from GET /v1/events/stream the events
+        with larger ids."""
+        return {"events": node.history.events()}
 
     @app.get("/v1/events/stream", responses={503: {"description": "too many streams open"}})
     async def stream() -> StreamingResponse:

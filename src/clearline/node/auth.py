@@ -45,6 +45,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/v1/clarifications"): Role.OBSERVER,
     ("GET", "/v1/events"): Role.OBSERVER,
     ("GET", "/v1/events/stream"): Role.OBSERVER,
+    ("GET", "/v1/history"): Role.OBSERVER,
     ("GET", "/v1/log"): Role.OBSERVER,
     ("GET", "/v1/log/checkpoints"): Role.OBSERVER,
     ("GET", "/v1/log/proof/{index}"): Role.OBSERVER,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import socket
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import Disclosure, OwnAsset
-from clearline.errors import ClearlineError, LogStoreError, ProofError
+from clearline.errors import ClearlineError, LogStoreError
 from clearline.gate import Gate, GateDecision, ProposedAction, Rule
 from clearline.hotline import (
     AssetRegistry,
@@ -44,8 +45,15 @@ from clearline.hotline import (
     QuerySent,
     Unresolved,
 )
-from clearline.log import merkle
 from clearline.node.config import NodeConfig, setting_error
+from clearline.node.history import (
+    CHECKPOINTS_KEPT,
+    SCAN_ENTRIES,
+    History,
+    checkpoint_view,
+    peer_consistency,
+    read_back,
+)
 from clearline.node.keys import Identity, load_identity
 from clearline.node.link import Link, wall_us
 from clearline.node.logwriter import LogWriter
@@ -102,8 +110,6 @@ PENDING_APPROVALS = 256
 REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
 DEAD_AFTER_DOWN = 3
 """A link that stays down this many times its down-after delay is closed (and redialled)."""
-CHECKPOINT_HISTORY = 64
-"""Checkpoints kept in memory per side for the API (all of them stay in the log)."""
 
 
 OutcomeKind = Literal["answered", "expired", "not_sent"]
@@ -163,13 +169,20 @@ class Node:
         self.registry = AssetRegistry()
         self.peer_assets: dict[str, AssetRecord] = {}
         self.checkpoints: dict[str, deque[dict[str, Any]]] = {
-            config.side: deque(maxlen=CHECKPOINT_HISTORY),
-            config.peer.side: deque(maxlen=CHECKPOINT_HISTORY),
+            config.side: deque(maxlen=CHECKPOINTS_KEPT),
+            config.peer.side: deque(maxlen=CHECKPOINTS_KEPT),
         }
+        self._sent_checkpoint: int | None = None
+        """The size of the last checkpoint sent to the peer, where the next one's proof starts."""
         self._telemetry: list[AssetRecord] = []
         self._telemetry_timer: asyncio.TimerHandle | None = None
         self.link: Link | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
+        self.history = History()
+        """Recent events kept per kind, read back from the log at start (GET /v1/history)."""
+        # Counted from the clock at start, so that ids also increase across restarts: a console
+        # that follows the stream through one takes the new process's events as new.
+        self._event_ids = itertools.count(wall_us())
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         disclosure = config.disclosure
         self.endpoint = Endpoint(
@@ -249,7 +262,11 @@ class Node:
     def emit(self, event: dict[str, Any]) -> None:
         event.setdefault("at", wall_us())
         event.setdefault("side", self.side)
+        # Ids order events across the history and the stream, so that a reader who loads the
+        # history and then follows the stream neither misses nor repeats one.
+        event["id"] = next(self._event_ids)
         self.events.append(event)
+        self.history.add(event)
         if event["kind"] in OPERATOR_EVENTS:
             # One line for the node's operator per change that matters, as text or JSON.
             details = {k: v for k, v in event.items() if k not in ("at", "side", "kind")}
@@ -300,6 +317,7 @@ class Node:
                     "track": event.track_id,
                     "deadline_us": event.deadline,
                     "retry": event.retry,
+                    "session": _session(link),
                 }
             )
         elif isinstance(event, Cleared):
@@ -307,7 +325,7 @@ class Node:
             future = logged.get(event.cose)
             if future is not None and event.ask in self._waiters:
                 self._answer_logged[event.ask] = future
-            self._finish(event.ask, event.track_id, outcome)
+            self._finish(event.ask, event.track_id, outcome, _session(link))
             self.metrics.clarification.labels(outcome="answered").observe(event.elapsed_us / 1e6)
         elif isinstance(event, Unresolved):
             outcome = Outcome(
@@ -315,7 +333,7 @@ class Node:
                 "not_sent" if event.query_seq is None else "expired",
                 reason="deadline" if event.reason == "expired" else event.reason,
             )
-            self._finish(event.ask, event.track_id, outcome)
+            self._finish(event.ask, event.track_id, outcome, _session(link))
             if event.query_seq is not None:
                 self.metrics.clarification.labels(outcome="expired").observe(0)
         elif isinstance(event, LinkStateChanged):
@@ -380,7 +398,7 @@ class Node:
             self._peer_authority(body.policy_hash, body.roster_hash, "checkpoint")
             status = self._check_peer_checkpoint(body)
             self.checkpoints[self.peer_side].append(
-                _checkpoint_view(body, event.message.sent_at, None, status)
+                checkpoint_view(body, event.message.sent_at, None, status)
             )
             self.emit(
                 {
@@ -417,29 +435,15 @@ class Node:
                 )
 
     def _check_peer_checkpoint(self, body: Checkpoint) -> str:
-        """'consistent' if the proof links it to the peer's previous checkpoint we hold;
-        'first' if we hold none; 'unproven' if the proof is missing or names a checkpoint we
-        never saw; 'INCONSISTENT' if it fails: the peer showed us two histories."""
+        """How the peer's checkpoint stands against the ones we hold (`peer_consistency`)."""
         held = {c["size"]: c["root"] for c in self.checkpoints[self.peer_side]}
-        if not held:
-            return "first"
-        if body.prev_size is None or body.prev_size not in held:
-            return "unproven"
-        try:
-            merkle.verify_consistency(
-                body.prev_size,
-                body.size,
-                body.consistency,
-                bytes.fromhex(held[body.prev_size]),
-                body.root,
-            )
-        except ProofError as exc:
-            log.error("the peer's checkpoint at %d is inconsistent: %s", body.size, exc)
+        status = peer_consistency(held, body)
+        if status == "INCONSISTENT":
+            log.error("the peer's checkpoint at %d is inconsistent with one we hold", body.size)
             self.metrics.inconsistent_checkpoints.inc()
-            return "INCONSISTENT"
-        return "consistent"
+        return status
 
-    def _finish(self, ask: int, track: str, outcome: Outcome) -> None:
+    def _finish(self, ask: int, track: str, outcome: Outcome, session: str | None) -> None:
         future = self._waiters.pop(ask, None)
         if future is not None and not future.done():
             future.set_result(outcome)
@@ -451,6 +455,7 @@ class Node:
                 "elapsed_us": outcome.elapsed_us,
                 "track": track,
                 "reason": outcome.reason,
+                "session": session,
             }
         )
 
@@ -631,7 +636,9 @@ class Node:
         now = wall_us()
         index = await self.log.checkpoint(now, self.policy.hash, self.roster.hash)
         # The checkpoint record covers everything before it: size `index`, root at `index`.
-        previous = self.checkpoints[self.side][-1]["size"] if self.checkpoints[self.side] else None
+        # The proof starts at the last one the peer was sent: one it holds, even if ours were
+        # made since with the link down, or sealed the log at a restart.
+        previous = self._sent_checkpoint
 
         def read(store: Any) -> tuple[bytes, tuple[bytes, ...]]:
             proof = () if previous is None else store.consistency_proof(previous, index)
@@ -639,10 +646,11 @@ class Node:
 
         root, proof = await self.log.call(read)
         body = Checkpoint(index, root, self.policy.hash, previous, proof, self.roster.hash)
-        self.checkpoints[self.side].append(_checkpoint_view(body, now, index, "own"))
+        self.checkpoints[self.side].append(checkpoint_view(body, now, index, "own"))
         self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
         link = self.link
         if link is not None and self.endpoint.send(body, now) is not None:
+            self._sent_checkpoint = index
             link.pump()
         return index
 
@@ -667,6 +675,7 @@ class Node:
         shown = await self.log.call(lambda store: store.last_peer_authority())
         if shown is not None:
             self.peer_authority = {"policy": shown[0].hex(), "roster": shown[1].hex()}
+        await self._read_back()
         self.metrics.log_entries.set(self.log.size)
         if listener is not None:
             listener.setblocking(False)
@@ -677,6 +686,25 @@ class Node:
             host, port = self.config.peer.address.rsplit(":", 1)
             self.spawn(self.transport.dial_forever(host, int(port), self._stop))
         self.emit({"kind": "started", "log_size": self.log.size})
+
+    async def _read_back(self) -> None:
+        """Both sides' checkpoints and the recent history, from the log: what a restart
+        would otherwise forget although the log holds it."""
+        kid = self.identity.signer.kid
+
+        def read(store: Any) -> Any:
+            entries = store.newest_first(SCAN_ENTRIES)
+            return read_back(entries, kid, self.side, self.policy, self.roster)
+
+        found = await self.log.call(read)
+        self.checkpoints[self.side].extend(found.own_checkpoints)
+        self.checkpoints[self.peer_side].extend(found.peer_checkpoints)
+        self._sent_checkpoint = found.sent_checkpoint
+        for event in found.events:
+            event["id"] = next(self._event_ids)
+            self.history.add(event)
+        if any(c["consistency"] == "INCONSISTENT" for c in found.peer_checkpoints):
+            log.error("the log holds a checkpoint of the peer inconsistent with an earlier one")
 
     def spawn(self, coroutine: Any) -> None:
         """Run `coroutine` as a task the node cancels when it shuts down."""
@@ -707,15 +735,7 @@ class Node:
         self.emit({"kind": "stopped", "log_size": self.log.size})
 
 
-def _checkpoint_view(
-    body: Checkpoint, at: Micros, index: int | None, consistency: str
-) -> dict[str, Any]:
-    return {
-        "size": body.size,
-        "root": body.root.hex(),
-        "policy_hash": body.policy_hash.hex(),
-        "prev_size": body.prev_size,
-        "at": at,
-        "log_index": index,
-        "consistency": consistency,
-    }
+def _session(link: Link) -> str | None:
+    """The link's session id (hex): query sequence numbers start again in each session."""
+    session_id = link.session.session_id
+    return session_id.hex() if session_id else None

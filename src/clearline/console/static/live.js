@@ -26,6 +26,11 @@ function cell(text, cls) {
   return td;
 }
 
+// Query numbers start again in each session: a history that spans restarts holds several q1.
+function clarificationKey(event) {
+  return `${event.session || ""}:${event.query_seq}`;
+}
+
 function clockTime(us) {
   const d = new Date(us / 1000);
   return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
@@ -76,10 +81,14 @@ class NodeView {
     this.field("side").textContent = link.side;
     this.renderLink(link);
     this.renderRoster();
-    for (const event of (await this.get("/v1/events?limit=2000")).events) this.apply(event);
-    this.renderAll();
+    const follower = new Follower((event) => { this.apply(event); this.dirty = true; });
     const stream = new EventSource(this.base + "/v1/events/stream", { withCredentials: true });
-    stream.onmessage = (message) => { this.apply(JSON.parse(message.data)); this.dirty = true; };
+    stream.onmessage = (message) => follower.receive(JSON.parse(message.data));
+    // The stream first, then the history: what happens while it loads is kept, not lost.
+    await Promise.race([new Promise((opened) => { stream.onopen = opened; }),
+      new Promise((waited) => setTimeout(waited, 3000))]);
+    follower.load((await this.get("/v1/history")).events);
+    this.renderAll();
     setInterval(() => { if (this.dirty) { this.dirty = false; this.renderAll(); } }, 150);
     setInterval(() => this.renderClarifications(), 100);
     setInterval(async () => {
@@ -106,15 +115,16 @@ class NodeView {
         }
         break;
       case "query":
-        this.clarifications.set(event.query_seq, { seq: event.query_seq, track: event.track,
+        this.clarifications.set(clarificationKey(event), { seq: event.query_seq, track: event.track,
           deadline: event.deadline_us, state: "open", ms: null });
         break;
       case "clarification": {
-        const entry = this.clarifications.get(event.query_seq) ||
+        const key = clarificationKey(event);
+        const entry = this.clarifications.get(key) ||
           { seq: event.query_seq, track: event.track, deadline: null };
         entry.state = event.outcome;
         entry.ms = event.elapsed_us == null ? null : event.elapsed_us / 1000;
-        this.clarifications.set(event.query_seq, entry);
+        this.clarifications.set(key, entry);
         while (this.clarifications.size > LIMITS.clarifications) {
           this.clarifications.delete(this.clarifications.keys().next().value);
         }
