@@ -234,6 +234,42 @@ def lone_node(tmp_path: Path) -> Iterator[NodeProcess]:
         node.stop()
 
 
+@pytest.mark.slow
+def test_a_swarm_is_one_row_that_expands(browser: Any, demo: Demo) -> None:
+    """Three hundred tracks asked in one call go out as two queries (256 + 44): two rows,
+    each counting its tracks by state; a press lists the first fifty tracks of a swarm."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(demo.page)
+    page.wait_for_url(f"{demo.us_api}/console/**", timeout=20_000)
+    page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+    sensor = (demo.keys / "US.api-token.sensor").read_text().strip()
+    tracks = [
+        {"track_id": f"S-{i:03d}", "position": {"lat": 10 + i / 1000, "lon": 100, "alt_m": 900}}
+        for i in range(300)
+    ]
+    done = httpx.post(
+        f"{demo.us_api}/v1/observations/batch",
+        json={"observations": tracks},
+        headers={"Authorization": f"Bearer {sensor}"},
+        timeout=30,
+    )
+    assert done.status_code == 200 and '"answered": 300' in done.text.splitlines()[-1]
+    us = page.locator("section[data-side=US]")
+    big = us.locator('tr.swarm[data-swarm="256"][data-state="answered"]')
+    big.wait_for(timeout=20_000)
+    small = us.locator('tr.swarm[data-swarm="44"][data-state="answered"]')
+    small.wait_for(timeout=20_000)
+    assert "swarm of 256 tracks" in big.inner_text() and "256 answered" in big.inner_text()
+    assert us.locator("tr.swarm-track").count() == 0
+    big.dispatch_event("mousedown")
+    listed = us.locator("tr.swarm-track")
+    listed.nth(50).wait_for(timeout=5_000)
+    assert listed.count() == 51  # fifty tracks and the line that says how many more
+    assert "and 206 more" in listed.nth(50).inner_text()
+    context.close()
+
+
 def test_a_console_not_signed_in_shows_the_sign_in_and_no_data(
     browser: Any, screenshots: Path, lone_node: NodeProcess
 ) -> None:

@@ -6,7 +6,7 @@
 
 class SignInNeeded extends Error {}
 
-const LIMITS = { messages: 2000, shown: 300, decisions: 200, clarifications: 200, rtt: 120 };
+const LIMITS = { messages: 2000, shown: 300, decisions: 200, clarifications: 200, rtt: 120, swarmShown: 50 };
 
 function nodesFromUrl() {
   const param = new URLSearchParams(location.search).get("nodes");
@@ -53,6 +53,13 @@ class NodeView {
     this.field = (name) => root.querySelector(`[data-field="${name}"]`);
     this.field("api").textContent = base;
     this.field("filter-kind").addEventListener("change", () => this.renderMessages());
+    // On the press, not the click: rows are redrawn every 100 ms (deadlines count down), and a
+    // click whose press and release land on two drawings of the row would be lost.
+    this.field("clarifications").addEventListener("mousedown", (event) => {
+      const row = event.target.closest("tr.swarm");
+      const query = row && this.clarifications.get(row.dataset.key);
+      if (query) { query.open = !query.open; this.renderClarifications(); }
+    });
     this.field("filter-dir").addEventListener("change", () => this.renderMessages());
     root.querySelector('[data-action="verify"]').addEventListener("click", () => this.verify());
     this.chart = new uPlot(
@@ -115,19 +122,11 @@ class NodeView {
         }
         break;
       case "query":
-        this.clarifications.set(clarificationKey(event), { seq: event.query_seq, track: event.track,
-          deadline: event.deadline_us, state: "open", ms: null });
+        this.query(event).tracks.set(event.track, { state: "open", ms: null });
         break;
       case "clarification": {
-        const key = clarificationKey(event);
-        const entry = this.clarifications.get(key) ||
-          { seq: event.query_seq, track: event.track, deadline: null };
-        entry.state = event.outcome;
-        entry.ms = event.elapsed_us == null ? null : event.elapsed_us / 1000;
-        this.clarifications.set(key, entry);
-        while (this.clarifications.size > LIMITS.clarifications) {
-          this.clarifications.delete(this.clarifications.keys().next().value);
-        }
+        const ms = event.elapsed_us == null ? null : event.elapsed_us / 1000;
+        this.query(event).tracks.set(event.track, { state: event.outcome, ms });
         break;
       }
       case "decision":
@@ -239,22 +238,83 @@ class NodeView {
       `${shown.length} shown of ${this.messages.length} kept (newest ${Math.min(shown.length, LIMITS.shown)} listed)`;
   }
 
+  // One Query may name a whole swarm (up to 256 tracks): it is one entry, its tracks inside.
+  query(event) {
+    const key = clarificationKey(event);
+    let entry = this.clarifications.get(key);
+    if (!entry) {
+      entry = { seq: event.query_seq, deadline: event.deadline_us || null, tracks: new Map(), open: false };
+      this.clarifications.set(key, entry);
+      while (this.clarifications.size > LIMITS.clarifications) {
+        this.clarifications.delete(this.clarifications.keys().next().value);
+      }
+    }
+    if (event.deadline_us) entry.deadline = event.deadline_us;
+    return entry;
+  }
+
   renderClarifications() {
     const now = Date.now() * 1000;
-    const rows = [...this.clarifications.values()].reverse().map((c) => {
+    const stateCell = (state, deadline) => {
+      const shown = state === "open" && deadline
+        ? `open, ${Math.max(0, (deadline - now) / 1000).toFixed(0)} ms left` : state;
+      return cell(shown, state === "answered" ? "ok" : state === "open" ? "held" : "bad");
+    };
+    const msCell = (ms) => cell(ms == null ? "-" : ms.toFixed(1), "num clarification-ms");
+    const rows = [];
+    for (const [key, q] of [...this.clarifications.entries()].reverse()) {
+      const tracks = [...q.tracks.entries()];
+      if (tracks.length === 1) {
+        const [track, t] = tracks[0];
+        const tr = document.createElement("tr");
+        tr.dataset.seq = q.seq;
+        tr.dataset.state = t.state;
+        tr.append(cell(`q${q.seq}`), cell(track), stateCell(t.state, q.deadline), msCell(t.ms));
+        rows.push(tr);
+        continue;
+      }
+      // A swarm: one row that counts its tracks by state and expands to list them.
+      const counts = {};
+      let slowest = null;
+      for (const [, t] of tracks) {
+        counts[t.state] = (counts[t.state] || 0) + 1;
+        if (t.ms != null) slowest = Math.max(slowest ?? 0, t.ms);
+      }
+      const state = counts.open ? "open" : counts.expired || counts.not_sent ? "expired" : "answered";
+      const summary = Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ");
       const tr = document.createElement("tr");
-      tr.dataset.seq = c.seq;
-      tr.dataset.state = c.state;
-      let state = c.state;
-      if (c.state === "open" && c.deadline) state = `open, ${Math.max(0, (c.deadline - now) / 1000).toFixed(0)} ms left`;
-      tr.append(cell(`q${c.seq}`), cell(c.track || "-"), cell(state, c.state === "answered" ? "ok" : c.state === "open" ? "held" : "bad"),
-        cell(c.ms == null ? "-" : c.ms.toFixed(1), "num clarification-ms"));
-      return tr;
-    });
+      tr.dataset.seq = q.seq;
+      tr.dataset.state = state;
+      tr.dataset.swarm = String(tracks.length);
+      tr.dataset.key = key;
+      tr.className = "swarm";
+      tr.title = q.open ? "click to fold" : "click to list its tracks";
+      tr.append(cell(`q${q.seq}`), cell(`${q.open ? "\u25be" : "\u25b8"} swarm of ${tracks.length} tracks`),
+        cell(summary, state === "answered" ? "ok" : state === "open" ? "held" : "bad"), msCell(slowest));
+      rows.push(tr);
+      if (!q.open) continue;
+      for (const [track, t] of tracks.slice(0, LIMITS.swarmShown)) {
+        const row = document.createElement("tr");
+        row.className = "swarm-track";
+        row.dataset.state = t.state;
+        row.append(cell(""), cell(track), stateCell(t.state, q.deadline), msCell(t.ms));
+        rows.push(row);
+      }
+      if (tracks.length > LIMITS.swarmShown) {
+        const more = document.createElement("tr");
+        more.className = "swarm-track";
+        more.append(cell(""), cell(`... and ${tracks.length - LIMITS.swarmShown} more`, "muted"), cell(""), cell(""));
+        rows.push(more);
+      }
+    }
     this.field("clarifications").replaceChildren(...rows);
     const now_ms = Date.now() * 1000;
+    const cleared = (target) => [...this.clarifications.values()].some((q) => {
+      const t = q.tracks.get(target);
+      return t !== undefined && t.state !== "open";
+    });
     const holds = this.decisions.filter((d) => d.verdict === "hold" && d.until_us && d.until_us > now_ms
-      && ![...this.clarifications.values()].some((c) => c.track === d.target && c.state !== "open"));
+      && !cleared(d.target));
     const holdsEl = this.field("holds");
     holdsEl.textContent = String(holds.length);
     holdsEl.className = "value " + (holds.length ? "held" : "calm");
