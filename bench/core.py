@@ -15,7 +15,7 @@ from collections.abc import Callable
 import nacl.signing
 
 from clearline.config import default_policy
-from clearline.gate import GateContext, ProposedAction, decide
+from clearline.gate import Gate, GateContext, ProposedAction, decide
 from clearline.log import merkle
 from clearline.log.tree import CompactTree
 from clearline.protocol import codec
@@ -46,7 +46,7 @@ def main() -> dict[str, float]:
         "ed25519_sign_per_s": rate(lambda: key.sign(data)),
         "ed25519_verify_per_s": rate(lambda: verify_key.verify(data, signature)),
     }
-    query = build()[2]
+    query = next(v for v in build() if v.name == "query-us")
     signer = Ed25519Signer.from_label(query.signer_label)
     ring = KeyRing()
     ring.add("US", signer.verifier())
@@ -64,6 +64,31 @@ def main() -> dict[str, float]:
     action = ProposedAction("a", Actor.AUTONOMOUS, "intercept-uncrewed", "air", "T-1")
     context = GateContext(LinkState.UP, {"T-1": 10**12}, (1, 2))
     results["gate_decisions_per_s"] = rate(lambda: decide(policy, action, context, 5))
+    # A swarm: 4,000 clarifications open, one more opened and closed per call. The baseline is
+    # what the gate did before it kept holds by target: rebuild the target -> deadline map
+    # from every hold on each change.
+    gate = Gate(policy)
+    holds = {(f"S-{i}", ("q", i)): 10**12 for i in range(4_000)}
+    for (target, key), deadline in holds.items():
+        gate.open_clarification(target, deadline, key)
+
+    def one_more() -> None:
+        gate.open_clarification("T-new", 10**12, "k")
+        gate.close_clarification("T-new", "k")
+
+    def rebuild() -> dict[str, int]:
+        by_target: dict[str, int] = {}
+        for (target, _), deadline in holds.items():
+            by_target[target] = max(deadline, by_target.get(target, deadline))
+        return by_target
+
+    results["gate_hold_open_close_4k_open_per_s"] = rate(one_more)
+    results["gate_hold_rebuild_4k_open_per_s"] = rate(lambda: (rebuild(), rebuild()))
+    results["gate_hold_4k_vs_rebuild"] = (
+        results["gate_hold_open_close_4k_open_per_s"] / results["gate_hold_rebuild_4k_open_per_s"]
+    )
+    swarm_action = ProposedAction("a", Actor.AUTONOMOUS, "intercept-uncrewed", "air", "S-17")
+    results["gate_decisions_4k_open_per_s"] = rate(lambda: gate.propose(swarm_action, 5))
     results["sign_encode_vs_raw_sign"] = (
         results["message_sign_encode_per_s"] / results["ed25519_sign_per_s"]
     )
