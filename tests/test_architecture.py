@@ -119,10 +119,16 @@ LAYERS: dict[str, Layer] = {
         | CORE_LIBS
         | {"numpy", "pandas", "pyarrow", "matplotlib", "rich", "simpy", "distributed"},
     ),
+    # Cursor-on-Target: parsing, writing and the mapping file, with no I/O but its own file.
+    "tak": Layer(
+        modules=("clearline.tak.*",),
+        may_import=("core",),
+        externals=PURE_STDLIB | CORE_LIBS | {"pathlib", "takproto", "google"},
+    ),
     # The live node: transport, log writer, local API.
     "node": Layer(
         modules=("clearline.node.*",),
-        may_import=("core", "config", "log-store"),
+        may_import=("core", "config", "log-store", "tak"),
         externals=STDLIB
         | CORE_LIBS
         | {"cryptography", "fastapi", "starlette", "uvicorn", "uvloop", "prometheus_client"},
@@ -145,13 +151,15 @@ LAYERS: dict[str, Layer] = {
             "clearline.node.auth",
             "clearline.node.config",
             "clearline.node.tokens",
+            "clearline.tak",
+            "clearline.tak.settings",
         ),
         externals=STDLIB | {"fastapi", "starlette", "numpy", "pyarrow"},
     ),
     # Scenes, fault proxy, benchmarks and soak runs over real nodes.
     "lab": Layer(
         modules=("clearline.lab.*",),
-        may_import=("core", "config", "log-store", "node", "officer"),
+        may_import=("core", "config", "log-store", "node", "officer", "tak"),
         externals=STDLIB | {"httpx", "grpc", "uvloop"},
     ),
     # The entry points put it all together.

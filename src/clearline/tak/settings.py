@@ -1,0 +1,52 @@
+"""The node's `[tak]` section: where CoT comes in, where it goes out, and the bounds.
+
+Addresses are written as pytak's COT_URL is (`tcp://host:port`, `udp://host:port`), so
+that TAK users recognise them. Port 0 takes any free port (the ready file names it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CotUrl = Annotated[str, Field(pattern=r"^(tcp|udp)://[^\s:/]+:\d{1,5}$")]
+TcpUrl = Annotated[str, Field(pattern=r"^tcp://[^\s:/]+:\d{1,5}$")]
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a validated CoT URL."""
+    scheme, rest = url.split("://", 1)
+    host, port = rest.rsplit(":", 1)
+    return scheme, host, int(port)
+
+
+class TakSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mapping: str
+    """The mapping file (YAML), relative to the configuration file."""
+    listen: tuple[CotUrl, ...] = Field(default=(), max_length=8)
+    """Where TAK clients send CoT: `tcp://127.0.0.1:8087` (XML events or TAK Protocol
+    stream framing), `udp://127.0.0.1:8087` (one event a datagram, XML or mesh)."""
+    out: TcpUrl | None = None
+    """Where TAK clients connect to read the hotline's state as CoT."""
+    cot_url: TcpUrl | None = None
+    """A TAK server to send the same CoT to, as a client of it (redialled if it drops)."""
+    max_connections: int = Field(default=32, ge=1, le=10_000)
+    """TCP connections in and out at once, each; one more is closed at once."""
+    max_event_bytes: int = Field(default=64 * 1024, ge=512, le=1024 * 1024)
+    events_per_s: int = Field(default=2000, ge=1, le=1_000_000)
+    """Per connection (and per UDP port); a burst of twice this passes."""
+    queue: int = Field(default=8192, ge=16, le=1_000_000)
+    """Events parsed and waiting for the node; past this they are dropped and counted."""
+    batch_ms: int = Field(default=20, ge=0, le=10_000)
+    """Foreign tracks arriving within this long of each other are asked about together."""
+    requery_s: float = Field(default=30, ge=0, le=86_400)
+    """A track asked about is not asked again for this long, however often it is seen."""
+    max_tracks: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Tracks and CoT-fed own assets remembered (for positions and staleness)."""
+    out_stale_s: int = Field(default=300, ge=1, le=86_400)
+    """How long a CoT event the node writes stays on a map."""
+    out_buffer_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
+    """A reader further behind than this is disconnected, not buffered for."""

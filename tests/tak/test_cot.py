@@ -1,0 +1,238 @@
+"""CoT parsing: XML and TAK Protocol v1, the stream splitter, and what never gets through.
+
+Property tests: any bytes give an event or a Skipped with a known reason, never an
+exception, and a splitter never holds more than one event's cap plus one fed chunk.
+"""
+
+from __future__ import annotations
+
+import pytest
+import takproto
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clearline.tak import cot
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+
+
+def event_xml(
+    uid: str = "PRC-RS-7",
+    type_: str = "a-f-A-M-F-Q",
+    stale: str = "2026-01-01T00:05:00Z",
+    point: str = '<point lat="24.1" lon="122.4" hae="1500" ce="10" le="10"/>',
+    detail: str = '<detail><track course="95" speed="60"/><contact callsign="RS7"/></detail>',
+) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<event version="2.0" uid="{uid}" '
+        f'type="{type_}" how="m-g" time="2026-01-01T00:00:00Z" start="2026-01-01T00:00:00Z" '
+        f'stale="{stale}">{point}{detail}</event>'
+    ).encode()
+
+
+def stream(xml: bytes) -> bytes:
+    return bytes(takproto.xml2proto(xml, takproto.TAKProtoVer.STREAM))
+
+
+def mesh(xml: bytes) -> bytes:
+    return bytes(takproto.xml2proto(xml, takproto.TAKProtoVer.MESH))
+
+
+EXPECTED = cot.CotEvent(
+    "PRC-RS-7",
+    "a-f-A-M-F-Q",
+    "m-g",
+    T0,
+    T0,
+    T0 + 300_000_000,
+    24.1,
+    122.4,
+    1500.0,
+    10.0,
+    10.0,
+    95.0,
+    60.0,
+    "RS7",
+)
+
+
+@pytest.mark.parametrize("encode", [lambda x: x, stream, mesh], ids=["xml", "stream", "mesh"])
+def test_each_encoding_gives_the_same_event(encode: object) -> None:
+    assert cot.parse(encode(event_xml())) == EXPECTED  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'<!DOCTYPE e [<!ENTITY a "aaaaaaaaaa">]><event>&a;</event>', "dtd-refused"),
+        (b'<!DOCTYPE e SYSTEM "file:///etc/passwd"><event/>', "dtd-refused"),
+        (b"<event uid='x'><point", "malformed"),
+        (b"<feature/>", "not-an-event"),
+        (b"<event>" + b"<a>" * 20 + b"</a>" * 20 + b"</event>", "too-complex"),
+        (b"<event>" + b"<x/>" * 600 + b"</event>", "too-complex"),
+        (event_xml(uid=""), "bad-uid"),
+        (event_xml(type_="a f"), "bad-type"),
+        (event_xml(stale="yesterday"), "bad-time"),
+        (event_xml(stale="2026-02-30T00:00:00Z"), "bad-time"),
+        (event_xml(point='<point lat="91" lon="0"/>'), "bad-point"),
+        (event_xml(point='<point lat="nan" lon="0"/>'), "bad-point"),
+        (event_xml(point=""), "bad-point"),
+        (b"<event>" + b" " * cot.MAX_EVENT_BYTES + b"</event>", "oversized"),
+        (b"\xbf\x02\xbf\x0a\x00", "bad-header"),
+        (b"\xbf\x05\x0a\x03", "bad-header"),
+        (b"\xbf\x01\xbf\xff\xff\xff", "malformed"),
+        (b"\xbf\x01\xbf", "not-an-event"),
+    ],
+)
+def test_bad_events_are_skipped_with_their_reason(data: bytes, reason: str) -> None:
+    parsed = cot.parse(data)
+    assert isinstance(parsed, cot.Skipped)
+    assert parsed.reason == reason, parsed
+
+
+def test_a_billion_laughs_is_refused_before_any_expansion() -> None:
+    entities = "".join(
+        f'<!ENTITY l{i} "{"&l" + str(i - 1) + ";" * 10 if i else "lol"}">' for i in range(10)
+    )
+    bomb = f"<!DOCTYPE event [{entities}]><event uid='&l9;'/>".encode()
+    assert cot.parse(bomb) == cot.Skipped(
+        "dtd-refused", "document type declarations are not accepted"
+    )
+
+
+def test_bad_optional_parts_are_dropped_not_fatal() -> None:
+    parsed = cot.parse(
+        event_xml(
+            detail='<detail><track course="720" speed="-1"/><contact callsign="a&#10;b"/></detail>'
+        )
+    )
+    assert isinstance(parsed, cot.CotEvent)
+    assert (parsed.course, parsed.speed, parsed.callsign) == (None, None, None)
+
+
+def test_times_read_as_cot_writes_them() -> None:
+    assert cot.parse_time("2026-01-01T00:00:00Z") == T0
+    assert cot.parse_time("2026-01-01T00:00:00.25Z") == T0 + 250_000
+    assert cot.parse_time("2026-01-01T08:00:00+08:00") == T0
+    assert cot.parse_time("2026-01-01T00:00:00") == T0
+    assert cot.format_time(T0 + 250_000) == "2026-01-01T00:00:00.250Z"
+    for bad in ("", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T24:00:00Z"):
+        assert cot.parse_time(bad) is None
+
+
+@given(st.integers(0, 253_402_300_799_999_999))
+def test_format_and_parse_time_agree(us: int) -> None:
+    assert cot.parse_time(cot.format_time(us)) == us - us % 1000
+
+
+def test_what_is_written_reads_back() -> None:
+    written = cot.to_xml(
+        "T-1.clearline",
+        "a-h-A",
+        T0,
+        T0 + 60_000_000,
+        (24.1, 122.4, 0.0, 10.0, 10.0),
+        [("clearline", {"claim": "ours", "note": 'say "<hi>"\n&'}), ("contact", {"callsign": "x"})],
+    )
+    parsed = cot.parse(written)
+    assert isinstance(parsed, cot.CotEvent)
+    assert (parsed.uid, parsed.type, parsed.stale_us, parsed.callsign) == (
+        "T-1.clearline",
+        "a-h-A",
+        T0 + 60_000_000,
+        "x",
+    )
+
+
+def test_the_splitter_cuts_mixed_streams_at_any_boundary() -> None:
+    xml = event_xml()
+    data = xml + b"\n" + stream(xml) + xml + b"junk" + xml
+    for size in (1, 7, 64, len(data)):
+        splitter = cot.StreamSplitter()
+        out: list[bytes | cot.Skipped] = []
+        for i in range(0, len(data), size):
+            out += splitter.feed(data[i : i + size])
+        events = [cot.parse(o) for o in out if isinstance(o, bytes)]
+        assert events == [EXPECTED] * 4
+        assert {o.reason for o in out if isinstance(o, cot.Skipped)} == {"malformed"}
+        assert splitter.buffered == 0
+
+
+def test_the_splitter_drops_oversized_events_and_carries_on() -> None:
+    splitter = cot.StreamSplitter(4096)
+    huge_xml = b"<event>" + b"x" * 10_000 + b"</event>"
+    huge_frame = b"\xbf\xa0\x9c\x01" + b"\x00" * 20_000  # 20,000-byte frame
+    out: list[bytes | cot.Skipped] = []
+    for part in (huge_xml, huge_frame, event_xml()):
+        for i in range(0, len(part), 1000):
+            out += splitter.feed(part[i : i + 1000])
+            assert splitter.buffered <= 4096 + 1000
+    assert [o.reason for o in out if isinstance(o, cot.Skipped)] == ["oversized", "oversized"]
+    assert [cot.parse(o) for o in out if isinstance(o, bytes)] == [EXPECTED]
+
+
+def test_the_tally_counts_only_known_reasons() -> None:
+    tally = cot.Tally()
+    tally.add("stale")
+    tally.add("made-up")
+    assert tally.as_dict() == {"malformed": 1, "stale": 1}
+    assert tally.total == 2
+
+
+# -- properties -------------------------------------------------------------------------------
+
+
+def _check(parsed: cot.Parsed) -> None:
+    assert isinstance(parsed, cot.CotEvent | cot.Skipped)
+    if isinstance(parsed, cot.Skipped):
+        assert parsed.reason in cot.REASONS
+
+
+@FUZZ
+@given(st.binary(max_size=2048))
+def test_any_bytes_parse_or_skip(data: bytes) -> None:
+    _check(cot.parse(data))
+    _check(cot.parse(b"\xbf" + data))
+    _check(cot.parse(b"\xbf\x01\xbf" + data))
+    _check(cot.parse_xml(b"<event " + data))
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    valid = [event_xml(), stream(event_xml()), mesh(event_xml())]
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> bytes:
+        data = bytearray(draw(st.sampled_from(valid)))
+        for _ in range(draw(st.integers(1, 8))):
+            at = draw(st.integers(0, len(data)))
+            op = draw(st.sampled_from(["flip", "cut", "insert"]))
+            if op == "flip" and at < len(data):
+                data[at] ^= draw(st.integers(1, 255))
+            elif op == "cut":
+                del data[at : at + draw(st.integers(1, 16))]
+            else:
+                data[at:at] = draw(st.binary(min_size=1, max_size=16))
+        return bytes(data)
+
+    return mutate()
+
+
+@FUZZ
+@given(_mutations())
+def test_damaged_events_parse_or_skip(data: bytes) -> None:
+    _check(cot.parse(data))
+
+
+@FUZZ
+@given(st.lists(st.binary(max_size=600) | _mutations(), max_size=20), st.integers(512, 2048))
+def test_the_splitter_stays_bounded_and_never_raises(chunks: list[bytes], cap: int) -> None:
+    splitter = cot.StreamSplitter(cap)
+    for chunk in chunks:
+        for item in splitter.feed(chunk):
+            if isinstance(item, bytes):
+                assert len(item) <= cap
+                _check(cot.parse(item, cap))
+            else:
+                assert item.reason in cot.REASONS
+        assert splitter.buffered <= cap + len(chunk)
