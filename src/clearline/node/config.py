@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from clearline.errors import InputFileError
 from clearline.protocol.messages import SIDE_PATTERN
 from clearline.sourcemap import LineMap, read_text, validate
+from clearline.tak.settings import TakSettings
 
 SideName = Annotated[str, Field(pattern=f"^{SIDE_PATTERN}$")]
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -125,6 +126,8 @@ class NodeConfig(_Section):
     api: Api = Api()
     disclosure: Disclosure = Disclosure()
     limits: Limits = Limits()
+    tak: TakSettings | None = None
+    """CoT in and out (docs/tak.md); without it the node opens no TAK port."""
 
     base: Path = Path(".")
     source: str = "<config>"

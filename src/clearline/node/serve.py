@@ -21,6 +21,7 @@ import uvloop
 
 from clearline.node.api import build_app
 from clearline.node.config import NodeConfig, load_node_config, setting_error
+from clearline.node.cot import start_cot
 from clearline.node.node import Node
 
 log = logging.getLogger("clearline.node")
@@ -78,6 +79,7 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
         ) from None
     _check_descriptors(config)
     await node.start()
+    cot = await start_cot(node)
     api = _ApiServer(
         uvicorn.Config(
             build_app(node),
@@ -99,12 +101,14 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.request_stop)
-    ready = {
+    ready: dict[str, object] = {
         "side": node.side,
         "api": f"http://{config.api.host}:{node.api_port}",
         "listen": node.listen_port,
         "log": str(node.log_path),
     }
+    if cot is not None:
+        ready["cot"] = cot.ports
     log.warning("node %s ready: %s", node.side, json.dumps(ready))
     if ready_file is not None:
         ready_file.write_text(json.dumps(ready))

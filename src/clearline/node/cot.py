@@ -1,0 +1,521 @@
+"""CoT in and out of a running node, when its configuration has a `[tak]` section.
+
+In: TCP and UDP listeners parse CoT (clearline.tak.cot) into a bounded queue; one task
+routes it by the mapping file: own assets go where POST /v1/telemetry sends them
+(`Node.publish`), foreign tracks where POST /v1/observations/batch sends them
+(`Node.clarify_many`), several at once when they arrive together. Out: the node's events
+(followed as an event-stream subscriber would) and the outcomes of the asks made here
+become CoT for TAK clients connected to the `out` port and for a TAK server at `cot_url`.
+
+Nothing a CoT sender does can hold the event loop: connections are capped, each read is
+bounded and parsed in bounded pieces, TCP senders over their rate are read more slowly
+(UDP ones are dropped), the queue drops when full, and a reader of the output that falls
+behind is disconnected. docs/tak.md has the CoT types and detail schema written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+
+from clearline.doctrine.registry import OwnAsset
+from clearline.node.config import setting_error
+from clearline.node.link import TokenBucket, wall_us
+from clearline.protocol.messages import Intent, TrackReport
+from clearline.tak import cot
+from clearline.tak.mapping import Foreign, Own, Withdraw, load_mapping, route
+from clearline.tak.settings import TakSettings, split_url
+
+if TYPE_CHECKING:
+    from clearline.node.node import Node, Outcome
+
+log = logging.getLogger("clearline.node.cot")
+
+READ_BYTES = 64 * 1024
+"""One read from a CoT connection; parsed before the next, so a sender is read at most this
+far ahead of what the node has digested."""
+MAX_ROUTED = 4096
+"""Events routed in one go: the queue is drained in pieces of this, between which the loop
+runs everything else."""
+MAX_ASKING = 64
+"""Batches of tracks being asked about at once; while this many are open, new tracks wait
+in the queue's place (they are skipped as `queue-full` and asked at their next update)."""
+BATCH_TRACKS = 1024
+"""Tracks per clarify_many call: as POST /v1/observations/batch takes (api.py)."""
+SWEEP_S = 1.0
+"""How often stale own assets are withdrawn and ended holds released."""
+REDIAL_S = (1.0, 30.0)
+"""First and longest wait before redialling the TAK server at cot_url."""
+LINK_UID = "clearline.link.{side}"
+HOLD_UID = "clearline.hold.{side}.{action}"
+TRACK_UID = "{track}.clearline"
+LINK_TYPE = "b-x-clearline-link"
+HOLD_TYPE = "b-x-clearline-hold"
+TRACK_TYPE_UNKNOWN = "a-u-G"
+
+
+class CotService:
+    def __init__(self, node: Node, settings: TakSettings) -> None:
+        config = node.config
+        self.node = node
+        self.settings = settings
+        self.mapping = load_mapping(config.path(settings.mapping))
+        self.tally = cot.Tally()
+        self.queue: asyncio.Queue[cot.CotEvent] = asyncio.Queue(settings.queue)
+        self.ports: dict[str, int] = {}
+        self.connections = 0
+        self.readers: set[asyncio.StreamWriter] = set()
+        self.tracks: OrderedDict[str, cot.CotEvent] = OrderedDict()
+        """The latest event of each foreign track seen, for its place on the map."""
+        self.asked: OrderedDict[str, int] = OrderedDict()
+        """When each track was last asked about from here."""
+        self.asking: set[str] = set()
+        """Tracks whose ask from here is open: their outcome is written from the Outcome."""
+        self.fed: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        """Own assets fed from CoT: their stale time and the record published."""
+        self.holds: dict[str, tuple[str | None, int]] = {}
+        """Gate holds written out and not yet released: action -> (target, until)."""
+        self.latest: OrderedDict[str, bytes] = OrderedDict()
+        """The last CoT written for each uid, sent to a reader when it connects."""
+        self._batches = 0
+        registry = node.metrics.registry
+        self.skipped = Counter(
+            "clearline_cot_skipped", "CoT events skipped, by reason", ["reason"], registry=registry
+        )
+        self.routed = Counter(
+            "clearline_cot_routed", "CoT events taken, by route", ["route"], registry=registry
+        )
+        self.written = Counter(
+            "clearline_cot_written",
+            "CoT events written out, by state",
+            ["state"],
+            registry=registry,
+        )
+
+    # -- start ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        config = self.node.config
+        for i, url in enumerate(self.settings.listen):
+            scheme, host, port = split_url(url)
+            try:
+                if scheme == "tcp":
+                    server = await asyncio.start_server(self._sender, host, port)
+                    self.ports.setdefault("tcp", server.sockets[0].getsockname()[1])
+                    self.node.spawn(self._serve(server))
+                else:
+                    transport, _ = await loop.create_datagram_endpoint(
+                        lambda: _Datagrams(self), local_addr=(host, port)
+                    )
+                    self.ports.setdefault("udp", transport.get_extra_info("sockname")[1])
+                    self.node.spawn(_hold_open(transport))
+            except OSError as exc:
+                raise setting_error(
+                    config, ("tak", "listen"), f"cannot listen on {url} ({i}): {exc.strerror}"
+                ) from None
+        if self.settings.out is not None:
+            _, host, port = split_url(self.settings.out)
+            try:
+                server = await asyncio.start_server(self._reader, host, port)
+            except OSError as exc:
+                raise setting_error(
+                    config, ("tak", "out"), f"cannot listen on {self.settings.out}: {exc.strerror}"
+                ) from None
+            self.ports["out"] = server.sockets[0].getsockname()[1]
+            self.node.spawn(self._serve(server))
+        if self.settings.cot_url is not None:
+            self.node.spawn(self._dial_forever(self.settings.cot_url))
+        self.node.spawn(self._route_forever())
+        # Subscribed before the link state is read, so no change falls between the two.
+        queue = self._subscribe()
+        self._write_link(self.node.gate.context.link.value)
+        self.node.spawn(self._follow_events(queue))
+        self.node.spawn(self._sweep_forever())
+        log.info("CoT: %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
+
+    async def _serve(self, server: asyncio.Server) -> None:
+        async with server:
+            await server.serve_forever()
+
+    # -- in -------------------------------------------------------------------------------
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.tally.add(reason, n)
+        self.skipped.labels(reason=reason if reason in cot.REASONS else "malformed").inc(n)
+
+    def take(self, data: bytes | cot.Skipped) -> None:
+        """One event's bytes (or why the splitter dropped them): parsed and queued."""
+        parsed = data if isinstance(data, cot.Skipped) else cot.parse(data, self.max_bytes)
+        if isinstance(parsed, cot.Skipped):
+            self.skip(parsed.reason)
+            return
+        try:
+            self.queue.put_nowait(parsed)
+        except asyncio.QueueFull:
+            self.skip("queue-full")
+
+    @property
+    def max_bytes(self) -> int:
+        return self.settings.max_event_bytes
+
+    def _rate(self) -> TokenBucket:
+        return TokenBucket(self.settings.events_per_s, 2 * self.settings.events_per_s)
+
+    async def _sender(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.connections >= self.settings.max_connections:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        splitter = cot.StreamSplitter(self.max_bytes)
+        bucket = self._rate()
+        try:
+            while data := await reader.read(READ_BYTES):
+                for item in splitter.feed(data):
+                    # Over its rate, a TCP sender is read more slowly: its own buffers fill,
+                    # not ours, and nothing it sent in order is lost.
+                    while not bucket.take(1):
+                        await asyncio.sleep(1 / self.settings.events_per_s)
+                    self.take(item)
+                await asyncio.sleep(0)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.connections -= 1
+            writer.transport.abort()
+
+    # -- routing --------------------------------------------------------------------------
+
+    async def _route_forever(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            if self.settings.batch_ms:
+                # A swarm's tracks arrive as a burst: wait for the rest of it, then ask once.
+                await asyncio.sleep(self.settings.batch_ms / 1000)
+            while len(batch) < MAX_ROUTED and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                self.route(batch, wall_us())
+            except Exception:  # the ingest must outlive any one batch
+                log.exception("CoT: routing a batch of %d failed", len(batch))
+
+    def route(self, events: Iterable[cot.CotEvent], now: int) -> None:
+        published: list[tuple[Any, Intent]] = []
+        tracks: dict[str, TrackReport] = {}
+        for event in events:
+            routed = route(self.mapping, event, now)
+            if isinstance(routed, cot.Skipped):
+                self.skip(routed.reason)
+            elif isinstance(routed, Withdraw):
+                self.skip("stale")
+                self._withdraw(routed.asset_id)
+            elif isinstance(routed, Own):
+                self.routed.labels(route=f"own-{routed.share}").inc()
+                self._remember(self.fed, routed.record.asset_id, (event.stale_us, routed.record))
+                if routed.share == "telemetry":
+                    published.append((routed.record, routed.intent))
+                else:
+                    self.node.registry.publish(OwnAsset(routed.record, routed.intent))
+            elif isinstance(routed, Foreign):
+                self.routed.labels(route="foreign").inc()
+                uid = routed.track.track_id
+                self._remember(self.tracks, uid, event)
+                last = self.asked.get(uid)
+                if uid in self.asking or (
+                    last is not None and now - last < self.settings.requery_s * 1e6
+                ):
+                    continue
+                tracks[uid] = routed.track
+        if published:
+            self.node.publish(published)
+        if tracks:
+            if self._batches >= MAX_ASKING:
+                self.skip("queue-full", len(tracks))
+                return
+            for uid in tracks:
+                self._remember(self.asked, uid, now)
+            self.asking.update(tracks)
+            self.node.spawn(self._ask(list(tracks.values())))
+
+    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self.settings.max_tracks:
+            old, gone = table.popitem(last=False)
+            if table is self.fed:
+                # Forgotten means no longer watched for staleness: no longer answered for.
+                self._withdraw(old, gone)
+
+    def _withdraw(self, asset_id: str, fed: tuple[int, Any] | None = None) -> None:
+        fed = fed or self.fed.pop(asset_id, None)
+        if fed is None:
+            return
+        current = self.node.registry.assets.get(asset_id)
+        # Only what CoT put there: an asset published since through the API stays.
+        if current is not None and current.record == fed[1]:
+            del self.node.registry.assets[asset_id]
+            self.routed.labels(route="own-withdrawn").inc()
+
+    async def _ask(self, tracks: list[TrackReport]) -> None:
+        self._batches += 1
+        try:
+            for start in range(0, len(tracks), BATCH_TRACKS):
+                chunk = tracks[start : start + BATCH_TRACKS]
+                async for index, outcome in self.node.clarify_many(chunk):
+                    track = chunk[index]
+                    self.asking.discard(track.track_id)
+                    if outcome.outcome == "not_sent":
+                        self.asked.pop(track.track_id, None)  # asked again at its next update
+                    self._write_outcome(track.track_id, outcome)
+        finally:
+            self._batches -= 1
+            self.asking.difference_update(t.track_id for t in tracks)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            now = wall_us()
+            for asset_id in [a for a, (stale, _) in self.fed.items() if stale <= now]:
+                self._withdraw(asset_id)
+            for action, (_target, until) in list(self.holds.items()):
+                if until <= now:
+                    self._release(action, "deadline")
+
+    # -- out ------------------------------------------------------------------------------
+
+    def _subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+        self.node.subscribers.add(queue)
+        return queue
+
+    async def _follow_events(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """The node's events, as an event-stream reader gets them; re-subscribed if the node
+        drops this reader for falling behind (what was missed is not written out)."""
+        while True:
+            try:
+                while queue in self.node.subscribers or not queue.empty():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), timeout=1)
+                    except TimeoutError:
+                        continue
+                    try:
+                        self.on_event(event)
+                    except Exception:
+                        log.exception("CoT: writing event %s failed", event.get("kind"))
+            finally:
+                self.node.subscribers.discard(queue)
+            log.warning("CoT: fell behind the node's events; some were not written out")
+            queue = self._subscribe()
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind == "link":
+            self._write_link(str(event["state"]))
+        elif kind == "query":
+            track = str(event["track"])
+            self._write_track(track, {"state": "open", "query_seq": event.get("query_seq")})
+        elif kind == "clarification":
+            track = str(event["track"])
+            if track not in self.asking:
+                elapsed = event.get("elapsed_us")
+                self._write_track(
+                    track,
+                    {
+                        "state": event.get("outcome"),
+                        "query_seq": event.get("query_seq"),
+                        "elapsed_ms": None if elapsed is None else round(elapsed / 1000, 1),
+                        "reason": event.get("reason") or None,
+                    },
+                )
+            for action, (target, _) in list(self.holds.items()):
+                if target == track:
+                    self._release(action, f"clarification {event.get('outcome')}")
+        elif kind == "decision":
+            action = str(event["action"])
+            if event.get("verdict") == "hold" and event.get("until_us"):
+                target = event.get("target")
+                self.holds[action] = (target, int(event["until_us"]))
+                self._write_hold(action, target, "held", str(event.get("reason", "")))
+            elif action in self.holds:
+                self._release(action, f"decided: {event.get('verdict')}")
+
+    def _write_outcome(self, track: str, outcome: Outcome) -> None:
+        answer = outcome.answer
+        attrs: dict[str, object] = {
+            "state": outcome.outcome,
+            "query_seq": outcome.query_seq,
+            "elapsed_ms": None
+            if outcome.elapsed_us is None
+            else round(outcome.elapsed_us / 1e3, 1),
+            "reason": outcome.reason or None,
+        }
+        if answer is not None:
+            attrs.update(
+                claim=answer.claim.value,
+                side=self.node.peer_side,
+                mission=answer.mission.value if answer.mission else None,
+                intent=answer.intent.value if answer.intent else None,
+                armed=answer.armed,
+                asset=answer.asset_id,
+            )
+        self._write_track(track, attrs)
+
+    def _write_track(self, track: str, attrs: dict[str, object]) -> None:
+        seen = self.tracks.get(track)
+        point = cot.point_of(seen) if seen is not None else cot.NO_POINT
+        type_ = seen.type if seen is not None else TRACK_TYPE_UNKNOWN
+        label = [track]
+        if attrs.get("claim"):
+            said = [
+                attrs.get("side"),
+                attrs.get("claim"),
+                attrs.get("mission"),
+                attrs.get("intent"),
+            ]
+            label.append(", ".join(str(s) for s in said if s))
+        else:
+            label.append(str(attrs.get("state")))
+        if attrs.get("elapsed_ms") is not None:
+            label.append(f"({attrs['elapsed_ms']} ms)")
+        detail: list[tuple[str, Mapping[str, object]]] = [
+            ("clearline", {"asker": self.node.side, "track": track, **attrs}),
+            ("contact", {"callsign": " ".join(label)[:120]}),
+        ]
+        if seen is not None:
+            detail.append(("link", {"uid": track, "type": type_, "relation": "p-p"}))
+        self._write(TRACK_UID.format(track=track), type_, point, detail, str(attrs["state"]))
+
+    def _write_link(self, state: str) -> None:
+        node = self.node
+        detail = [
+            ("clearline", {"link": state, "side": node.side, "peer": node.peer_side}),
+            ("contact", {"callsign": f"hotline {node.side}-{node.peer_side} {state}"}),
+        ]
+        self._write(LINK_UID.format(side=node.side), LINK_TYPE, cot.NO_POINT, detail, state)
+
+    def _write_hold(self, action: str, target: Any, state: str, reason: str) -> None:
+        seen = self.tracks.get(str(target)) if target else None
+        point = cot.point_of(seen) if seen is not None else cot.NO_POINT
+        until = self.holds.get(action, (None, None))[1]
+        detail = [
+            (
+                "clearline",
+                {
+                    "hold": state,
+                    "action": action,
+                    "target": target,
+                    "until_us": until,
+                    "reason": reason[:200],
+                },
+            ),
+            ("contact", {"callsign": f"{action} {state}" + (f" ({target})" if target else "")}),
+        ]
+        uid = HOLD_UID.format(side=self.node.side, action=action)
+        self._write(uid, HOLD_TYPE, point, detail, state)
+
+    def _release(self, action: str, why: str) -> None:
+        held = self.holds.pop(action, None)
+        if held is not None:
+            self._write_hold(action, held[0], "released", why)
+
+    def _write(
+        self,
+        uid: str,
+        type_: str,
+        point: tuple[float, float, float, float, float],
+        detail: Iterable[tuple[str, Mapping[str, object]]],
+        state: str,
+    ) -> None:
+        now = wall_us()
+        data = cot.to_xml(
+            uid, type_, now, now + self.settings.out_stale_s * 1_000_000, point, detail
+        )
+        self._remember(self.latest, uid, data)
+        self.written.labels(state=state).inc()
+        for writer in list(self.readers):
+            self._send(writer, data)
+
+    def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+        transport = writer.transport
+        if transport.is_closing():
+            self.readers.discard(writer)
+        elif transport.get_write_buffer_size() > self.settings.out_buffer_bytes:
+            self.readers.discard(writer)
+            transport.abort()  # too far behind to catch up: it reconnects and gets `latest`
+        else:
+            writer.write(data)
+
+    async def _reader(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.readers) >= self.settings.max_connections:
+            writer.transport.abort()
+            return
+        await self._keep(reader, writer)
+
+    async def _keep(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Write to a reader until it goes: what is on the map now, then each change."""
+        self.readers.add(writer)
+        for data in list(self.latest.values()):
+            self._send(writer, data)
+        try:
+            # What a reader sends (pings, its own position) is read and dropped.
+            while await reader.read(READ_BYTES):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.readers.discard(writer)
+            writer.transport.abort()
+
+    async def _dial_forever(self, url: str) -> None:
+        _, host, port = split_url(url)
+        wait = REDIAL_S[0]
+        while True:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+            except (OSError, TimeoutError) as exc:
+                log.warning("CoT: cannot reach the TAK server at %s: %s", url, exc)
+            else:
+                wait = REDIAL_S[0]
+                started = time.monotonic()
+                await self._keep(reader, writer)
+                if time.monotonic() - started > REDIAL_S[1]:
+                    continue
+            await asyncio.sleep(wait)
+            wait = min(REDIAL_S[1], wait * 2)
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """A UDP port: each datagram one event (XML or TAK Protocol mesh), one rate for all."""
+
+    def __init__(self, service: CotService) -> None:
+        self.service = service
+        self.bucket = service._rate()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.bucket.take(1):
+            self.service.skip("rate-limited")
+            return
+        self.service.take(data)
+
+
+async def _hold_open(transport: asyncio.BaseTransport) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        transport.close()
+
+
+async def start_cot(node: Node) -> CotService | None:
+    """The node's CoT listeners and output, if its configuration has a `[tak]` section."""
+    settings = node.config.tak
+    if settings is None:
+        return None
+    service = CotService(node, settings)
+    await service.start()
+    return service
