@@ -32,6 +32,7 @@ assets:
 
 REQUIRED = {
     "recon-swarm",
+    "swarm",
     "early-warning-1983",
     "link-loss",
     "deceptive-cover",

@@ -11,7 +11,7 @@ import pytest
 from clearline.protocol.constants import MAX_TRACKS_PER_QUERY
 from clearline.sim.episode import Prepared, run_episode
 from clearline.sim.outcomes import Arm, Outcome
-from clearline.sim.scenario import parse_scenario
+from clearline.sim.scenario import load_scenario, parse_scenario
 
 SWARM = """\
 version: 1
@@ -117,3 +117,17 @@ def test_each_scan_asks_about_what_it_found_in_one_query() -> None:
     queries = [m for m in map(QUERY.match, lines) if m]
     by_query = {int(m.group(3)): int(m.group(1)) for m in queries}
     assert sorted(by_query.values()) == sorted(flagged_at), f"seed {seed}"
+
+
+def test_the_shipped_swarm_is_hundreds_of_elements_each_the_peer_knows() -> None:
+    loaded = load_scenario("swarm")
+    (swarm,) = loaded.scenario.assets
+    assert swarm.swarm is not None and swarm.swarm.elements >= 200
+    elements = Prepared.build(loaded).swarms[swarm.id]
+    assert len({e.id for e in elements}) == swarm.swarm.elements
+    assert all(e.swarm is None and e.owner == swarm.owner for e in elements)
+    # Each element's own track gets an answer naming one of the owner's own elements.
+    lines: list[str] = []
+    run_episode(Prepared.build(loaded), Arm.HOTLINE_GATE, 0, 5, trace=lines.append)
+    answers = [m for m in map(ANSWER.match, lines) if m]
+    assert answers and len(answers) == sum(1 for line in lines if " US queries " in line)
