@@ -131,3 +131,46 @@ def test_the_shipped_swarm_is_hundreds_of_elements_each_the_peer_knows() -> None
     run_episode(Prepared.build(loaded), Arm.HOTLINE_GATE, 0, 5, trace=lines.append)
     answers = [m for m in map(ANSWER.match, lines) if m]
     assert answers and len(answers) == sum(1 for line in lines if " US queries " in line)
+
+
+STRIKE_SWARM = """\
+version: 1
+name: strike-swarm
+title: Strike swarm
+horizon_s: 30
+sides:
+  US:
+    model: {{noise: 0.0}}
+    sensor: {{detect_probability: 1.0}}
+    doctrine:
+      reaction: {{median_s: 1.0, sigma: 0}}
+    human:
+      decision: {{median_s: 20, sigma: 0}}
+  PRC:
+    human:
+      decision: {{median_s: 20, sigma: 0}}
+assets:
+  - id: SP
+    owner: PRC
+    kind: strike_package
+    mission: strike
+    armed: true
+    intent: continuing
+    position: [24.0, 122.0, 9000]
+    appears_s: 1.0
+    real_attack: true
+    impact_s: {impact}
+    swarm: {{elements: 5, spread_m: 500}}
+"""
+
+
+@pytest.mark.parametrize(("impact", "strikes"), [(0.5, 1), (5.0, 0)])
+def test_a_real_attack_swarm_strikes_once_unless_every_element_was_stopped(
+    impact: float, strikes: int
+) -> None:
+    """Each element read as what it is (0.85) is intercepted 1 s after it is seen, which
+    stops it. Striking before that, the swarm strikes once, as one attack, and its elements
+    are spent; striking after it, every element has been stopped and nothing strikes."""
+    lines, outcome = _trace(STRIKE_SWARM.format(impact=impact), Arm.NONE, 0, 34)
+    assert sum(1 for line in lines if line.endswith("SP strikes US")) == strikes
+    assert outcome.tracks_engaged == (0 if strikes else 5)
