@@ -768,14 +768,31 @@ def bench() -> None:
 )
 @click.option("--workers", type=click.IntRange(1, 4096), default=2, show_default=True)
 @click.option("--no-dask", is_flag=True, help="Skip the Dask LocalCluster measurement.")
+@click.option(
+    "--swarm",
+    is_flag=True,
+    help="Instead: the swarm scenario's cost per episode against the canonical one's, in the "
+    "same run, and how many swarm episodes fit the budget.",
+)
 def bench_sim_command(
-    as_json: bool, episodes: int, parallel_episodes: int, workers: int, no_dask: bool
+    as_json: bool,
+    episodes: int,
+    parallel_episodes: int,
+    workers: int,
+    no_dask: bool,
+    swarm: bool,
 ) -> None:
     """Episodes per second per core against SimPy, parallel efficiency, Dask overhead."""
-    from clearline.sim.benchmark import bench_sim
+    from clearline.sim.benchmark import bench_sim, bench_swarm
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
-    results = bench_sim(episodes, parallel_episodes, workers, dask=not no_dask, say=say)
+    if swarm:
+        results = bench_swarm(workers=workers, say=say)
+        if as_json:
+            click.echo(json.dumps(results))
+            return
+    else:
+        results = bench_sim(episodes, parallel_episodes, workers, dask=not no_dask, say=say)
     if as_json:
         keep = ("episodes_per_s", "simpy_episodes_per_s", "parallel_efficiency")
         click.echo(json.dumps({k: results[k] for k in keep}))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from clearline.sim.episode import Prepared, run_episode
 from clearline.sim.montecarlo import run
 from clearline.sim.outcomes import Arm
 from clearline.sim.scenario import parse_scenario
@@ -118,3 +119,61 @@ def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path
     hits, n = _estimate(text, Arm.HOTLINE_GATE, 3000, seed=23)
     _check(p * (1 - (1 - loss) ** 2 * (1 - loss**3) ** 2), hits, n, 23)
     assert hits / n < p * (1 - (1 - loss) ** 4) * 0.7  # clearly below the old closed form
+
+
+SWARM = """\
+version: 1
+name: closed-form-swarm
+title: Closed form, a swarm
+horizon_s: 30
+sides:
+  US:
+    model:
+      confusion:
+        recon_swarm: {{strike_package: {p}}}
+      noise: 0.0
+    sensor:
+      detect_probability: 1.0
+      confirm: {{median_s: 25, sigma: 0}}
+    doctrine:
+      reaction: {{median_s: 1.0, sigma: 0}}
+    human:
+      decision: {{median_s: 20, sigma: 0}}
+  PRC:
+    human:
+      decision: {{median_s: 20, sigma: 0}}
+assets:
+  - id: SW
+    owner: PRC
+    kind: recon_swarm
+    mission: reconnaissance
+    intent: withdrawing
+    position: [24.0, 122.0, 1000]
+    appears_s: 1.0
+    swarm: {{elements: {n}}}
+"""
+
+
+def test_a_swarm_without_hotline_engages_n_p_elements_each_misread_on_its_own() -> None:
+    """N elements, each misread as a strike package with probability p on its own draw, no
+    hotline, autonomy (1 s) before any human (20 s): every misread element is engaged and no
+    other, so the elements engaged in an episode are Binomial(N, p): mean N p, variance
+    N p (1 - p). The variance is what shows the draws are independent: one misreading shared
+    by the whole swarm would give the same mean with variance N^2 p (1 - p)."""
+    n, p, episodes, seed = 200, 0.1, 300, 24
+    prepared = Prepared.build(parse_scenario(SWARM.format(p=p, n=n), "swarm.yaml"))
+    engaged = [run_episode(prepared, Arm.NONE, e, seed).tracks_engaged for e in range(episodes)]
+    mean = sum(engaged) / episodes
+    variance = sum((x - mean) ** 2 for x in engaged) / (episodes - 1)
+    expected_variance = n * p * (1 - p)
+    halfwidth = Z999 * math.sqrt(expected_variance / episodes)
+    assert abs(mean - n * p) <= halfwidth, (
+        f"seed {seed}: expected {n * p} elements engaged per episode, got {mean:.2f} "
+        f"(99.9% interval +-{halfwidth:.2f})"
+    )
+    # s^2 of a near-normal sample has standard deviation sigma^2 sqrt(2 / (episodes - 1)).
+    spread = Z999 * expected_variance * math.sqrt(2 / (episodes - 1))
+    assert abs(variance - expected_variance) <= spread, (
+        f"seed {seed}: expected variance {expected_variance:.1f}, got {variance:.1f} "
+        f"(99.9% interval +-{spread:.1f})"
+    )

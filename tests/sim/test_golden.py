@@ -30,7 +30,7 @@ def golden_summary(name: str) -> dict[str, Any]:
     return {"scenario": name, "seed": SEED, "episodes": EPISODES, "arms": result.summary["arms"]}
 
 
-SLOW = {"mq9-collision", "link-loss"}
+SLOW = {"mq9-collision", "link-loss", "swarm"}
 """Those of the shipped scenarios whose golden run takes over 10 s here."""
 
 

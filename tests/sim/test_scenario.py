@@ -32,6 +32,7 @@ assets:
 
 REQUIRED = {
     "recon-swarm",
+    "swarm",
     "early-warning-1983",
     "link-loss",
     "deceptive-cover",
@@ -94,6 +95,52 @@ def test_errors_name_file_line_and_expectation(
     assert info.value.source == "bad.yaml"
     assert info.value.line == line, str(info.value)
     assert expected in str(info.value)
+
+
+SWARM_AT = "position: [24.0, 122.0, 1000]"
+
+
+@pytest.mark.parametrize(
+    ("swarm", "line", "expected"),
+    [
+        ("    swarm: {elements: 300}", 0, None),
+        ("    swarm: {elements: 0}", 13, "assets[0].swarm.elements: Input should be greater than"),
+        ("    swarm:\n      elements: 4097", 14, "assets[0].swarm.elements: Input should be less"),
+        ("    swarm:\n      spread_m: 500", 13, "assets[0].swarm.elements: Field required"),
+        ("    swarm: {elements: many}", 13, "assets[0].swarm.elements: Input should be a valid"),
+        ("    swarm: {elements: 2.5}", 13, "assets[0].swarm.elements"),
+    ],
+)
+def test_a_swarm_states_its_element_count_and_a_bad_one_is_located(
+    swarm: str, line: int, expected: str | None
+) -> None:
+    text = MINIMAL.replace(SWARM_AT, f"{SWARM_AT}\n{swarm}")
+    if expected is None:
+        asset = parse_scenario(text, "swarm.yaml").scenario.assets[0]
+        assert asset.swarm is not None and asset.swarm.elements == 300
+        assert asset.element_ids()[0] == "A1.001" and asset.element_ids()[-1] == "A1.300"
+        return
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "swarm.yaml")
+    assert (info.value.source, info.value.line) == ("swarm.yaml", line), str(info.value)
+    assert expected in str(info.value)
+
+
+def test_a_swarm_element_may_not_share_an_id_and_its_track_id_must_fit() -> None:
+    twice = MINIMAL.replace(SWARM_AT, f"{SWARM_AT}\n    swarm: {{elements: 12}}") + (
+        "  - id: A1.07\n    owner: PRC\n    kind: recon_swarm\n    mission: reconnaissance\n"
+        "    position: [24.0, 122.0, 1000]\n"
+    )
+    with pytest.raises(ScenarioError, match=r"'A1\.07' is an element of swarm 'A1'") as info:
+        parse_scenario(twice, "swarm.yaml")
+    assert info.value.line == 14
+    long_id = "S" * 60
+    too_long = MINIMAL.replace("id: A1", f"id: {long_id}").replace(
+        SWARM_AT, f"{SWARM_AT}\n    swarm: {{elements: 1000}}"
+    )
+    with pytest.raises(ScenarioError, match="would exceed 64 characters") as info:
+        parse_scenario(too_long, "swarm.yaml")
+    assert info.value.line == 8
 
 
 def test_confusion_rows_may_not_sum_above_one() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -42,6 +43,68 @@ def match(
         if gap <= tolerance_m and (best is None or gap < best[0]):
             best = (gap, asset)
     return best[1] if best else None
+
+
+class Nearest:
+    """`match` against one list of assets for many tracks, choosing the same asset: the
+    nearest within the tolerance, the first listed among equals.
+
+    A swarm's query names hundreds of tracks and its owner's registry holds every element,
+    so measuring each track against each asset is quadratic. Here the assets are sorted by
+    latitude once, and each track walks outward from its own latitude until the latitude
+    difference alone puts every further asset out of reach: no great circle between two
+    points is shorter than the arc of their latitude difference.
+    """
+
+    __slots__ = ("_assets", "_lats", "_reach", "_tolerance")
+
+    SLACK_M = 1.0
+    """Kept in reach beyond the bound, for rounding: the bound then never skips an asset
+    that `match` would measure as the nearest."""
+
+    def __init__(self, assets: list[OwnAsset], tolerance_m: float = 25_000) -> None:
+        rows: list[tuple[float, int, float, float, float, float, OwnAsset]] = []
+        widest = 0.0
+        for i, asset in enumerate(assets):
+            record = asset.record
+            if record.area is not None:
+                where, radius = record.area.center, float(record.area.radius_m)
+            else:
+                assert record.position is not None
+                where, radius = record.position, 0.0
+            lat = math.radians(where.lat_e6 / 1e6)
+            lon = math.radians(where.lon_e6 / 1e6)
+            rows.append((lat, i, lon, math.cos(lat), radius, EARTH_RADIUS_M * lat, asset))
+            widest = max(widest, radius)
+        rows.sort(key=lambda row: (row[0], row[1]))
+        self._assets = rows
+        self._lats = [row[5] for row in rows]
+        self._tolerance = tolerance_m
+        self._reach = widest + self.SLACK_M
+        """How far past the best gap so far an asset may still lie, measured in latitude."""
+
+    def __call__(self, track: TrackReport) -> OwnAsset | None:
+        rows, tolerance = self._assets, self._tolerance
+        lat1 = math.radians(track.position.lat_e6 / 1e6)
+        lon1 = math.radians(track.position.lon_e6 / 1e6)
+        cos1 = math.cos(lat1)
+        y = EARTH_RADIUS_M * lat1
+        best: tuple[float, int, OwnAsset] | None = None
+        start = bisect.bisect_left(self._lats, y)
+        for indices in (range(start, len(rows)), range(start - 1, -1, -1)):
+            for k in indices:
+                lat2, i, lon2, cos2, radius, y2, asset = rows[k]
+                limit = tolerance if best is None else min(tolerance, best[0])
+                if abs(y2 - y) > limit + self._reach:
+                    break
+                h = (
+                    math.sin((lat2 - lat1) / 2) ** 2
+                    + cos1 * cos2 * math.sin((lon2 - lon1) / 2) ** 2
+                )
+                gap = 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))) - radius
+                if gap <= tolerance and (best is None or (gap, i) < best[:2]):
+                    best = (gap, i, asset)
+        return best[2] if best is not None else None
 
 
 def truthful_answer(query_seq: int, asset: OwnAsset | None) -> Answer:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from clearline.doctrine.registry import Disclosure, OwnAsset, disclose, match, truthful_answer
+from clearline.doctrine.registry import Disclosure, Nearest, OwnAsset, disclose, truthful_answer
 from clearline.errors import LocalProtocolError
 from clearline.gate import Gate
 from clearline.protocol import codec
@@ -436,11 +436,12 @@ class Endpoint:
         return released
 
     def _answer(self, seq: int, query: Query, now: Micros) -> None:
-        assets = list(self.registry.own_assets(now))
-        tolerance = self.config.disclosure.match_tolerance_m
+        nearest = Nearest(
+            list(self.registry.own_assets(now)), self.config.disclosure.match_tolerance_m
+        )
         answers: list[Answer] = []
         for item, track in enumerate(query.tracks):
-            found = match(track, assets, tolerance)
+            found = nearest(track)
             answer = truthful_answer(seq, found)
             if self._cover is not None:
                 answer = self._cover(seq, found, answer)

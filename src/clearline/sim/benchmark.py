@@ -26,6 +26,10 @@ from clearline.sim.scenario import load_scenario
 from clearline.sim.signers import SignerName
 
 CANONICAL = "recon-swarm"
+SWARM = "swarm"
+BUDGET_S = 300.0
+"""The simulator's budget: what 100,000 episodes of the canonical scenario in five arms may
+take on this machine's two cores (docs/performance.md)."""
 
 
 class SimPyClock:
@@ -141,6 +145,75 @@ def bench_sim(
     results["budget_100k_x5_estimate_s"] = round(
         100_000 * len(ARMS) / results["process_episodes_per_s"], 1
     )
+    results["signer"] = signer
+    results["machine"] = f"{platform.processor() or platform.machine()}, {workers} workers"
+    results["python"] = platform.python_version()
+    return results
+
+
+def _cpu_rate(prepared: Prepared, first: int, episodes: int, seed: int) -> dict[str, float]:
+    """CPU milliseconds per episode in each arm, over episodes first..first+episodes-1."""
+    spent: dict[str, float] = {}
+    for arm in ARMS:
+        began = time.process_time()
+        for episode in range(first, first + episodes):
+            Episode(prepared, arm, episode, seed).run()
+        spent[arm.value] = (time.process_time() - began) * 1e3 / episodes
+    return spent
+
+
+def bench_swarm(
+    episodes: int = 200,
+    swarm_episodes: int = 20,
+    blocks: int = 5,
+    parallel_episodes: int = 400,
+    workers: int = 2,
+    signer: SignerName = "keyed-hash",
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """The swarm scenario's cost per episode against the canonical scenario's, in the same
+    run: blocks of each in turn, one core, all five arms, CPU time (the machine may be
+    shared); then the swarm on a process pool, against the budget."""
+    canonical = Prepared.build(load_scenario(CANONICAL), signer)
+    swarm = Prepared.build(load_scenario(SWARM), signer)
+    _cpu_rate(canonical, 0, 5, 99)  # warm caches and imports
+    _cpu_rate(swarm, 0, 1, 99)
+    per_block: dict[str, list[dict[str, float]]] = {CANONICAL: [], SWARM: []}
+    for block in range(blocks):
+        say(f"block {block + 1}/{blocks}: {CANONICAL} x {episodes}, {SWARM} x {swarm_episodes}")
+        per_block[CANONICAL].append(_cpu_rate(canonical, block * episodes, episodes, 1))
+        per_block[SWARM].append(_cpu_rate(swarm, block * swarm_episodes, swarm_episodes, 1))
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2]
+
+    results: dict[str, Any] = {}
+    for name, rows in per_block.items():
+        arms = {arm.value: round(median([row[arm.value] for row in rows]), 3) for arm in ARMS}
+        mean_ms = median([sum(row.values()) / len(row) for row in rows])
+        results[f"{name}_ms_per_episode_arm"] = arms
+        results[f"{name}_episodes_per_s"] = round(1e3 / mean_ms, 1)
+    results["swarm_vs_canonical"] = round(
+        results[f"{SWARM}_episodes_per_s"] / results[f"{CANONICAL}_episodes_per_s"], 4
+    )
+    say(f"{SWARM} on a process pool, {parallel_episodes} episodes x {len(ARMS)} arms ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        run(
+            swarm.loaded,
+            episodes=parallel_episodes,
+            seed=2,
+            executor="process",
+            workers=workers,
+            out=Path(tmp),
+            signer=signer,
+            batch=max(1, parallel_episodes // (4 * workers)),
+        )
+        elapsed = time.perf_counter() - began
+    pool_rate = parallel_episodes * len(ARMS) / elapsed
+    results["swarm_process_episodes_per_s"] = round(pool_rate, 1)
+    results["swarm_episodes_in_budget"] = int(BUDGET_S * pool_rate / len(ARMS))
     results["signer"] = signer
     results["machine"] = f"{platform.processor() or platform.machine()}, {workers} workers"
     results["python"] = platform.python_version()

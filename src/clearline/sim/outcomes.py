@@ -55,6 +55,8 @@ class Outcome:
     false_reassurance: bool = False
     reassurance_delay_s: float = math.nan
     cleared_by_hotline: bool = False
+    tracks_engaged: int = 0
+    tracks_cleared: int = 0
     clarifications_answered: int = 0
     clarifications_expired: int = 0
     messages_sent: int = 0

@@ -29,6 +29,7 @@ from clearline.doctrine.responses import (
 from clearline.doctrine.threat import Category
 from clearline.errors import ScenarioError
 from clearline.gate.policy import Policy
+from clearline.protocol.constants import MAX_ID_LENGTH
 from clearline.protocol.messages import AssetKind, Intent, Mission
 from clearline.sourcemap import LineMap, checker, load_yaml, read_text, validate
 
@@ -195,6 +196,19 @@ class NetworkSpec(_Spec):
 
 Vector3 = tuple[float, float, float]
 
+MAX_SWARM_ELEMENTS = 4096
+"""The most elements one swarm may have: a node holds at most 4,096 open clarifications by
+default, and every element may need one."""
+
+
+class SwarmSpec(_Spec):
+    """An asset seen element by element: each element is a track of its own, which the other
+    side's sensors detect and its model reads independently of the others."""
+
+    elements: int = Field(ge=1, le=MAX_SWARM_ELEMENTS)
+    spread_m: float = Field(default=2000.0, ge=0.0, le=1e6)
+    """Radius around the asset's position over which its elements are spread, evenly."""
+
 
 class AssetSpec(_Spec):
     id: Ident
@@ -210,13 +224,25 @@ class AssetSpec(_Spec):
     velocity_mps: tuple[float, float] = (0.0, 0.0)
     """East and north speed, for its track as it moves."""
     count: int = Field(default=1, ge=1, le=100_000)
+    """How many objects one track of it shows (each element's track, for a swarm)."""
     appears_s: Seconds = 1.0
     appears_jitter_s: Seconds = 0.0
     probability: Probability = 1.0
     """Chance the asset is there at all in an episode."""
     real_attack: bool = False
-    """A real attack: its owner may lie about it, and it strikes at `impact_s` unless stopped."""
+    """A real attack: its owner may lie about it, and it strikes at `impact_s` unless stopped
+    (a swarm strikes unless every element was stopped)."""
     impact_s: float | None = Field(default=None, gt=0.0)
+    swarm: SwarmSpec | None = None
+    """Track it element by element; omitted: the asset is one track."""
+
+    def element_ids(self) -> list[str]:
+        """The ids of its elements (`PRC-SW-1.007`), or its own id if it is not a swarm."""
+        if self.swarm is None:
+            return [self.id]
+        n = self.swarm.elements
+        width = len(str(n))
+        return [f"{self.id}.{k:0{width}d}" for k in range(1, n + 1)]
 
 
 class TrackSpoof(_Spec):
@@ -304,9 +330,33 @@ def check_scenario(
     require(len(scenario.sides) == 2, ("sides",), "expected exactly two sides")
     sides = set(scenario.sides)
     ids: set[str] = set()
+    swarm_of: dict[str, str] = {}
     for i, asset in enumerate(scenario.assets):
-        require(asset.id not in ids, ("assets", i, "id"), f"asset id {asset.id!r} appears twice")
+        require(
+            asset.id not in ids,
+            ("assets", i, "id"),
+            f"asset id {asset.id!r} appears twice"
+            if asset.id not in swarm_of
+            else f"asset id {asset.id!r} is an element of swarm {swarm_of[asset.id]!r}",
+        )
         ids.add(asset.id)
+        if asset.swarm is not None:
+            elements = asset.element_ids()
+            longest = f"T-{elements[-1]}"
+            require(
+                len(longest) <= MAX_ID_LENGTH,
+                ("assets", i, "id"),
+                f"too long for a swarm of {asset.swarm.elements}: its elements' track ids "
+                f"({longest!r}) would exceed {MAX_ID_LENGTH} characters",
+            )
+            for element in elements:
+                require(
+                    element not in ids,
+                    ("assets", i, "id"),
+                    f"element id {element!r} of swarm {asset.id!r} is already an asset id",
+                )
+                ids.add(element)
+                swarm_of[element] = asset.id
         require(
             asset.owner in sides,
             ("assets", i, "owner"),

@@ -28,6 +28,29 @@ def moved(
     return Position(round(lat2 * 1e6), round(lon2 * 1e6), round(alt))
 
 
+GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
+
+
+def spread(
+    centre: tuple[float, float, float], radius_m: float, n: int
+) -> list[tuple[float, float, float]]:
+    """`n` points over a disc of `radius_m` around `centre`, evenly (Vogel's sunflower
+    spiral): a swarm's formation, the same in every episode, so that only what the sensors
+    and the model draw differs from one episode to the next."""
+    lat, lon, alt = centre
+    metres_per_lon = METRES_PER_DEGREE * max(0.01, math.cos(math.radians(lat)))
+    points = []
+    for k in range(n):
+        r = radius_m * math.sqrt((k + 0.5) / n)
+        angle = k * GOLDEN_ANGLE
+        north = lat + r * math.sin(angle) / METRES_PER_DEGREE
+        east = lon + r * math.cos(angle) / metres_per_lon
+        if not -180.0 <= east <= 180.0:
+            east = (east + 180.0) % 360.0 - 180.0
+        points.append((max(-90.0, min(90.0, north)), east, alt))
+    return points
+
+
 def jittered(position: Position, sigma_m: float, rng: random.Random) -> Position:
     if sigma_m <= 0:
         return position
@@ -67,3 +90,8 @@ class Track:
     lied_to: bool = False
     stopped: bool = False
     """A real attack was intercepted."""
+    sensed: bool = True
+    """Shown by the side's sensors; False for the attacker's forces, the target a
+    counter-response is aimed at."""
+    engaged: bool = False
+    """Some kinetic act was taken against it."""

@@ -1,0 +1,92 @@
+"""Matching a peer's track against one's own registry: the indexed search a swarm's query
+uses chooses what the plain nearest-asset search chooses, asset for asset."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearline.doctrine.registry import Nearest, OwnAsset, match
+from clearline.protocol.messages import (
+    Area,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Intent,
+    Mission,
+    Position,
+    TrackReport,
+)
+
+TOLERANCE_M = 25_000
+
+
+def _asset(i: int, where: Position, radius_m: int | None) -> OwnAsset:
+    common = (f"A{i}", AssetKind.RECON_SWARM, Mission.RECONNAISSANCE, False)
+    if radius_m is None:
+        record = AssetRecord(*common, AutonomyMode.AUTONOMOUS, 0, position=where)
+    else:
+        record = AssetRecord(*common, AutonomyMode.AUTONOMOUS, 0, area=Area(where, radius_m))
+    return OwnAsset(record, Intent.HOLDING)
+
+
+@st.composite
+def scenes(draw: st.DrawFn) -> tuple[list[OwnAsset], list[TrackReport]]:
+    """Assets and tracks clustered around one place (anywhere, poles and the date line
+    included), at a scale from metres to degrees, with repeated positions for ties."""
+    lat0 = draw(st.integers(-90_000_000, 90_000_000))
+    lon0 = draw(st.integers(-180_000_000, 180_000_000))
+    scale = draw(st.sampled_from([10, 1_000, 50_000, 300_000, 2_000_000]))
+
+    def near() -> Position:
+        lat = lat0 + draw(st.integers(-scale, scale))
+        lon = lon0 + draw(st.integers(-scale, scale))
+        return Position(
+            max(-90_000_000, min(90_000_000, lat)),
+            ((lon + 180_000_000) % 360_000_000) - 180_000_000,
+            0,
+        )
+
+    places = [near() for _ in range(draw(st.integers(1, 6)))]
+    assets = []
+    for i in range(draw(st.integers(0, 30))):
+        where = draw(st.sampled_from(places)) if draw(st.booleans()) else near()
+        radius = draw(st.none() | st.integers(0, 40_000))
+        assets.append(_asset(i, where, radius))
+    tracks = [
+        TrackReport(
+            f"T{k}",
+            draw(st.sampled_from(places)) if draw(st.booleans()) else near(),
+            0,
+            AssetKind.UNKNOWN,
+        )
+        for k in range(draw(st.integers(1, 8)))
+    ]
+    return assets, tracks
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenes())
+def test_the_index_chooses_what_the_linear_search_chooses(
+    scene: tuple[list[OwnAsset], list[TrackReport]],
+) -> None:
+    assets, tracks = scene
+    nearest = Nearest(assets, TOLERANCE_M)
+    for track in tracks:
+        assert nearest(track) is match(track, assets, TOLERANCE_M)
+
+
+def test_a_swarm_of_elements_a_few_hundred_metres_apart() -> None:
+    """The case the index is for: each element's track, seen 100 m off, finds that element."""
+    elements = [
+        _asset(i, Position(24_100_000 + 3_000 * (i // 20), 122_400_000 + 3_000 * (i % 20), 0), None)
+        for i in range(300)
+    ]
+    nearest = Nearest(elements, TOLERANCE_M)
+    for i, element in enumerate(elements):
+        assert element.record.position is not None
+        seen = Position(element.record.position.lat_e6 + 900, element.record.position.lon_e6, 0)
+        track = TrackReport(f"T{i}", seen, 0, AssetKind.RECON_SWARM)
+        assert nearest(track) is element is match(track, elements, TOLERANCE_M)
+    far = TrackReport("far", Position(26_000_000, 122_400_000, 0), 0, AssetKind.RECON_SWARM)
+    assert nearest(far) is None
