@@ -94,7 +94,10 @@ LAYERS: dict[str, Layer] = {
             "clearline.hotline.*",
             "clearline.log",
             "clearline.log.merkle",
+            "clearline.log.note",
             "clearline.log.tree",
+            "clearline.witness",
+            "clearline.witness.protocol",
         ),
         externals=PURE_STDLIB | CORE_LIBS,
     ),
@@ -124,7 +127,27 @@ LAYERS: dict[str, Layer] = {
         may_import=("core", "config", "log-store"),
         externals=STDLIB
         | CORE_LIBS
-        | {"cryptography", "fastapi", "starlette", "uvicorn", "uvloop", "prometheus_client"},
+        | {
+            "cryptography",
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "uvloop",
+            "prometheus_client",
+            "httpx",
+        },
+    ),
+    # The witness: its own process, its own state; of the node only key files and config.
+    "witness": Layer(
+        modules=("clearline.witness.*",),
+        may_import=(
+            "core",
+            "clearline.node",
+            "clearline.node.config",
+            "clearline.node.keys",
+            "clearline.node.tokens",
+        ),
+        externals=STDLIB | CORE_LIBS | {"starlette", "uvicorn", "uvloop"},
     ),
     # Officers at a keyboard: enrolment and signed approvals, with the node's key files.
     "officer": Layer(
@@ -150,7 +173,7 @@ LAYERS: dict[str, Layer] = {
     # Scenes, fault proxy, benchmarks and soak runs over real nodes.
     "lab": Layer(
         modules=("clearline.lab.*",),
-        may_import=("core", "config", "log-store", "node", "officer"),
+        may_import=("core", "config", "log-store", "node", "officer", "witness"),
         externals=STDLIB | {"httpx", "grpc", "uvloop"},
     ),
     # The entry points put it all together.

@@ -1,6 +1,6 @@
 """Node configuration: TOML, validated, with errors that give file, line and expectation.
 
-tomllib gives no positions, so `_toml_lines` finds each key's line by scanning
+tomllib gives no positions, so `toml_lines` finds each key's line by scanning
 the text for table headers and `key =` lines; good enough to point a person at
 the right place in a hand-written file.
 """
@@ -142,17 +142,25 @@ class NodeConfig(_Section):
         return self.path(self.keys_dir) / f"{self.side}.api-tokens.json"
 
 
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(#.*)?$")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
 
-def _toml_lines(text: str) -> LineMap:
+def toml_lines(text: str) -> LineMap:
+    """The line of each table and key of a TOML file, by its path; an array of tables'
+    items (``[[a.b]]``) by their index, as pydantic names them in its errors."""
     lines: dict[tuple[str | int, ...], int] = {}
     table: tuple[str | int, ...] = ()
+    items: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header:
-            table = tuple(header.group(1).split("."))
+            name = tuple(header.group(2).split("."))
+            table = name
+            if header.group(1) == "[[":
+                lines.setdefault(name, number)
+                items[name] = items.get(name, -1) + 1
+                table = (*name, items[name])
             lines.setdefault(table, number)
             continue
         key = _KEY.match(line)
@@ -171,16 +179,16 @@ def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
         ) from None
     for internal in ("base", "source"):
         if internal in data:
-            line = _toml_lines(text).line_of((internal,))
+            line = toml_lines(text).line_of((internal,))
             raise NodeConfigError(f"'{internal}' is not a setting", source, line)
-    config = validate(NodeConfig, data, _toml_lines(text), source, NodeConfigError)
+    config = validate(NodeConfig, data, toml_lines(text), source, NodeConfigError)
     return config.model_copy(update={"base": base, "source": source})
 
 
 def setting_error(config: NodeConfig, key: tuple[str, ...], message: str) -> NodeConfigError:
     """An error about what a setting asks for (a port in use, say), naming the file and key."""
     try:
-        line = _toml_lines(Path(config.source).read_text(encoding="utf-8")).line_of(key)
+        line = toml_lines(Path(config.source).read_text(encoding="utf-8")).line_of(key)
     except (OSError, UnicodeDecodeError):
         line = None
     return NodeConfigError(f"{'.'.join(key)}: {message}", config.source, line)
