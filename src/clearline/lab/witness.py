@@ -68,12 +68,25 @@ class WitnessProcess:
             self.process.kill()
         self.process.wait()
 
-    def server_toml(self) -> str:
-        """This witness as a [[witness.servers]] table of a node's configuration."""
-        return (
-            "[[witness.servers]]\n"
-            f'name = "{self.name}"\nurl = "{self.url}"\npublic_key = "{self.public_key}"\n'
-        )
+
+def witness_section(
+    servers: list[tuple[str, str, str]],
+    quorum: int = 1,
+    on_missing: str = "flag",
+    timeout_ms: int | None = None,
+) -> str:
+    """A node's [witness] table and one [[witness.servers]] per (name, url, public key)."""
+    lines = ["[witness]", f"quorum = {quorum}", f'on_missing = "{on_missing}"']
+    if timeout_ms is not None:
+        lines.append(f"timeout_ms = {timeout_ms}")
+    for name, url, public_key in servers:
+        lines += [
+            "[[witness.servers]]",
+            f'name = "{name}"',
+            f'url = "{url}"',
+            f'public_key = "{public_key}"',
+        ]
+    return "\n".join(lines) + "\n"
 
 
 class _Starting:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearline.errors import InputFileError
 from clearline.protocol.messages import SIDE_PATTERN
@@ -111,6 +111,42 @@ class Limits(_Section):
     """The same, from one source address."""
 
 
+class WitnessServer(_Section):
+    """One witness the node submits its checkpoints to, and whose cosignatures it counts."""
+
+    name: str = Field(pattern=r"^[^\s+]{1,255}$")
+    """The witness's key name on its cosignatures (e.g. witness.example/w1)."""
+    url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """Its submission prefix: the node POSTs to URL/add-checkpoint."""
+    public_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    """Its Ed25519 cosigning key, hex (pinned), as `clearline witness init` prints it."""
+
+
+class Witnessing(_Section):
+    """[witness]: the witnesses, how many cosignatures a checkpoint needs, and what the node
+    does about a checkpoint (its own or the peer's) that has fewer."""
+
+    quorum: int = Field(default=1, ge=0, le=16)
+    on_missing: Literal["flag", "fail-closed"] = "flag"
+    """flag: an event, a metric and a console warning; fail-closed: also withhold the gate's
+    link-up caps (as if the link were degraded) until the latest checkpoints have a quorum."""
+    timeout_ms: int = Field(default=3000, ge=50, le=60_000)
+    """How long a checkpoint waits for the witnesses before it is sent to the peer."""
+    servers: tuple[WitnessServer, ...] = Field(default=(), max_length=16)
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Witnessing:
+        if self.quorum > len(self.servers):
+            raise ValueError(
+                f"quorum {self.quorum} is more than the {len(self.servers)} witness(es) listed "
+                "([[witness.servers]])"
+            )
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise ValueError("two witnesses have one name")
+        return self
+
+
 class NodeConfig(_Section):
     side: SideName
     keys_dir: str = "keys"
@@ -125,6 +161,7 @@ class NodeConfig(_Section):
     api: Api = Api()
     disclosure: Disclosure = Disclosure()
     limits: Limits = Limits()
+    witness: Witnessing = Witnessing(quorum=0)
 
     base: Path = Path(".")
     source: str = "<config>"

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS evidence (
     id INTEGER PRIMARY KEY,
     origin TEXT NOT NULL,
     size INTEGER NOT NULL,
-    note TEXT NOT NULL
+    note TEXT NOT NULL,
+    UNIQUE (origin, size, note)
 );
 """
 
@@ -74,8 +75,13 @@ class WitnessState:
                 latest = self.latest(head.origin)
                 try:
                     new = check_add(request, latest)
-                except WitnessRefusalError as refusal:
-                    if refusal.status == 409 and latest is not None and head.size == latest.size:
+                except WitnessRefusalError:
+                    cosigned = self._db.execute(
+                        "SELECT root FROM cosigned WHERE origin = ? AND size = ?",
+                        (head.origin, head.size),
+                    ).fetchone()
+                    if cosigned is not None and bytes(cosigned[0]) != head.root:
+                        # Two roots for one size, both signed by the log's key: a fork.
                         self._keep_evidence(request)
                         self._db.execute("COMMIT")
                     else:
@@ -104,7 +110,7 @@ class WitnessState:
         (count,) = self._db.execute("SELECT count(*) FROM evidence").fetchone()
         if count < MAX_EVIDENCE:
             self._db.execute(
-                "INSERT INTO evidence (origin, size, note) VALUES (?, ?, ?)",
+                "INSERT OR IGNORE INTO evidence (origin, size, note) VALUES (?, ?, ?)",
                 (request.head.origin, request.head.size, str(request.note)),
             )
 
