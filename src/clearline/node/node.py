@@ -156,8 +156,6 @@ class _WitnessJob:
     send: Checkpoint | None = None
     """Our Checkpoint, still to be sent to the peer once the witnesses have answered."""
     cosigned: dict[str, NoteSignature] = field(default_factory=dict)
-    spoiled: bool = False
-    """The peer attached a cosignature that does not verify: never a quorum."""
     only: set[str] | None = None
     due: float = 0.0
 
@@ -778,7 +776,8 @@ class Node:
 
     async def _run_witness_job(self, job: _WitnessJob) -> bool:
         """Submit, keep the cosignatures, send our checkpoint on; True to try again later."""
-        outcomes = await self.witnesses.submit(job.note, job.proof_from, job.only)
+        own = job.side == self.side
+        outcomes = await self.witnesses.submit(job.note, job.proof_from, own, job.only)
         size = TreeHead.parse(job.note.text).size
         for outcome in outcomes:
             self.metrics.witness_submissions.labels(
@@ -801,7 +800,7 @@ class Node:
         before = view.get("quorum")
         cosigners = list(dict.fromkeys([*view.get("cosigners", []), *job.cosigned]))
         view["cosigners"] = cosigners
-        view["quorum"] = "not-met" if job.spoiled else self.witnesses.verdict(len(cosigners))
+        view["quorum"] = self.witnesses.verdict(len(cosigners))
         if job.send is not None:
             lines = cosignature_lines(job.cosigned.values())
             self._send_checkpoint(dataclasses.replace(job.send, cosigs=lines or None))

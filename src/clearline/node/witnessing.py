@@ -104,27 +104,30 @@ class Witnesses:
     # -- submitting ------------------------------------------------------------------
 
     async def submit(
-        self, note: Note, proof_from: ProofFrom, only: set[str] | None = None
+        self, note: Note, proof_from: ProofFrom, own: bool, only: set[str] | None = None
     ) -> list[Outcome]:
         """Ask every witness (or those named in `only`) to cosign `note`, at once; each has
-        `timeout_ms` for all its requests."""
+        `timeout_ms` for all its requests. `own`: the note is of this node's log (else the
+        peer's, submitted as a monitor would)."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout_ms / 1000)
         head = TreeHead.parse(note.text)
         chosen = [w for w in self.witnesses if only is None or w.name in only]
         return list(
-            await asyncio.gather(*(self._submit_in_time(w, note, head, proof_from) for w in chosen))
+            await asyncio.gather(
+                *(self._submit_in_time(w, note, head, proof_from, own) for w in chosen)
+            )
         )
 
     async def _submit_in_time(
-        self, witness: Witness, note: Note, head: TreeHead, proof_from: ProofFrom
+        self, witness: Witness, note: Note, head: TreeHead, proof_from: ProofFrom, own: bool
     ) -> Outcome:
         now = self.clock()
         if now < witness.retry_at:
             return Outcome(witness.name, "backing-off", f"unreachable {witness.failures} time(s)")
         try:
             async with asyncio.timeout(self.settings.timeout_ms / 1000):
-                outcome = await self._submit(witness, note, head, proof_from)
+                outcome = await self._submit(witness, note, head, proof_from, own)
         except TimeoutError:
             outcome = Outcome(witness.name, "unreachable", "no answer in time")
         except httpx.HTTPError as exc:
@@ -138,19 +141,24 @@ class Witnesses:
         return outcome
 
     async def _submit(
-        self, witness: Witness, note: Note, head: TreeHead, proof_from: ProofFrom
+        self, witness: Witness, note: Note, head: TreeHead, proof_from: ProofFrom, own: bool
     ) -> Outcome:
         assert self._client is not None
         name, origin = witness.name, head.origin
         old = witness.sizes.get(origin, 0)
         for _ in range(MAX_ATTEMPTS):
-            if old > head.size:
+            if old > head.size and own:
+                # Our checkpoints reach a witness in order: a larger tree of our log, signed
+                # with our key, is one we never had.
                 return Outcome(
                     name,
                     "split-view",
                     f"the witness has cosigned size {old} of {origin}, larger than this "
                     f"checkpoint's {head.size}",
                 )
+            if old > head.size:
+                # The peer may have shown the witness a newer checkpoint than it has sent us.
+                return Outcome(name, "cannot-prove", f"the witness is at size {old} already")
             proof = [] if old in (0, head.size) else await proof_from(old)
             if proof is None:
                 return Outcome(name, "cannot-prove", f"no consistency proof from size {old}")
