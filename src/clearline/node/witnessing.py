@@ -40,6 +40,8 @@ from clearline.witness.protocol import parse_cosignatures, parse_size, request_b
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+MAX_ANSWER = 16 * 1024
+"""Bytes of a witness's answer read at most (16 cosignature lines are under 6 KiB)."""
 MAX_ATTEMPTS = 4
 """Requests per witness per checkpoint: a 409 teaches the size it holds, then once more."""
 
@@ -75,9 +77,15 @@ class Witness:
 class Witnesses:
     """The [witness] settings in use: submission, verification and the quorum verdict."""
 
-    def __init__(self, settings: Witnessing, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Witnessing,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self._transport = transport
         self.witnesses = [
             Witness(
                 s.name,
@@ -110,7 +118,9 @@ class Witnesses:
         `timeout_ms` for all its requests. `own`: the note is of this node's log (else the
         peer's, submitted as a monitor would)."""
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.timeout_ms / 1000)
+            self._client = httpx.AsyncClient(
+                timeout=self.settings.timeout_ms / 1000, transport=self._transport
+            )
         head = TreeHead.parse(note.text)
         chosen = [w for w in self.witnesses if only is None or w.name in only]
         return list(
@@ -143,7 +153,6 @@ class Witnesses:
     async def _submit(
         self, witness: Witness, note: Note, head: TreeHead, proof_from: ProofFrom, own: bool
     ) -> Outcome:
-        assert self._client is not None
         name, origin = witness.name, head.origin
         old = witness.sizes.get(origin, 0)
         for _ in range(MAX_ATTEMPTS):
@@ -162,15 +171,14 @@ class Witnesses:
             proof = [] if old in (0, head.size) else await proof_from(old)
             if proof is None:
                 return Outcome(name, "cannot-prove", f"no consistency proof from size {old}")
-            response = await self._client.post(
-                f"{witness.url}/add-checkpoint", content=request_body(old, proof, note)
-            )
-            status = response.status_code
+            status, body = await self._post(witness, request_body(old, proof, note))
+            if body is None:
+                return Outcome(name, "refused", f"HTTP {status} with an answer over {MAX_ANSWER}")
             if status == 200:
-                return self._cosigned(witness, note, head, response.content)
+                return self._cosigned(witness, note, head, body)
             if status == 409:
                 try:
-                    held = parse_size(response.content)
+                    held = parse_size(body)
                 except WitnessRefusalError as exc:
                     return Outcome(name, "refused", f"409 with a bad size: {exc}")
                 if held == old == head.size:
@@ -190,8 +198,22 @@ class Witnesses:
                 )
             if status >= 500:
                 return Outcome(name, "unreachable", f"HTTP {status}")
-            return Outcome(name, "refused", f"HTTP {status}: {response.text[:200].strip()}")
+            text = body[:200].decode("utf-8", "replace").strip()
+            return Outcome(name, "refused", f"HTTP {status}: {text}")
         return Outcome(name, "refused", f"no agreement on the old size in {MAX_ATTEMPTS} tries")
+
+    async def _post(self, witness: Witness, body: bytes) -> tuple[int, bytes | None]:
+        """The status and body of the witness's answer; no body if it is over MAX_ANSWER
+        bytes (a witness is not trusted with this node's memory)."""
+        assert self._client is not None
+        url = f"{witness.url}/add-checkpoint"
+        async with self._client.stream("POST", url, content=body) as response:
+            answer = bytearray()
+            async for chunk in response.aiter_bytes():
+                answer += chunk
+                if len(answer) > MAX_ANSWER:
+                    return response.status_code, None
+            return response.status_code, bytes(answer)
 
     def _cosigned(self, witness: Witness, note: Note, head: TreeHead, body: bytes) -> Outcome:
         try:
