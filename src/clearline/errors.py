@@ -84,6 +84,8 @@ class WitnessRefusalError(ClearlineError):
         super().__init__(message)
         self.status = status
         self.known_size = known_size
+        self.fork = False
+        """The refused checkpoint has another root for a size the witness cosigned."""
 
 
 class LogIntegrityError(ClearlineError):

@@ -129,6 +129,10 @@ def test_409_for_another_root_at_the_size_it_holds_and_the_fork_is_kept_as_evide
     assert post(client, 5, [], fork.note()) == (409, "5\n")
     assert service.state.cosigned(ORIGIN) == {5: log.root()}
     assert service.state.evidence(ORIGIN) == [str(fork.note())]
+    # The root it holds, asked with a stale old size: refused, and no evidence of anything.
+    assert post(client, 0, [], log.note()) == (409, "5\n")
+    assert post(client, 0, [], fork.note()) == (409, "5\n")
+    assert service.state.evidence(ORIGIN) == [str(fork.note())], "kept once"
 
 
 def test_422_for_a_proof_that_does_not_verify(

@@ -66,7 +66,7 @@ class WitnessService:
         try:
             new = await loop.run_in_executor(self._thread, self.state.add, request)
         except WitnessRefusalError as refusal:
-            if refusal.status == 409 and refusal.known_size == head.size:
+            if refusal.fork:
                 log.warning(
                     "refused a second root for %s size %d (kept as evidence)", origin, head.size
                 )

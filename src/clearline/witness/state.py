@@ -75,13 +75,14 @@ class WitnessState:
                 latest = self.latest(head.origin)
                 try:
                     new = check_add(request, latest)
-                except WitnessRefusalError:
+                except WitnessRefusalError as refusal:
                     cosigned = self._db.execute(
                         "SELECT root FROM cosigned WHERE origin = ? AND size = ?",
                         (head.origin, head.size),
                     ).fetchone()
                     if cosigned is not None and bytes(cosigned[0]) != head.root:
                         # Two roots for one size, both signed by the log's key: a fork.
+                        refusal.fork = True
                         self._keep_evidence(request)
                         self._db.execute("COMMIT")
                     else:
