@@ -96,6 +96,8 @@ LAYERS: dict[str, Layer] = {
             "clearline.log.merkle",
             "clearline.log.note",
             "clearline.log.tree",
+            "clearline.witness",
+            "clearline.witness.protocol",
         ),
         externals=PURE_STDLIB | CORE_LIBS,
     ),
@@ -131,7 +133,28 @@ LAYERS: dict[str, Layer] = {
         may_import=("core", "config", "log-store", "tak"),
         externals=STDLIB
         | CORE_LIBS
-        | {"cryptography", "fastapi", "starlette", "uvicorn", "uvloop", "prometheus_client"},
+        | {
+            "cryptography",
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "uvloop",
+            "prometheus_client",
+            "httpx",
+        },
+    ),
+    # The witness: its own process, its own state; of the node only key files and config.
+    "witness": Layer(
+        modules=("clearline.witness.*",),
+        may_import=(
+            "core",
+            "tak",  # only through node.config's types, which name the [tak] section's
+            "clearline.node",
+            "clearline.node.config",
+            "clearline.node.keys",
+            "clearline.node.tokens",
+        ),
+        externals=STDLIB | CORE_LIBS | {"starlette", "uvicorn", "uvloop"},
     ),
     # Officers at a keyboard: enrolment and signed approvals, with the node's key files.
     "officer": Layer(
@@ -159,7 +182,7 @@ LAYERS: dict[str, Layer] = {
     # Scenes, fault proxy, benchmarks and soak runs over real nodes.
     "lab": Layer(
         modules=("clearline.lab.*",),
-        may_import=("core", "config", "log-store", "node", "officer", "tak"),
+        may_import=("core", "config", "log-store", "node", "officer", "tak", "witness"),
         externals=STDLIB | {"httpx", "grpc", "uvloop"},
     ),
     # The entry points put it all together.

@@ -890,6 +890,55 @@ def node_serve(config_path: Path, ready_file: Path | None, log_json: bool) -> No
         sys.exit(serve_main(config_path, ready_file, log_json))
 
 
+@main.group()
+def witness() -> None:
+    """A neutral witness: cosigns logs' checkpoints (C2SP tlog-witness)."""
+
+
+@witness.command("init")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--name",
+    required=True,
+    help="The witness's name on its cosignatures, e.g. witness.example/w1.",
+)
+def witness_init(folder: Path, name: str) -> None:
+    """Create the witness's Ed25519 cosigning key in FOLDER (witness.key, mode 600; and
+    witness.pub, the public key the nodes' configurations name)."""
+    from clearline.witness.config import init_witness_key
+
+    key, key_path, pub_path = init_witness_key(folder, name)
+    click.echo(f"cosigning key  {key_path} (mode 600)")
+    click.echo(f"public key     {pub_path}: {key.public_key.hex()}")
+    click.echo(f"verifier key   {key.vkey()}")
+    click.echo(
+        "give each node the name, the public key and the witness's URL ([[witness.servers]])"
+    )
+
+
+@witness.command("serve")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The witness's TOML file.",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the witness's URL and key here (JSON) once it is serving.",
+)
+def witness_serve(config_path: Path, ready_file: Path | None) -> None:
+    """Serve POST /add-checkpoint until SIGTERM; state is committed before each answer."""
+    _need("node")
+    from clearline.witness.server import main as serve_main
+
+    with failing(2):
+        sys.exit(serve_main(config_path, ready_file))
+
+
 @bench.command("link")
 @click.option("--json", "as_json", is_flag=True, help="Print only the figures as JSON.")
 @click.option(

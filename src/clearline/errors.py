@@ -11,6 +11,8 @@
     │       └── SignatureError        signature does not verify, or key unknown
     │           └── UnknownKeyError   the kid names no pinned key
     ├── ProofError (also ValueError)  a Merkle inclusion or consistency proof is bad
+    ├── NoteError (also ValueError)   a signed note, checkpoint or cosignature is bad
+    ├── WitnessRefusalError           a witness refuses a checkpoint (with the HTTP status)
     ├── LogIntegrityError             a stored log fails verification
     ├── LogStoreError                 the log store cannot be opened or written
     ├── InputFileError (also ValueError)  a YAML/TOML input file is invalid
@@ -72,6 +74,19 @@ class ProofError(ClearlineError, ValueError):
 
 class NoteError(ClearlineError, ValueError):
     """A signed note, checkpoint or cosignature that is malformed or does not verify."""
+
+
+class WitnessRefusalError(ClearlineError):
+    """A witness refuses an add-checkpoint request: `status` is the HTTP status the
+    tlog-witness specification names for the reason; `known_size`, with a 409, is the size
+    of the latest checkpoint the witness cosigned for that log."""
+
+    def __init__(self, status: int, message: str, known_size: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.known_size = known_size
+        self.fork = False
+        """The refused checkpoint has another root for a size the witness cosigned."""
 
 
 class LogIntegrityError(ClearlineError):

@@ -150,6 +150,9 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
     peer_view = us.locator('[data-field="checkpoints"] span[data-side="PRC"][data-consistency]')
     peer_view.wait_for(timeout=15_000)
     assert peer_view.get_attribute("data-consistency") in ("first", "consistent")
+    # ... cosigned by the demo's witness, counted against this side's own copy of its key.
+    assert peer_view.get_attribute("data-quorum") == "met"
+    assert "quorum 1" in us.locator('[data-field="witness"]').inner_text()
     assert us.locator('[data-field="kinetic"]').inner_text() == "none"
     # The numbers on screen are the node's own.
     shown_ms = float(answered.locator(".clarification-ms").inner_text())

@@ -15,7 +15,8 @@ docs/architecture.md:
    allow: standing down is never blocked
 5. circuit breaker paused -> deny
 6. above the autonomy cap -> deny (refer to a human)
-7. link degraded or down: above the fail-safe cap -> deny
+7. link degraded or down (or up with its caps withheld: the node's witnesses lack a
+   quorum under fail-closed): above the fail-safe cap -> deny
 8. kinetic against a track under clarification (or naming no target while any is
    open) -> hold until the deadline
 9. one escalation too many in the breaker's window -> deny, and trip the breaker
@@ -77,6 +78,8 @@ class GateContext:
     breaker_tripped_at: Micros | None = None
     spent_approvals: Mapping[bytes, Micros] = field(default_factory=dict)
     """Digest -> end of validity of each single-use approval that already authorized an act."""
+    up_withheld: str | None = None
+    """Why an up link's caps are not granted (then the degraded cap applies); None: they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +172,19 @@ def decide(
             Rule.AUTONOMY_CAP,
             f"{rung.name} is above the autonomy cap {policy.autonomy_cap}; refer to a human",
         )
-    if context.link is not LinkState.UP:
+    link = context.link
+    withheld = link is LinkState.UP and context.up_withheld is not None
+    if withheld:
+        link = LinkState.DEGRADED
+    if link is not LinkState.UP:
         cap = (
             policy.fail_safe.degraded_cap
-            if context.link is LinkState.DEGRADED
+            if link is LinkState.DEGRADED
             else policy.fail_safe.down_cap
         )
         if index > policy.rung_index[cap]:
-            return _deny(
-                Rule.FAIL_SAFE,
-                f"hotline {context.link.value}: autonomy is capped at {cap}",
-            )
+            state = f"up, but {context.up_withheld}" if withheld else link.value
+            return _deny(Rule.FAIL_SAFE, _clip(f"hotline {state}: autonomy is capped at {cap}"))
 
     if policy.hotline_hold.enabled and rung.kinetic:
         open_now = context.open_clarifications
@@ -327,6 +332,11 @@ class Gate:
 
     def set_link(self, link: LinkState) -> None:
         self.context = replace(self.context, link=link)
+
+    def withhold_up(self, reason: str | None) -> None:
+        """Grant an up link only the degraded cap, saying `reason`; None grants it again."""
+        if reason != self.context.up_withheld:
+            self.context = replace(self.context, up_withheld=reason)
 
     def open_clarification(self, target: str, deadline: Micros, key: Hashable = None) -> None:
         """Hold kinetic acts against `target` until `deadline`, for the clarification `key`

@@ -151,7 +151,7 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _in_child(die_with_parent: bool, max_files: int | None) -> None:
+def in_child(die_with_parent: bool, max_files: int | None) -> None:
     """In the child, before exec: die with the parent; a descriptor limit, for flood tests."""
     if die_with_parent:
         _die_with_parent()
@@ -190,7 +190,7 @@ class _Starting:
                 stderr=stderr,
                 cwd=folder,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=partial(_in_child, die_with_parent, max_files),
+                preexec_fn=partial(in_child, die_with_parent, max_files),
             )
         self.deadline = time.monotonic() + START_TIMEOUT_S
 

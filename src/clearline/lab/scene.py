@@ -13,6 +13,7 @@ import html
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +34,12 @@ from clearline.lab.nodes import (
     write_node_config,
 )
 from clearline.lab.proxy import FaultProxy, delay_proxy
+from clearline.lab.witness import (
+    WitnessProcess,
+    make_witness,
+    start_witness_async,
+    witness_section,
+)
 from clearline.log.store import VerifyReport, verify_log
 from clearline.node.keys import officer_key_paths
 from clearline.node.tokens import Role, read_token
@@ -127,31 +134,64 @@ class NodePair:
     """With the PRC operator token: the scene publishes telemetry and checkpoints."""
     link: dict[str, Any]
     keys: Path
+    witness: WitnessProcess
     exit_codes: dict[str, int] = field(default_factory=dict)
 
     def token(self, side: str, role: Role) -> str:
         return read_token(self.keys, side, role)
 
 
+WITNESS_NAME = "witness.demo/w1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def demo_witness(folder: Path) -> tuple[Path, str]:
+    """A witness of both sides' logs in FOLDER/witness on a free loopback port, with a fresh
+    state (the sides' keys are fresh too): its config, and the nodes' [witness] section."""
+    (folder / "witness" / "witness.db").unlink(missing_ok=True)
+    sides = {side: f"../keys/{side}.signing.pub" for side in ("US", "PRC")}
+    port = _free_port()
+    config = make_witness(folder / "witness", WITNESS_NAME, sides, port=port)
+    public_key = (folder / "witness" / "witness.pub").read_text().strip()
+    return config, witness_section([(WITNESS_NAME, f"http://127.0.0.1:{port}", public_key)])
+
+
 @contextlib.asynccontextmanager
 async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
-    """Two node processes with fresh keys in `folder`: PRC listens, US dials it (through a
-    proxy adding `delay_ms` each way, if any). Stopped with SIGTERM on the way out."""
+    """Two node processes with fresh keys in `folder`, and a witness both submit their
+    checkpoints to: PRC listens, US dials it (through a proxy adding `delay_ms` each way, if
+    any). Stopped with SIGTERM on the way out."""
     keys = make_keys(folder, "US", "PRC", force=True)
     enrol_officers(folder)
+    witness_config, section = demo_witness(folder)
+    # The witness starts beside PRC: its port and key are known before it serves.
+    starting = asyncio.create_task(start_witness_async(witness_config, die_with_parent=True))
 
     async def start(side: str, peer: str, listen: bool, address: str | None) -> NodeProcess:
         text = node_config_text(
-            side, peer, listen=listen, address=address, roster=roster_path(folder, side).name
+            side,
+            peer,
+            listen=listen,
+            address=address,
+            roster=roster_path(folder, side).name,
+            extra=section,
         )
         return await start_node_async(write_node_config(folder, side, text), die_with_parent=True)
 
-    prc = await start("PRC", "US", listen=True, address=None)
-    assert prc.listen is not None
     proxy: FaultProxy | None = None
-    target = prc.listen
+    prc: NodeProcess | None = None
     us: NodeProcess | None = None
+    witness: WitnessProcess | None = None
     try:
+        prc = await start("PRC", "US", listen=True, address=None)
+        witness = await starting
+        assert prc.listen is not None
+        target = prc.listen
         if delay_ms > 0:
             proxy = delay_proxy("127.0.0.1", prc.listen, delay_ms / 1000)
             target = await proxy.start()
@@ -166,15 +206,19 @@ async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
         ):
             link = await wait_up(us_api)
             await wait_up(prc_api)
-            pair = NodePair(us, prc, us_api, prc_api, link, keys)
+            pair = NodePair(us, prc, us_api, prc_api, link, keys, witness)
             yield pair
         pair.exit_codes = {"US": await us.stop_async(), "PRC": await prc.stop_async()}
+        await asyncio.to_thread(witness.stop)
     finally:
         if proxy is not None:
             await proxy.close()
         for running in (us, prc):
             if running is not None:
                 running.kill()
+        if witness is not None:
+            witness.kill()
+        starting.cancel()
 
 
 CONSOLE_PAGE = """<!doctype html>
@@ -233,6 +277,10 @@ async def live_scene(
             f"session {link['session_id'][:16]}..."
         )
         say(f"  US API {us.api}   PRC API {prc.api}   path {delay_ms:g} ms each way")
+        say(
+            f"  witness {pair.witness.name} at {pair.witness.url}: cosigns each side's "
+            "checkpoints (C2SP tlog-witness), never two roots for one size"
+        )
         say(f"  API tokens, one per role (mode 600): {pair.keys}/US.api-token.*, PRC.api-token.*")
         page = write_console_login(folder, pair)
         say(f"  console: open {page.as_uri()} (signs this browser in to both nodes, read only)")
@@ -330,7 +378,20 @@ async def live_scene(
         await human_authority(us_api, folder, note)
         for side, api in (("US", us_api), ("PRC", prc_api)):
             checkpoint = (await api.post("/v1/log/checkpoint")).json()
-            note(side, f"signed checkpoint over {checkpoint['index']} entries, sent to the peer")
+            own = await witnessed(api, side, checkpoint["index"])
+            note(
+                side,
+                f"signed checkpoint over {checkpoint['index']} entries; witness cosignatures: "
+                f"{', '.join(own['cosigners']) or 'none'} (quorum {own['quorum']}); "
+                "sent to the peer with them",
+            )
+        for side, api, peer in (("US", us_api, "PRC"), ("PRC", prc_api, "US")):
+            seen = await witnessed(api, peer, None)
+            note(
+                side,
+                f"{peer}'s checkpoint at {seen['size']}: {len(seen['cosigners'])} cosignature(s) "
+                f"verified against {side}'s own copy of the witness key: quorum {seen['quorum']}",
+            )
         if duration_s > 0 and await count_down(duration_s, say):
             now = (await us_api.get("/v1/link")).json()
             note(
@@ -409,6 +470,22 @@ async def count_down(
         say("  Ctrl-C: stopping the nodes now")
         return False
     return True
+
+
+async def witnessed(
+    api: httpx.AsyncClient, side: str, size: int | None, timeout: float = 10
+) -> dict[str, Any]:
+    """`side`'s latest checkpoint (at `size`, if given) as the node holds it, once the
+    quorum verdict on it is in."""
+    deadline = time.monotonic() + timeout
+    while True:
+        views = (await api.get("/v1/log/checkpoints")).json()[side]
+        last: dict[str, Any] = views[-1] if views else {}
+        if (size is None or last.get("size") == size) and last.get("quorum") in ("met", "not-met"):
+            return last
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no witness verdict on {side}'s checkpoint: {last}")
+        await asyncio.sleep(0.02)
 
 
 async def human_authority(

@@ -302,6 +302,7 @@ def build_app(node: Any) -> FastAPI:
             "roster_hash": node.roster.hash.hex(),
             "peer_policy_hash": node.peer_authority["policy"],
             "peer_roster_hash": node.peer_authority["roster"],
+            "witness": node.witness_status(),
         }
 
     @app.post("/v1/observations")

@@ -1,6 +1,6 @@
 """Node configuration: TOML, validated, with errors that give file, line and expectation.
 
-tomllib gives no positions, so `_toml_lines` finds each key's line by scanning
+tomllib gives no positions, so `toml_lines` finds each key's line by scanning
 the text for table headers and `key =` lines; good enough to point a person at
 the right place in a hand-written file.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearline.errors import InputFileError
 from clearline.protocol.messages import SIDE_PATTERN
@@ -112,6 +112,42 @@ class Limits(_Section):
     """The same, from one source address."""
 
 
+class WitnessServer(_Section):
+    """One witness the node submits its checkpoints to, and whose cosignatures it counts."""
+
+    name: str = Field(pattern=r"^[^\s+]{1,255}$")
+    """The witness's key name on its cosignatures (e.g. witness.example/w1)."""
+    url: str = Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """Its submission prefix: the node POSTs to URL/add-checkpoint."""
+    public_key: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    """Its Ed25519 cosigning key, hex (pinned), as `clearline witness init` prints it."""
+
+
+class Witnessing(_Section):
+    """[witness]: the witnesses, how many cosignatures a checkpoint needs, and what the node
+    does about a checkpoint (its own or the peer's) that has fewer."""
+
+    quorum: int = Field(default=1, ge=0, le=16)
+    on_missing: Literal["flag", "fail-closed"] = "flag"
+    """flag: an event, a metric and a console warning; fail-closed: also withhold the gate's
+    link-up caps (as if the link were degraded) until the latest checkpoints have a quorum."""
+    timeout_ms: int = Field(default=3000, ge=50, le=60_000)
+    """How long a checkpoint waits for the witnesses before it is sent to the peer."""
+    servers: tuple[WitnessServer, ...] = Field(default=(), max_length=16)
+
+    @model_validator(mode="after")
+    def _quorum_reachable(self) -> Witnessing:
+        if self.quorum > len(self.servers):
+            raise ValueError(
+                f"quorum {self.quorum} is more than the {len(self.servers)} witness(es) listed "
+                "([[witness.servers]])"
+            )
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise ValueError("two witnesses have one name")
+        return self
+
+
 class NodeConfig(_Section):
     side: SideName
     keys_dir: str = "keys"
@@ -128,6 +164,7 @@ class NodeConfig(_Section):
     limits: Limits = Limits()
     tak: TakSettings | None = None
     """CoT in and out (docs/tak.md); without it the node opens no TAK port."""
+    witness: Witnessing = Witnessing(quorum=0)
 
     base: Path = Path(".")
     source: str = "<config>"
@@ -145,17 +182,25 @@ class NodeConfig(_Section):
         return self.path(self.keys_dir) / f"{self.side}.api-tokens.json"
 
 
-_HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-]+)\s*\]\s*(#.*)?$")
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
 
-def _toml_lines(text: str) -> LineMap:
+def toml_lines(text: str) -> LineMap:
+    """The line of each table and key of a TOML file, by its path; an array of tables'
+    items (``[[a.b]]``) by their index, as pydantic names them in its errors."""
     lines: dict[tuple[str | int, ...], int] = {}
     table: tuple[str | int, ...] = ()
+    items: dict[tuple[str, ...], int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header:
-            table = tuple(header.group(1).split("."))
+            name = tuple(header.group(2).split("."))
+            table = name
+            if header.group(1) == "[[":
+                lines.setdefault(name, number)
+                items[name] = items.get(name, -1) + 1
+                table = (*name, items[name])
             lines.setdefault(table, number)
             continue
         key = _KEY.match(line)
@@ -174,16 +219,16 @@ def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
         ) from None
     for internal in ("base", "source"):
         if internal in data:
-            line = _toml_lines(text).line_of((internal,))
+            line = toml_lines(text).line_of((internal,))
             raise NodeConfigError(f"'{internal}' is not a setting", source, line)
-    config = validate(NodeConfig, data, _toml_lines(text), source, NodeConfigError)
+    config = validate(NodeConfig, data, toml_lines(text), source, NodeConfigError)
     return config.model_copy(update={"base": base, "source": source})
 
 
 def setting_error(config: NodeConfig, key: tuple[str, ...], message: str) -> NodeConfigError:
     """An error about what a setting asks for (a port in use, say), naming the file and key."""
     try:
-        line = _toml_lines(Path(config.source).read_text(encoding="utf-8")).line_of(key)
+        line = toml_lines(Path(config.source).read_text(encoding="utf-8")).line_of(key)
     except (OSError, UnicodeDecodeError):
         line = None
     return NodeConfigError(f"{'.'.join(key)}: {message}", config.source, line)

@@ -74,6 +74,29 @@ class NodeMetrics:
             "Peer checkpoints whose consistency proof failed (a split view)",
             registry=self.registry,
         )
+        self.witness_submissions = Counter(
+            "clearline_witness_submissions",
+            "Checkpoints submitted to a witness, by witness and outcome",
+            ["witness", "outcome"],
+            registry=self.registry,
+        )
+        self.quorum_missing = Counter(
+            "clearline_witness_quorum_missing",
+            "Checkpoints (own or the peer's) without a quorum of witness cosignatures",
+            ["log"],
+            registry=self.registry,
+        )
+        self.split_views = Counter(
+            "clearline_split_views",
+            "Split views a witness revealed (another root for a size), by whose log",
+            ["log"],
+            registry=self.registry,
+        )
+        self.bad_cosignatures = Counter(
+            "clearline_bad_cosignatures",
+            "Cosignatures the peer attached that are malformed or do not verify",
+            registry=self.registry,
+        )
         self.peer_authority_changes = Counter(
             "clearline_peer_authority_changes",
             "Times the peer's gate policy or authority roster hash changed",

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
 import os
 import socket
+import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clearline.config import default_policy, load_policy, load_roster
@@ -44,6 +46,16 @@ from clearline.hotline import (
     EndpointEvent,
     QuerySent,
     Unresolved,
+)
+from clearline.log.note import (
+    ED25519,
+    Note,
+    NoteKey,
+    NoteSignature,
+    TreeHead,
+    log_origin,
+    signed_checkpoint,
+    verify_note,
 )
 from clearline.node.config import NodeConfig, setting_error
 from clearline.node.history import (
@@ -60,6 +72,8 @@ from clearline.node.logwriter import LogWriter
 from clearline.node.metrics import NodeMetrics
 from clearline.node.tokens import TokenSet, load_tokens
 from clearline.node.transport import Transport
+from clearline.node.witnessing import Outcome as WitnessOutcome
+from clearline.node.witnessing import ProofFrom, Witnesses, cosignature_lines
 from clearline.protocol.events import (
     Closed,
     CloseReason,
@@ -97,6 +111,8 @@ OPERATOR_EVENTS = frozenset(
         "dial-failed",
         "closed",
         "peer-authority-changed",
+        "split-view",
+        "bad-cosignature",
     }
 )
 """Events the node also writes as one log line each (refusals are logged where they happen)."""
@@ -110,6 +126,10 @@ PENDING_APPROVALS = 256
 REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
 DEAD_AFTER_DOWN = 3
 """A link that stays down this many times its down-after delay is closed (and redialled)."""
+CHECKPOINT_HISTORY = 64
+"""Checkpoints kept in memory per side for the API (all of them stay in the log)."""
+SPLIT_VIEWS_KEPT = 20
+"""Split views kept for the API and the console (each is also an event and a log line)."""
 
 
 OutcomeKind = Literal["answered", "expired", "not_sent"]
@@ -131,6 +151,21 @@ def _report(
     ended: asyncio.Queue[tuple[int, Outcome]], index: int, future: asyncio.Future[Outcome]
 ) -> None:
     ended.put_nowait((index, future.result()))
+
+
+@dataclass
+class _WitnessJob:
+    """A checkpoint (ours, or the peer's as a monitor) on its way to the witnesses."""
+
+    side: str
+    note: Note
+    view: dict[str, Any]
+    proof_from: ProofFrom
+    send: Checkpoint | None = None
+    """Our Checkpoint, still to be sent to the peer once the witnesses have answered."""
+    cosigned: dict[str, NoteSignature] = field(default_factory=dict)
+    only: set[str] | None = None
+    due: float = 0.0
 
 
 class Node:
@@ -174,6 +209,9 @@ class Node:
         }
         self._sent_checkpoint: int | None = None
         """The size of the last checkpoint sent to the peer, where the next one's proof starts."""
+        self.witnesses = Witnesses(config.witness)
+        self._witness_jobs: asyncio.Queue[_WitnessJob] = asyncio.Queue()
+        self.split_views: deque[dict[str, Any]] = deque(maxlen=SPLIT_VIEWS_KEPT)
         self._telemetry: list[AssetRecord] = []
         self._telemetry_timer: asyncio.TimerHandle | None = None
         self.link: Link | None = None
@@ -397,9 +435,8 @@ class Node:
         if isinstance(body, Checkpoint):
             self._peer_authority(body.policy_hash, body.roster_hash, "checkpoint")
             status = self._check_peer_checkpoint(body)
-            self.checkpoints[self.peer_side].append(
-                checkpoint_view(body, event.message.sent_at, None, status)
-            )
+            view = checkpoint_view(body, event.message.sent_at, None, status)
+            self.checkpoints[self.peer_side].append(view)
             self.emit(
                 {
                     "kind": "checkpoint",
@@ -409,6 +446,8 @@ class Node:
                     "consistency": status,
                 }
             )
+            if self.witnesses.configured:
+                self._witness_peer_checkpoint(body, view)
         elif isinstance(body, Telemetry):
             self.metrics.telemetry_records.labels(direction="received").inc(len(body.assets))
             for record in body.assets[: self.config.limits.event_history]:
@@ -645,14 +684,235 @@ class Node:
             return store.root_at(index), tuple(proof)
 
         root, proof = await self.log.call(read)
-        body = Checkpoint(index, root, self.policy.hash, previous, proof, self.roster.hash)
-        self.checkpoints[self.side].append(checkpoint_view(body, now, index, "own"))
+        # The same tree head as a C2SP checkpoint note: what witnesses take, and what lets
+        # the peer show our checkpoint to a witness itself.
+        note = signed_checkpoint(self.side, self.identity.signer, index, root)
+        body = Checkpoint(
+            index,
+            root,
+            self.policy.hash,
+            previous,
+            proof,
+            self.roster.hash,
+            note_sig=note.signatures[0].signature,
+        )
+        view = checkpoint_view(body, now, index, "own")
+        self.checkpoints[self.side].append(view)
         self.emit({"kind": "checkpoint", "from": self.side, "size": index, "root": root.hex()})
-        link = self.link
-        if link is not None and self.endpoint.send(body, now) is not None:
-            self._sent_checkpoint = index
-            link.pump()
+        if self.witnesses.configured:
+            # Sent to the peer once the witnesses have answered (or timed out), in order.
+            view.update(cosigners=[], quorum="pending")
+
+            async def proof_from(old: int) -> Sequence[bytes] | None:
+                if old > index:
+                    return None
+                return await self.log.call(lambda store: store.consistency_proof(old, index))
+
+            self._witness_jobs.put_nowait(_WitnessJob(self.side, note, view, proof_from, send=body))
+            return index
+        self._send_checkpoint(body)
         return index
+
+    def _send_checkpoint(self, body: Checkpoint) -> None:
+        link = self.link
+        if link is not None and self.endpoint.send(body, wall_us()) is not None:
+            self._sent_checkpoint = body.size
+            link.pump()
+
+    # -- witnesses ------------------------------------------------------------------
+
+    def _witness_peer_checkpoint(self, body: Checkpoint, view: dict[str, Any]) -> None:
+        """Count the cosignatures the peer attached; short of a quorum, show the peer's
+        checkpoint to the witnesses ourselves (as a monitor would): they cosign it, or they
+        say they hold another root, which is a split view of the peer's log."""
+        peer = self.identity.peer_verifier
+        origin = log_origin(self.peer_side, peer.kid)
+        text = TreeHead(origin, body.size, body.root).text()
+        cosigners, problems = self.witnesses.check(text, body.cosigs or ())
+        note = None
+        if body.note_sig is not None:
+            key = NoteKey(origin, peer.public_key, ED25519)
+            signed = Note(text, (NoteSignature(origin, key.key_id, body.note_sig),))
+            try:
+                note = signed if verify_note(signed, [key]) else None
+            except ClearlineError:
+                problems.append("the peer's own note signature does not verify")
+        for problem in problems:
+            log.error("the peer's checkpoint at %d: %s", body.size, problem)
+            self.metrics.bad_cosignatures.inc()
+            self.emit(
+                {
+                    "kind": "bad-cosignature",
+                    "from": self.peer_side,
+                    "size": body.size,
+                    "detail": problem,
+                }
+            )
+        view.update(cosigners=cosigners, problems=problems)
+        verdict = self.witnesses.verdict(len(cosigners))
+        if problems or verdict == "met" or note is None:
+            view["quorum"] = "not-met" if problems else verdict
+            self._quorum(self.peer_side, view)
+            return
+        view["quorum"] = "pending"
+
+        async def proof_from(old: int) -> Sequence[bytes] | None:
+            return body.consistency if old == body.prev_size else None
+
+        job = _WitnessJob(self.peer_side, note, view, proof_from)
+        job.only = {w.name for w in self.witnesses.witnesses if w.name not in cosigners}
+        self._witness_jobs.put_nowait(job)
+
+    async def _witness_worker(self) -> None:
+        """One checkpoint at a time, in order; a checkpoint short of its quorum because a
+        witness was unreachable is tried again after that witness's backoff, until a newer
+        checkpoint of the same log takes its place."""
+        retries: dict[str, _WitnessJob] = {}
+        while True:
+            job: _WitnessJob | None = None
+            if retries:
+                due = min(retries.values(), key=lambda j: j.due)
+                try:
+                    job = await asyncio.wait_for(
+                        self._witness_jobs.get(), max(0.0, due.due - time.monotonic())
+                    )
+                except TimeoutError:
+                    job = retries.pop(due.side)
+            else:
+                job = await self._witness_jobs.get()
+            retries.pop(job.side, None)
+            if await self._run_witness_job(job):
+                retries[job.side] = job
+
+    async def _run_witness_job(self, job: _WitnessJob) -> bool:
+        """Submit, keep the cosignatures, send our checkpoint on; True to try again later."""
+        own = job.side == self.side
+        outcomes = await self.witnesses.submit(job.note, job.proof_from, own, job.only)
+        size = TreeHead.parse(job.note.text).size
+        for outcome in outcomes:
+            self.metrics.witness_submissions.labels(
+                witness=outcome.witness[:64], outcome=outcome.status
+            ).inc()
+            if outcome.cosignature is not None:
+                job.cosigned[outcome.witness] = outcome.cosignature
+            elif outcome.status == "split-view":
+                self._split_view(job.side, size, outcome)
+            elif outcome.status != "backing-off":
+                log.warning(
+                    "witness %s on %s's checkpoint at %d: %s %s",
+                    outcome.witness,
+                    job.side,
+                    size,
+                    outcome.status,
+                    outcome.detail,
+                )
+        view = job.view
+        before = view.get("quorum")
+        cosigners = list(dict.fromkeys([*view.get("cosigners", []), *job.cosigned]))
+        view["cosigners"] = cosigners
+        view["quorum"] = self.witnesses.verdict(len(cosigners))
+        if job.send is not None:
+            lines = cosignature_lines(job.cosigned.values())
+            self._send_checkpoint(dataclasses.replace(job.send, cosigs=lines or None))
+            job.send = None
+        if view["quorum"] != before:  # a retry that changes nothing says nothing
+            self._quorum(job.side, view)
+        waiting = {o.witness for o in outcomes if o.status in ("unreachable", "backing-off")}
+        if view["quorum"] == "met" or not waiting:
+            return False
+        job.only = waiting
+        job.due = min(w.retry_at for w in self.witnesses.witnesses if w.name in waiting)
+        return True
+
+    def witness_status(self) -> dict[str, Any]:
+        """The witnesses, the quorum, the latest verdict on each side's checkpoint, whether
+        the gate withholds the link's up caps, and the split views seen."""
+        settings = self.witnesses.settings
+        latest = {}
+        for side, views in self.checkpoints.items():
+            judged = [v for v in views if "quorum" in v]
+            if judged:
+                last = judged[-1]
+                latest[side] = {
+                    "size": last["size"],
+                    "quorum": last["quorum"],
+                    "cosigners": last.get("cosigners", []),
+                }
+        return {
+            "witnesses": [w.name for w in self.witnesses.witnesses],
+            "quorum": settings.quorum,
+            "on_missing": settings.on_missing,
+            "latest": latest,
+            "up_withheld": self.gate.context.up_withheld,
+            "split_views": list(self.split_views),
+        }
+
+    def _split_view(self, side: str, size: int, outcome: WitnessOutcome) -> None:
+        """A witness holds another history of `side`'s log: what it exists to catch."""
+        record = {
+            "kind": "split-view",
+            "log": side,
+            "size": size,
+            "witness": outcome.witness,
+            "detail": outcome.detail,
+        }
+        log.error(
+            "SPLIT VIEW of %s's log at %d: witness %s: %s",
+            side,
+            size,
+            outcome.witness,
+            outcome.detail,
+        )
+        self.metrics.split_views.labels(log="own" if side == self.side else "peer").inc()
+        self.emit(record)
+        self.split_views.append(dict(record, at=wall_us()))
+        for view in self.checkpoints[side]:
+            if view["size"] == size:
+                view["split_view"] = True
+
+    def _quorum(self, side: str, view: dict[str, Any]) -> None:
+        """The verdict on one checkpoint: an event; short of a quorum, a metric and a log
+        line; with fail-closed, the gate's up caps follow the latest verdicts."""
+        verdict = view["quorum"]
+        settings = self.witnesses.settings
+        self.emit(
+            {
+                "kind": "quorum",
+                "from": side,
+                "size": view["size"],
+                "verdict": verdict,
+                "cosigners": view.get("cosigners", []),
+                "needed": settings.quorum,
+            }
+        )
+        if verdict == "not-met":
+            self.metrics.quorum_missing.labels(log="own" if side == self.side else "peer").inc()
+            log.warning(
+                "%s's checkpoint at %d lacks a witness quorum: %d of %d cosignatures%s (%s)",
+                side,
+                view["size"],
+                len(view.get("cosigners", [])),
+                settings.quorum,
+                ", and one attached does not verify" if view.get("problems") else "",
+                settings.on_missing,
+            )
+        self._witness_gate()
+
+    def _witness_gate(self) -> None:
+        if self.witnesses.settings.on_missing != "fail-closed":
+            return
+        lacking = []
+        for side, views in self.checkpoints.items():
+            decided = [v for v in views if v.get("quorum") in ("met", "not-met")]
+            if decided and decided[-1]["quorum"] == "not-met":
+                lacking.append(f"{side}'s checkpoint at {decided[-1]['size']}")
+        reason = f"{' and '.join(lacking)} lack a witness quorum" if lacking else None
+        if reason != self.gate.context.up_withheld:
+            log.warning(
+                "gate: link-up caps %s", f"withheld: {reason}" if reason else "granted again"
+            )
+            self.emit({"kind": "witness-gate", "withheld": reason})
+        self.gate.withhold_up(reason)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -685,6 +945,8 @@ class Node:
         if self.config.peer.address is not None:
             host, port = self.config.peer.address.rsplit(":", 1)
             self.spawn(self.transport.dial_forever(host, int(port), self._stop))
+        if self.witnesses.configured:
+            self.spawn(self._witness_worker())
         self.emit({"kind": "started", "log_size": self.log.size})
 
     async def _read_back(self) -> None:
@@ -731,6 +993,7 @@ class Node:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, ClearlineError):
                 await task
+        await self.witnesses.close()
         await self.log.close(checkpoint=(wall_us(), self.policy.hash, self.roster.hash))
         self.emit({"kind": "stopped", "log_size": self.log.size})
 

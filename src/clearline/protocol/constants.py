@@ -35,3 +35,7 @@ MAX_APPROVALS: Final = 10
 """Officers' approvals one Decision may carry."""
 MAX_APPROVAL_SIZE: Final = 1024
 """Bytes of one approval's COSE_Sign1 (a full one is about 300)."""
+MAX_COSIGNATURES: Final = 16
+"""Witness cosignature lines one Checkpoint may carry (what a signed note must accept)."""
+MAX_COSIGNATURE_SIZE: Final = 512
+"""Bytes of one cosignature line (an Ed25519 one under a 255-byte name is about 370)."""

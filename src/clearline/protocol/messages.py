@@ -17,6 +17,8 @@ from clearline.protocol.constants import (
     MAX_APPROVAL_SIZE,
     MAX_APPROVALS,
     MAX_ASSETS_PER_TELEMETRY,
+    MAX_COSIGNATURE_SIZE,
+    MAX_COSIGNATURES,
     MAX_ID_LENGTH,
     MAX_PROOF_NODES,
     MAX_TEXT_LENGTH,
@@ -24,6 +26,7 @@ from clearline.protocol.constants import (
     NONCE_SIZE,
     PROTOCOL_VERSION,
     SESSION_ID_SIZE,
+    SIGNATURE_SIZE,
 )
 from clearline.protocol.fields import (
     BoolCodec,
@@ -444,7 +447,11 @@ class Release(Structure):
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint(Structure):
-    """Signed tree head of the sender's log, optionally proving it extends an earlier one."""
+    """Signed tree head of the sender's log, optionally proving it extends an earlier one.
+
+    `note_sig` is the sender's Ed25519 signature of the same tree head as a C2SP checkpoint
+    note (origin `clearline/SIDE/KID`), so the receiver holds the signed note a witness
+    takes; `cosigs` are witnesses' cosignature lines over that note, as they returned them."""
 
     size: int
     root: bytes
@@ -452,6 +459,8 @@ class Checkpoint(Structure):
     prev_size: int | None = None
     consistency: tuple[bytes, ...] = ()
     roster_hash: bytes = bytes(HASH_SIZE)
+    note_sig: bytes | None = None
+    cosigs: tuple[bytes, ...] | None = None
 
     FIELDS: ClassVar = (
         Field("size", "size", UINT),
@@ -460,6 +469,13 @@ class Checkpoint(Structure):
         Field("prev_size", "prev", UINT, optional=True),
         Field("consistency", "proof", PROOF),
         Field("roster_hash", "roster", HASH),
+        Field("note_sig", "nsig", BytesCodec(size=SIGNATURE_SIZE), optional=True),
+        Field(
+            "cosigs",
+            "cosigs",
+            ListCodec(BytesCodec(max_size=MAX_COSIGNATURE_SIZE), MAX_COSIGNATURES, 1),
+            optional=True,
+        ),
     )
 
     def check(self, path: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clearline.log.note import cosign, signed_checkpoint
 from clearline.protocol import codec
 from clearline.protocol.messages import (
     Answer,
@@ -37,6 +38,9 @@ PRC_NONCE = bytes(range(16, 32))
 POLICY_HASH = bytes.fromhex("11" * 32)
 OFFICER_LABEL = "US officer 0"
 """An officer's test key: approvals are signed by officers, not by the node."""
+WITNESS_LABEL = "witness"
+WITNESS_NAME = "witness.example/w1"
+"""A witness's test key and its name on cosignatures."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,18 @@ def build() -> list[Vector]:
         speed_mps=60,
     )
     second = TrackReport("T-0418", Position(24_140_000, 122_390_000, 1_400), T0, AssetKind.UNKNOWN)
+    # A checkpoint with its C2SP note signature and a witness's cosignature of that note.
+    root = bytes.fromhex("33" * 32)
+    note = signed_checkpoint("US", us, 7, root)
+    witness = Ed25519Signer.from_label(WITNESS_LABEL)
+    cosignature = cosign(note.text, WITNESS_NAME, witness, T0 // 1_000_000 + 3)
+    witnessed = Checkpoint(
+        7,
+        root,
+        POLICY_HASH,
+        note_sig=note.signatures[0].signature,
+        cosigs=(cosignature.line().encode(),),
+    )
     return [
         Vector(
             "hello-us",
@@ -141,6 +157,7 @@ def build() -> list[Vector]:
                 ),
             ),
         ),
+        Vector("checkpoint-witnessed-us", "US", Message("US", sid, 5, T0 + 3_000_000, witnessed)),
     ]
 
 
@@ -157,7 +174,9 @@ def render_markdown() -> str:
         "| --- | --- | --- | --- |",
     ]
     officer = Ed25519Signer.from_label(OFFICER_LABEL)
-    for label, key in (("US", us), ("PRC", prc), (OFFICER_LABEL, officer)):
+    witness = Ed25519Signer.from_label(WITNESS_LABEL)
+    keys = (("US", us), ("PRC", prc), (OFFICER_LABEL, officer), (WITNESS_LABEL, witness))
+    for label, key in keys:
         lines.append(
             f"| {label} | `{key.seed.hex()}` | `{key.public_key.hex()}` | `{key.kid.hex()}` |"
         )

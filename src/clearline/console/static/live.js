@@ -215,10 +215,25 @@ class NodeView {
 
   renderLink(link) {
     this.renderAuthority(link);
+    this.renderWitness(link.witness);
     const el = this.field("link");
     el.textContent = link.state.toUpperCase();
     el.className = `value state-${link.state}`;
     if (link.rtt_ms != null && !this.rtt[1].length) this.field("rtt").textContent = link.rtt_ms.toFixed(2);
+  }
+
+  // The node's witnesses: the quorum, whether fail-closed is holding the gate's up caps,
+  // and any split view (a witness holding another root for a size of a log), in red.
+  renderWitness(status) {
+    const el = this.field("witness");
+    if (!status || !status.witnesses.length) { el.textContent = "witnesses: none configured"; el.className = "muted"; return; }
+    const split = status.split_views[status.split_views.length - 1];
+    el.dataset.splitViews = String(status.split_views.length);
+    el.textContent = split
+      ? `SPLIT VIEW of ${split.log}'s log at size ${split.size}, seen by witness ${split.witness}: ${split.detail}`
+      : `witnesses: ${status.witnesses.join(", ")}; quorum ${status.quorum}, ${status.on_missing}` +
+        (status.up_withheld ? `; gate's up caps WITHHELD: ${status.up_withheld}` : "");
+    el.className = split || status.up_withheld ? "bad" : "muted";
   }
 
   renderMessages() {
@@ -366,9 +381,11 @@ class NodeView {
         // to the previous one this node holds (a failure means the peer showed two histories).
         const verdict = { own: "ours", first: "first seen", consistent: "consistent ✓",
           unproven: "no proof", INCONSISTENT: "INCONSISTENT ✗" }[last.consistency] || last.consistency;
-        span.textContent = `${side} size ${last.size}, root ${last.root.slice(0, 12)}…, ${verdict}; `;
+        span.textContent = `${side} size ${last.size}, root ${last.root.slice(0, 12)}…, ${verdict}${witnessed(last)}; `;
         span.dataset.consistency = last.consistency;
         span.className = last.consistency === "INCONSISTENT" ? "bad" : last.consistency === "consistent" ? "ok" : "";
+        if (last.quorum) span.dataset.quorum = last.quorum;
+        if (last.split_view || last.quorum === "not-met") span.className = "bad";
       }
       box.append(span);
     }
@@ -392,6 +409,14 @@ class NodeView {
       out.dataset.verified = "false";
     }
   }
+}
+
+// A checkpoint's witness cosignatures and the quorum verdict, as the node judged them.
+function witnessed(checkpoint) {
+  if (!checkpoint.quorum) return "";
+  const names = (checkpoint.cosigners || []).join(", ") || "none";
+  const verdict = { met: "quorum met ✓", "not-met": "quorum NOT met ✗", pending: "asking witnesses…" }[checkpoint.quorum];
+  return `, cosigned by ${names}, ${verdict}${checkpoint.split_view ? ", SPLIT VIEW ✗" : ""}`;
 }
 
 // Not signed in to this node: show the sign-in form, and no data at all.
