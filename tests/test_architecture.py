@@ -116,7 +116,7 @@ LAYERS: dict[str, Layer] = {
         may_import=("core", "config"),
         externals=(STDLIB - {"asyncio", "socket", "ssl", "selectors", "threading", "subprocess"})
         | CORE_LIBS
-        | {"numpy", "pandas", "pyarrow", "matplotlib", "rich", "simpy", "distributed"},
+        | {"numpy", "pandas", "pyarrow", "matplotlib", "rich", "simpy", "distributed", "SALib"},
     ),
     # The live node: transport, log writer, local API.
     "node": Layer(
