@@ -351,3 +351,18 @@ def test_a_bad_param_is_one_located_line_without_a_traceback(
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("method", ["sobol", "morris"])
+def test_the_report_draws_every_arm_with_its_indices(tmp_path: Path, method: str) -> None:
+    loaded, study = _study(method=method, base_samples=4, episodes=10, arms=["none", "hotline"])
+    run_study(loaded, study, out=tmp_path, executor="serial", resamples=50)
+    result = CliRunner().invoke(main, ["sim", "report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "report.html").read_text()
+    for arm in ("none", "hotline"):
+        png = tmp_path / f"sensitivity_{arm}.png"
+        assert png.read_bytes().startswith(b"\x89PNG")
+        assert f'alt="sensitivity indices for {arm}"' in page
+    assert "P(kinetic before any human): hotline minus none" in page
+    assert ("total ST" if method == "sobol" else "mu*") in page
