@@ -991,7 +991,7 @@ def bench_link_command(as_json: bool, rounds: int, clarifications: int, records:
     "--results",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=None,
-    help="A `sim run` or `sim sweep` results folder to show.",
+    help="A `sim run`, `sim sweep` or `sim sensitivity` results folder to show.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
@@ -1007,11 +1007,11 @@ def console(results: Path | None, host: str, port: int) -> None:
 
     import uvicorn
 
-    from clearline.console.server import results_app
+    from clearline.console.server import results_app, results_page
 
     listener = socket.create_server((host, port))
     chosen = listener.getsockname()[1]
-    page = "sim.html" if results is not None else ""
+    page = results_page(results)
     click.echo(f"console: http://{host}:{chosen}/console/{page}", err=False)
     sys.stdout.flush()
     uvicorn.Server(uvicorn.Config(results_app(results), log_level="warning")).run(
