@@ -69,6 +69,7 @@ def test_the_core_and_node_commands_work_without_the_simulator(tmp_path: Path) -
     ("args", "extra"),
     [
         (["sim", "run", "recon-swarm", "--episodes", "1"], "sim"),
+        (["sim", "sensitivity", "recon-swarm", "--param", "a=0:1", "--base-samples", "4"], "sim"),
         (["demo", "--virtual"], "sim"),
         (["keys", "init", "keys", "--side", "US"], "node"),
     ],
