@@ -255,7 +255,8 @@ def test_the_paired_difference_is_per_point_arm_minus_none(tmp_path: Path) -> No
         ("network.loss=0:1:log:x", "4 part(s)"),
         ("network.loss=a:1", "LOW 'a' is not a number"),
         ("network.loss=0:true", "HIGH 'true' is not a number"),
-        ("network.loss=0:.inf", "not finite"),
+        ("network.loss=0:inf", "not finite"),
+        ("network.loss=nan:1", "not finite"),
         ("network.loss=0:1:lin", "only 'log' may follow"),
         ("network.loss=0.5:0.5", "LOW 0.5 must be below HIGH 0.5"),
         ("network.one_way_ms=0:300:log", "log range needs LOW above 0"),
@@ -266,6 +267,13 @@ def test_bad_parameter_forms_say_what_is_wrong(text: str, message: str) -> None:
         Param.parse(text)
     assert message in str(info.value)
     assert text in str(info.value)
+
+
+def test_ranges_read_as_numbers() -> None:
+    assert Param.parse(" network.one_way_ms = 1e1 : 3e2 : log ") == Param(
+        "network.one_way_ms", 10.0, 300.0, log=True
+    )
+    assert Param.parse("network.loss=0:0.1").spec == "network.loss=0:0.1"
 
 
 def test_parameters_are_checked_against_the_scenario() -> None:

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import yaml
 
 from clearline.errors import StudyError
 from clearline.sim import salib
@@ -64,14 +63,14 @@ FLUSH_POINTS = 256
 
 def _number(text: str, what: str, spec: str) -> float:
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise StudyError(f"{spec!r}: {what} {text!r} is not a number (expected {PARAM_FORM})")
+        value = float(text)
+    except ValueError:
+        raise StudyError(
+            f"{spec!r}: {what} {text!r} is not a number (expected {PARAM_FORM})"
+        ) from None
     if not math.isfinite(value):
         raise StudyError(f"{spec!r}: {what} {text!r} is not finite")
-    return float(value)
+    return value
 
 
 @dataclass(frozen=True)
