@@ -205,6 +205,20 @@ def test_an_interrupted_study_resumes_without_running_a_point_twice(tmp_path: Pa
     assert done.summary["outputs"] == whole.summary["outputs"]
 
 
+@pytest.mark.parametrize(
+    "executor", ["process", pytest.param("dask-local", marks=pytest.mark.slow)]
+)
+def test_every_executor_gives_the_serial_study(tmp_path: Path, executor: str) -> None:
+    loaded, study = _study(base_samples=4, episodes=8, arms=["none", "hotline"])
+    serial = run_study(loaded, study, out=tmp_path / "serial", executor="serial", resamples=50)
+    other = run_study(
+        loaded, study, out=tmp_path / executor, executor=executor, workers=2, resamples=50
+    )
+    assert other.summary["run"]["workers"] == 2
+    assert _frame(tmp_path / executor) == _frame(tmp_path / "serial")
+    assert other.summary["outputs"] == serial.summary["outputs"]
+
+
 def test_max_points_runs_a_study_in_slices(tmp_path: Path) -> None:
     loaded, study = _study(base_samples=4, episodes=5)
     first = run_study(loaded, study, out=tmp_path, executor="serial", max_points=7)

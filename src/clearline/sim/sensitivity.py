@@ -54,7 +54,8 @@ METHODS: tuple[Method, ...] = ("sobol", "morris")
 PARAM_FORM = "PATH=LOW:HIGH or PATH=LOW:HIGH:log"
 QUANTITY = "kinetic_before_human"
 FLUSH_S = 5.0
-"""How long a completed point may wait in memory before it is written."""
+"""How long a completed point may wait in memory before it is written (one file per flush:
+often enough to lose little to a crash, seldom enough to keep the files few)."""
 FLUSH_POINTS = 256
 
 
@@ -462,15 +463,13 @@ def run_study(
     began = time.perf_counter()
     n_workers = workers or default_workers()
     buffer: list[dict[str, Any]] = []
-    flushed_at = time.perf_counter()
+    oldest = 0.0  # when the oldest point in `buffer` came back
     ran = 0
 
     def flush() -> None:
-        nonlocal flushed_at
         if buffer:
             _write_part(folder, study, buffer, unit)
             buffer.clear()
-        flushed_at = time.perf_counter()
 
     label = f"sensitivity of {study.scenario}: {len(pending)} of {len(unit)} points"
     arms = list(study.arms)
@@ -494,16 +493,24 @@ def run_study(
                         )
                     if not in_flight:
                         break
-                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    # Wake up at least every FLUSH_S, so that points done wait no longer than
+                    # that to be written even while every task in flight is a slow one.
+                    finished, in_flight = wait(
+                        in_flight, timeout=FLUSH_S, return_when=FIRST_COMPLETED
+                    )
                     for future in finished:
                         for row in future.result():
+                            if not buffer:
+                                oldest = time.perf_counter()
                             buffer.append(row)
                             ran += 1
                             if advance is not None:
                                 advance(study.episodes * len(arms))
                             if on_point is not None:
                                 on_point(row["point"])
-                    if len(buffer) >= FLUSH_POINTS or time.perf_counter() - flushed_at > FLUSH_S:
+                    if buffer and (
+                        len(buffer) >= FLUSH_POINTS or time.perf_counter() - oldest >= FLUSH_S
+                    ):
                         flush()
             finally:
                 for future in in_flight:
