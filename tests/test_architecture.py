@@ -119,7 +119,7 @@ LAYERS: dict[str, Layer] = {
         may_import=("core", "config"),
         externals=(STDLIB - {"asyncio", "socket", "ssl", "selectors", "threading", "subprocess"})
         | CORE_LIBS
-        | {"numpy", "pandas", "pyarrow", "matplotlib", "rich", "simpy", "distributed"},
+        | {"numpy", "pandas", "pyarrow", "matplotlib", "rich", "simpy", "distributed", "SALib"},
     ),
     # Cursor-on-Target: parsing, writing and the mapping file, with no I/O but its own file.
     "tak": Layer(

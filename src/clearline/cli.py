@@ -85,7 +85,7 @@ def _one_line(exc: click.ClickException) -> click.ClickException:
 
 
 _NODE_PACKAGES = "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx"
-_SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask"
+_SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask SALib"
 EXTRAS = {
     **dict.fromkeys(_NODE_PACKAGES.split(), "node"),
     **dict.fromkeys(_SIM_PACKAGES.split(), "sim"),
@@ -694,6 +694,145 @@ def sim_sweep(
     click.echo(f"\nresults in {where}; heatmaps: clearline sim report {where}")
 
 
+@sim.command("sensitivity")
+@click.argument("scenario")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    required=True,
+    help="PATH=LOW:HIGH[:log] into the scenario (repeat), e.g. network.one_way_ms=10:300:log",
+)
+@click.option(
+    "--base-samples",
+    type=click.IntRange(2, 1 << 20),
+    required=True,
+    help="Sobol: N, a power of two (N (D + 2) points); morris: trajectories (N (D + 1)).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["sobol", "morris"]),
+    default="sobol",
+    show_default=True,
+    help="sobol: first-order and total indices; morris: cheaper screening (mu*, sigma).",
+)
+@click.option(
+    "--episodes",
+    type=click.IntRange(1, 100_000_000),
+    default=200,
+    show_default=True,
+    help="Episodes per point and arm.",
+)
+@click.option(
+    "--levels",
+    type=click.IntRange(2, 100),
+    default=4,
+    show_default=True,
+    help="Morris: levels of each parameter's grid (even).",
+)
+@click.option(
+    "--conf-level",
+    type=click.FloatRange(0.5, 1, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Level of the bootstrap intervals.",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(10, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for the intervals.",
+)
+@click.option(
+    "--max-points",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Run at most this many new points, then stop; the same command goes on from there.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results folder (default: sim-results/SCENARIO-sensitivity-sSEED); "
+    "running again with the same folder resumes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON summary on stdout.")
+@_run_options
+def sim_sensitivity(
+    scenario: str,
+    params: tuple[str, ...],
+    base_samples: int,
+    method: Any,
+    episodes: int,
+    levels: int,
+    conf_level: float,
+    resamples: int,
+    max_points: int | None,
+    out: Path | None,
+    as_json: bool,
+    seed: int,
+    arms: str,
+    executor: str,
+    workers: int | None,
+    signer: Any,
+    batch: int,
+) -> None:
+    """Which parameters of SCENARIO drive P(kinetic before any human), in each arm and
+    against none: Sobol indices (or Morris screening) over PATH=LOW:HIGH ranges."""
+    from clearline.errors import StudyError
+    from clearline.sim.outcomes import InvariantError
+    from clearline.sim.sensitivity import Param, make_study, run_study, summary_table
+
+    parsed = []
+    for i, text in enumerate(params, start=1):
+        try:
+            parsed.append(Param.parse(text))
+        except StudyError as exc:
+            fail(f"error: --param {i} of {len(params)}: {exc}", 2)
+    loaded = _load_scenario(scenario)
+    where = out or Path("sim-results") / f"{loaded.scenario.name}-sensitivity-s{seed}"
+    with (
+        failing(2, errors=(ValueError, ClearlineError)),
+        failing(3, "INVARIANT BROKEN (a bug, not a result): ", (InvariantError,)),
+    ):
+        study = make_study(
+            loaded,
+            parsed,
+            method=method,
+            base_samples=base_samples,
+            episodes=episodes,
+            arms=_arms(arms),
+            seed=seed,
+            signer=signer,
+            levels=levels,
+        )
+        result = run_study(
+            loaded,
+            study,
+            out=where,
+            executor=executor,
+            workers=workers,
+            batch=batch,
+            max_points=max_points,
+            conf_level=conf_level,
+            resamples=resamples,
+            progress=sys.stderr.isatty() and not as_json,
+        )
+    if as_json:
+        click.echo(json.dumps({**result.summary, "out": str(where)}))
+        return
+    click.echo(summary_table(result.summary))
+    run = result.summary["run"]
+    click.echo(
+        f"\n{run['points_run']} points run in {run['elapsed_s']} s "
+        f"({run['points_per_s']} points/s, {run['workers']} workers); "
+        f"results in {where} (points/*.parquet"
+        + (", sensitivity.json); " if result.complete else "); ")
+        + (f"figures: clearline sim report {where}" if result.complete else "not complete yet")
+    )
+
+
 @sim.command("report")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def sim_report(folder: Path) -> None:
@@ -974,7 +1113,7 @@ def bench_link_command(as_json: bool, rounds: int, clarifications: int, records:
     "--results",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     default=None,
-    help="A `sim run` or `sim sweep` results folder to show.",
+    help="A `sim run`, `sim sweep` or `sim sensitivity` results folder to show.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
@@ -990,11 +1129,11 @@ def console(results: Path | None, host: str, port: int) -> None:
 
     import uvicorn
 
-    from clearline.console.server import results_app
+    from clearline.console.server import results_app, results_page
 
     listener = socket.create_server((host, port))
     chosen = listener.getsockname()[1]
-    page = "sim.html" if results is not None else ""
+    page = results_page(results)
     click.echo(f"console: http://{host}:{chosen}/console/{page}", err=False)
     sys.stdout.flush()
     uvicorn.Server(uvicorn.Config(results_app(results), log_level="warning")).run(

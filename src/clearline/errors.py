@@ -18,6 +18,7 @@
     ├── InputFileError (also ValueError)  a YAML/TOML input file is invalid
     │   ├── PolicyError               a gate policy file is invalid
     │   └── ScenarioError             a simulation scenario file is invalid
+    ├── StudyError (also ValueError)  a sensitivity study cannot run as asked
     ├── KeyMaterialError              keys missing, unreadable or mismatched
     └── NodeStartError                a node process started from outside did not serve
 
@@ -118,6 +119,11 @@ class PolicyError(InputFileError):
 
 class ScenarioError(InputFileError):
     """A simulation scenario is invalid."""
+
+
+class StudyError(ClearlineError, ValueError):
+    """A sensitivity study that cannot run as asked: a bad parameter or range, or a results
+    folder that holds another study."""
 
 
 class KeyMaterialError(ClearlineError):

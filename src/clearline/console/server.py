@@ -6,7 +6,7 @@ with its sign-in: `POST /console/login` takes an API token in a form body and
 sets an HttpOnly, SameSite=Strict cookie for a server-side session that reads
 as the observer role, on GET only (node/auth.py). `results_app` is `clearline
 console --results DIR`: the same page plus the simulation view of a `sim run`
-or `sim sweep` results folder.
+or `sim sweep` results folder, or the sensitivity view of a `sim sensitivity` one.
 """
 
 from __future__ import annotations
@@ -168,6 +168,13 @@ def survival_curves(episodes: Path, points: int = 200) -> dict[str, Any]:
     return {"t": [round(float(t), 6) for t in grid], "arms": curves}
 
 
+def results_page(results: Path | None) -> str:
+    """The console page that shows `results`: a sensitivity study has its own."""
+    if results is None:
+        return ""
+    return "sensitivity.html" if (results / "sensitivity.json").exists() else "sim.html"
+
+
 def results_app(results: Path | None) -> FastAPI:
     app = FastAPI(title="clearline console", docs_url=None, redoc_url=None, openapi_url=None)
     folder = results
@@ -180,6 +187,9 @@ def results_app(results: Path | None) -> FastAPI:
     @app.get("/results/summary")
     async def summary() -> dict[str, Any]:
         where = need()
+        if (where / "sensitivity.json").exists():
+            data = json.loads((where / "sensitivity.json").read_text())
+            return {"kind": "sensitivity", "data": data}
         if (where / "sweep.json").exists():
             return {"kind": "sweep", "data": json.loads((where / "sweep.json").read_text())}
         if (where / "summary.json").exists():
@@ -207,6 +217,6 @@ def results_app(results: Path | None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
-        return RedirectResponse("/console/sim.html" if folder is not None else "/console/")
+        return RedirectResponse(f"/console/{results_page(folder)}")
 
     return app

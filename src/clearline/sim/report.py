@@ -4,7 +4,8 @@ For a run (summary.json + episodes.parquet): the probability of a kinetic act
 before any human decision, by arm, with its interval; survival curves of the
 time to the first kinetic act; escalation-score distributions. For a sweep
 (sweep.json): one heatmap per arm of that probability over the first two swept
-parameters, each cell labelled with its estimate and interval.
+parameters, each cell labelled with its estimate and interval. For a sensitivity
+study (sensitivity.json): sensitivity_report.py.
 """
 
 from __future__ import annotations
@@ -197,14 +198,18 @@ figure {{ display: inline-block; margin: 1em 1em 0 0; }} img {{ max-width: 100%;
 def write_report(folder: Path) -> Path:
     """Render figures (PNG) and report.html into `folder`; returns the page's path."""
     folder = Path(folder)
+    if (folder / "sensitivity.json").exists():
+        from clearline.sim.sensitivity_report import write_sensitivity_report
+
+        return write_sensitivity_report(folder)
     if (folder / "sweep.json").exists():
         return _sweep_report(folder)
     summary_path = folder / "summary.json"
     episodes = folder / "episodes.parquet"
     if not summary_path.exists() or not episodes.exists():
         raise FileNotFoundError(
-            f"{folder} holds neither summary.json + episodes.parquet (from `sim run`) "
-            "nor sweep.json (from `sim sweep`)"
+            f"{folder} holds neither summary.json + episodes.parquet (from `sim run`), "
+            "sweep.json (from `sim sweep`) nor sensitivity.json (from `sim sensitivity`)"
         )
     summary = json.loads(summary_path.read_text())
     figures = {

@@ -69,7 +69,10 @@ def set_path(data: Any, path: str, value: Any) -> None:
             raise ValueError(f"{path}: cannot go into {inside}, a {type(node).__name__}")
 
 
-def cell_scenario(base: LoadedScenario, settings: dict[str, Any]) -> LoadedScenario:
+def cell_scenario(
+    base: LoadedScenario, settings: dict[str, Any], what: str = "sweep cell"
+) -> LoadedScenario:
+    """`base` with `settings` applied, re-validated; errors name `what` and the settings."""
     data = base.scenario.model_dump(mode="json", exclude_defaults=True)
     data["version"] = 1
     for path, value in settings.items():
@@ -79,13 +82,11 @@ def cell_scenario(base: LoadedScenario, settings: dict[str, Any]) -> LoadedScena
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ScenarioError(
-            f"sweep cell {settings}: {where}: {first['msg']}", base.source
-        ) from None
+        raise ScenarioError(f"{what} {settings}: {where}: {first['msg']}", base.source) from None
     try:
         check_scenario(scenario, base.policy, base.source)
     except ScenarioError as exc:
-        raise ScenarioError(f"sweep cell {settings}: {exc.detail}", base.source) from None
+        raise ScenarioError(f"{what} {settings}: {exc.detail}", base.source) from None
     return LoadedScenario(scenario, base.policy, base.source)
 
 

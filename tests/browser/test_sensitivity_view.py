@@ -1,0 +1,71 @@
+"""The console's sensitivity view in a real browser: the indices plotted are the study's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clearline.sim.scenario import load_scenario
+from clearline.sim.sensitivity import Param, make_study, run_study
+from tests.browser.test_console import ENV, _read_until, _wait_served
+
+PARAMS = (
+    "sides.US.model.confusion.recon_swarm.strike_package=0.05:0.6",
+    "sides.US.doctrine.reaction.median_s=0.2:20:log",
+    "network.one_way_ms=10:300:log",
+)
+
+
+@pytest.mark.slow
+def test_sensitivity_view_plots_each_index_with_its_interval(
+    browser: Any, screenshots: Path, tmp_path: Path
+) -> None:
+    loaded = load_scenario("recon-swarm")
+    study = make_study(
+        loaded,
+        [Param.parse(p) for p in PARAMS],
+        base_samples=8,
+        episodes=20,
+        arms=["none", "hotline"],
+        seed=4,
+    )
+    out = tmp_path / "study"
+    summary = run_study(loaded, study, out=out, executor="serial", resamples=200).summary
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clearline", "console", "--results", str(out), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+    )
+    try:
+        url = _read_until(process, r"console: ", timeout=30)[-1].split("console: ")[1].strip()
+        assert url.endswith("/console/sensitivity.html")
+        _wait_served(url)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]", timeout=20_000)
+        none = next(o for o in summary["outputs"] if o["arm"] == "none")
+        for name in study.names:
+            for index in ("S1", "ST"):
+                expected = none["indices"][name][index]
+                point = page.locator(
+                    f'svg[data-output="none/kinetic_before_human"] '
+                    f'circle[data-param="{name}"][data-index="{index}"]'
+                )
+                assert float(point.get_attribute("data-estimate")) == expected["estimate"]
+        legend = page.locator('svg[data-output="none/kinetic_before_human"] text.legend')
+        assert legend.all_text_contents() == ["first-order S1", "total ST"]
+        assert page.locator('svg[data-output="hotline/difference_vs_none"]').count() == 1
+        report = httpx.get(url.split("/console/")[0] + "/results/report", timeout=60)
+        assert report.status_code == 200 and "sensitivity indices for hotline" in report.text
+        page.screenshot(path=str(screenshots / "console-sensitivity.png"), full_page=True)
+        page.close()
+    finally:
+        process.kill()
+        process.wait()
