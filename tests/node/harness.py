@@ -1,5 +1,10 @@
 """Real node processes for integration tests: keys, configs, start and stop as
-`clearline.lab.nodes` does them, heartbeats every 200 ms; raw TLS clients; a fault proxy."""
+`clearline.lab.nodes` does them, heartbeats every 200 ms; raw TLS clients; a fault proxy.
+
+Cleanup is by process id, in layers: `running` ends its nodes on the way out of its body,
+however it ends; the suite's autouse fixture (tests/conftest.py) ends any node a test started
+and left running; `clearline.lab.nodes` ends what is left at interpreter exit; and a node
+started here gets SIGTERM from the kernel if the test runner dies outright."""
 
 from __future__ import annotations
 
@@ -11,11 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clearline.lab import nodes
 from clearline.lab.nodes import (
     NodeProcess,
     make_keys,
     node_config_text,
-    start_node,
     write_node_config,
 )
 from clearline.lab.scene import SIGHTING, SWARM
@@ -65,14 +70,20 @@ def write_config(folder: Path, side: str, peer: str, **options: Any) -> Path:
     return write_node_config(folder, side, text)
 
 
+def start_node(config: Path, *, max_files: int | None = None) -> NodeProcess:
+    """`clearline.lab.nodes.start_node`, the node dying with the test runner."""
+    return nodes.start_node(config, die_with_parent=True, max_files=max_files)
+
+
 @contextlib.contextmanager
-def running(*nodes: NodeProcess) -> Iterator[None]:
-    """Kill the nodes still running on the way out, whatever happened."""
+def running(*started: NodeProcess, grace: float = nodes.STOP_GRACE_S) -> Iterator[None]:
+    """End the nodes still running on the way out, whatever happened: SIGTERM, SIGKILL after
+    `grace` s, each reaped by its process id."""
     try:
         yield
     finally:
-        for node in nodes:
-            node.kill()
+        for node in started:
+            node.end(grace)
 
 
 def tls_client(
