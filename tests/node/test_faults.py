@@ -125,14 +125,20 @@ def test_a_link_silent_too_long_is_closed_and_redialled(
     """A silent link (half-open, or opened by a replayed Hello) must not hold the only
     session slot: after three times the down delay it is closed, and the peer redials."""
     us, prc, proxy = pair
-    proxy.do(proxy.proxy.partition)
+    # Half-open, US -> PRC only: PRC alone hears nothing, so PRC alone must close it. (In a
+    # full partition both sides go silent at once, and whichever closes first ends the
+    # connection for the other through the proxy: a race, not PRC's defence.)
+    proxy.do(proxy.proxy.set, "up", blackhole=True)
     dead_after_s = 3 * 5 * HEARTBEAT_MS / 1000
     wait_until(
         lambda: any("fell silent" in str(e["reason"]) for e in prc.events("refused")),
         dead_after_s + 5,
         "PRC kept a silent link open",
     )
-    proxy.do(proxy.proxy.heal)
+    proxy.do(proxy.proxy.set, "up", blackhole=False)
+    # US may have redialled into the blackhole already; its handshake would wait out the
+    # 10 s dial timeout. Cut it: the redial after that goes through.
+    proxy.do(proxy.proxy.cut)
     us.wait_link("up", timeout=20)
     with us.client("sensor") as client:
         assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
