@@ -9,6 +9,7 @@ started here gets SIGTERM from the kernel if the test runner dies outright."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import time
@@ -33,6 +34,7 @@ __all__ = [
     "NodeProcess",
     "ProxyThread",
     "make_keys",
+    "record",
     "running",
     "start_node",
     "tls_client",
@@ -51,6 +53,20 @@ NUCLEAR_BY_NAME = {
 }
 """A human nuclear act that names officers instead of carrying their signatures."""
 POLL_S = 0.05
+
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    """Keep a test's figures in artifacts/reliability.json (docs/reliability.md quotes them),
+    and print them (pytest -s shows them)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "reliability.json"
+    held = json.loads(path.read_text()) if path.exists() else {}
+    held[name] = {"at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+    path.write_text(json.dumps(held, indent=2) + "\n")
+    print(f"{name}: {json.dumps(figures)}")
 
 
 def wait_until(
