@@ -164,6 +164,8 @@ def test_a_dialler_refused_after_tls_backs_off(tmp_path: Path) -> None:
                 refusals = [e for e in prc.events("refused") if "already up" in str(e["reason"])]
             assert 1 <= len(refusals) <= 8, len(refusals)
             assert hellos <= 8, f"{hellos} log entries in 5 s: the dialler redials in a loop"
+            figures = {"seconds": 5, "refusals": len(refusals), "log_entries": hellos}
+            record("refused-dialler", figures)
 
 
 def test_the_node_says_what_happens_to_its_link(tmp_path: Path) -> None:
@@ -230,6 +232,10 @@ def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path, which: str
     line = next(x for x in result.stderr.splitlines() if x.startswith("error:"))
     assert f"{which}.port" in line and str(config) in line, line
     assert not (tmp_path / "prc-data" / "prc.db").exists(), "a failed start left a log behind"
+    record(
+        f"port-in-use-{which}",
+        {"exit_code": result.returncode, "stderr_lines": len(result.stderr.splitlines())},
+    )
 
 
 SLOWLORIS = 500
