@@ -346,6 +346,13 @@ def _clarify(api: httpx.Client, latencies: list[float], outcomes: Counter[str]) 
         latencies.append(result["elapsed_ms"])
 
 
+def _handshakes(api: httpx.Client) -> float:
+    """Connections the node holds in their TLS handshake now (its own gauge)."""
+    found = re.search(r"^clearline_handshakes_in_progress (\S+)$", api.get("/metrics").text, re.M)
+    assert found, "no clearline_handshakes_in_progress in /metrics"
+    return float(found.group(1))
+
+
 def _quantiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
@@ -406,9 +413,12 @@ def test_the_link_holds_and_clarifies_under_a_slowloris_a_huge_body_and_2000_sub
                 latencies: list[float] = []
                 outcomes: Counter[str] = Counter()
                 rss_peak = rss_before
+                handshaking = 0.0
                 while time.monotonic() - in_force < ABUSE_S:
                     _clarify(prc_api, latencies, outcomes)
                     rss_peak = max(rss_peak, _rss_mib(us))
+                    if len(latencies) % 10 == 0:
+                        handshaking = max(handshaking, _handshakes(prc_api))
                     time.sleep(0.05)
                 held = {"slowloris": loris.held, "subscribers": streams.held}
             finally:
@@ -426,6 +436,7 @@ def test_the_link_holds_and_clarifies_under_a_slowloris_a_huge_body_and_2000_sub
             assert prc_link["down"] == 0 and us_link["down"] == 0, (prc_link, us_link)
             assert prc.wait_link("up")["session_id"] == session, "the link was replaced"
             assert capped > 0, "the handshake caps never applied: the slowloris proves nothing"
+            assert 0 < handshaking <= 128, handshaking
             assert {b["status"] for b in bodies} == {413}, bodies[:4]
             assert max(b["response_bytes"] for b in bodies) < 1024, "a refusal echoed the input"
             assert streams.peak <= 64 < streams.statuses[503], streams
@@ -437,11 +448,13 @@ def test_the_link_holds_and_clarifies_under_a_slowloris_a_huge_body_and_2000_sub
                     "slowloris_opened": loris.opened,
                     "slowloris_held_at_end": held["slowloris"],
                     "slowloris_peak_open": loris.peak,
+                    "prc_peak_handshakes_held": handshaking,
                     "refused_by_handshake_caps": capped,
                     "subscriber_clients": SUBSCRIBERS,
                     "subscriptions_served": streams.statuses[200],
                     "subscriptions_refused_503": streams.statuses[503],
                     "subscribers_held_at_end": held["subscribers"],
+                    "subscriptions_ended_by_the_node": streams.closed_by_peer,
                     "big_bodies": len(bodies),
                     "big_body_max_seconds_to_413": round(max(b["seconds"] for b in bodies), 3),
                     "big_body_max_bytes_sent": max(b["sent_bytes"] for b in bodies),

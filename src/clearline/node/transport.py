@@ -99,6 +99,7 @@ class Transport:
             connection.close()
             return
         self._handshaking += 1
+        self.node.metrics.handshakes.set(self._handshaking)
         self._by_source[source] = self._by_source.get(source, 0) + 1
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
@@ -117,6 +118,7 @@ class Transport:
             return
         finally:
             self._handshaking -= 1
+            self.node.metrics.handshakes.set(self._handshaking)
             left = self._by_source[source] - 1
             if left:
                 self._by_source[source] = left
