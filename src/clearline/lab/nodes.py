@@ -68,9 +68,8 @@ def end_process(
 ) -> int:
     """Stop `process` by its id and reap it; its exit code. SIGTERM first (a node flushes and
     seals its log), SIGKILL if it is still running after `grace` seconds (at once if `grace`
-    is 0). With `group`, both
-    signals go to its process group (it must lead one: started with start_new_session), so
-    that the children it started go with it."""
+    is 0). With `group`, both signals go to its process group (it must lead one: started
+    with start_new_session), so that the children it started go with it."""
 
     def signal_it(sig: signal.Signals) -> None:
         # ProcessLookupError: gone already; PermissionError: a group whose members have all

@@ -229,14 +229,15 @@ def fingerprint(cert_der: bytes) -> str:
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """A node's TLS material as read and checked at one moment: its own certificate and key
-    (PEM, as read) and the pinned peer certificate."""
+    """A node's TLS material as read and checked at one moment: where its own certificate
+    and key are, with digests of the bytes read (the key itself is not kept here), and the
+    pinned peer certificate."""
 
     tls_key: Path
     tls_crt: Path
     peer_crt: Path
-    own_pem: bytes
-    key_pem: bytes
+    read_digests: dict[Path, bytes]
+    """SHA-256 of each of the node's own files as read and checked."""
     peer_pem: bytes
     own_fingerprint: str
     peer_fingerprint: str
@@ -269,8 +270,10 @@ def load_tls(keys_dir: Path, side: str, peer_crt: Path) -> TlsFiles:
         paths["tls_key"],
         paths["tls_crt"],
         peer_crt,
-        own_pem,
-        key_pem,
+        {
+            paths["tls_crt"]: hashlib.sha256(own_pem).digest(),
+            paths["tls_key"]: hashlib.sha256(key_pem).digest(),
+        },
         peer_pem,
         fingerprint(own.public_bytes(serialization.Encoding.DER)),
         fingerprint(peer.public_bytes(serialization.Encoding.DER)),

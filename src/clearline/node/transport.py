@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import socket
 import ssl
@@ -195,9 +196,9 @@ def make_contexts(tls: TlsFiles) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         context.verify_mode = ssl.CERT_REQUIRED
         context.check_hostname = False  # pinned: the exact certificate, not a name
         contexts.append(context)
-    for path, checked in ((tls.tls_crt, tls.own_pem), (tls.tls_key, tls.key_pem)):
+    for path, checked in tls.read_digests.items():
         try:
-            unchanged = path.read_bytes() == checked
+            unchanged = hashlib.sha256(path.read_bytes()).digest() == checked
         except OSError:
             unchanged = False
         if not unchanged:
