@@ -973,6 +973,32 @@ def keys_init(folder: Path, side: str, hosts: tuple[str, ...], days: int, force:
     )
 
 
+@keys.command("tls")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--side", required=True, help="The side whose TLS pair to replace, e.g. US.")
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    default=("localhost", "127.0.0.1"),
+    show_default=True,
+    help="Names and addresses for the certificate (repeat).",
+)
+@click.option("--days", type=click.IntRange(1, 3650), default=365, show_default=True)
+def keys_tls(folder: Path, side: str, hosts: tuple[str, ...], days: int) -> None:
+    """Replace SIDE's TLS key and certificate in FOLDER (the previous pair is kept as *.old);
+    the signing key and API tokens stay."""
+    from clearline.node.keys import rotate_tls
+
+    paths = rotate_tls(folder, side, hosts, days)
+    for what, path in paths.items():
+        click.echo(f"{what:<19} {path}")
+    click.echo(
+        f"give the peer the new {paths['tls_crt'].name} (its [peer] certificate), then send "
+        "SIGHUP to both nodes: the link that is up stays up, new connections use the new pair"
+    )
+
+
 @keys.command("token")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--side", required=True, help="The side whose node the token is for, e.g. US.")

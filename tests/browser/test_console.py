@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clearline.lab.nodes import end_process
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
@@ -100,8 +100,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         assert found, lines[-1]
         yield Demo(process, found.group(1), us_api, prc_api, tmp_path / "keys")
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # the demo and the nodes it started
+        end_process(process, group=True)  # the demo and the nodes it started
 
 
 @pytest.mark.slow
@@ -231,10 +230,8 @@ def test_live_view_shows_the_scene_as_the_nodes_report_it(
 def lone_node(tmp_path: Path) -> Iterator[NodeProcess]:
     make_keys(tmp_path, "US", "PRC")
     node = start_node(write_config(tmp_path, "PRC", "US", listen=True))
-    try:
+    with running(node):
         yield node
-    finally:
-        node.stop()
 
 
 @pytest.mark.slow
@@ -409,7 +406,7 @@ def console_for(tmp_path: Path) -> Iterator[Any]:
 
     yield start
     for process in started:
-        process.kill()
+        end_process(process)
 
 
 def _wait_served(url: str) -> None:

@@ -41,6 +41,8 @@ def bad_commands(tmp: Path, busy_port: int) -> list[tuple[list[str], int, str]]:
         (["policy", "check", str(bad_json)], 1, f"error: {bad_json}:"),
         (["keys", "init", under_file, "--side", "US"], 1, "error: "),
         (["keys", "token", under_file, "--side", "US", "--role", "observer"], 1, "error: "),
+        (["keys", "tls", missing, "--side", "US"], 1, "error: "),
+        (["keys", "tls", str(adir), "--side", "us"], 1, "error: side 'us'"),
         (["node", "serve", "--config", missing], 2, "error: "),
         (["node", "serve", "--config", str(bad_toml)], 2, f"error: {bad_toml}:1: side"),
         (["log", "verify", missing], 1, f"FAIL {missing}: "),

@@ -1,9 +1,15 @@
 """Real node processes for integration tests: keys, configs, start and stop as
-`clearline.lab.nodes` does them, heartbeats every 200 ms; raw TLS clients; a fault proxy."""
+`clearline.lab.nodes` does them, heartbeats every 200 ms; raw TLS clients; a fault proxy.
+
+Cleanup is by process id, in layers: `running` ends its nodes on the way out of its body,
+however it ends; the suite's autouse fixture (tests/conftest.py) ends any node a test started
+and left running; `clearline.lab.nodes` ends what is left at interpreter exit; and a node
+started here gets SIGTERM from the kernel if the test runner dies outright."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import time
@@ -11,11 +17,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clearline.lab import nodes
 from clearline.lab.nodes import (
     NodeProcess,
     make_keys,
     node_config_text,
-    start_node,
     write_node_config,
 )
 from clearline.lab.scene import SIGHTING, SWARM
@@ -28,6 +34,7 @@ __all__ = [
     "NodeProcess",
     "ProxyThread",
     "make_keys",
+    "record",
     "running",
     "start_node",
     "tls_client",
@@ -48,6 +55,20 @@ NUCLEAR_BY_NAME = {
 POLL_S = 0.05
 
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    """Keep a test's figures in artifacts/reliability.json (docs/reliability.md quotes them),
+    and print them (pytest -s shows them)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "reliability.json"
+    held = json.loads(path.read_text()) if path.exists() else {}
+    held[name] = {"at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+    path.write_text(json.dumps(held, indent=2) + "\n")
+    print(f"{name}: {json.dumps(figures)}")
+
+
 def wait_until(
     condition: Callable[[], object], timeout: float, failure: str | Callable[[], str]
 ) -> None:
@@ -65,14 +86,20 @@ def write_config(folder: Path, side: str, peer: str, **options: Any) -> Path:
     return write_node_config(folder, side, text)
 
 
+def start_node(config: Path, *, max_files: int | None = None) -> NodeProcess:
+    """`clearline.lab.nodes.start_node`, the node dying with the test runner."""
+    return nodes.start_node(config, die_with_parent=True, max_files=max_files)
+
+
 @contextlib.contextmanager
-def running(*nodes: NodeProcess) -> Iterator[None]:
-    """Kill the nodes still running on the way out, whatever happened."""
+def running(*started: NodeProcess, grace: float = nodes.STOP_GRACE_S) -> Iterator[None]:
+    """End the nodes still running on the way out, whatever happened: SIGTERM, SIGKILL after
+    `grace` s, each reaped by its process id."""
     try:
         yield
     finally:
-        for node in nodes:
-            node.kill()
+        for node in started:
+            node.end(grace)
 
 
 def tls_client(

@@ -40,7 +40,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     started = start_node(write_config(folder, "PRC", "US", listen=True, extra=extra))
     with running(started):
         yield started
-    started.stop()
 
 
 def _port(node: NodeProcess) -> int:

@@ -211,6 +211,29 @@ def test_key_material_errors(tmp_path: Path) -> None:
         load_identity(tmp_path, "US", "PRC", tmp_path / "PRC.tls.crt", tmp_path / "PRC.signing.pub")
 
 
+def test_keys_tls_replaces_the_tls_pair_alone(tmp_path: Path) -> None:
+    init_keys(tmp_path, "US")
+    init_keys(tmp_path, "PRC")
+    kept = {
+        p.name: p.read_bytes()
+        for p in tmp_path.iterdir()
+        if p.name.startswith("US.") and ".tls." not in p.name
+    }
+    old_crt = (tmp_path / "US.tls.crt").read_bytes()
+    result = CliRunner().invoke(main, ["keys", "tls", str(tmp_path), "--side", "US"])
+    assert result.exit_code == 0, result.output
+    assert "SIGHUP" in result.output
+    assert (tmp_path / "US.tls.crt").read_bytes() != old_crt
+    assert (tmp_path / "US.tls.crt.old").read_bytes() == old_crt
+    for name in ("US.tls.key", "US.tls.key.old"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    assert {p: (tmp_path / p).read_bytes() for p in kept} == kept, "more than the TLS pair changed"
+    load_identity(tmp_path, "US", "PRC", tmp_path / "PRC.tls.crt", tmp_path / "PRC.signing.pub")
+    missing = CliRunner().invoke(main, ["keys", "tls", str(tmp_path / "none"), "--side", "US"])
+    assert missing.exit_code != 0 and "keys init" in missing.output
+    assert "Traceback" not in missing.output
+
+
 def test_published_openapi_is_current() -> None:
     current = json.dumps(build_app(None).openapi(), indent=2, sort_keys=True) + "\n"
     assert (DOCS / "openapi.json").read_text() == current, (

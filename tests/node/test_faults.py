@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from clearline.lab.nodes import node_config_text, write_node_config
 from tests.node.harness import (
     SIGHTING,
     SWARM,
     NodeProcess,
     ProxyThread,
     make_keys,
+    record,
     running,
     start_node,
     wait_until,
@@ -125,18 +127,35 @@ def test_a_link_silent_too_long_is_closed_and_redialled(
     """A silent link (half-open, or opened by a replayed Hello) must not hold the only
     session slot: after three times the down delay it is closed, and the peer redials."""
     us, prc, proxy = pair
-    proxy.do(proxy.proxy.partition)
+    # Half-open, US -> PRC only: PRC alone hears nothing, so PRC alone must close it. (In a
+    # full partition both sides go silent at once, and whichever closes first ends the
+    # connection for the other through the proxy: a race, not PRC's defence.)
+    proxy.do(proxy.proxy.set, "up", blackhole=True)
+    silent = time.monotonic()
     dead_after_s = 3 * 5 * HEARTBEAT_MS / 1000
     wait_until(
         lambda: any("fell silent" in str(e["reason"]) for e in prc.events("refused")),
         dead_after_s + 5,
         "PRC kept a silent link open",
     )
-    proxy.do(proxy.proxy.heal)
+    closed = time.monotonic() - silent
+    proxy.do(proxy.proxy.set, "up", blackhole=False)
+    # US may have redialled into the blackhole already; its handshake would wait out the
+    # 10 s dial timeout. Cut it: the redial after that goes through.
+    proxy.do(proxy.proxy.cut)
     us.wait_link("up", timeout=20)
+    back = time.monotonic() - silent
     with us.client("sensor") as client:
         assert client.post("/v1/observations", json=SIGHTING).json()["outcome"] == "answered"
     assert us.stop() == 0 and prc.stop() == 0
+    record(
+        "silent-link",
+        {
+            "heartbeat_ms": HEARTBEAT_MS,
+            "closed_after_s": round(closed, 2),
+            "peer_back_after_s": round(back, 2),
+        },
+    )
 
 
 def test_a_newer_authenticated_connection_replaces_a_link_that_is_not_up(
@@ -147,13 +166,18 @@ def test_a_newer_authenticated_connection_replaces_a_link_that_is_not_up(
     import signal
 
     make_keys(tmp_path, "US", "PRC")
-    prc = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    # PRC at the default heartbeat: its link is degraded 2.5 s after the freeze and closed as
+    # silent only after 15 s more, so the newcomer (a node start: 1 to 5 s, as loaded as this
+    # machine is) always meets a link that is not up, but not yet closed.
+    text = node_config_text("PRC", "US", listen=True, heartbeat_ms=1000)
+    prc = start_node(write_node_config(tmp_path, "PRC", text))
     with running(prc):
         frozen = start_node(write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}"))
         with running(frozen):
             frozen.wait_link("up")
             prc.wait_link("up")
             frozen.process.send_signal(signal.SIGSTOP)
+            frozen_at = time.monotonic()
             try:
                 second_dir = tmp_path / "second"
                 second_dir.mkdir()
@@ -162,7 +186,16 @@ def test_a_newer_authenticated_connection_replaces_a_link_that_is_not_up(
                     write_config(second_dir, "US", "PRC", address=f"127.0.0.1:{prc.listen}")
                 )
                 with running(second):
+                    started = time.monotonic() - frozen_at
                     second.wait_link("up", timeout=15)
+                    record(
+                        "frozen-link-replaced",
+                        {
+                            "prc_heartbeat_ms": 1000,
+                            "newcomer_started_after_s": round(started, 2),
+                            "newcomer_in_after_s": round(time.monotonic() - frozen_at, 2),
+                        },
+                    )
                     reasons = [str(e["reason"]) for e in prc.events("refused")]
                     assert any("replaced by a newer authenticated connection" in r for r in reasons)
                     with second.client("sensor") as client:

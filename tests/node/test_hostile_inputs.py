@@ -13,7 +13,7 @@ from clearline.log.store import verify_log
 from clearline.node.logwriter import LogWriter
 from clearline.protocol.messages import Actor, Decision, Verdict
 from clearline.protocol.signing import Ed25519Signer
-from tests.node.harness import NodeProcess, make_keys, start_node, write_config
+from tests.node.harness import NodeProcess, make_keys, running, start_node, write_config
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,8 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     folder = tmp_path_factory.mktemp("hostile")
     make_keys(folder, "US", "PRC")
     started = start_node(write_config(folder, "PRC", "US", listen=True))
-    try:
+    with running(started):
         yield started
-    finally:
-        if started.process.poll() is None:
-            started.process.kill()
 
 
 @pytest.mark.parametrize("rung", ["bad rung", "nucléaire", "nuclear\u200b", "nuclear\n", "☢"])

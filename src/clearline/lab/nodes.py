@@ -3,17 +3,25 @@ ready file is written, the node's API tokens, and SIGTERM.
 
 The demo scene, the link benchmark, the soak and the integration tests all start nodes
 this way: a node is a real process, found only through the ready file it writes.
+
+Every process started here is tracked by its id until it has been reaped: `end_process`
+stops one (SIGTERM, SIGKILL after a bound, then reaps it), `end_started` stops whatever is
+still running, and at interpreter exit whatever is left is stopped too, so that a caller
+that fails between starting a node and stopping it leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,6 +35,80 @@ from clearline.node.keys import init_keys
 from clearline.node.tokens import Role, read_token
 
 START_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+"""How long a process is given to exit on SIGTERM before it is killed."""
+
+_started: dict[int, subprocess.Popen[bytes]] = {}
+"""Processes started here, by id, until they are reaped."""
+
+
+def started_pids() -> set[int]:
+    """The ids of the processes started here that have not been reaped."""
+    for pid, process in list(_started.items()):
+        if process.poll() is not None:
+            del _started[pid]
+    return set(_started)
+
+
+def _exited(process: subprocess.Popen[Any]) -> bool:
+    """Whether `process` has exited, without reaping it: its id stays reserved, so signals
+    to it (or to its group) cannot reach an unrelated process that took the id over."""
+    if process.returncode is not None:
+        return True
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:  # not Linux or macOS: reaping is the only way to ask
+        return process.poll() is not None
+    try:
+        return waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def end_process(
+    process: subprocess.Popen[Any], grace: float = STOP_GRACE_S, group: bool = False
+) -> int:
+    """Stop `process` by its id and reap it; its exit code. SIGTERM first (a node flushes and
+    seals its log), SIGKILL if it is still running after `grace` seconds (at once if `grace`
+    is 0). With `group`, both signals go to its process group (it must lead one: started
+    with start_new_session), so that the children it started go with it."""
+
+    def signal_it(sig: signal.Signals) -> None:
+        # ProcessLookupError: gone already; PermissionError: a group whose members have all
+        # exited or changed hands.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(process.pid, sig)
+            else:
+                os.kill(process.pid, sig)
+
+    try:
+        if grace > 0 and not _exited(process):
+            signal_it(signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while not _exited(process) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if group or not _exited(process):
+            # Still unreaped, so the id (and group id) is still this process's.
+            signal_it(signal.SIGKILL)
+        return process.wait()
+    finally:
+        _started.pop(process.pid, None)
+
+
+def end_started(keep: Iterable[int] = ()) -> list[int]:
+    """End every process started here and still running, except those in `keep`; the ids
+    it had to end."""
+    kept = set(keep)
+    ended = []
+    for pid in sorted(started_pids() - kept):
+        process = _started.get(pid)
+        if process is not None:
+            end_process(process)
+            ended.append(pid)
+    return ended
+
+
+atexit.register(end_started)
 
 
 def make_keys(folder: Path, *sides: str, force: bool = False) -> Path:
@@ -129,15 +211,20 @@ class NodeProcess:
         """SIGTERM, then the exit code (the node flushes and seals its log first)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=timeout)
+        code = self.process.wait(timeout=timeout)
+        _started.pop(self.process.pid, None)
+        return code
 
     async def stop_async(self, timeout: float = 30) -> int:
         return await asyncio.to_thread(self.stop, timeout)
 
+    def end(self, grace: float = STOP_GRACE_S) -> int:
+        """SIGTERM, SIGKILL if it has not exited after `grace` s; reaped either way."""
+        return end_process(self.process, grace)
+
     def kill(self) -> None:
-        """SIGKILL, if it is still running."""
-        if self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL (no flush, no seal), and reaped."""
+        end_process(self.process, grace=0)
 
 
 def _die_with_parent() -> None:
@@ -174,7 +261,7 @@ class _Starting:
         self.ready.unlink(missing_ok=True)
         self.stderr = folder / f"{config.stem}.stderr"
         with self.stderr.open("wb") as stderr:
-            self.process = subprocess.Popen(
+            self.process: subprocess.Popen[bytes] = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
@@ -192,23 +279,26 @@ class _Starting:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 preexec_fn=partial(in_child, die_with_parent, max_files),
             )
+        _started[self.process.pid] = self.process
         self.deadline = time.monotonic() + START_TIMEOUT_S
 
     def poll(self) -> NodeProcess | None:
         """The node once its ready file is written; None before; RuntimeError if it exited
         or has not started in time (then it is killed)."""
         text = self.ready.read_text() if self.ready.exists() else ""
-        if not text:
+        try:
+            info = json.loads(text) if text else None
+        except json.JSONDecodeError:
+            info = None  # read while it was being written
+        if info is None:
             failed = self.process.poll() is not None or time.monotonic() > self.deadline
             if not failed:
                 return None
-            self.process.kill()
-            self.process.wait()
+            end_process(self.process, grace=0)
             raise NodeStartError(
                 f"the node of {self.config} did not start (exit {self.process.returncode}):\n"
                 f"{self.stderr.read_text()}"
             )
-        info = json.loads(text)
         loaded = load_node_config(self.config)
         return NodeProcess(
             loaded.side,
@@ -227,14 +317,24 @@ def start_node(
     """Start a node on `config` and wait until it serves (with at most `max_files` open
     descriptors, if given)."""
     starting = _Starting(config, die_with_parent, max_files)
-    while (node := starting.poll()) is None:
-        time.sleep(0.05)
+    try:
+        while (node := starting.poll()) is None:
+            time.sleep(0.05)
+    except BaseException:
+        # Interrupted, or a ready file that does not parse: the caller never gets the node
+        # to stop, so it is stopped here.
+        end_process(starting.process, grace=0)
+        raise
     return node
 
 
 async def start_node_async(config: Path, *, die_with_parent: bool = False) -> NodeProcess:
     """`start_node` without blocking the event loop while the node starts."""
     starting = _Starting(config, die_with_parent)
-    while (node := starting.poll()) is None:
-        await asyncio.sleep(0.05)
+    try:
+        while (node := starting.poll()) is None:
+            await asyncio.sleep(0.05)
+    except BaseException:
+        end_process(starting.process, grace=0)
+        raise
     return node

@@ -11,6 +11,9 @@
 
 There are no certificate authorities: each node trusts exactly the peer
 certificate and the peer signing key named in its configuration.
+
+`clearline keys tls DIR --side NAME` replaces NAME.tls.key and NAME.tls.crt (the
+previous pair kept as *.old); a running node reads them again on SIGHUP.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -82,14 +86,22 @@ def init_keys(
     _write_private(paths["signing_key"], signer.seed.hex().encode() + b"\n")
     paths["signing_pub"].write_text(signer.public_key.hex() + "\n")
 
+    key_pem, crt_pem = _tls_pair(side, hosts, days, now)
+    _write_private(paths["tls_key"], key_pem)
+    paths["tls_crt"].write_bytes(crt_pem)
+    write_role_tokens(folder, side)
+    return paths
+
+
+def _tls_pair(
+    side: str, hosts: tuple[str, ...], days: int, now: dt.datetime | None
+) -> tuple[bytes, bytes]:
+    """A new ECDSA P-256 TLS key and its self-signed certificate, both PEM."""
     tls_key = ec.generate_private_key(ec.SECP256R1())
-    _write_private(
-        paths["tls_key"],
-        tls_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
+    key_pem = tls_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
     start = now or dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"clearline {side}")])
@@ -111,9 +123,44 @@ def init_keys(
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(tls_key, hashes.SHA256())
     )
-    paths["tls_crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    write_role_tokens(folder, side)
-    return paths
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def rotate_tls(
+    folder: Path,
+    side: str,
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"),
+    days: int = 365,
+    now: dt.datetime | None = None,
+) -> dict[str, Path]:
+    """Replace a side's TLS key and certificate with new ones, keeping the previous pair as
+    NAME.tls.key.old and NAME.tls.crt.old; the signing key and API tokens are untouched.
+    Each file is replaced whole (written beside it, then renamed), so that a node reading
+    them on SIGHUP sees the old file or the new one, never part of either."""
+    check_side(side)
+    paths = _paths(folder, side)
+    for what in ("tls_key", "tls_crt"):
+        if not paths[what].exists():
+            raise KeyMaterialError(
+                f"{paths[what]} is missing: `keys init` creates a side's keys, `keys tls` "
+                "replaces its TLS pair"
+            )
+    key_pem, crt_pem = _tls_pair(side, hosts, days, now)
+    written = {}
+    for what, data in (("tls_key", key_pem), ("tls_crt", crt_pem)):
+        path = paths[what]
+        old, new = path.with_name(path.name + ".old"), path.with_name(path.name + ".new")
+        for stale in (old, new):
+            stale.unlink(missing_ok=True)
+        if what == "tls_key":
+            _write_private(new, data)
+        else:
+            new.write_bytes(data)
+        os.link(path, old)
+        os.replace(new, path)
+        written[what] = path
+        written[f"{what}_old"] = old
+    return written
 
 
 def _read(path: Path, what: str, private: bool) -> bytes:
@@ -154,8 +201,12 @@ def load_verifier(path: Path) -> Ed25519Verifier:
     return Ed25519Verifier(public)
 
 
-def load_certificate(path: Path, now: dt.datetime | None = None) -> x509.Certificate:
-    data = _read(path, "certificate", private=False)
+def load_certificate(
+    path: Path, now: dt.datetime | None = None, data: bytes | None = None
+) -> x509.Certificate:
+    """The certificate in `path` (or `data`, as read from it), valid at `now`."""
+    if data is None:
+        data = _read(path, "certificate", private=False)
     try:
         cert = x509.load_pem_x509_certificate(data)
     except ValueError as exc:
@@ -177,29 +228,31 @@ def fingerprint(cert_der: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class Identity:
-    """What a node loads at start: its own keys, and the peer's pinned certificate and key."""
+class TlsFiles:
+    """A node's TLS material as read and checked at one moment: where its own certificate
+    and key are, with digests of the bytes read (the key itself is not kept here), and the
+    pinned peer certificate."""
 
-    side: str
-    signer: Ed25519Signer
     tls_key: Path
     tls_crt: Path
-    peer_side: str
-    peer_verifier: Ed25519Verifier
     peer_crt: Path
+    read_digests: dict[Path, bytes]
+    """SHA-256 of each of the node's own files as read and checked."""
+    peer_pem: bytes
+    own_fingerprint: str
     peer_fingerprint: str
 
 
-def load_identity(
-    keys_dir: Path, side: str, peer_side: str, peer_crt: Path, peer_signing_pub: Path
-) -> Identity:
+def load_tls(keys_dir: Path, side: str, peer_crt: Path) -> TlsFiles:
+    """Read and check a side's TLS certificate and key (valid now, and a pair) and the peer's
+    pinned certificate (valid now)."""
     paths = _paths(keys_dir, side)
-    signer = load_signer(paths["signing_key"])
-    own = load_certificate(paths["tls_crt"])
-    key_data = _read(paths["tls_key"], "TLS key", private=True)
+    own_pem = _read(paths["tls_crt"], "certificate", private=False)
+    own = load_certificate(paths["tls_crt"], data=own_pem)
+    key_pem = _read(paths["tls_key"], "TLS key", private=True)
     try:
-        tls_key = serialization.load_pem_private_key(key_data, password=None)
-    except (ValueError, TypeError) as exc:
+        tls_key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise KeyMaterialError(f"TLS key {paths['tls_key']} cannot be loaded: {exc}") from None
     own_public = own.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -211,17 +264,44 @@ def load_identity(
         raise KeyMaterialError(
             f"TLS key {paths['tls_key']} does not match certificate {paths['tls_crt']}"
         )
-    peer = load_certificate(peer_crt)
-    return Identity(
-        side,
-        signer,
+    peer_pem = _read(peer_crt, "certificate", private=False)
+    peer = load_certificate(peer_crt, data=peer_pem)
+    return TlsFiles(
         paths["tls_key"],
         paths["tls_crt"],
-        peer_side,
-        load_verifier(peer_signing_pub),
         peer_crt,
+        {
+            paths["tls_crt"]: hashlib.sha256(own_pem).digest(),
+            paths["tls_key"]: hashlib.sha256(key_pem).digest(),
+        },
+        peer_pem,
+        fingerprint(own.public_bytes(serialization.Encoding.DER)),
         fingerprint(peer.public_bytes(serialization.Encoding.DER)),
     )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a node loads at start: its own keys, and the peer's pinned certificate and key."""
+
+    side: str
+    signer: Ed25519Signer
+    tls: TlsFiles
+    """As read at start; the transport reads it again on SIGHUP."""
+    peer_side: str
+    peer_verifier: Ed25519Verifier
+
+    @property
+    def peer_fingerprint(self) -> str:
+        return self.tls.peer_fingerprint
+
+
+def load_identity(
+    keys_dir: Path, side: str, peer_side: str, peer_crt: Path, peer_signing_pub: Path
+) -> Identity:
+    signer = load_signer(_paths(keys_dir, side)["signing_key"])
+    tls = load_tls(keys_dir, side, peer_crt)
+    return Identity(side, signer, tls, peer_side, load_verifier(peer_signing_pub))
 
 
 OFFICER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

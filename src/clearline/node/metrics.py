@@ -63,6 +63,17 @@ class NodeMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.handshakes = Gauge(
+            "clearline_handshakes_in_progress",
+            "Peer connections accepted and still in their TLS handshake ([limits] max_handshakes)",
+            registry=self.registry,
+        )
+        self.tls_reloads = Counter(
+            "clearline_tls_reloads",
+            "TLS certificate reloads on SIGHUP, by outcome (reloaded, or failed: old ones kept)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.telemetry_records = Counter(
             "clearline_telemetry_records",
             "Asset records carried in Telemetry, by direction",

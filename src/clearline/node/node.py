@@ -36,7 +36,7 @@ from typing import Any, Literal
 
 from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import Disclosure, OwnAsset
-from clearline.errors import ClearlineError, LogStoreError
+from clearline.errors import ClearlineError, KeyMaterialError, LogStoreError
 from clearline.gate import Gate, GateDecision, ProposedAction, Rule
 from clearline.hotline import (
     AssetRegistry,
@@ -113,9 +113,13 @@ OPERATOR_EVENTS = frozenset(
         "peer-authority-changed",
         "split-view",
         "bad-cosignature",
+        "tls-reloaded",
+        "tls-reload-failed",
     }
 )
 """Events the node also writes as one log line each (refusals are logged where they happen)."""
+OPERATOR_WARNINGS = frozenset({"tls-reload-failed"})
+"""Of those, the ones that need someone to act: written at warning level."""
 
 TELEMETRY_BATCH_MAX = 350
 """Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
@@ -256,6 +260,42 @@ class Node:
         self._listener: socket.socket | None = None
         self.transport = Transport(self, self.identity)
 
+    def reload_tls(self) -> None:
+        """SIGHUP: read the TLS certificate, key and pinned peer certificate again, for
+        connections made from now on (the link that is up keeps its connection). One event
+        either way; a file that is not usable keeps the contexts in use, and says which."""
+        before = self.transport.tls
+        try:
+            after = self.transport.reload()
+        except KeyMaterialError as exc:
+            self.metrics.tls_reloads.labels(outcome="failed").inc()
+            self.emit(
+                {
+                    "kind": "tls-reload-failed",
+                    "reason": str(exc),
+                    "kept": f"certificate {before.own_fingerprint[:16]}, "
+                    f"peer certificate {before.peer_fingerprint[:16]}",
+                }
+            )
+            return
+        self.metrics.tls_reloads.labels(outcome="reloaded").inc()
+        changed = [
+            what
+            for what, old, new in (
+                ("certificate", before.own_fingerprint, after.own_fingerprint),
+                ("peer-certificate", before.peer_fingerprint, after.peer_fingerprint),
+            )
+            if old != new
+        ]
+        self.emit(
+            {
+                "kind": "tls-reloaded",
+                "certificate": after.own_fingerprint[:16],
+                "peer_certificate": after.peer_fingerprint[:16],
+                "changed": ",".join(changed) or "nothing",
+            }
+        )
+
     def refuse(self, peer: str, reason: str) -> None:
         log.warning("refused %s: %s", peer, reason)
         self.metrics.refusals.labels(reason=reason.split(":")[0][:40]).inc()
@@ -308,7 +348,8 @@ class Node:
         if event["kind"] in OPERATOR_EVENTS:
             # One line for the node's operator per change that matters, as text or JSON.
             details = {k: v for k, v in event.items() if k not in ("at", "side", "kind")}
-            events_log.info(
+            events_log.log(
+                logging.WARNING if event["kind"] in OPERATOR_WARNINGS else logging.INFO,
                 "%s %s",
                 event["kind"],
                 " ".join(f"{k}={v}" for k, v in details.items()),

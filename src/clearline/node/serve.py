@@ -1,7 +1,9 @@
 """`clearline node serve`: one node and its local API in one event loop, stopped by SIGTERM.
 
 On SIGTERM or SIGINT the node stops dialing and listening, ends the session,
-flushes the log writer, seals the log with a signed checkpoint and exits 0.
+flushes the log writer, seals the log with a signed checkpoint and exits 0. On
+SIGHUP it reads its TLS certificate, key and the pinned peer certificate again
+for the connections it makes or accepts from then on.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, node.request_stop)
+    # Certificates are rotated without a restart: SIGHUP reads them again for new connections.
+    loop.add_signal_handler(signal.SIGHUP, node.reload_tls)
     ready: dict[str, object] = {
         "side": node.side,
         "api": f"http://{config.api.host}:{node.api_port}",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import socket
 import ssl
 from typing import TYPE_CHECKING
 
-from clearline.node.keys import Identity, fingerprint
+from clearline.errors import KeyMaterialError
+from clearline.node.keys import Identity, TlsFiles, fingerprint, load_tls
 from clearline.node.link import READ_SIZE
 
 if TYPE_CHECKING:
@@ -35,32 +37,37 @@ class Transport:
     def __init__(self, node: Node, identity: Identity) -> None:
         self.node = node
         self.identity = identity
-        # Built once: reading the key and certificates on every accept costs descriptors
-        # exactly when a flood has used them up.
-        self._server = self._make_context(server=True)
-        self._client = self._make_context(server=False)
+        # Built once (and again on SIGHUP): reading the key and certificates on every accept
+        # costs descriptors exactly when a flood has used them up.
+        self.tls = identity.tls
+        self._server, self._client = make_contexts(identity.tls)
         self._handshaking = 0
         self._by_source: dict[str, int] = {}
 
     def context(self, server: bool) -> ssl.SSLContext:
         return self._server if server else self._client
 
-    def _make_context(self, server: bool) -> ssl.SSLContext:
-        purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
-        context = ssl.create_default_context(purpose, cafile=str(self.identity.peer_crt))
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.load_cert_chain(str(self.identity.tls_crt), str(self.identity.tls_key))
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.check_hostname = False  # pinned: the exact certificate, not a name
-        return context
+    def reload(self) -> TlsFiles:
+        """Read the TLS certificate, key and pinned peer certificate again and use them for
+        every connection from now on; connections already made keep theirs. Raises
+        KeyMaterialError, naming the file, and changes nothing, if any of them is not
+        usable."""
+        config = self.node.config
+        tls = load_tls(
+            config.path(config.keys_dir), config.side, config.path(config.peer.certificate)
+        )
+        contexts = make_contexts(tls)
+        self.tls = tls
+        self._server, self._client = contexts
+        return tls
 
-    def pinned(self, writer: asyncio.StreamWriter) -> str | None:
-        """None if the peer presented exactly the pinned certificate, else why not."""
+    def pinned(self, writer: asyncio.StreamWriter, pin: str) -> str | None:
+        """None if the peer presented exactly the certificate pinned as `pin`, else why not."""
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if der is None:
             return "no client certificate"
-        if fingerprint(der) != self.identity.peer_fingerprint:
+        if fingerprint(der) != pin:
             return f"certificate {fingerprint(der)[:16]} is not the pinned one"
         return None
 
@@ -93,9 +100,12 @@ class Transport:
             connection.close()
             return
         self._handshaking += 1
+        self.node.metrics.handshakes.set(self._handshaking)
         self._by_source[source] = self._by_source.get(source, 0) + 1
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
+        # The pin that goes with the context the handshake uses, should SIGHUP come meanwhile.
+        pin = self.tls.peer_fingerprint
         try:
             transport, protocol = await loop.connect_accepted_socket(
                 lambda: asyncio.StreamReaderProtocol(reader),
@@ -109,20 +119,21 @@ class Transport:
             return
         finally:
             self._handshaking -= 1
+            self.node.metrics.handshakes.set(self._handshaking)
             left = self._by_source[source] - 1
             if left:
                 self._by_source[source] = left
             else:
                 del self._by_source[source]
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        await self.checked(reader, writer, peer)
+        await self.checked(reader, writer, peer, pin)
 
     async def checked(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, pin: str
     ) -> bool:
-        """Serve a connection that presents the pinned certificate; True if a session came
-        up on it."""
-        reason = self.pinned(writer)
+        """Serve a connection that presents the certificate pinned as `pin`; True if a
+        session came up on it."""
+        reason = self.pinned(writer, pin)
         if reason is not None:
             self.node.refuse(peer, reason)
             writer.close()
@@ -133,6 +144,7 @@ class Transport:
         backoff = 0.2
         while not stop.is_set():
             if self.node.link is None:
+                pin = self.tls.peer_fingerprint
                 try:
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(
@@ -149,7 +161,7 @@ class Transport:
                         }
                     )
                 else:
-                    if await self.checked(reader, writer, f"{host}:{port}"):
+                    if await self.checked(reader, writer, f"{host}:{port}", pin):
                         backoff = 0.2  # a session came up: the next dial is at once
                         continue
                     # Refused after TLS (the peer already has a session, or refused our
@@ -158,6 +170,43 @@ class Transport:
             backoff = min(backoff * 2, 5.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+
+def make_contexts(tls: TlsFiles) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for mutual TLS 1.3 with exactly the pinned peer certificate.
+    Raises KeyMaterialError if the files changed since `tls` read them (a rotation under
+    way: what was checked must be what is used) or ssl refuses them."""
+    contexts = []
+    for purpose in (ssl.Purpose.CLIENT_AUTH, ssl.Purpose.SERVER_AUTH):
+        try:
+            # The peer certificate from the bytes checked, not the file: no second read.
+            context = ssl.create_default_context(purpose, cadata=tls.peer_pem.decode("latin-1"))
+        except ssl.SSLError as exc:
+            raise KeyMaterialError(
+                f"certificate {tls.peer_crt} cannot be trusted: {tls_reason(exc)}"
+            ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        try:
+            context.load_cert_chain(str(tls.tls_crt), str(tls.tls_key))
+        except (ssl.SSLError, OSError) as exc:
+            raise KeyMaterialError(
+                f"TLS key {tls.tls_key} and certificate {tls.tls_crt} cannot be used: "
+                f"{tls_reason(exc)}"
+            ) from None
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = False  # pinned: the exact certificate, not a name
+        contexts.append(context)
+    for path, checked in tls.read_digests.items():
+        try:
+            unchanged = hashlib.sha256(path.read_bytes()).digest() == checked
+        except OSError:
+            unchanged = False
+        if not unchanged:
+            raise KeyMaterialError(
+                f"{path} changed while it was being read (a rotation under way?); "
+                "send SIGHUP again once both the key and the certificate are in place"
+            )
+    return contexts[0], contexts[1]
 
 
 _TLS_REASONS = {
