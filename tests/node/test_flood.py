@@ -4,7 +4,6 @@ and a port in use. The figures go to artifacts/reliability.json (docs/reliabilit
 
 from __future__ import annotations
 
-import contextlib
 import re
 import resource
 import socket
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from clearline.lab.nodes import node_config_text, write_node_config
-from clearline.node.transport import HANDSHAKE_TIMEOUT_S
 from clearline.protocol import codec
 from clearline.protocol.messages import Hello
 from tests.node.abuse import Abuse, Counts, loopback_sources
@@ -32,7 +29,6 @@ from tests.node.harness import (
     record,
     running,
     start_node,
-    tls_client,
     wait_until,
     write_config,
 )
@@ -195,66 +191,6 @@ def _logged_hello(log: Path, side: str) -> bytes:
 
 
 @pytest.mark.slow
-def test_a_replayed_hello_keeps_the_real_peer_out_for_less_than_a_handshake_timeout(
-    tmp_path: Path,
-) -> None:
-    """Someone holding US's TLS key and a copy of US's log connects to PRC while US is away,
-    replays US's logged Hello and then says nothing. The slot is held for less than one
-    handshake timeout (10 s): a session that does not keep its heartbeats is not up, and the
-    real US, when it comes back, replaces it at once."""
-    keys = make_keys(tmp_path, "US", "PRC")
-    # PRC at the default heartbeat (degraded after 2.5 s of silence): the slower case.
-    prc = start_node(write_node_config(tmp_path, "PRC", node_config_text("PRC", "US", listen=True)))
-    with running(prc):
-        assert prc.listen is not None
-        config = write_config(tmp_path, "US", "PRC", address=f"127.0.0.1:{prc.listen}")
-        us = start_node(config)
-        with running(us):
-            us.wait_link("up")
-            assert us.stop() == 0
-        hello = _logged_hello(us.log, "US")
-        with tls_client(
-            prc.listen, keys / "PRC.tls.crt", keys / "US.tls.crt", keys / "US.tls.key"
-        ) as replay:
-            replay.sendall(codec.frame(hello))
-            replay.settimeout(5)
-            with contextlib.suppress(OSError):
-                replay.recv(65536)  # PRC's own Hello, if it took the replayed one
-            replayed_at = time.monotonic()
-            with prc.client() as api:
-                opened = False
-                while not opened and time.monotonic() - replayed_at < 3:
-                    opened = api.get("/v1/link").json()["state"] == "up"
-                    time.sleep(0.02)
-                # How long the slot is held against anyone: until the session is not up.
-                wait_until(
-                    lambda: api.get("/v1/link").json()["state"] != "up",
-                    HANDSHAKE_TIMEOUT_S,
-                    "the replayed session held the slot longer than a handshake timeout",
-                )
-                held = time.monotonic() - replayed_at if opened else 0.0
-            us = start_node(config)
-            with running(us):
-                started = time.monotonic()
-                us.wait_link("up", timeout=HANDSHAKE_TIMEOUT_S)
-                kept_out = time.monotonic() - started
-                with us.client("sensor") as api:
-                    result = api.post("/v1/observations", json=SIGHTING).json()
-                assert result["outcome"] == "answered", result
-        replaced = [e for e in prc.events("refused") if "replaced" in str(e["reason"])]
-        assert not opened or replaced, "the replayed session let go of the slot some other way"
-        record(
-            "replayed-hello",
-            {
-                "prc_heartbeat_ms": 1000,
-                "replay_opened_a_session": opened,
-                "slot_held_s": round(held, 2),
-                "peer_in_after_its_start_s": round(kept_out, 2),
-                "replaced": len(replaced),
-            },
-        )
-
-
 def test_the_node_says_what_happens_to_its_link(tmp_path: Path) -> None:
     """Its operator reads link changes, dial failures and refusals in its output, one line
     each, without asking the events API."""

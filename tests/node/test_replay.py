@@ -12,6 +12,7 @@ from tests.node.harness import (
     SIGHTING,
     SWARM,
     make_keys,
+    record,
     running,
     start_node,
     tls_client,
@@ -76,6 +77,13 @@ def test_a_replayed_hello_cannot_keep_the_real_peer_out(tmp_path: Path) -> None:
                 )
                 ups = [e for e in prc.events("link") if e["state"] == "up"]
                 assert len(ups) == ups_before + 1, "the link came up more than once"
+                record(
+                    "replayed-hello",
+                    {
+                        "replay_opened_a_session": False,
+                        "peer_in_after_its_start_s": round(took, 2),
+                    },
+                )
                 with us.client("sensor") as client:
                     result = client.post("/v1/observations", json=SIGHTING).json()
                 assert result["outcome"] == "answered", result
