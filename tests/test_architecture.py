@@ -94,6 +94,7 @@ LAYERS: dict[str, Layer] = {
             "clearline.hotline.*",
             "clearline.log",
             "clearline.log.merkle",
+            "clearline.log.note",
             "clearline.log.tree",
         ),
         externals=PURE_STDLIB | CORE_LIBS,
