@@ -101,6 +101,7 @@ class LogStore:
         self.add_key(side, owner.public_key)
         self._cache: OrderedDict[tuple[int, int], tuple[bytes, ...]] = OrderedDict()
         self._edge_levels: dict[int, tuple[bytes, ...]] = {}
+        self._folded: tiles.Folded = {}
         self._checkpoint: tuple[int, bytes] | None = None
         self._checkpoint_known = False
         try:
@@ -312,11 +313,11 @@ class LogStore:
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """Audit path of entry `index` in the tree of the first `size` entries (default all):
         O(log n) hashes read from the tiles."""
-        return tiles.inclusion_proof(index, self._tree_size(size), self._read)
+        return tiles.inclusion_proof(index, self._tree_size(size), self._read, self._folded)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """Consistency proof from the first `size1` entries to the first `size2` (default all)."""
-        return tiles.consistency_proof(size1, self._tree_size(size2), self._read)
+        return tiles.consistency_proof(size1, self._tree_size(size2), self._read, self._folded)
 
     def leaf_hash(self, index: int) -> bytes:
         if not 0 <= index < self.size:
@@ -395,7 +396,7 @@ class LogStore:
 
 
 def _levels(row: tuple[bytes, bytes]) -> tuple[bytes, ...]:
-    return tiles.unpack_levels(bytes(row[0]), bytes(row[1]))
+    return tiles.unpack_levels(row[0], row[1])
 
 
 def _tile_rows(filled: Sequence[tiles.FullTile]) -> list[tuple[int, int, bytes, bytes]]:

@@ -10,10 +10,11 @@ rightmost, partial tile of each level is the `Edge`, which grows as leaves are
 appended and hands over each tile as it fills.
 
 Any perfect subtree of the tree (a `Node`) is then one stored hash: in a full
-tile, or on the edge. A proof's nodes that are not perfect (those that reach the
-right edge of a tree that is not a power of two) are folded from the perfect
-subtrees that cover them, at most two per level, as RFC 9162's recursive
-definition prescribes.
+tile, or on the edge. A proof holds at most one hash that is not a perfect
+subtree (where its path meets the right edge of a tree whose size is not a power
+of two); it is folded from the at most log n perfect subtrees that cover it, and
+the caller may keep it (`Folded`), since every proof in a tree of that size
+needs one of the same few.
 
 Pure: no I/O, no clock. The store (`clearline.log.store`) supplies the tiles;
 the functions here say which it needs and what to do with them. `height` is a
@@ -34,6 +35,7 @@ __all__ = [
     "MAX_ENTRY_BYTES",
     "MAX_LEVEL",
     "Edge",
+    "Folded",
     "FullTile",
     "Node",
     "NodeReader",
@@ -113,95 +115,98 @@ def compact_range(size: int) -> list[Node]:
     return range_nodes(0, size) if size else []
 
 
-def _split(n: int) -> int:
-    """Largest power of two strictly less than n (n >= 2)."""
-    return 1 << ((n - 1).bit_length() - 1)
+NodeReader = Callable[[Sequence[Node]], Sequence[bytes]]
+"""Given perfect subtrees, their hashes, in the same order."""
+
+Folded = dict[tuple[int, int], bytes]
+"""Roots of ranges that are not perfect subtrees, by (lo, hi), kept by the caller between
+proofs: they never change (the log only grows), and every proof in a tree of one size
+needs one of the same few along its right edge, each a fold of up to log n stored hashes."""
+
+FOLDED_KEPT = 1024
 
 
-def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
-    """The leaf ranges whose roots make the audit path, in proof order (RFC 9162 2.1.3.1)."""
+def _path(
+    height: int,
+    number: int,
+    size: int,
+    seed: bool,
+    read: NodeReader,
+    folded: Folded | None,
+) -> list[bytes]:
+    """The hashes that prove node (height, number) in the tree of `size` leaves, bottom up
+    (the node itself first if `seed`): RFC 9162's audit path, found as transparency-dev's
+    proof package finds it rather than by its recursion, which costs a range per level.
+
+    Up to the `fork`, the node's ancestor whose right neighbour is the first not complete
+    in this tree, each sibling is a perfect subtree. Right of the fork's leaves comes one
+    hash for [end, size), the "ephemeral" node: a fold of the perfect subtrees covering
+    it. Left of them, the perfect subtrees covering [0, begin), nearest first.
+    """
+    inner = (number ^ (size >> height)).bit_length() - 1
+    fork = height + inner
+    begin = (number >> inner) << fork
+    end = begin + (1 << fork)
+    nodes: list[Node] = [(height, number)] if seed else []
+    for up in range(inner):
+        nodes.append((height + up, (number >> up) ^ 1))
+    cut = len(nodes)
+    known = None
+    if end < size:
+        known = folded.get((end, size)) if folded is not None else None
+        if known is None:
+            nodes += range_nodes(end, size)
+    ephemeral = len(nodes)
+    if begin:
+        nodes += reversed(range_nodes(0, begin))
+    hashes = list(read(nodes))
+    if end >= size:
+        return hashes
+    if known is None:
+        known = hashes[ephemeral - 1]
+        for at in range(ephemeral - 2, cut - 1, -1):
+            known = node_hash(hashes[at], known)
+        if folded is not None:
+            if len(folded) >= FOLDED_KEPT:
+                folded.clear()
+            folded[end, size] = known
+    return [*hashes[:cut], known, *hashes[ephemeral:]]
+
+
+def inclusion_proof(
+    index: int, size: int, read: NodeReader, folded: Folded | None = None
+) -> list[bytes]:
+    """The audit path of leaf `index` in the tree of `size` leaves (RFC 9162 2.1.3.1), from
+    stored subtrees and the roots in `folded` (which it adds to)."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
-    ranges = []
-    lo, hi, m = 0, size, index
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if m < k:
-            ranges.append((lo + k, hi))
-            hi = lo + k
-        else:
-            ranges.append((lo, lo + k))
-            lo, m = lo + k, m - k
-    ranges.reverse()
-    return ranges
+    return _path(0, index, size, False, read, folded)
 
 
-def _consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
-    """The leaf ranges whose roots make the consistency proof (RFC 9162 2.1.4.1)."""
+def consistency_proof(
+    size1: int, size2: int, read: NodeReader, folded: Folded | None = None
+) -> list[bytes]:
+    """The consistency proof (RFC 9162 2.1.4.1) from the tree of `size1` leaves to that of
+    `size2`: the audit path of the largest perfect subtree that ends at `size1`, which
+    leads it unless `size1` is a power of two (the old root, then, the verifier holds)."""
     if not 0 <= size1 <= size2:
         raise ProofError(f"size1 {size1} must be between 0 and the tree size {size2}")
     if size1 in (0, size2):
         return []
-    ranges = []
-    lo, hi, m, complete = 0, size2, size1, True
-    while m != hi - lo:
-        k = _split(hi - lo)
-        if m <= k:
-            ranges.append((lo + k, hi))
-            hi = lo + k
-        else:
-            ranges.append((lo, lo + k))
-            lo, m, complete = lo + k, m - k, False
-    if not complete:
-        ranges.append((lo, hi))
-    ranges.reverse()
-    return ranges
-
-
-NodeReader = Callable[[Sequence[Node]], Sequence[bytes]]
-"""Given perfect subtrees, their hashes, in the same order."""
-
-
-def _fold(ranges: Sequence[tuple[int, int]], read: NodeReader) -> list[bytes]:
-    # A proof's ranges are disjoint, so no node is asked for twice. Most are perfect
-    # subtrees, one stored hash each: that case is spelled out, as it is most of the work.
-    nodes: list[Node] = []
-    counts = []
-    for lo, hi in ranges:
-        width = hi - lo
-        if width > 0 and not width & (width - 1) and not lo & (width - 1):
-            height = width.bit_length() - 1
-            nodes.append((height, lo >> height))
-            counts.append(1)
-        else:
-            cover = range_nodes(lo, hi)
-            nodes += cover
-            counts.append(len(cover))
-    hashes = read(nodes)
-    out = []
-    at = 0
-    for count in counts:
-        at += count
-        root = hashes[at - 1]
-        for left in range(at - 2, at - count - 1, -1):
-            root = node_hash(hashes[left], root)
-        out.append(root)
-    return out
-
-
-def inclusion_proof(index: int, size: int, read: NodeReader) -> list[bytes]:
-    """The audit path of leaf `index` in the tree of `size` leaves, from stored subtrees."""
-    return _fold(_inclusion_ranges(index, size), read)
-
-
-def consistency_proof(size1: int, size2: int, read: NodeReader) -> list[bytes]:
-    """The consistency proof from the tree of `size1` leaves to that of `size2`."""
-    return _fold(_consistency_ranges(size1, size2), read)
+    height = (size1 & -size1).bit_length() - 1
+    number = (size1 - 1) >> height
+    return _path(height, number, size2, number != 0, read, folded)
 
 
 def root(size: int, read: NodeReader) -> bytes | None:
     """The root of the tree of `size` leaves (None for the empty tree)."""
-    return _fold([(0, size)], read)[0] if size else None
+    if not size:
+        return None
+    hashes = read(compact_range(size))
+    folded = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        folded = node_hash(left, folded)
+    return folded
 
 
 # -- tile geometry ------------------------------------------------------------------------
@@ -293,19 +298,19 @@ def read_nodes(
     out = []
     read: dict[tuple[int, int], Sequence[bytes]] = {}
     mask = (1 << height) - 1
-    for node_height, index in nodes:
-        if node_height < 0 or index < 0 or (index + 1) << node_height > size:
-            raise ValueError(f"no subtree ({node_height}, {index}) in a tree of size {size}")
+    for node_height, number in nodes:
+        if node_height < 0 or number < 0 or (number + 1) << node_height > size:
+            raise ValueError(f"no subtree ({node_height}, {number}) in a tree of size {size}")
         level, inner = divmod(node_height, height)
-        key = (level, (index << inner) >> height)
+        key = (level, (number << inner) >> height)
         levels = read.get(key)
         if levels is None:
             levels = read[key] = tile(*key)
-        at = (index & (mask >> inner)) * HASH_SIZE
+        at = (number & (mask >> inner)) * HASH_SIZE
         hashed = levels[inner][at : at + HASH_SIZE]
         if len(hashed) != HASH_SIZE:
-            raise ValueError(f"tile {key[0]}/{key[1]} has no hash for ({node_height}, {index})")
-        out.append(bytes(hashed))
+            raise ValueError(f"tile {key[0]}/{key[1]} has no hash for ({node_height}, {number})")
+        out.append(hashed)
     return out
 
 
