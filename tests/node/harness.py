@@ -29,6 +29,7 @@ __all__ = [
     "ProxyThread",
     "make_keys",
     "running",
+    "seed_log",
     "start_node",
     "tls_client",
     "wait_until",
@@ -63,6 +64,39 @@ def write_config(folder: Path, side: str, peer: str, **options: Any) -> Path:
     """FOLDER/side.toml for a node under test (`node_config_text`'s options)."""
     text = node_config_text(side, peer, heartbeat_ms=HEARTBEAT_MS, **options)
     return write_node_config(folder, side, text)
+
+
+def seed_log(folder: Path, side: str, records: int) -> Path:
+    """The log a node on FOLDER/side.toml will open, holding `records` local records signed
+    with the side's key (decisions, then a checkpoint): faster than driving that many
+    through the API, and the node serves it as its own."""
+    from clearline.log.store import LogStore
+    from clearline.node.keys import load_signer
+    from clearline.protocol.messages import Actor, Decision, Verdict
+
+    path = folder / f"{side.lower()}-data" / f"{side.lower()}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = LogStore(path, load_signer(folder / "keys" / f"{side}.signing.key"), side)
+    now = int(time.time() * 1e6)
+    decisions = [
+        Decision(
+            f"a{i}",
+            Actor.AUTONOMOUS,
+            "intercept-uncrewed",
+            "air",
+            Verdict.HOLD,
+            "hotline-hold",
+            "clarification open",
+            bytes(32),
+            f"T-{i}",
+            now + 2_000_000,
+        )
+        for i in range(records - 1)
+    ]
+    store.append([store.seal_local(d, now + i, i) for i, d in enumerate(decisions)])
+    store.checkpoint(now + records, bytes(32))
+    store.close()
+    return path
 
 
 @contextlib.contextmanager
