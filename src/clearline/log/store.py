@@ -9,6 +9,13 @@ they cannot be re-signed without the owner's key; keys pinned from outside the
 file (`clearline.log.evidence`) keep whoever rewrites it from bringing keys of
 their own. `verify_log` and `export_log` open the file as evidence: nothing
 beside it is created or changed.
+
+The tree's hashes are kept too, as C2SP tiles (`clearline.log.tiles`: each full tile's
+256 hashes and the inner levels of its subtree), written in the transaction of the
+entries that fill them: a proof reads O(log n) of them instead of rehashing the leaves,
+opening the log reads the right edge instead of every entry, and the node serves them as
+they are. They are derived data: a log without them gets them on open, and `verify_log`
+checks each against the entries.
 """
 
 from __future__ import annotations
@@ -114,6 +121,7 @@ class LogStore:
         except sqlite3.Error as exc:
             raise LogStoreError(f"cannot read log {path}: {exc}") from None
         if self._tree.root() != self.root_at(size):
+            self._db.close()
             raise LogStoreError(
                 f"log {path}: the tree its stored tiles give does not end at the root its last "
                 f"entry ({size - 1}) records; `clearline log verify` names what differs"
