@@ -10,21 +10,33 @@ from pathlib import Path
 import pytest
 
 GOPATH = Path("/usr/share/gocode")  # where Debian's golang-golang-x-mod-dev puts x/mod
-X_MOD = GOPATH / "src/golang.org/x/mod/sumdb/note"
+X_MOD = GOPATH / "src/golang.org/x/mod/sumdb"
+
+
+def _go_build(name: str, packages: tuple[str, ...], factory: pytest.TempPathFactory) -> Path:
+    """tests/interop/NAME.go built against Debian's x/mod (skipped if Go or it is missing)."""
+    go = shutil.which("go")
+    missing = [p for p in packages if not (X_MOD / p).is_dir()]
+    if go is None or missing:
+        pytest.skip(
+            "needs Go and golang.org/x/mod (Debian: apt-get install golang-go "
+            "golang-golang-x-mod-dev; scripts/test installs them)"
+        )
+    out = factory.mktemp("go") / name
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOFLAGS": ""}
+    env.setdefault("GOCACHE", str(factory.mktemp("gocache")))
+    source = Path(__file__).with_name(f"{name}.go")
+    subprocess.run([go, "build", "-o", str(out), str(source)], check=True, env=env)
+    return out
 
 
 @pytest.fixture(scope="session")
 def notecheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Go's golang.org/x/mod/sumdb/note, behind a small command (notecheck.go)."""
-    go = shutil.which("go")
-    if go is None or not X_MOD.is_dir():
-        pytest.skip(
-            "needs Go and golang.org/x/mod (Debian: apt-get install golang-go "
-            "golang-golang-x-mod-dev; .ci/run installs them)"
-        )
-    out = tmp_path_factory.mktemp("go") / "notecheck"
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOFLAGS": ""}
-    env.setdefault("GOCACHE", str(tmp_path_factory.mktemp("gocache")))
-    source = Path(__file__).with_name("notecheck.go")
-    subprocess.run([go, "build", "-o", str(out), str(source)], check=True, env=env)
-    return out
+    return _go_build("notecheck", ("note",), tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tilecheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Go's golang.org/x/mod/sumdb/tlog reading tiles over HTTP (tilecheck.go)."""
+    return _go_build("tilecheck", ("note", "tlog"), tmp_path_factory)

@@ -36,6 +36,7 @@ __all__ = [
     "make_keys",
     "record",
     "running",
+    "seed_log",
     "start_node",
     "tls_client",
     "wait_until",
@@ -89,6 +90,39 @@ def write_config(folder: Path, side: str, peer: str, **options: Any) -> Path:
 def start_node(config: Path, *, max_files: int | None = None) -> NodeProcess:
     """`clearline.lab.nodes.start_node`, the node dying with the test runner."""
     return nodes.start_node(config, die_with_parent=True, max_files=max_files)
+
+
+def seed_log(folder: Path, side: str, records: int) -> Path:
+    """The log a node on FOLDER/side.toml will open, holding `records` local records signed
+    with the side's key (decisions, then a checkpoint): faster than driving that many
+    through the API, and the node serves it as its own."""
+    from clearline.log.store import LogStore
+    from clearline.node.keys import load_signer
+    from clearline.protocol.messages import Actor, Decision, Verdict
+
+    path = folder / f"{side.lower()}-data" / f"{side.lower()}.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store = LogStore(path, load_signer(folder / "keys" / f"{side}.signing.key"), side)
+    now = int(time.time() * 1e6)
+    decisions = [
+        Decision(
+            f"a{i}",
+            Actor.AUTONOMOUS,
+            "intercept-uncrewed",
+            "air",
+            Verdict.HOLD,
+            "hotline-hold",
+            "clarification open",
+            bytes(32),
+            f"T-{i}",
+            now + 2_000_000,
+        )
+        for i in range(records - 1)
+    ]
+    store.append([store.seal_local(d, now + i, i) for i, d in enumerate(decisions)])
+    store.checkpoint(now + records, bytes(32))
+    store.close()
+    return path
 
 
 @contextlib.contextmanager

@@ -9,14 +9,22 @@ they cannot be re-signed without the owner's key; keys pinned from outside the
 file (`clearline.log.evidence`) keep whoever rewrites it from bringing keys of
 their own. `verify_log` and `export_log` open the file as evidence: nothing
 beside it is created or changed.
+
+The tree's hashes are kept too, as C2SP tiles (`clearline.log.tiles`: each full tile's
+256 hashes and the inner levels of its subtree), written in the transaction of the
+entries that fill them: a proof reads O(log n) of them instead of rehashing the leaves,
+opening the log reads the right edge instead of every entry, and the node serves them as
+they are. They are derived data: a log without them gets them on open, and `verify_log`
+checks each against the entries.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +38,7 @@ from clearline.errors import (
 )
 from clearline.gate.authority import Roster, approval_digest, open_approval, recheck_decision
 from clearline.gate.policy import Policy
-from clearline.log import merkle
+from clearline.log import merkle, tiles
 from clearline.log.evidence import TrustedKeys, open_evidence
 from clearline.log.tree import CompactTree
 from clearline.protocol import codec
@@ -55,38 +63,17 @@ CREATE TABLE IF NOT EXISTS keys (
     kid BLOB PRIMARY KEY, side TEXT NOT NULL, public_key BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
     idx INTEGER PRIMARY KEY, data BLOB NOT NULL, root BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tiles (
+    level INTEGER NOT NULL, idx INTEGER NOT NULL, hashes BLOB NOT NULL, inner BLOB NOT NULL,
+    PRIMARY KEY (level, idx));
 """
+TILE_CACHE = 256
+"""Full tiles kept decoded in memory (16 KiB each), most recently read first: the few upper
+tiles every proof reads stay here."""
+MIGRATION_CHUNK = 4096
+"""Entries read at a time while building the tiles of a log that has none."""
 
-
-class _LeafHashes(Sequence[bytes]):
-    """Leaf hashes packed 32 bytes apiece: a read-only Sequence over one bytearray."""
-
-    def __init__(self) -> None:
-        self.packed = bytearray()
-
-    def __len__(self) -> int:
-        return len(self.packed) // merkle.HASH_SIZE
-
-    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        return bytes(self.packed[i * merkle.HASH_SIZE : (i + 1) * merkle.HASH_SIZE])
-
-
-class _Prefix(Sequence[bytes]):
-    """The first `size` leaf hashes of a log, without copying them."""
-
-    def __init__(self, leaves: Sequence[bytes], size: int) -> None:
-        self._leaves = leaves
-        self._size = size
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __getitem__(self, i: int) -> bytes:  # type: ignore[override]
-        if not 0 <= i < self._size:
-            raise IndexError(i)
-        return self._leaves[i]
+log = logging.getLogger("clearline.log")
 
 
 class LogStore:
@@ -119,17 +106,125 @@ class LogStore:
                 f"log {path} belongs to key {meta.get('owner_kid')}, not {owner.kid.hex()}"
             )
         self.add_key(side, owner.public_key)
-        self._leaves = _LeafHashes()
-        self._tree = CompactTree()
-        for (data,) in self._db.execute("SELECT data FROM entries ORDER BY idx"):
-            self._add_leaf(merkle.leaf_hash(data))
+        self._cache: OrderedDict[tuple[int, int], tuple[bytes, ...]] = OrderedDict()
+        self._edge_levels: dict[int, tuple[bytes, ...]] = {}
+        self._folded: tiles.Folded = {}
+        self._checkpoint: tuple[int, bytes] | None = None
+        self._checkpoint_known = False
+        try:
+            (size,) = self._db.execute("SELECT COUNT(*) FROM entries").fetchone()
+            if not self._tiles_complete(size):
+                self._build_tiles(size)
+            self._edge = self._restore_edge(size)
+            nodes = tiles.compact_range(size)
+            self._tree = CompactTree.from_roots(size, self._read(nodes))
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot read log {path}: {exc}") from None
+        if self._tree.root() != self.root_at(size):
+            self._db.close()
+            raise LogStoreError(
+                f"log {path}: the tree its stored tiles give does not end at the root its last "
+                f"entry ({size - 1}) records; `clearline log verify` names what differs"
+            )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
-    def _add_leaf(self, leaf: bytes) -> None:
-        self._leaves.packed += leaf
-        self._tree.append(leaf)
+    # -- tiles: the tree's hashes, stored as entries are appended ------------------------
+
+    def _tiles_complete(self, size: int) -> bool:
+        """Whether the tiles table holds exactly the full tiles of the tree of `size`."""
+        stored = {
+            level: (count, low, high)
+            for level, count, low, high in self._db.execute(
+                "SELECT level, COUNT(*), MIN(idx), MAX(idx) FROM tiles GROUP BY level"
+            )
+        }
+        expected = {}
+        level = 0
+        while count := tiles.full_tiles(size, level):
+            expected[level] = (count, 0, count - 1)
+            level += 1
+        return stored == expected
+
+    def _build_tiles(self, size: int) -> None:
+        """Store the tiles of every entry: a log from before tiles were kept has none. One
+        transaction, so that the log has all its tiles or none of them."""
+        (before,) = self._db.execute("SELECT COUNT(*) FROM tiles").fetchone()
+        edge, built = tiles.Edge(), 0
+        with self._transaction():
+            self._db.execute("DELETE FROM tiles")
+            for start in range(0, size, MIGRATION_CHUNK):
+                filled = []
+                for (data,) in self._db.execute(
+                    "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (start, start + MIGRATION_CHUNK),
+                ).fetchall():
+                    filled += edge.append(merkle.leaf_hash(data))
+                self._db.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", _tile_rows(filled))
+                built += len(filled)
+        log.info(
+            "log %s: built %d tiles from its %d entries (it held %d; a log written before "
+            "tiles were stored holds none)",
+            self.path,
+            built,
+            size,
+            before,
+        )
+
+    def _restore_edge(self, size: int) -> tiles.Edge:
+        """The partial tile of each level: level 0 hashed from the last entries, each level
+        above from the roots of the full tiles below it."""
+        partials = []
+        level = 0
+        while size >> (tiles.HEIGHT * level):
+            width = tiles.partial_width(size, level)
+            first = tiles.full_tiles(size, level) << tiles.HEIGHT
+            if level == 0:
+                rows = self._db.execute(
+                    "SELECT data FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (first, width)
+                ).fetchall()
+                hashes = [merkle.leaf_hash(data) for (data,) in rows]
+            else:
+                rows = self._db.execute(
+                    "SELECT hashes, inner FROM tiles WHERE level = ? AND idx >= ? "
+                    "ORDER BY idx LIMIT ?",
+                    (level - 1, first, width),
+                ).fetchall()
+                hashes = [tiles.tile_root(_levels(row)) for row in rows]
+            if len(hashes) != width:
+                raise LogStoreError(f"log {self.path}: tile level {level} misses hashes")
+            partials.append(b"".join(hashes))
+            level += 1
+        return tiles.Edge.restore(size, partials)
+
+    def _tile(self, level: int, index: int) -> tuple[bytes, ...]:
+        """The levels of tile (level, index): stored if full, else the edge's."""
+        if index >= tiles.full_tiles(self._edge.size, level):
+            levels = self._edge_levels.get(level)
+            if levels is None:
+                levels = self._edge_levels[level] = self._edge.levels(level)
+            return levels
+        key = (level, index)
+        levels = self._cache.get(key)
+        if levels is not None:
+            self._cache.move_to_end(key)
+            return levels
+        try:
+            row = self._db.execute(
+                "SELECT hashes, inner FROM tiles WHERE level = ? AND idx = ?", key
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise LogStoreError(f"cannot read tile {level}/{index} of {self.path}: {exc}") from None
+        if row is None:
+            raise LogStoreError(f"log {self.path}: tile {level}/{index} is missing")
+        levels = self._cache[key] = _levels(row)
+        if len(self._cache) > TILE_CACHE:
+            self._cache.popitem(last=False)
+        return levels
+
+    def _read(self, nodes: Sequence[tiles.Node]) -> list[bytes]:
+        return tiles.read_nodes(nodes, self._edge.size, self._tile)
 
     @property
     def size(self) -> int:
@@ -153,20 +248,27 @@ class LogStore:
             self._db.execute("INSERT OR IGNORE INTO keys VALUES (?, ?, ?)", (kid, side, public_key))
 
     def append(self, entries: Sequence[bytes]) -> list[int]:
-        """Append COSE_Sign1 entries in one committed transaction; returns their indices."""
+        """Append COSE_Sign1 entries in one committed transaction, with the tiles they fill
+        (so that the two never disagree, whenever it crashes); returns their indices."""
         first = self.size
+        tree, edge = self._tree.copy(), self._edge.copy()
+        self._edge_levels.clear()
         rows = []
+        filled: list[tiles.FullTile] = []
         try:
             for data in entries:
-                self._add_leaf(merkle.leaf_hash(data))
+                leaf = merkle.leaf_hash(data)
+                self._tree.append(leaf)
+                filled += self._edge.append(leaf)
                 rows.append((self.size - 1, data, self._tree.root()))
             with self._transaction():
                 self._db.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
+                if filled:
+                    self._db.executemany(
+                        "INSERT INTO tiles VALUES (?, ?, ?, ?)", _tile_rows(filled)
+                    )
         except sqlite3.Error as exc:
-            del self._leaves.packed[first * merkle.HASH_SIZE :]
-            self._tree = CompactTree()
-            for i in range(first):
-                self._tree.append(self._leaves[i])
+            self._tree, self._edge = tree, edge
             raise LogStoreError(f"append to {self.path} failed: {exc}") from None
         return list(range(first, self.size))
 
@@ -178,7 +280,10 @@ class LogStore:
 
     def record(self, body: Body, now: Micros) -> int:
         """Seal and append one local record."""
-        return self.append([self.seal_local(body, now)])[0]
+        index = self.append([self.seal_local(body, now)])[0]
+        if isinstance(body, Checkpoint):
+            self._checkpoint, self._checkpoint_known = (body.size, body.root), True
+        return index
 
     def checkpoint(self, now: Micros, policy_hash: bytes, roster_hash: bytes = bytes(32)) -> int:
         """Append a signed checkpoint over everything logged so far, naming the gate policy
@@ -186,19 +291,74 @@ class LogStore:
         body = Checkpoint(self.size, self.root(), policy_hash, roster_hash=roster_hash)
         return self.record(body, now)
 
-    def inclusion_proof(self, index: int) -> list[bytes]:
-        return merkle.inclusion_proof(self._leaves, index)
+    def latest_checkpoint(self) -> tuple[int, bytes] | None:
+        """(size, root) of the owner's latest signed checkpoint record: the last one `record`
+        appended, or else the last in the log, looked for once."""
+        if not self._checkpoint_known:
+            self._checkpoint, self._checkpoint_known = self._find_checkpoint(), True
+        return self._checkpoint
+
+    def _find_checkpoint(self) -> tuple[int, bytes] | None:
+        for (data,) in self._db.execute("SELECT data FROM entries ORDER BY idx DESC"):
+            try:
+                envelope = codec.parse_envelope(data)
+                if envelope.kid != self.owner.kid:
+                    continue
+                message = codec.decode_payload(envelope.payload)
+            except MessageError:
+                continue
+            if message.session_id == b"" and isinstance(message.body, Checkpoint):
+                return message.body.size, message.body.root
+        return None
+
+    def _tree_size(self, size: int | None) -> int:
+        if size is None:
+            return self.size
+        if not 0 <= size <= self.size:
+            raise LogStoreError(f"no tree of size {size}; the log has {self.size} entries")
+        return size
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """Audit path of entry `index` in the tree of the first `size` entries (default all):
+        O(log n) hashes read from the tiles."""
+        return tiles.inclusion_proof(index, self._tree_size(size), self._read, self._folded)
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """Consistency proof from the first `size1` entries to the first `size2` (default all)."""
-        if size2 is None or size2 == self.size:
-            return merkle.consistency_proof(self._leaves, size1)
-        if not 0 <= size2 <= self.size:
-            raise LogStoreError(f"no tree of size {size2}; the log has {self.size} entries")
-        return merkle.consistency_proof(_Prefix(self._leaves, size2), size1)
+        return tiles.consistency_proof(size1, self._tree_size(size2), self._read, self._folded)
 
     def leaf_hash(self, index: int) -> bytes:
-        return self._leaves[index]
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return self._read([(0, index)])[0]
+
+    def tile(self, level: int, index: int, width: int = 1 << tiles.HEIGHT) -> bytes | None:
+        """Tile (level, index) as C2SP serves it, its first `width` hashes; None if the tree
+        does not have them yet."""
+        if not tiles.tile_exists(self.size, level, index, width):
+            return None
+        if index < tiles.full_tiles(self.size, level):
+            hashes = self._tile(level, index)[0]
+        else:
+            hashes = self._edge.partial(level)
+        return hashes[: width * merkle.HASH_SIZE]
+
+    def entry_bundle(self, index: int, width: int = 1 << tiles.HEIGHT) -> bytes | None:
+        """Entries [index * 256, index * 256 + width) as a C2SP entry bundle; None if the log
+        does not have them yet."""
+        if not tiles.tile_exists(self.size, 0, index, width):
+            return None
+        first = index << tiles.HEIGHT
+        rows = self._db.execute(
+            "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (first, first + width),
+        ).fetchall()
+        if len(rows) != width:
+            raise LogStoreError(f"log {self.path}: entries {first} to {first + width} are missing")
+        try:
+            return tiles.entry_bundle(bytes(data) for (data,) in rows)
+        except ValueError as exc:
+            raise LogStoreError(f"entry bundle {index}: {exc}") from None
 
     def newest_first(self, limit: int) -> Iterator[tuple[int, bytes]]:
         """The latest `limit` entries, (index, exact bytes), newest first."""
@@ -250,6 +410,14 @@ class LogStore:
         self._db.close()
 
 
+def _levels(row: tuple[bytes, bytes]) -> tuple[bytes, ...]:
+    return tiles.unpack_levels(row[0], row[1])
+
+
+def _tile_rows(filled: Sequence[tiles.FullTile]) -> list[tuple[int, int, bytes, bytes]]:
+    return [(t.level, t.index, t.hashes, tiles.pack_inner(t.levels)) for t in filled]
+
+
 class _Transaction:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
@@ -272,6 +440,9 @@ class VerifyReport:
     """The most entries any signed checkpoint of the owner covers."""
     by_type: dict[str, int] = field(default_factory=dict)
     root: str = ""
+    tiles: int = 0
+    """Stored tiles checked against the entries (none in a log written before tiles were
+    stored and not opened by a node since)."""
     trust: str | None = None
     """The trust file the keys were pinned from; None: only the keys the file carries."""
     authenticated: bool = False
@@ -290,6 +461,47 @@ class VerifyReport:
     other_policy_decisions: int = 0
     """Allowed decisions made under a policy other than the one given: re-checked without its
     officer counts and caps (signatures, distinct officers and the act only)."""
+
+
+class _StoredTiles:
+    """Compares the tiles a log stores with those its entries give, as the entries are read.
+    Proofs are served from the tiles, so a tile that lies would make them lie."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._edge = tiles.Edge()
+        self._checked = 0
+        table = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tiles'"
+        self._stored = 0
+        if db.execute(table).fetchone() is not None:
+            (self._stored,) = db.execute("SELECT COUNT(*) FROM tiles").fetchone()
+
+    def add(self, leaf: bytes) -> None:
+        for full in self._edge.append(leaf):
+            if not self._stored:
+                continue  # written before tiles were stored, and not opened since
+            span = 1 << (tiles.HEIGHT * (full.level + 1))
+            where = (
+                f"tile {full.level}/{full.index} (entries {full.index * span} to "
+                f"{(full.index + 1) * span - 1})"
+            )
+            row = self._db.execute(
+                "SELECT hashes, inner FROM tiles WHERE level = ? AND idx = ?",
+                (full.level, full.index),
+            ).fetchone()
+            if row is None:
+                raise LogIntegrityError(f"{where} is missing, though other tiles are stored")
+            if (row[0], row[1]) != (full.hashes, tiles.pack_inner(full.levels)):
+                raise LogIntegrityError(f"stored {where} does not match the entries")
+            self._checked += 1
+
+    def finish(self) -> int:
+        """How many tiles were checked; raises if some lie past the entries."""
+        if self._stored > self._checked:
+            raise LogIntegrityError(
+                f"{self._stored - self._checked} stored tiles lie past the last entry"
+            )
+        return self._checked
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[int, bytes, bytes]]:
@@ -414,6 +626,7 @@ def _verify(
     if trust is not None:
         report.trust, report.authenticated = trust.source, True
     tree = CompactTree()
+    stored_tiles = _StoredTiles(db)
     roots: list[bytes] = []
     last_seq: dict[tuple[bytes, bytes], int] = {}
     tail: deque[int] = deque()  # past the covered size, bar checkpoint records
@@ -425,7 +638,8 @@ def _verify(
             raise LogIntegrityError(f"entry {tree.size} is {missing} (found {idx})", tree.size)
         if not isinstance(data, bytes):
             raise LogIntegrityError(f"stored as {type(data).__name__}, not bytes", idx)
-        tree.append(merkle.leaf_hash(data))
+        leaf = merkle.leaf_hash(data)
+        tree.append(leaf)
         roots.append(tree.root())
         if stored_root != roots[-1]:
             raise LogIntegrityError(
@@ -480,8 +694,10 @@ def _verify(
             tail.append(idx)
         kind = message.type.value
         report.by_type[kind] = report.by_type.get(kind, 0) + 1
+        stored_tiles.add(leaf)
         if on_entry is not None:
             on_entry(idx, data, verified)
+    report.tiles = stored_tiles.finish()
     report.entries = tree.size
     report.root = tree.root().hex()
     report.uncovered = len(tail)

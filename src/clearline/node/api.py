@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -24,8 +25,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearline import __version__
+from clearline.errors import LogStoreError
 from clearline.gate import ProposedAction
-from clearline.log import merkle
+from clearline.log import merkle, tiles
+from clearline.log.note import signed_checkpoint
 from clearline.node.auth import Access, Guard, document, uncovered
 from clearline.node.node import Outcome, OutcomeKind
 from clearline.node.tokens import TokenSet
@@ -49,6 +52,30 @@ SHOWN_ERRORS = 20
 """A 422 lists at most this many validation errors."""
 SHOWN_INPUT = 120
 """Characters of an offending input a 422 echoes back."""
+TILES = "/v1/log/tiles"
+"""The C2SP tlog-tiles prefix of this node's log."""
+IMMUTABLE = "private, max-age=31536000, immutable"
+"""A tile at a path never changes (a partial one is a prefix of what the full one will
+be); private, because only this side's observers may read it."""
+CHECKPOINT_CACHE = "no-cache"
+"""The checkpoint moves on: C2SP asks that it not be cached beyond a few seconds."""
+
+
+def _accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding header names gzip without refusing it (q=0)."""
+    for item in header.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        if coding.lower() != "gzip":
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 class _In(BaseModel):
@@ -510,6 +537,74 @@ def build_app(node: Any) -> FastAPI:
 
         result: dict[str, Any] = await node.log.call(build)
         return result
+
+    @app.get(
+        f"{TILES}/checkpoint",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {}}, "description": "a C2SP signed note"},
+            404: {"description": "no checkpoint signed yet"},
+        },
+    )
+    async def tiles_checkpoint() -> Response:
+        """C2SP tlog-tiles: this node's log as a tlog-checkpoint signed note (origin
+        `clearline/SIDE/KID`, size, base64 root; an Ed25519 note signature by the log key), at
+        the size of the latest checkpoint the node signed. Fetch tiles for that size below
+        `/v1/log/tiles/tile/`."""
+        latest = await node.log.call(lambda store: store.latest_checkpoint())
+        if latest is None:
+            raise HTTPException(
+                404, "this log has no signed checkpoint yet: POST /v1/log/checkpoint makes one"
+            )
+        size, root = latest
+        note = signed_checkpoint(node.side, node.identity.signer, size, root)
+        return Response(
+            str(note),
+            media_type="text/plain; charset=utf-8",
+            headers={"Cache-Control": CHECKPOINT_CACHE},
+        )
+
+    @app.get(
+        f"{TILES}/tile/{{path:path}}",
+        response_class=Response,
+        responses={
+            200: {"content": {"application/octet-stream": {}}, "description": "the tile"},
+            404: {"description": "not a tile path, or a tile the log does not have yet"},
+        },
+    )
+    async def tile(path: str, request: Request) -> Response:
+        """C2SP tlog-tiles: the hash tile `<L>/<N>[.p/<W>]` (256 hashes of level L, or the
+        first W of them) or the entry bundle `entries/<N>[.p/<W>]` (each entry a big-endian
+        uint16 length and the exact COSE_Sign1 bytes logged), N in three-digit groups
+        (`x001/234`). Every tile the log has is served, partial ones for any width it has
+        reached; bundles are gzipped for a client that accepts it."""
+        try:
+            where = tiles.parse_tile_path(path)
+        except ValueError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+        def read(store: Any) -> bytes | None:
+            if where.level is None:
+                bundle: bytes | None = store.entry_bundle(where.index, where.width)
+                return bundle
+            hashes: bytes | None = store.tile(where.level, where.index, where.width)
+            return hashes
+
+        try:
+            data = await node.log.call(read)
+        except LogStoreError as exc:
+            raise HTTPException(500, str(exc)) from None
+        if data is None:
+            raise HTTPException(
+                404, f"the log does not have tile {path} (yet): it holds {node.log.size} entries"
+            )
+        headers = {"Cache-Control": IMMUTABLE}
+        if where.level is None:
+            headers["Vary"] = "Accept-Encoding"
+            if _accepts_gzip(request.headers.get("accept-encoding", "")):
+                data = await asyncio.to_thread(gzip.compress, data)
+                headers["Content-Encoding"] = "gzip"
+        return Response(data, media_type="application/octet-stream", headers=headers)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -49,6 +49,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role | None] = {
     ("GET", "/v1/log"): Role.OBSERVER,
     ("GET", "/v1/log/checkpoints"): Role.OBSERVER,
     ("GET", "/v1/log/proof/{index}"): Role.OBSERVER,
+    ("GET", "/v1/log/tiles/checkpoint"): Role.OBSERVER,
+    ("GET", "/v1/log/tiles/tile/{path:path}"): Role.OBSERVER,
     ("GET", "/v1/approvals/pending"): Role.OBSERVER,
     ("GET", "/metrics"): Role.OBSERVER,
     ("GET", "/openapi.json"): Role.OBSERVER,
