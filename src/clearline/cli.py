@@ -84,7 +84,9 @@ def _one_line(exc: click.ClickException) -> click.ClickException:
     return _OneLine(f"error: {what}")
 
 
-_NODE_PACKAGES = "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx"
+_NODE_PACKAGES = (
+    "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx takproto"
+)
 _SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask SALib"
 EXTRAS = {
     **dict.fromkeys(_NODE_PACKAGES.split(), "node"),

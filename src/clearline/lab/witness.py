@@ -91,6 +91,8 @@ def witness_section(
 
 class _Starting:
     def __init__(self, config: Path, die_with_parent: bool) -> None:
+        # The witness runs in its config's folder: a relative path would then point nowhere.
+        config = config.absolute()
         folder = config.parent
         self.config = config
         self.ready = folder / f"{config.stem}.ready"
