@@ -248,13 +248,17 @@ def in_child(die_with_parent: bool, max_files: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
 
 
-class _Starting:
-    """`clearline node serve --config CONFIG` started, in CONFIG's folder, its stderr in
-    CONFIG.stderr and its ready file CONFIG.ready, until it has written that file."""
+class ServeStarting:
+    """`clearline COMMAND serve --config CONFIG` started, in CONFIG's folder, its stderr in
+    CONFIG.stderr and its ready file CONFIG.ready, until it has written that file; tracked
+    by pid so that it is ended however the caller ends."""
 
-    def __init__(self, config: Path, die_with_parent: bool, max_files: int | None = None) -> None:
-        # Absolute: the node runs in CONFIG's folder, where a relative CONFIG means nothing.
+    def __init__(
+        self, command: str, config: Path, die_with_parent: bool, max_files: int | None = None
+    ) -> None:
+        # Absolute: the process runs in CONFIG's folder, where a relative CONFIG means nothing.
         config = config.absolute()
+        self.command = command
         self.config = config
         folder = config.parent
         self.ready = folder / f"{config.stem}.ready"
@@ -266,7 +270,7 @@ class _Starting:
                     sys.executable,
                     "-m",
                     "clearline",
-                    "node",
+                    command,
                     "serve",
                     "--config",
                     str(config),
@@ -282,12 +286,12 @@ class _Starting:
         _started[self.process.pid] = self.process
         self.deadline = time.monotonic() + START_TIMEOUT_S
 
-    def poll(self) -> NodeProcess | None:
-        """The node once its ready file is written; None before; RuntimeError if it exited
-        or has not started in time (then it is killed)."""
+    def poll_ready(self) -> dict[str, Any] | None:
+        """The ready file's contents once written; None before; NodeStartError if the process
+        exited or has not started in time (then it is ended)."""
         text = self.ready.read_text() if self.ready.exists() else ""
         try:
-            info = json.loads(text) if text else None
+            info: dict[str, Any] | None = json.loads(text) if text else None
         except json.JSONDecodeError:
             info = None  # read while it was being written
         if info is None:
@@ -296,9 +300,20 @@ class _Starting:
                 return None
             end_process(self.process, grace=0)
             raise NodeStartError(
-                f"the node of {self.config} did not start (exit {self.process.returncode}):\n"
-                f"{self.stderr.read_text()}"
+                f"the {self.command} of {self.config} did not start "
+                f"(exit {self.process.returncode}):\n{self.stderr.read_text()}"
             )
+        return info
+
+
+class _Starting(ServeStarting):
+    def __init__(self, config: Path, die_with_parent: bool, max_files: int | None = None) -> None:
+        super().__init__("node", config, die_with_parent, max_files)
+
+    def poll(self) -> NodeProcess | None:
+        info = self.poll_ready()
+        if info is None:
+            return None
         loaded = load_node_config(self.config)
         return NodeProcess(
             loaded.side,

@@ -5,17 +5,13 @@ written, SIGTERM or SIGKILL."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
-from clearline.lab.nodes import START_TIMEOUT_S, in_child
+from clearline.lab.nodes import ServeStarting
 from clearline.witness.config import init_witness_key
 
 
@@ -89,48 +85,14 @@ def witness_section(
     return "\n".join(lines) + "\n"
 
 
-class _Starting:
+class _Starting(ServeStarting):
     def __init__(self, config: Path, die_with_parent: bool) -> None:
-        # The witness runs in its config's folder: a relative path would then point nowhere.
-        config = config.absolute()
-        folder = config.parent
-        self.config = config
-        self.ready = folder / f"{config.stem}.ready"
-        self.ready.unlink(missing_ok=True)
-        self.stderr = folder / f"{config.stem}.stderr"
-        with self.stderr.open("ab") as stderr:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "clearline",
-                    "witness",
-                    "serve",
-                    "--config",
-                    str(config),
-                    "--ready-file",
-                    str(self.ready),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                cwd=folder,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                preexec_fn=partial(in_child, die_with_parent, None),
-            )
-        self.deadline = time.monotonic() + START_TIMEOUT_S
+        super().__init__("witness", config, die_with_parent)
 
     def poll(self) -> WitnessProcess | None:
-        text = self.ready.read_text() if self.ready.exists() else ""
-        if not text:
-            if self.process.poll() is None and time.monotonic() < self.deadline:
-                return None
-            self.process.kill()
-            self.process.wait()
-            raise RuntimeError(
-                f"the witness of {self.config} did not start (exit {self.process.returncode}):"
-                f"\n{self.stderr.read_text()}"
-            )
-        info = json.loads(text)
+        info = self.poll_ready()
+        if info is None:
+            return None
         return WitnessProcess(
             info["name"],
             info["url"],

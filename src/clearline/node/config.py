@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -209,20 +209,31 @@ def toml_lines(text: str) -> LineMap:
     return LineMap(lines)
 
 
-def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
+Config = TypeVar("Config", bound=BaseModel)
+
+
+def parse_toml_config(
+    model: type[Config], text: str, source: str, base: Path, error: type[InputFileError]
+) -> Config:
+    """A TOML file as `model`, every problem an `error` naming its line; `base` (the file's
+    folder, for relative paths) and `source` are set here, never by the file."""
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
-        raise NodeConfigError(
+        raise error(
             f"not valid TOML: {exc}", source, int(match.group(1)) if match else None
         ) from None
     for internal in ("base", "source"):
         if internal in data:
             line = toml_lines(text).line_of((internal,))
-            raise NodeConfigError(f"'{internal}' is not a setting", source, line)
-    config = validate(NodeConfig, data, toml_lines(text), source, NodeConfigError)
+            raise error(f"'{internal}' is not a setting", source, line)
+    config = validate(model, data, toml_lines(text), source, error)
     return config.model_copy(update={"base": base, "source": source})
+
+
+def parse_node_config(text: str, source: str, base: Path) -> NodeConfig:
+    return parse_toml_config(NodeConfig, text, source, base, NodeConfigError)
 
 
 def setting_error(config: NodeConfig, key: tuple[str, ...], message: str) -> NodeConfigError:

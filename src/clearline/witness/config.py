@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearline.errors import InputFileError, KeyMaterialError, NoteError
 from clearline.log.note import COSIGNATURE_V1, ED25519, NoteKey, log_origin
-from clearline.node.config import Port, SideName, toml_lines
+from clearline.node.config import Port, SideName, parse_toml_config, toml_lines
 from clearline.node.keys import load_signer, load_verifier
 from clearline.protocol.signing import Ed25519Signer
-from clearline.sourcemap import read_text, validate
+from clearline.sourcemap import read_text
 
 KEY_NAME = r"[^\s+]{1,255}"
 """A note key name: no spaces and no '+' (signed-note)."""
@@ -116,19 +115,7 @@ def setting_error(config: WitnessConfig, key: tuple[str | int, ...], message: st
 
 
 def parse_witness_config(text: str, source: str, base: Path) -> WitnessConfig:
-    try:
-        data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise WitnessConfigError(
-            f"not valid TOML: {exc}", source, int(match.group(1)) if match else None
-        ) from None
-    for internal in ("base", "source"):
-        if internal in data:
-            line = toml_lines(text).line_of((internal,))
-            raise WitnessConfigError(f"'{internal}' is not a setting", source, line)
-    config = validate(WitnessConfig, data, toml_lines(text), source, WitnessConfigError)
-    return config.model_copy(update={"base": base, "source": source})
+    return parse_toml_config(WitnessConfig, text, source, base, WitnessConfigError)
 
 
 def load_witness(path: Path) -> Witness:
