@@ -23,7 +23,8 @@ def _go_build(name: str, packages: tuple[str, ...], factory: pytest.TempPathFact
             "golang-golang-x-mod-dev; scripts/test installs them)"
         )
     out = factory.mktemp("go") / name
-    env = {**os.environ, "GO111MODULE": "off", "GOPATH": str(GOPATH), "GOFLAGS": ""}
+    gopath = f"{Path(__file__).with_name('gopath')}:{GOPATH}"  # third-party code, then x/mod
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": gopath, "GOFLAGS": ""}
     env.setdefault("GOCACHE", str(factory.mktemp("gocache")))
     source = Path(__file__).with_name(f"{name}.go")
     subprocess.run([go, "build", "-o", str(out), str(source)], check=True, env=env)
@@ -32,7 +33,8 @@ def _go_build(name: str, packages: tuple[str, ...], factory: pytest.TempPathFact
 
 @pytest.fixture(scope="session")
 def notecheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Go's golang.org/x/mod/sumdb/note, behind a small command (notecheck.go)."""
+    """Go's golang.org/x/mod/sumdb/note and transparency-dev/formats' cosignature verifier,
+    behind a small command (notecheck.go)."""
     return _go_build("notecheck", ("note",), tmp_path_factory)
 
 

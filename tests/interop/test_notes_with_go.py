@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from clearline.log import merkle
-from clearline.log.note import Note, NoteKey, TreeHead, cosign, signed_checkpoint
+from clearline.log.note import COSIGNATURE_V1, Note, NoteKey, TreeHead, cosign, signed_checkpoint
 from clearline.protocol.signing import Ed25519Signer
 
 LOG = Ed25519Signer.from_label("US")
@@ -33,9 +33,8 @@ def test_go_opens_our_checkpoint_and_the_witness_cosignature(
         checkpoint.text,
         (*checkpoint.signatures, cosign(checkpoint.text, "witness.example/w", WITNESS, 1)),
     )
-    code, out = _open(
-        notecheck, cosigned, vkey, "witness.example/w", WITNESS.public_key.hex(), tmp=tmp_path
-    )
+    witness = NoteKey("witness.example/w", WITNESS.public_key, COSIGNATURE_V1).vkey()
+    code, out = _open(notecheck, cosigned, vkey, witness, tmp=tmp_path)
     assert code == 0, out
     assert out.split() == [origin, "witness.example/w"]
 
@@ -45,4 +44,15 @@ def test_go_refuses_our_checkpoint_once_changed(notecheck: Path, tmp_path: Path)
     vkey = NoteKey(TreeHead.parse(checkpoint.text).origin, LOG.public_key).vkey()
     forged = Note(checkpoint.text.replace("\n2\n", "\n3\n"), checkpoint.signatures)
     code, out = _open(notecheck, forged, vkey, tmp=tmp_path)
+    assert code == 1 and "invalid signature" in out, out
+
+
+def test_go_refuses_a_cosignature_over_another_tree_head(notecheck: Path, tmp_path: Path) -> None:
+    checkpoint = signed_checkpoint("US", LOG, 2, bytes(32))
+    other = signed_checkpoint("US", LOG, 3, bytes(32))
+    vkey = NoteKey(TreeHead.parse(checkpoint.text).origin, LOG.public_key).vkey()
+    moved = cosign(other.text, "witness.example/w", WITNESS, 1)
+    witness = NoteKey("witness.example/w", WITNESS.public_key, COSIGNATURE_V1).vkey()
+    forged = Note(checkpoint.text, (*checkpoint.signatures, moved))
+    code, out = _open(notecheck, forged, vkey, witness, tmp=tmp_path)
     assert code == 1 and "invalid signature" in out, out
