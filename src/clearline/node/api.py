@@ -30,6 +30,7 @@ from clearline.gate import ProposedAction
 from clearline.log import merkle, tiles
 from clearline.log.note import signed_checkpoint
 from clearline.node.auth import Access, Guard, document, uncovered
+from clearline.node.history import answer_view
 from clearline.node.node import Outcome, OutcomeKind
 from clearline.node.tokens import TokenSet
 from clearline.protocol.messages import (
@@ -185,20 +186,7 @@ class TelemetryIn(_In):
 
 
 def _answer_out(answer: Answer | None) -> AnswerOut | None:
-    if answer is None:
-        return None
-    position = None
-    if answer.position is not None:
-        p = answer.position
-        position = {"lat": p.lat_e6 / 1e6, "lon": p.lon_e6 / 1e6, "alt_m": p.alt_m}
-    return AnswerOut(
-        claim=answer.claim.value,
-        mission=answer.mission.value if answer.mission else None,
-        armed=answer.armed,
-        intent=answer.intent.value if answer.intent else None,
-        asset_id=answer.asset_id,
-        position=position,
-    )
+    return None if answer is None else AnswerOut(**answer_view(answer))
 
 
 def _clarification_out(outcome: Outcome) -> ClarificationOut:

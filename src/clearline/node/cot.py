@@ -324,15 +324,23 @@ class CotService:
             track = str(event["track"])
             if track not in self.asking:
                 elapsed = event.get("elapsed_us")
-                self._write_track(
-                    track,
-                    {
-                        "state": event.get("outcome"),
-                        "query_seq": event.get("query_seq"),
-                        "elapsed_ms": None if elapsed is None else round(elapsed / 1000, 1),
-                        "reason": event.get("reason") or None,
-                    },
-                )
+                attrs: dict[str, object] = {
+                    "state": event.get("outcome"),
+                    "query_seq": event.get("query_seq"),
+                    "elapsed_ms": None if elapsed is None else round(elapsed / 1000, 1),
+                    "reason": event.get("reason") or None,
+                }
+                said = event.get("answer")
+                if said:
+                    attrs.update(
+                        claim=said.get("claim"),
+                        side=self.node.peer_side,
+                        mission=said.get("mission"),
+                        intent=said.get("intent"),
+                        armed=said.get("armed"),
+                        asset=said.get("asset_id"),
+                    )
+                self._write_track(track, attrs)
             for action, (target, _) in list(self.holds.items()):
                 if target == track:
                     self._release(action, f"clarification {event.get('outcome')}")

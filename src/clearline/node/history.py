@@ -26,6 +26,7 @@ from clearline.log import merkle
 from clearline.protocol import codec
 from clearline.protocol.messages import (
     Answer,
+    Answers,
     Approval,
     Checkpoint,
     Decision,
@@ -64,6 +65,22 @@ class History:
 
     def events(self) -> list[dict[str, Any]]:
         return sorted(itertools.chain(*self._kept.values()), key=lambda e: int(e["id"]))
+
+
+def answer_view(answer: Answer) -> dict[str, Any]:
+    """The peer's signed answer as events and the API show it."""
+    position = None
+    if answer.position is not None:
+        p = answer.position
+        position = {"lat": p.lat_e6 / 1e6, "lon": p.lon_e6 / 1e6, "alt_m": p.alt_m}
+    return {
+        "claim": answer.claim.value,
+        "mission": answer.mission.value if answer.mission else None,
+        "armed": answer.armed,
+        "intent": answer.intent.value if answer.intent else None,
+        "asset_id": answer.asset_id,
+        "position": position,
+    }
 
 
 def checkpoint_view(
@@ -138,7 +155,7 @@ class _Found:
         )
 
 
-_DECODED = frozenset({"decision", "checkpoint", "query", "answer"})
+_DECODED = frozenset({"decision", "checkpoint", "query", "answer", "answers"})
 
 
 def read_back(
@@ -207,7 +224,7 @@ def _note(found: _Found, index: int, message: Message, mine: bool, local: bool) 
     elif isinstance(body, Query) and mine:
         if len(found.queries) < KEPT["query"]:
             found.queries.append((message, body))
-    elif isinstance(body, Answer) and not mine:
+    elif isinstance(body, Answer | Answers) and not mine:
         found.answers.setdefault((message.session_id, body.query_seq), message)
 
 
@@ -238,17 +255,41 @@ def _events(found: _Found, side: str, policy: Policy, roster: Roster) -> list[di
         events.append(decision_event(side, index, message.sent_at, decision, policy, officers))
     for message, query in found.queries:
         session = message.session_id.hex()
-        track = query.track.track_id
-        base = {"query_seq": message.seq, "track": track, "session": session, "from_log": True}
-        events.append(
-            {"kind": "query", **base, "deadline_us": query.deadline, "at": message.sent_at}
+        answered = found.answers.get((message.session_id, message.seq))
+        said = None if answered is None else answered.body
+        answers: tuple[Answer, ...] | None = (
+            said.answers
+            if isinstance(said, Answers)
+            else (said,)
+            if isinstance(said, Answer)
+            else None
         )
-        answer = found.answers.get((message.session_id, message.seq))
-        if answer is not None:
-            ended = {"outcome": "answered", "reason": "", "at": answer.sent_at}
-        else:
-            ended = {"outcome": "expired", "reason": "no answer in the log", "at": query.deadline}
-        events.append({"kind": "clarification", **base, "elapsed_us": None, **ended})
+        # A swarm's query names several tracks: each is a clarification of its own.
+        for item, track in enumerate(query.tracks):
+            base = {
+                "query_seq": message.seq,
+                "track": track.track_id,
+                "session": session,
+                "from_log": True,
+            }
+            events.append(
+                {"kind": "query", **base, "deadline_us": query.deadline, "at": message.sent_at}
+            )
+            if answered is not None and answers is not None and item < len(answers):
+                ended = {
+                    "outcome": "answered",
+                    "reason": "",
+                    "at": answered.sent_at,
+                    "answer": answer_view(answers[item]),
+                }
+            else:
+                ended = {
+                    "outcome": "expired",
+                    "reason": "no answer in the log",
+                    "at": query.deadline,
+                    "answer": None,
+                }
+            events.append({"kind": "clarification", **base, "elapsed_us": None, **ended})
     for _, message in [*found.own, *found.peer]:
         assert isinstance(message.body, Checkpoint)
         events.append(

@@ -62,6 +62,7 @@ from clearline.node.history import (
     CHECKPOINTS_KEPT,
     SCAN_ENTRIES,
     History,
+    answer_view,
     checkpoint_view,
     peer_consistency,
     read_back,
@@ -536,6 +537,7 @@ class Node:
                 "track": track,
                 "reason": outcome.reason,
                 "session": session,
+                "answer": None if outcome.answer is None else answer_view(outcome.answer),
             }
         )
 
