@@ -71,7 +71,7 @@ def test_the_index_chooses_what_the_linear_search_chooses(
     scene: tuple[list[OwnAsset], list[TrackReport]],
 ) -> None:
     assets, tracks = scene
-    nearest = Nearest(assets, TOLERANCE_M)
+    nearest = Nearest.of_assets(assets, TOLERANCE_M)
     for track in tracks:
         assert nearest(track) is match(track, assets, TOLERANCE_M)
 
@@ -82,7 +82,7 @@ def test_a_swarm_of_elements_a_few_hundred_metres_apart() -> None:
         _asset(i, Position(24_100_000 + 3_000 * (i // 20), 122_400_000 + 3_000 * (i % 20), 0), None)
         for i in range(300)
     ]
-    nearest = Nearest(elements, TOLERANCE_M)
+    nearest = Nearest.of_assets(elements, TOLERANCE_M)
     for i, element in enumerate(elements):
         assert element.record.position is not None
         seen = Position(element.record.position.lat_e6 + 900, element.record.position.lon_e6, 0)

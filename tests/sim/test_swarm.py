@@ -9,9 +9,10 @@ import re
 import pytest
 
 from clearline.protocol.constants import MAX_TRACKS_PER_QUERY
-from clearline.sim.episode import Prepared, run_episode
-from clearline.sim.outcomes import Arm, Outcome
-from clearline.sim.scenario import load_scenario, parse_scenario
+from clearline.sim.episode import Episode, Prepared, run_episode
+from clearline.sim.kernel import Kernel
+from clearline.sim.outcomes import ARMS, OUTCOME_COLUMNS, Arm, Outcome
+from clearline.sim.scenario import load_scenario, parse_scenario, shipped_scenarios
 
 SWARM = """\
 version: 1
@@ -174,3 +175,93 @@ def test_a_real_attack_swarm_strikes_once_unless_every_element_was_stopped(
     lines, outcome = _trace(STRIKE_SWARM.format(impact=impact), Arm.NONE, 0, 34)
     assert sum(1 for line in lines if line.endswith("SP strikes US")) == strikes
     assert outcome.tracks_engaged == (0 if strikes else 5)
+
+
+def _same(a: object, b: object) -> bool:
+    return a == b or (
+        isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    )
+
+
+@pytest.mark.parametrize("name", shipped_scenarios())
+def test_tracks_that_cannot_move_anything_are_not_scheduled_and_nothing_changes(name: str) -> None:
+    """A track nobody flags, whose reading and truth both propose the rest rung, has its
+    reaction and confirmation left out (`Belief.inert`): every outcome, the episode's end
+    included, is what scheduling them gives."""
+    prepared = Prepared.build(load_scenario(name))
+    episodes = 4 if name == "swarm" else 25
+    skipped = 0
+    for episode in range(episodes):
+        for arm in ARMS:
+            lean, full = Kernel(), Kernel()
+            a = Episode(prepared, arm, episode, 11, clock=lean).run().row()
+            b = Episode(prepared, arm, episode, 11, clock=full, skip_inert=False).run().row()
+            differ = [
+                (c, x, y) for c, x, y in zip(OUTCOME_COLUMNS, a, b, strict=True) if not _same(x, y)
+            ]
+            assert not differ, f"{name} {arm.value} episode {episode} seed 11: {differ}"
+            skipped += full.scheduled - lean.scheduled
+    if name == "swarm":
+        # Most of 300 elements are inert: about two events each left out, per arm.
+        assert skipped > episodes * len(ARMS) * 400
+
+
+ANSWERED_SWARM = """\
+version: 1
+name: answered-swarm
+title: Answered swarm
+horizon_s: 60
+sides:
+  US:
+    model:
+      confusion:
+        recon_swarm: {strike_package: 1.0}
+      noise: 0.0
+    sensor:
+      detect_probability: 1.0
+      perceive_action: {median_s: 1.0, sigma: 0}
+    doctrine:
+      reaction: {median_s: 0.5, sigma: 0}
+    human:
+      decision: {median_s: 50, sigma: 0}
+  PRC:
+    sensor:
+      perceive_action: {median_s: 1.0, sigma: 0}
+    doctrine:
+      reaction: {median_s: 2.0, sigma: 0}
+    human:
+      decision: {median_s: 50, sigma: 0}
+network:
+  one_way_ms: 55
+  jitter_ms: 0
+  loss: 0.0
+assets:
+  - id: SW
+    owner: PRC
+    kind: recon_swarm
+    mission: reconnaissance
+    intent: withdrawing
+    position: [24.0, 122.0, 1000]
+    appears_s: 1.0
+    swarm: {elements: 6, spread_m: 500}
+"""
+
+COUNTER = re.compile(r"^(\d+) PRC autonomous (\S+) on forces-US ")
+
+
+def test_acts_perceived_while_an_answer_is_pending_get_that_one_answer() -> None:
+    """Six elements engaged together are one hostile act for the side that owns them:
+    it perceives six, answers once, a step higher than what it received, and each answer
+    after that answers the one act the other side made in return."""
+    lines, outcome = _trace(ANSWERED_SWARM, Arm.NONE, 0, 3)
+    engaged = [line for line in lines if re.match(r"^\d+ US autonomous \S+ on T-SW", line)]
+    perceived = [line for line in lines if " PRC perceives " in line]
+    counters = [m for m in map(COUNTER.match, lines) if m]
+    assert outcome.tracks_engaged == 6
+    first_engaged = min(int(line.split()[0]) for line in engaged)
+    first_counter = int(counters[0].group(1))
+    # Every element is engaged at the same instant: PRC perceives all of them at once,
+    # and answers them with one act, 1 s (perception) + 2 s (reaction) later.
+    assert sum(1 for line in perceived if int(line.split()[0]) == first_engaged + 1_000_000) == 6
+    assert first_counter == first_engaged + 3_000_000
+    assert sum(1 for m in counters if int(m.group(1)) == first_counter) == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from clearline.protocol.messages import Answer, AssetRecord, Claim, Intent, Position, TrackReport
 
@@ -28,72 +30,82 @@ class OwnAsset:
     intent: Intent
 
 
+T = TypeVar("T")
+
+
+def _place(record: AssetRecord) -> tuple[Position, float]:
+    """Where an asset is, and the radius around it that it may be anywhere in."""
+    if record.area is not None:
+        return record.area.center, float(record.area.radius_m)
+    assert record.position is not None
+    return record.position, 0.0
+
+
 def match(
     track: TrackReport, assets: list[OwnAsset], tolerance_m: float = 25_000
 ) -> OwnAsset | None:
     """The nearest own asset that could be the observed track, if any is close enough."""
     best: tuple[float, OwnAsset] | None = None
     for asset in assets:
-        record = asset.record
-        if record.area is not None:
-            gap = distance_m(track.position, record.area.center) - record.area.radius_m
-        else:
-            assert record.position is not None
-            gap = distance_m(track.position, record.position)
+        where, radius = _place(asset.record)
+        gap = distance_m(track.position, where) - radius
         if gap <= tolerance_m and (best is None or gap < best[0]):
             best = (gap, asset)
     return best[1] if best else None
 
 
-class Nearest:
-    """`match` against one list of assets for many tracks, choosing the same asset: the
-    nearest within the tolerance, the first listed among equals.
+class Nearest(Generic[T]):
+    """`match` against one list of places for many tracks, choosing the same one: the
+    nearest within the tolerance, the first listed among equals. A place is a position,
+    the radius of the area around it (0 for a point) and what is found there (an
+    `OwnAsset`, built by `of_assets`, or whatever the caller needs to build one only for
+    what is found).
 
     A swarm's query names hundreds of tracks and its owner's registry holds every element,
-    so measuring each track against each asset is quadratic. Here the assets are sorted by
+    so measuring each track against each asset is quadratic. Here the places are sorted by
     latitude once, and each track walks outward from its own latitude until the latitude
-    difference alone puts every further asset out of reach: no great circle between two
+    difference alone puts every further place out of reach: no great circle between two
     points is shorter than the arc of their latitude difference.
     """
 
-    __slots__ = ("_assets", "_lats", "_reach", "_tolerance")
+    __slots__ = ("_lats", "_places", "_reach", "_tolerance")
 
     SLACK_M = 1.0
-    """Kept in reach beyond the bound, for rounding: the bound then never skips an asset
+    """Kept in reach beyond the bound, for rounding: the bound then never skips a place
     that `match` would measure as the nearest."""
 
-    def __init__(self, assets: list[OwnAsset], tolerance_m: float = 25_000) -> None:
-        rows: list[tuple[float, int, float, float, float, float, OwnAsset]] = []
+    def __init__(
+        self, places: Iterable[tuple[Position, float, T]], tolerance_m: float = 25_000
+    ) -> None:
+        rows: list[tuple[float, int, float, float, float, float, T]] = []
         widest = 0.0
-        for i, asset in enumerate(assets):
-            record = asset.record
-            if record.area is not None:
-                where, radius = record.area.center, float(record.area.radius_m)
-            else:
-                assert record.position is not None
-                where, radius = record.position, 0.0
+        for i, (where, radius, item) in enumerate(places):
             lat = math.radians(where.lat_e6 / 1e6)
             lon = math.radians(where.lon_e6 / 1e6)
-            rows.append((lat, i, lon, math.cos(lat), radius, EARTH_RADIUS_M * lat, asset))
+            rows.append((lat, i, lon, math.cos(lat), radius, EARTH_RADIUS_M * lat, item))
             widest = max(widest, radius)
         rows.sort(key=lambda row: (row[0], row[1]))
-        self._assets = rows
+        self._places = rows
         self._lats = [row[5] for row in rows]
         self._tolerance = tolerance_m
         self._reach = widest + self.SLACK_M
-        """How far past the best gap so far an asset may still lie, measured in latitude."""
+        """How far past the best gap so far a place may still lie, measured in latitude."""
 
-    def __call__(self, track: TrackReport) -> OwnAsset | None:
-        rows, tolerance = self._assets, self._tolerance
+    @staticmethod
+    def of_assets(assets: Iterable[OwnAsset], tolerance_m: float = 25_000) -> Nearest[OwnAsset]:
+        return Nearest(((*_place(asset.record), asset) for asset in assets), tolerance_m)
+
+    def __call__(self, track: TrackReport) -> T | None:
+        rows, tolerance = self._places, self._tolerance
         lat1 = math.radians(track.position.lat_e6 / 1e6)
         lon1 = math.radians(track.position.lon_e6 / 1e6)
         cos1 = math.cos(lat1)
         y = EARTH_RADIUS_M * lat1
-        best: tuple[float, int, OwnAsset] | None = None
+        best: tuple[float, int, T] | None = None
         start = bisect.bisect_left(self._lats, y)
         for indices in (range(start, len(rows)), range(start - 1, -1, -1)):
             for k in indices:
-                lat2, i, lon2, cos2, radius, y2, asset = rows[k]
+                lat2, i, lon2, cos2, radius, y2, item = rows[k]
                 limit = tolerance if best is None else min(tolerance, best[0])
                 if abs(y2 - y) > limit + self._reach:
                     break
@@ -103,7 +115,7 @@ class Nearest:
                 )
                 gap = 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h))) - radius
                 if gap <= tolerance and (best is None or (gap, i) < best[:2]):
-                    best = (gap, i, asset)
+                    best = (gap, i, item)
         return best[2] if best is not None else None
 
 

@@ -62,10 +62,17 @@ HELLO_RETRY_FIRST_US = 250_000
 """First Hello re-send, if the peer has shown nothing in-session by then; then doubling."""
 
 
+Matcher = Callable[[TrackReport], OwnAsset | None]
+"""The own asset an observed track may be, if any (`doctrine.registry.Nearest`)."""
+
+
 class Registry(Protocol):
     """One's own assets as they are now: what answers to the peer's queries come from."""
 
-    def own_assets(self, now: Micros) -> Sequence[OwnAsset]: ...
+    def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
+        """Matches tracks against one's own assets where they are at `now`: the nearest
+        within `tolerance_m`, as `doctrine.registry.match` chooses."""
+        ...
 
 
 @dataclass
@@ -74,8 +81,8 @@ class AssetRegistry:
 
     assets: dict[str, OwnAsset] = field(default_factory=dict)
 
-    def own_assets(self, now: Micros) -> Sequence[OwnAsset]:
-        return list(self.assets.values())
+    def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
+        return Nearest.of_assets(self.assets.values(), tolerance_m)
 
     def publish(self, asset: OwnAsset) -> None:
         self.assets[asset.record.asset_id] = asset
@@ -436,9 +443,7 @@ class Endpoint:
         return released
 
     def _answer(self, seq: int, query: Query, now: Micros) -> None:
-        nearest = Nearest(
-            list(self.registry.own_assets(now)), self.config.disclosure.match_tolerance_m
-        )
+        nearest = self.registry.matcher(now, self.config.disclosure.match_tolerance_m)
         answers: list[Answer] = []
         for item, track in enumerate(query.tracks):
             found = nearest(track)

@@ -132,6 +132,21 @@ class Belief:
         thresholds = proposals.nuclear_c2 if track.domain == NUCLEAR_C2 else proposals.ordinary
         return propose_rung(self.of(track), thresholds)
 
+    def inert(self, track: Track) -> bool:
+        """Whether nothing about `track` can ever move this side: it is not flagged (so never
+        asked about, and no answer can change the belief), and both the model's reading and
+        the truth the sensors will confirm propose the rest rung. Its reaction and its
+        confirmation would act on the rest rung, which is no act. Most of a swarm's elements
+        are inert, and the simulator schedules nothing for them."""
+        proposals = self.proposals
+        if self.flags(track.model_score):
+            return False
+        thresholds = proposals.nuclear_c2 if track.domain == NUCLEAR_C2 else proposals.ordinary
+        return (
+            propose_rung(track.model_score, thresholds) == thresholds.rest
+            and propose_rung(track.true_score, thresholds) == thresholds.rest
+        )
+
     def harmless(self, track: Track) -> bool:
         """Whether what is really there would call for no kinetic act."""
         return track.true_score < self.proposals.kinetic_from

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from clearline.doctrine.registry import OwnAsset
+from clearline.doctrine.registry import Nearest, OwnAsset
 from clearline.doctrine.responses import (
     at_rest,
     counter_response,
@@ -53,6 +53,7 @@ from clearline.doctrine.threat import CATEGORY_OF_KIND, RESPONSE_DOMAIN, Categor
 from clearline.gate import NUCLEAR_C2, Gate, Policy, ProposedAction
 from clearline.gate.decide import Rule
 from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unresolved
+from clearline.hotline.endpoint import Matcher
 from clearline.protocol import codec
 from clearline.protocol.events import (
     LinkState,
@@ -209,6 +210,8 @@ class Side:
     timer_at: Micros | None = None
     notices: set[str] = field(default_factory=set)
     action_count: int = 0
+    answering: dict[str, str] = field(default_factory=dict)
+    """By attacker: the highest rung received of the hostile acts an answer is pending for."""
     peak: int = 0
     """Ladder index of the highest action the side has taken (its rest rung before any)."""
 
@@ -220,23 +223,36 @@ class _WorldRegistry:
         self._episode = episode
         self._side = side
 
-    def own_assets(self, now: Micros) -> list[OwnAsset]:
+    def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
+        """Matches against every own asset where it is now, building the record (what the
+        node would hold) only for the one found: a swarm's owner holds hundreds, and a
+        query names a few."""
         side = self._side
-        return [
-            OwnAsset(
-                AssetRecord(
-                    asset.id,
-                    asset.kind,
-                    asset.mission,
-                    asset.armed,
-                    AutonomyMode.AUTONOMOUS,
-                    now,
-                    position=self._episode._position_of(side, asset),
-                ),
-                asset.intent,
+        nearest = Nearest(
+            ((self._episode._position_of(side, asset), 0.0, asset) for asset in side.own.values()),
+            tolerance_m,
+        )
+
+        def match(track: TrackReport) -> OwnAsset | None:
+            asset = nearest(track)
+            if asset is None:
+                return None
+            record = AssetRecord(
+                asset.id,
+                asset.kind,
+                asset.mission,
+                asset.armed,
+                AutonomyMode.AUTONOMOUS,
+                now,
+                position=self._episode._position_of(side, asset),
             )
-            for asset in side.own.values()
-        ]
+            return OwnAsset(record, asset.intent)
+
+        return match
+
+
+def _nothing() -> None:
+    pass
 
 
 class Episode:
@@ -250,7 +266,11 @@ class Episode:
         seed: int,
         trace: Callable[[str], None] | None = None,
         clock: Clock | None = None,
+        skip_inert: bool = True,
     ) -> None:
+        """`skip_inert=False` schedules the reaction and confirmation of every track, even
+        those that cannot change anything (`Belief.inert`); the outcomes are the same, which
+        is what it is there to show."""
         self.p = prepared
         self.arm = arm
         self.scenario = prepared.scenario
@@ -259,6 +279,8 @@ class Episode:
         self.streams = Streams(seed, episode)
         self.out = Outcome(episode, arm.value)
         self._trace = trace
+        self._skip_inert = skip_inert
+        self._busy_until: Micros = 0
         self._pending = 0
         self._link_pending = 0
         self._humans_pending = 0
@@ -312,6 +334,13 @@ class Episode:
             self._check_settled()
 
         self.kernel.at(self.kernel.now + max(0, delay), run)
+
+    def _still_working(self, delay: Micros) -> None:
+        """Keep the episode going for `delay` from now, as work that does nothing would."""
+        until = self.kernel.now + max(0, delay)
+        if until > self._busy_until:
+            self._busy_until = until
+            self._after(delay, _nothing)
 
     def _link_settled(self) -> bool:
         """Nothing left that the link could still change: no new traffic to come, nothing
@@ -572,12 +601,20 @@ class Episode:
                 flagged.append(track)
             elif self._link_live:
                 self._ask(side, [track])
-        self._after(
-            lognormal(side.reaction, side.spec.doctrine.reaction), lambda: self._react(side, track)
-        )
+        reaction = lognormal(side.reaction, side.spec.doctrine.reaction)
         if confirm_after is None:
             confirm_after = lognormal(mrng, side.spec.sensor.confirm)
-        self._after(confirm_after, lambda: self._confirm(side, track, mrng))
+        # Drawn now, not when the sensors confirm: a swarm's elements share one model
+        # stream, and drawing in element order keeps each draw the element's own whether
+        # or not its confirmation is scheduled (below).
+        accurate = mrng.random() < side.spec.sensor.confirm_accuracy
+        if self._skip_inert and side.belief.inert(track):
+            # Nothing to schedule but the time it would have taken: the episode still ends
+            # when its last piece of work would have run.
+            self._still_working(max(reaction, confirm_after))
+            return
+        self._after(reaction, lambda: self._react(side, track))
+        self._after(confirm_after, lambda: self._confirm(side, track, accurate))
 
     # -- action -------------------------------------------------------------
 
@@ -691,10 +728,19 @@ class Episode:
             return
         if self._trace is not None:
             self.note(f"{victim.name} perceives {rung} by {attacker.name}")
+        pending = victim.answering.get(attacker.name)
+        if pending is not None:
+            # One answer to the acts perceived while it is pending, at the highest of them: a
+            # swarm's elements engaged one by one are answered as the attack they make up.
+            if self.p.index[rung] > self.p.index[pending]:
+                victim.answering[attacker.name] = rung
+            return
+        victim.answering[attacker.name] = rung
         delay = lognormal(victim.reaction, victim.spec.doctrine.reaction)
-        self._after(delay, lambda: self._counter(victim, attacker, rung))
+        self._after(delay, lambda: self._counter(victim, attacker))
 
-    def _counter(self, side: Side, attacker: Side, received: str) -> None:
+    def _counter(self, side: Side, attacker: Side) -> None:
+        received = side.answering.pop(attacker.name)
         if side.commander.halted:
             return
         if side.name in side.notices and side.spec.doctrine.notice_trust:
@@ -744,10 +790,10 @@ class Episode:
         self.out.false_reassurance = True
         self.out.reassurance_delay_s = (self.kernel.now - track.reassured_at) / S
 
-    def _confirm(self, side: Side, track: Track, rng: random.Random) -> None:
-        """One's own sensors now show what the track is: the answer about it is judged, and
-        the side acts on what it believes now (on every answered track, if one was a lie)."""
-        accurate = rng.random() < side.spec.sensor.confirm_accuracy
+    def _confirm(self, side: Side, track: Track, accurate: bool) -> None:
+        """One's own sensors now show what the track is (`accurate`: and read it right): the
+        answer about it is judged, and the side acts on what it believes now (on every
+        answered track, if one was a lie)."""
         if side.belief.confirm(track, accurate):
             self.note(f"{side.name} finds the answer about {track.track_id} false")
             for other in side.tracks.values():

@@ -54,6 +54,11 @@ class Kernel:
     def pending(self) -> int:
         return len(self._queue)
 
+    @property
+    def scheduled(self) -> int:
+        """Events scheduled so far, run or not."""
+        return self._counter
+
     def run(self, until: Micros) -> None:
         """Run every event due up to and including `until` (the clock then reads `until`),
         or until `stop()` is called (the clock then reads the time of the last event)."""
