@@ -664,8 +664,8 @@ def sim_sweep(
     batch: int,
 ) -> None:
     """Run SCENARIO over a grid of parameter values; one summary per cell in sweep.json."""
+    from clearline.sim.display import format_estimate
     from clearline.sim.sweep import Axis, sweep
-    from clearline.sim.table import format_estimate
 
     loaded = _load_scenario(scenario)
     try:

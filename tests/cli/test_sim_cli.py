@@ -95,7 +95,7 @@ def test_sim_run_table_and_report(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "P(kinetic before human)" in result.output
+    assert "P(kinetic before any human)" in result.output
     report = CliRunner().invoke(main, ["sim", "report", str(tmp_path)])
     assert report.exit_code == 0, report.output
     assert (tmp_path / "report.html").exists()
