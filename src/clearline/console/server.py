@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -150,24 +149,6 @@ def mount(app: FastAPI, access: Access) -> None:
         return RedirectResponse("/console/")
 
 
-def survival_curves(episodes: Path, points: int = 200) -> dict[str, Any]:
-    """P(no kinetic act yet) by time, per arm, on a log time grid, from episodes.parquet."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(episodes, columns=["arm", "first_kinetic_s", "ended_s"]).to_pandas()
-    finite = table["first_kinetic_s"].dropna()
-    top = max(1.0, float(finite.max()) if len(finite) else 1.0, float(table["ended_s"].max()))
-    grid = np.logspace(-1, math.log10(top), points)
-    curves: dict[str, list[float]] = {}
-    for arm, group in table.groupby("arm", sort=False):
-        times = group["first_kinetic_s"].to_numpy()
-        happened = np.sort(times[~np.isnan(times)])
-        alive = 1.0 - np.searchsorted(happened, grid, side="right") / max(1, len(times))
-        curves[str(arm)] = [round(float(v), 6) for v in alive]
-    return {"t": [round(float(t), 6) for t in grid], "arms": curves}
-
-
 def results_page(results: Path | None) -> str:
     """The console page that shows `results`: a sensitivity study has its own."""
     if results is None:
@@ -201,6 +182,8 @@ def results_app(results: Path | None) -> FastAPI:
         episodes = need() / "episodes.parquet"
         if not episodes.exists():
             raise HTTPException(404, f"no {episodes}")
+        from clearline.sim.curves import survival_curves
+
         return survival_curves(episodes)
 
     @app.get("/results/report")
