@@ -30,6 +30,8 @@ from clearline.node.config import LOOPBACK_NAMES
 STATIC = Path(str(resources.files("clearline.console").joinpath("static")))
 LOGIN_BODY_MAX = 16 * 1024
 CHAIN_MAX = 8
+RESULTS = (("sensitivity", "sensitivity.json"), ("sweep", "sweep.json"), ("run", "summary.json"))
+"""What a results folder can hold, looked for in this order."""
 
 
 def origin_pattern(hosts: tuple[str, ...]) -> str:
@@ -167,14 +169,15 @@ def results_app(results: Path | None) -> FastAPI:
 
     @app.get("/results/summary")
     async def summary() -> dict[str, Any]:
+        """The results, with how to show them (`display`: names, axes, colours), which the
+        HTML report uses too."""
+        from clearline.sim.display import payload
+
         where = need()
-        if (where / "sensitivity.json").exists():
-            data = json.loads((where / "sensitivity.json").read_text())
-            return {"kind": "sensitivity", "data": data}
-        if (where / "sweep.json").exists():
-            return {"kind": "sweep", "data": json.loads((where / "sweep.json").read_text())}
-        if (where / "summary.json").exists():
-            return {"kind": "run", "data": json.loads((where / "summary.json").read_text())}
+        for kind, name in RESULTS:
+            if (where / name).exists():
+                data = json.loads((where / name).read_text())
+                return {"kind": kind, "data": data, "display": payload()}
         raise HTTPException(404, f"{where} has neither summary.json nor sweep.json")
 
     @app.get("/results/survival")
