@@ -571,7 +571,13 @@ def _load_scenario(name: str) -> Any:
     default=None,
     help="Results folder (default: sim-results/SCENARIO-sSEED).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print only the JSON summary on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print only the JSON summary on stdout, with where the results went (`out`, `files`; "
+    "files.report is written by `report_command`).",
+)
 @_run_options
 def sim_run(
     scenario: str,
@@ -619,6 +625,13 @@ def sim_run(
             arm: {"episodes": d["episodes"], "outcomes": d["outcomes"]}
             for arm, d in summary["arms"].items()
         }
+        keep["out"] = str(where)
+        keep["files"] = {
+            "episodes": str(where / "episodes.parquet"),
+            "summary": str(where / "summary.json"),
+            "report": str(where / "report.html"),
+        }
+        keep["report_command"] = f"clearline sim report {where}"
         click.echo(json.dumps(keep, sort_keys=False))
         return
     click.echo(summary_table(summary))
@@ -664,8 +677,8 @@ def sim_sweep(
     batch: int,
 ) -> None:
     """Run SCENARIO over a grid of parameter values; one summary per cell in sweep.json."""
+    from clearline.sim.display import format_estimate
     from clearline.sim.sweep import Axis, sweep
-    from clearline.sim.table import format_estimate
 
     loaded = _load_scenario(scenario)
     try:

@@ -17,6 +17,15 @@ import httpx
 import pytest
 
 from clearline.lab.nodes import end_process
+from clearline.sim.curves import survival_curves
+from clearline.sim.display import (
+    PROBABILITY_AXIS,
+    PROBABILITY_TICKS,
+    SCALE,
+    format_estimate,
+    heat_colour,
+    sig,
+)
 from clearline.sim.montecarlo import run
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sweep import Axis, sweep
@@ -419,6 +428,40 @@ def _wait_served(url: str) -> None:
     wait_until(served, 20, f"{url} never answered")
 
 
+def _rgb(colour: str) -> str:
+    """A #rrggbb colour as the browser's computed style writes it."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def _headers_are_human(page: Any, selector: str) -> None:
+    headers = [h.strip() for h in page.locator(selector).all_inner_texts()]
+    assert headers, selector
+    assert not [h for h in headers if "_" in h], headers
+
+
+def _fits(page: Any, width: int = 1400) -> None:
+    """Nothing scrolls sideways at `width` px: the page, or any table in it."""
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('table')].filter("
+        "t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).length"
+    )
+    assert overflowing == 0
+
+
+def _whiskers_show(page: Any, selector: str) -> int:
+    """Every whisker's caps reach beyond its point, however narrow the interval."""
+    whiskers = page.locator(selector)
+    for i in range(whiskers.count()):
+        g = whiskers.nth(i)
+        point = g.locator("circle").bounding_box()
+        for cap in g.locator("line.cap").all():
+            box = cap.bounding_box()
+            assert max(box["width"], box["height"]) > max(point["width"], point["height"]) + 4
+    return int(whiskers.count())
+
+
 @pytest.mark.slow
 def test_simulation_view_plots_the_summary(
     browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
@@ -427,24 +470,58 @@ def test_simulation_view_plots_the_summary(
     result = run(load_scenario("recon-swarm"), episodes=300, seed=5, executor="serial", out=out)
     url = console_for(out)
     _wait_served(url)
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     for arm, data in result.summary["arms"].items():
-        expected = data["outcomes"]["kinetic_before_human"]["estimate"]
+        o = data["outcomes"]["kinetic_before_human"]
         point = page.locator(f'#kbh-chart circle[data-arm="{arm}"]')
-        assert float(point.get_attribute("data-estimate")) == expected
+        assert float(point.get_attribute("data-estimate")) == o["estimate"]
+        assert float(point.get_attribute("data-low")) == o["low"]
+        assert float(point.get_attribute("data-high")) == o["high"]
+        assert page.locator(f'#kbh-chart text.value[data-arm="{arm}"]').text_content() == sig(
+            o["estimate"]
+        )
         shown = page.locator(f'#arms tr[data-arm="{arm}"] td[data-outcome="kinetic_before_human"]')
-        assert shown.inner_text().startswith(f"{expected:.3f}")
-    assert page.locator("#survival canvas").count() >= 1
+        assert shown.inner_text().split("\n") == format_estimate(o).split(" ", 1)
+    # the narrowest interval here is hotline+gate's [0, 0.0126]: its whisker still shows
+    assert _whiskers_show(page, "#kbh-chart g.whisker") == len(result.summary["arms"])
+    ticks = page.locator("#kbh-chart text.tick").all_text_contents()
+    assert ticks == [f"{t:g}" for t in PROBABILITY_TICKS]
+    _headers_are_human(page, "#arms th")
+    assert "P(kinetic before any human)" in page.locator("#arms tr").first.inner_text()
+    _fits(page)
+    # the survival curves: the report's data on the report's axes, and a legend that works
+    curves = survival_curves(out / "episodes.parquet")
+    scales = page.evaluate(
+        "(() => { const s = window.survivalPlot.scales; "
+        "return [s.x.min, s.x.max, s.y.min, s.y.max]; })()"
+    )
+    assert scales == pytest.approx([curves["t"][0], curves["t"][-1], *PROBABILITY_AXIS])
+    legend = page.locator("#survival .u-legend .u-series")
+    labels = page.locator("#survival .u-legend .u-series .u-label").all_inner_texts()
+    assert labels[1:] == list(result.summary["arms"])
+    legend.nth(1).click()
+    assert page.evaluate("window.survivalPlot.series[1].show") is False
+    legend.nth(1).click()
+    assert page.evaluate("window.survivalPlot.series[1].show") is True
     assert page.locator("#report-link").get_attribute("href") == "/results/report"
-    report = httpx.get(url.split("/console/")[0] + "/results/report")
-    assert report.status_code == 200 and "recon-swarm" in report.text
     page.screenshot(path=str(screenshots / "console-sim.png"), full_page=True)
+    # the HTML report: the same numbers, names and axes
+    page.goto(url.split("/console/")[0] + "/results/report")
+    for arm, data in result.summary["arms"].items():
+        o = data["outcomes"]["kinetic_before_human"]
+        note = page.locator(f'g[id="estimate-{arm}"]').text_content()
+        assert sig(o["estimate"]) in note and f"[{sig(o['low'])}, {sig(o['high'])}]" in note
+    survival_legend = page.locator('g[id="legend-survival"]').text_content()
+    assert all(arm in survival_legend for arm in result.summary["arms"])
+    _headers_are_human(page, "#arms th")
+    _fits(page)
+    page.screenshot(path=str(screenshots / "report-run.png"), full_page=True)
     page.close()
 
 
-def test_sweep_heatmap_hover_shows_the_cell(
+def test_sweep_heatmap_has_a_colour_key_and_hover_shows_the_cell(
     browser: Any, screenshots: Path, tmp_path: Path, console_for: Any
 ) -> None:
     out = tmp_path / "sweep"
@@ -462,7 +539,7 @@ def test_sweep_heatmap_hover_shows_the_cell(
     )
     url = console_for(out)
     _wait_served(url)
-    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     cell = next(c for c in summary["cells"] if c["settings"]["network.one_way_ms"] == 300)
@@ -471,9 +548,39 @@ def test_sweep_heatmap_hover_shows_the_cell(
     title = f"network.one_way_ms=300, sides.US.model.confusion.recon_swarm.strike_package={y}"
     target = page.locator(f'table.heatmap[data-arm="hotline"] td[title^="{title}"]')
     target.hover()
-    assert target.get_attribute("title") == (
-        f"{title}: {o['estimate']:.3f} [{o['low']:.3f}, {o['high']:.3f}]"
+    assert target.get_attribute("title") == f"{title}: {format_estimate(o)}"
+    assert float(target.get_attribute("data-estimate")) == o["estimate"]
+    # the cell's colour is the scale's at its estimate, as the report draws it
+    fill = target.evaluate("e => getComputedStyle(e).backgroundColor")
+    assert fill == _rgb(heat_colour(o["estimate"]))
+    # the colour key: the scale's stops from 0 to 1, ticked as the report's
+    key = page.locator("#colour-key svg.colour-key")
+    assert key.locator("text.tick").all_text_contents() == [f"{t:g}" for t in PROBABILITY_TICKS]
+    stops = key.locator("stop").evaluate_all("s => s.map(e => e.getAttribute('stop-color'))")
+    assert stops == list(SCALE)
+    # the console computes colours and numbers as display.py does, so 0 and 0.29 differ
+    values = [0, 0.0333, 0.29, 0.5, 1]
+    colours = page.evaluate(
+        "v => v.map(x => Charts.heatColour(x, " + json.dumps(SCALE) + "))", values
     )
+    assert colours == [heat_colour(v) for v in values]
+    assert colours[0] != colours[2]
+    numbers = [0.28499999, 0.0120, 0.09996, 476.5, 12345.0, 1.125, -0.7412, 2.0]
+    assert page.evaluate("v => v.map(x => Charts.sig(x))", numbers) == [sig(v) for v in numbers]
+    _fits(page)
     page.screenshot(path=str(screenshots / "console-sweep.png"), full_page=True)
+    # the report's heatmaps: the same scale, a colour key, each cell's numbers
+    page.goto(url.split("/console/")[0] + "/results/report")
+    keys = page.locator('g[id="colour-key"]')
+    assert keys.count() == 2
+    assert [t.strip() for t in keys.first.locator("text").all_text_contents()][:5] == [
+        f"{t:g}" for t in PROBABILITY_TICKS
+    ]
+    x = 1  # network.one_way_ms=300
+    row = [0.1, 0.5].index(y)
+    assert page.locator('figure[data-figure="heatmap_hotline.png"]').locator(
+        f'g[id="cell-{x}-{row}"]'
+    ).text_content().split() == [sig(o["estimate"]), f"[{sig(o['low'])},", f"{sig(o['high'])}]"]
+    page.screenshot(path=str(screenshots / "report-sweep.png"), full_page=True)
     page.close()
     assert json.loads((out / "sweep.json").read_text())["cells"]

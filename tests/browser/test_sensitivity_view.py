@@ -7,12 +7,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sensitivity import Param, make_study, run_study
-from tests.browser.test_console import ENV, _read_until, _wait_served
+from tests.browser.test_console import (
+    ENV,
+    _fits,
+    _headers_are_human,
+    _read_until,
+    _wait_served,
+    _whiskers_show,
+)
 
 PARAMS = (
     "sides.US.model.confusion.recon_swarm.strike_package=0.05:0.6",
@@ -47,7 +53,7 @@ def test_sensitivity_view_plots_each_index_with_its_interval(
         url = _read_until(process, r"console: ", timeout=30)[-1].split("console: ")[1].strip()
         assert url.endswith("/console/sensitivity.html")
         _wait_served(url)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.wait_for_selector("body[data-ready=true]", timeout=20_000)
         none = next(o for o in summary["outputs"] if o["arm"] == "none")
@@ -59,12 +65,31 @@ def test_sensitivity_view_plots_each_index_with_its_interval(
                     f'circle[data-param="{name}"][data-index="{index}"]'
                 )
                 assert float(point.get_attribute("data-estimate")) == expected["estimate"]
-        legend = page.locator('svg[data-output="none/kinetic_before_human"] text.legend')
+        chart = page.locator('svg[data-output="none/kinetic_before_human"]')
+        legend = chart.locator("text.legend")
         assert legend.all_text_contents() == ["first-order S1", "total ST"]
+        points = len(study.names)
+        assert _whiskers_show(page, 'svg[data-output="none/kinetic_before_human"] g.whisker') == (
+            2 * points + 2  # each parameter's S1 and ST, and the legend's two glyphs
+        )
+        # the legend works: clicking "total ST" hides the ST whiskers, clicking again shows them
+        shown = 'g.whisker[data-index="ST"]:visible'
+        assert chart.locator(shown).count() == points
+        chart.locator('.legend-item[data-index="ST"]').click()
+        assert chart.locator(shown).count() == 0
+        assert chart.locator('g.whisker[data-index="S1"]:visible').count() == points
+        chart.locator('.legend-item[data-index="ST"]').click()
+        assert chart.locator(shown).count() == points
         assert page.locator('svg[data-output="hotline/difference_vs_none"]').count() == 1
-        report = httpx.get(url.split("/console/")[0] + "/results/report", timeout=60)
-        assert report.status_code == 200 and "sensitivity indices for hotline" in report.text
+        _fits(page)
         page.screenshot(path=str(screenshots / "console-sensitivity.png"), full_page=True)
+        page.goto(url.split("/console/")[0] + "/results/report", timeout=60_000)
+        assert page.locator('figure[aria-label="sensitivity indices for hotline"]').count() == 1
+        report_legend = page.locator('g[id="legend-none-kinetic_before_human"]').text_content()
+        assert "first-order S1" in report_legend and "total ST" in report_legend
+        _headers_are_human(page, "table tr:first-child th")  # (rows are the paths given)
+        _fits(page)
+        page.screenshot(path=str(screenshots / "report-sensitivity.png"), full_page=True)
         page.close()
     finally:
         process.kill()

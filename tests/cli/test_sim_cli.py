@@ -49,6 +49,13 @@ def test_sim_run_json_is_the_machine_readable_summary_only(tmp_path: Path) -> No
         < data["arms"]["none"]["outcomes"]["kinetic_before_human"]["low"]
     )
     assert (tmp_path / "episodes.parquet").exists()
+    # where the results went
+    assert data["out"] == str(tmp_path)
+    assert data["files"]["episodes"] == str(tmp_path / "episodes.parquet")
+    assert json.loads(Path(data["files"]["summary"]).read_text())["seed"] == 4
+    report = CliRunner().invoke(main, data["report_command"].split()[1:])
+    assert report.exit_code == 0, report.output
+    assert Path(data["files"]["report"]).read_text().startswith("<!doctype html>")
 
 
 def test_sim_run_same_seed_same_bytes(tmp_path: Path) -> None:
@@ -72,7 +79,10 @@ def test_sim_run_same_seed_same_bytes(tmp_path: Path) -> None:
             ],
         )
         assert result.exit_code == 0, result.output
-        outputs.append(result.stdout)
+        data = json.loads(result.stdout)
+        assert data.pop("out") == str(tmp_path / name)
+        del data["files"], data["report_command"]
+        outputs.append(json.dumps(data))
     assert outputs[0] == outputs[1]
     assert (tmp_path / "a" / "episodes.parquet").read_bytes() == (
         tmp_path / "b" / "episodes.parquet"
@@ -95,7 +105,7 @@ def test_sim_run_table_and_report(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "P(kinetic before human)" in result.output
+    assert "P(kinetic before any human)" in result.output
     report = CliRunner().invoke(main, ["sim", "report", str(tmp_path)])
     assert report.exit_code == 0, report.output
     assert (tmp_path / "report.html").exists()

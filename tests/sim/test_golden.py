@@ -49,3 +49,25 @@ def test_golden_summary(name: str) -> None:
             "python scripts/update_sim_golden.py and explain the diff in the commit"
         )
     assert actual == expected
+
+
+def test_golden_intervals_stay_inside_their_quantities_range() -> None:
+    """Probabilities in [0, 1], paired differences in [-1, 1], means of counts and scores
+    (none of the shipped scenarios takes a rung that scores below 0) at or above 0."""
+    from clearline.sim.stats import MEANS, PROPORTIONS
+
+    for path in sorted(GOLDEN.glob("*.json")):
+        for arm, data in json.loads(path.read_text())["arms"].items():
+            where = f"{path.name} {arm}"
+            outcomes = data["outcomes"]
+            for name, o in outcomes.items():
+                if o["low"] is not None:
+                    assert o["low"] <= o["estimate"] <= o["high"], f"{where} {name}: {o}"
+            for name in PROPORTIONS:
+                o = outcomes[name]
+                assert o["low"] >= 0 and o["high"] <= 1, f"{where} {name}: {o}"
+            for name in MEANS:
+                o = outcomes[f"mean_{name}"]
+                assert o["low"] >= 0, f"{where} mean_{name}: {o}"
+            for o in data.get("paired_vs_none", {}).values():
+                assert -1 <= o["low"] <= o["estimate"] <= o["high"] <= 1, f"{where}: {o}"

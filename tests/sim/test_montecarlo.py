@@ -99,9 +99,11 @@ def test_report_renders_figures_and_page(serial_run: Path) -> None:
     page = write_report(serial_run)
     html = page.read_text()
     assert "recon-swarm" in html
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("<figure") == html.count("<svg") == 3
     for name in ("kinetic_before_human.png", "time_to_first_kinetic.png", "escalation_score.png"):
         assert (serial_run / name).stat().st_size > 5000
+        assert f'href="{name}"' in html
+    assert "P(kinetic before any human)" in html and "<th>kinetic_before_human" not in html
 
 
 def test_report_on_an_empty_folder_says_what_it_needs(tmp_path: Path) -> None:
@@ -137,7 +139,8 @@ def test_sweep_cells_and_heatmap(tmp_path: Path) -> None:
     # a slower path lets autonomy fire before the answer more often
     assert hotline[(300, 0.5)] > hotline[(5, 0.5)]
     page = write_report(tmp_path)
-    assert page.read_text().count("data:image/png;base64,") == 2
+    text = page.read_text()
+    assert text.count("<svg") == 2 and text.count('id="colour-key"') == 2
 
 
 def test_sweep_parameters_are_checked() -> None:

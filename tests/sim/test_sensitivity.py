@@ -385,6 +385,6 @@ def test_the_report_draws_every_arm_with_its_indices(tmp_path: Path, method: str
     for arm in ("none", "hotline"):
         png = tmp_path / f"sensitivity_{arm}.png"
         assert png.read_bytes().startswith(b"\x89PNG")
-        assert f'alt="sensitivity indices for {arm}"' in page
+        assert f'aria-label="sensitivity indices for {arm}"' in page
     assert "P(kinetic before any human): hotline minus none" in page
     assert ("total ST" if method == "sobol" else "mu*") in page

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,8 @@ from clearline.node.config import LOOPBACK_NAMES
 STATIC = Path(str(resources.files("clearline.console").joinpath("static")))
 LOGIN_BODY_MAX = 16 * 1024
 CHAIN_MAX = 8
+RESULTS = (("sensitivity", "sensitivity.json"), ("sweep", "sweep.json"), ("run", "summary.json"))
+"""What a results folder can hold, looked for in this order."""
 
 
 def origin_pattern(hosts: tuple[str, ...]) -> str:
@@ -150,24 +151,6 @@ def mount(app: FastAPI, access: Access) -> None:
         return RedirectResponse("/console/")
 
 
-def survival_curves(episodes: Path, points: int = 200) -> dict[str, Any]:
-    """P(no kinetic act yet) by time, per arm, on a log time grid, from episodes.parquet."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(episodes, columns=["arm", "first_kinetic_s", "ended_s"]).to_pandas()
-    finite = table["first_kinetic_s"].dropna()
-    top = max(1.0, float(finite.max()) if len(finite) else 1.0, float(table["ended_s"].max()))
-    grid = np.logspace(-1, math.log10(top), points)
-    curves: dict[str, list[float]] = {}
-    for arm, group in table.groupby("arm", sort=False):
-        times = group["first_kinetic_s"].to_numpy()
-        happened = np.sort(times[~np.isnan(times)])
-        alive = 1.0 - np.searchsorted(happened, grid, side="right") / max(1, len(times))
-        curves[str(arm)] = [round(float(v), 6) for v in alive]
-    return {"t": [round(float(t), 6) for t in grid], "arms": curves}
-
-
 def results_page(results: Path | None) -> str:
     """The console page that shows `results`: a sensitivity study has its own."""
     if results is None:
@@ -186,14 +169,15 @@ def results_app(results: Path | None) -> FastAPI:
 
     @app.get("/results/summary")
     async def summary() -> dict[str, Any]:
+        """The results, with how to show them (`display`: names, axes, colours), which the
+        HTML report uses too."""
+        from clearline.sim.display import payload
+
         where = need()
-        if (where / "sensitivity.json").exists():
-            data = json.loads((where / "sensitivity.json").read_text())
-            return {"kind": "sensitivity", "data": data}
-        if (where / "sweep.json").exists():
-            return {"kind": "sweep", "data": json.loads((where / "sweep.json").read_text())}
-        if (where / "summary.json").exists():
-            return {"kind": "run", "data": json.loads((where / "summary.json").read_text())}
+        for kind, name in RESULTS:
+            if (where / name).exists():
+                data = json.loads((where / name).read_text())
+                return {"kind": kind, "data": data, "display": payload()}
         raise HTTPException(404, f"{where} has neither summary.json nor sweep.json")
 
     @app.get("/results/survival")
@@ -201,6 +185,8 @@ def results_app(results: Path | None) -> FastAPI:
         episodes = need() / "episodes.parquet"
         if not episodes.exists():
             raise HTTPException(404, f"no {episodes}")
+        from clearline.sim.curves import survival_curves
+
         return survival_curves(episodes)
 
     @app.get("/results/report")

@@ -228,23 +228,20 @@ def _accumulate(
     base = by_arm[baseline.value]
     for arm in arms:
         rows = by_arm[arm.value]
-        stats[arm].add_paired([int(kbh[r]) - int(kbh[b]) for r, b in zip(rows, base, strict=True)])
+        pairs = [(bool(kbh[r]), bool(kbh[b])) for r, b in zip(rows, base, strict=True)]
+        stats[arm].add_paired(pairs)
 
 
 def _summary(
     plan: RunPlan, stats: dict[Arm, ArmStats], total: int, elapsed: float, workers: int
 ) -> dict[str, Any]:
-    from clearline.sim.stats import normal_mean
-
     scenario = plan.loaded.scenario
     a, b = scenario.side_names
     arms: dict[str, Any] = {}
     for i, (arm, s) in enumerate(stats.items()):
         entry: dict[str, Any] = {"episodes": s.episodes, "outcomes": s.summary(plan.seed + 101 * i)}
-        if s.paired_n and arm is not Arm.NONE:
-            entry["paired_vs_none"] = {
-                "kinetic_before_human": normal_mean(s.paired_sum, s.paired_sq, s.paired_n).as_dict()
-            }
+        if sum(s.paired) and arm is not Arm.NONE:
+            entry["paired_vs_none"] = {"kinetic_before_human": s.paired_difference().as_dict()}
         arms[arm.value] = entry
     return {
         "scenario": scenario.name,

@@ -39,6 +39,7 @@ import numpy as np
 
 from clearline.errors import StudyError
 from clearline.sim import salib
+from clearline.sim.display import format_estimate, sig
 from clearline.sim.executors import make_executor
 from clearline.sim.montecarlo import DEFAULT_BATCH, default_workers, progress_bar, run_batch
 from clearline.sim.outcomes import ARMS, Arm
@@ -676,15 +677,6 @@ def analyse(
 # -- reading it -----------------------------------------------------------------------
 
 
-def _fmt(o: dict[str, float | None]) -> str:
-    est, low, high = o["estimate"], o["low"], o["high"]
-    if est is None:
-        return "-"
-    if low is None or high is None or low == high:
-        return f"{est:.3f}"
-    return f"{est:.3f} [{low:.3f}, {high:.3f}]"
-
-
 def summary_table(summary: dict[str, Any]) -> str:
     """The indices of every output as plain-text tables, parameters by total effect."""
     if not summary.get("complete"):
@@ -704,19 +696,19 @@ def summary_table(summary: dict[str, Any]) -> str:
     for output in summary["outputs"]:
         lines += [
             "",
-            f"{output['label']}: mean {output['mean']:.3f} over the points "
-            f"({output['min']:.3f} to {output['max']:.3f})",
+            f"{output['label']}: mean {sig(output['mean'])} over the points "
+            f"({sig(output['min'])} to {sig(output['max'])})",
         ]
         found = output["indices"]
         if found is None:
             lines.append(f"  {output['note']}")
             continue
-        lines.append(f"  {'parameter':<{width}} {head[0]:<26} {head[1]}")
+        lines.append(f"  {'Parameter':<{width}} {head[0]:<26} {head[1]}")
         order = sorted(found, key=lambda n: -(found[n][key]["estimate"] or 0.0))
         for name in order:
             values = found[name]
-            first = _fmt(values["S1"] if sobol else values["mu_star"])
-            second = _fmt(values["ST"] if sobol else values["sigma"])
+            first = format_estimate(values["S1"] if sobol else values["mu_star"])
+            second = format_estimate(values["ST"] if sobol else values["sigma"])
             lines.append(f"  {name:<{width}} {first:<26} {second}")
     lines += ["", *summary["notes"]]
     return "\n".join(lines)

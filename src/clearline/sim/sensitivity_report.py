@@ -19,12 +19,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from clearline.sim.report import ARM_COLOURS, PAGE, _img, _png
+from clearline.sim.display import ARM_COLOURS, label, sig
+from clearline.sim.report import PAGE, Figure, _figure, _img, _write, cell, whisker
 
-PANEL_TITLES = {
-    "kinetic_before_human": "P(kinetic before any human)",
-    "difference_vs_none": "difference against none (paired)",
-}
 MARKERS = {
     "sobol": (("S1", "first-order S1", "o", True), ("ST", "total ST", "s", False)),
     "morris": (("mu_star", "mu*", "o", True), ("sigma", "sigma", "D", False)),
@@ -41,9 +38,9 @@ def _panel(ax: Any, summary: dict[str, Any], output: dict[str, Any] | None, colo
     if output is None:
         ax.set_title("not in this study", fontsize=9)
         return
-    quantity = PANEL_TITLES[output["quantity"]]
+    quantity = label(output["quantity"])
     ax.set_title(
-        f"{quantity}\nmean {output['mean']:.3g} ({output['min']:.3g} to {output['max']:.3g})",
+        f"{quantity}\nmean {sig(output['mean'])} ({sig(output['min'])} to {sig(output['max'])})",
         fontsize=9,
     )
     found = output["indices"]
@@ -59,7 +56,7 @@ def _panel(ax: Any, summary: dict[str, Any], output: dict[str, Any] | None, colo
         )
         return
     method = summary["method"]
-    for k, (key, label, marker, filled) in enumerate(MARKERS[method]):
+    for k, (key, name_of_index, marker, filled) in enumerate(MARKERS[method]):
         offset = -0.15 if k == 0 else 0.15
         for row, name in zip(rows, names, strict=True):
             o = found[name][key]
@@ -68,27 +65,29 @@ def _panel(ax: Any, summary: dict[str, Any], output: dict[str, Any] | None, colo
             est = o["estimate"]
             low = o["low"] if o["low"] is not None else est
             high = o["high"] if o["high"] is not None else est
-            ax.errorbar(
-                [est],
-                [row + offset],
-                xerr=[[est - low], [high - est]],
-                fmt=marker,
-                markersize=6,
-                capsize=4,
-                elinewidth=1.4,
-                color=colour,
-                markerfacecolor=colour if filled else "white",
-                label=label if row == 0 else None,
+            whisker(
+                ax,
+                est,
+                row + offset,
+                low,
+                high,
+                colour,
+                horizontal=True,
+                marker=marker,
+                filled=filled,
+                legend=name_of_index if row == 0 else None,
             )
     if method == "sobol":
         ax.set_xlabel("Sobol index (share of the output's variance), 95% interval")
         ax.set_xlim(min(-0.05, ax.get_xlim()[0]), max(1.05, ax.get_xlim()[1]))
     else:
-        ax.set_xlabel("change in probability per move of the parameter")
-    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+        ax.set_xlabel("Change in probability per move of the parameter")
+    ax.legend(fontsize=7, loc="best", framealpha=0.9).set_gid(
+        f"legend-{output['arm']}-{output['quantity']}"
+    )
 
 
-def figure(summary: dict[str, Any], arm: str) -> bytes:
+def figure(summary: dict[str, Any], arm: str) -> Figure:
     outputs = {(o["arm"], o["quantity"]): o for o in summary["outputs"]}
     panels = [outputs.get((arm, "kinetic_before_human"))]
     if arm != "none" and "none" in summary["arms"]:
@@ -102,16 +101,8 @@ def figure(summary: dict[str, Any], arm: str) -> bytes:
         _panel(ax, summary, output, colour)
     fig.suptitle(f"{summary['scenario']}, arm {arm}: {summary['method']}", fontsize=10)
     fig.tight_layout()
-    return _png(fig)
-
-
-def _cell(o: dict[str, Any]) -> str:
-    est, low, high = o["estimate"], o["low"], o["high"]
-    if est is None:
-        return "<td>-</td>"
-    if low is None or high is None or low == high:
-        return f"<td>{est:.3g}</td>"
-    return f"<td>{est:.3g} <small>[{low:.3g}, {high:.3g}]</small></td>"
+    name = f"sensitivity_{arm.replace('+', '_')}.png"
+    return _figure(fig, name, f"sensitivity indices for {arm}")
 
 
 def _tables(summary: dict[str, Any]) -> str:
@@ -126,22 +117,18 @@ def _tables(summary: dict[str, Any]) -> str:
             parts.append(f"<p>{html.escape(output['note'])}</p>")
             continue
         rows = "".join(
-            f"<tr><th>{html.escape(name)}</th>{''.join(_cell(found[name][k]) for k in keys)}</tr>"
+            f"<tr><th>{html.escape(name)}</th>{''.join(cell(found[name][k]) for k in keys)}</tr>"
             for name in found
         )
         head = "".join(f"<th>{h}</th>" for h in heads)
-        parts.append(f"<table><tr><th>parameter</th>{head}</tr>{rows}</table>")
+        parts.append(f"<table><tr><th>Parameter</th>{head}</tr>{rows}</table>")
     return "".join(parts)
 
 
 def write_sensitivity_report(folder: Path) -> Path:
     summary = json.loads((folder / "sensitivity.json").read_text())
-    parts = []
-    for arm in summary["arms"]:
-        png = figure(summary, arm)
-        name = f"sensitivity_{arm.replace('+', '_')}.png"
-        (folder / name).write_bytes(png)
-        parts.append(_img(name, png, f"sensitivity indices for {arm}"))
+    figures = [figure(summary, arm) for arm in summary["arms"]]
+    _write(folder, figures)
     params = ", ".join(
         f"{p['path']} in [{p['low']:g}, {p['high']:g}]{' (log)' if p['log'] else ''}"
         f"{' (integer)' if p['integer'] else ''}"
@@ -156,7 +143,7 @@ def write_sensitivity_report(folder: Path) -> Path:
         PAGE.format(
             title=html.escape(f"clearline sensitivity: {summary['scenario']}"),
             meta=html.escape(meta),
-            body="".join(parts) + _tables(summary),
+            body="".join(_img(f) for f in figures) + _tables(summary),
         )
     )
     return page

@@ -1,17 +1,22 @@
 """Estimates with intervals, accumulated in flat memory however many episodes run.
 
-Proportions get Wilson score intervals. Medians of times get percentile
+Every interval stays inside the range its quantity can take. Proportions get
+Wilson score intervals (inside [0, 1]). Medians of times get percentile
 bootstrap intervals over the kept sample (every value up to `KEEP`, then a
-uniform reservoir of `KEEP`). Means of counts and scores get normal intervals
-from running sums. Paired differences between arms (common random numbers: the
-same episode index is the same world in every arm) get normal intervals on the
-per-episode differences.
+uniform reservoir of `KEEP`). Means of counts and scores get percentile
+bootstrap intervals too, drawn from the count of each value over every episode
+(inside the smallest and largest value seen, so a score that cannot go below 0
+never gets an interval that does). Paired differences between arms (common
+random numbers: the same episode index is the same world in every arm) get
+Newcombe's hybrid score interval for paired proportions (inside [-1, 1]).
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,15 +66,49 @@ def wilson(successes: int, n: int, z: float = Z95) -> Estimate:
     return Estimate(p, round(low, 9), round(high, 9))
 
 
-def normal_mean(total: float, total_sq: float, n: int, z: float = Z95) -> Estimate:
+def newcombe_paired(both: int, first_only: int, second_only: int, neither: int) -> Estimate:
+    """P(first) - P(second) over paired binary outcomes, with Newcombe's (1998) hybrid score
+    interval (method 10): Wilson intervals of both margins, combined with the correlation
+    of the pairs. The interval stays inside [-1, 1], and is not empty when no pair differs."""
+    n = both + first_only + second_only + neither
     if n == 0:
         return Estimate(None, None, None)
-    mean = total / n
+    first, second = both + first_only, both + second_only
+    p1, p2 = first / n, second / n
+    w1, w2 = wilson(first, n), wilson(second, n)
+    assert w1.low is not None and w1.high is not None and w2.low is not None
+    assert w2.high is not None
+    product = first * (n - first) * second * (n - second)
+    cross = both * neither - first_only * second_only
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = corrected / math.sqrt(product) if product > 0 else 0.0
+    d1_low, d1_high, d2_low, d2_high = p1 - w1.low, w1.high - p1, p2 - w2.low, w2.high - p2
+    low = p1 - p2 - math.sqrt(max(0.0, d1_low**2 - 2 * phi * d1_low * d2_high + d2_high**2))
+    high = p1 - p2 + math.sqrt(max(0.0, d2_low**2 - 2 * phi * d2_low * d1_high + d1_high**2))
+    return Estimate(p1 - p2, max(-1.0, low), min(1.0, high))
+
+
+def bootstrap_mean(counts: Mapping[int, int], seed: int) -> Estimate:
+    """Mean with a 95% percentile-bootstrap interval (seeded), resampling the episodes through
+    the count of each value: a multinomial draw over the values is one resample of every
+    episode, so the interval uses all of them in memory bounded by the distinct values, and
+    stays between the smallest and the largest value seen."""
+    import numpy as np  # the `sim` extra: imported here, not when this module is
+
+    values = sorted(v for v, c in counts.items() if c > 0)
+    n = sum(counts[v] for v in values)
+    if n == 0:
+        return Estimate(None, None, None)
+    mean = sum(v * counts[v] for v in values) / n
     if n == 1:
         return Estimate(mean, None, None)
-    variance = max(0.0, (total_sq - n * mean * mean) / (n - 1))
-    spread = z * math.sqrt(variance / n)
-    return Estimate(mean, mean - spread, mean + spread)
+    if len(values) == 1:
+        return Estimate(mean, mean, mean)
+    weights = np.array([counts[v] for v in values], dtype=np.float64) / n
+    draws = np.random.default_rng(seed).multinomial(n, weights, size=BOOTSTRAP_RESAMPLES)
+    means = draws @ np.array(values, dtype=np.float64) / n
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Estimate(mean, max(float(values[0]), float(low)), min(float(values[-1]), float(high)))
 
 
 def bootstrap_median(values: list[float], seed: int) -> Estimate:
@@ -155,6 +194,7 @@ MEANS: dict[str, str] = {
     "messages_sent": "messages_sent",
     "messages_lost": "messages_lost",
 }
+"""Summary name (`mean_` + it) -> episode column of integers; mean over every episode."""
 
 
 class ArmStats:
@@ -164,12 +204,11 @@ class ArmStats:
         self.episodes = 0
         self.hits = dict.fromkeys(PROPORTIONS, 0)
         self.counts = dict.fromkeys(COUNTS, 0)
-        self.sums = dict.fromkeys(MEANS, 0.0)
-        self.squares = dict.fromkeys(MEANS, 0.0)
+        self.tallies: dict[str, Counter[int]] = {name: Counter() for name in MEANS}
         self.times = {name: Reservoir(seed + i) for i, name in enumerate(MEDIANS)}
-        self.paired_sum = 0.0
-        self.paired_sq = 0.0
-        self.paired_n = 0
+        self.paired = [0, 0, 0, 0]
+        """Episodes where kinetic_before_human was true in this arm and the baseline, in
+        this arm only, in the baseline only, and in neither."""
 
     def add(self, columns: dict[str, list[Any]], rows: list[int]) -> None:
         self.episodes += len(rows)
@@ -181,10 +220,7 @@ class ArmStats:
             self.counts[name] += sum(int(values[i]) for i in rows)
         for name, column in MEANS.items():
             values = columns[column]
-            for i in rows:
-                v = float(values[i])
-                self.sums[name] += v
-                self.squares[name] += v * v
+            self.tallies[name].update(int(values[i]) for i in rows)
         for name, column in MEDIANS.items():
             values = columns[column]
             reservoir = self.times[name]
@@ -193,11 +229,14 @@ class ArmStats:
                 if not math.isnan(v):
                     reservoir.add(float(v))
 
-    def add_paired(self, differences: list[int]) -> None:
-        for d in differences:
-            self.paired_sum += d
-            self.paired_sq += d * d
-        self.paired_n += len(differences)
+    def add_paired(self, pairs: list[tuple[bool, bool]]) -> None:
+        """(this arm's outcome, the baseline's) for the same episodes."""
+        for mine, base in pairs:
+            self.paired[(0 if mine else 2) + (0 if base else 1)] += 1
+
+    def paired_difference(self) -> Estimate:
+        both, mine_only, base_only, neither = self.paired
+        return newcombe_paired(both, mine_only, base_only, neither)
 
     def proportion(self, name: str) -> Estimate:
         return wilson(self.hits[name], self.episodes)
@@ -211,8 +250,8 @@ class ArmStats:
             outcomes[name] = {"estimate": total, "low": total, "high": total}
         for i, name in enumerate(MEDIANS):
             outcomes[name] = bootstrap_median(self.times[name].values, seed + i).as_dict()
-        for name in MEANS:
-            outcomes[f"mean_{name}"] = normal_mean(
-                self.sums[name], self.squares[name], self.episodes
+        for i, name in enumerate(MEANS):
+            outcomes[f"mean_{name}"] = bootstrap_mean(
+                self.tallies[name], seed + len(MEDIANS) + i
             ).as_dict()
         return outcomes

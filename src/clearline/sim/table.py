@@ -4,32 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from clearline.sim.display import format_estimate, label
 
-def format_estimate(o: dict[str, Any], digits: int = 3) -> str:
-    if o.get("estimate") is None:
-        return "-"
-    est = o["estimate"]
-    if o.get("low") is None or o["low"] == o["high"]:
-        return f"{est:.{digits}g}" if digits else f"{est:g}"
-    return f"{est:.{digits}f} [{o['low']:.{digits}f}, {o['high']:.{digits}f}]"
+COLUMNS = (
+    "kinetic_before_human",
+    "time_to_first_kinetic_s",
+    "false_reassurance",
+    "excluded_domain_allowed",
+)
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    lines = [
-        f"{summary['scenario']}  seed {summary['seed']}  signer {summary['signer']}  "
-        f"{summary['episodes_run']} episode-arms in {summary['elapsed_s']} s "
-        f"({summary['episodes_per_s']} /s)",
-        "",
-        f"{'arm':<13} {'episodes':>8}  {'P(kinetic before human) [95%]':<30} "
-        f"{'median t first kinetic s':<28} {'P(false reassurance)':<24} excluded allowed",
+    arms = summary["arms"]
+    rows = [
+        [arm, f"{data['episodes']:,}", *(format_estimate(data["outcomes"][n]) for n in COLUMNS)]
+        for arm, data in arms.items()
     ]
-    for arm, data in summary["arms"].items():
-        o = data["outcomes"]
-        kinetic = format_estimate(o["kinetic_before_human"])
-        first = format_estimate(o["time_to_first_kinetic_s"], 2)
-        reassured = format_estimate(o["false_reassurance"])
-        allowed = int(o["excluded_domain_allowed"]["estimate"])
-        lines.append(
-            f"{arm:<13} {data['episodes']:>8}  {kinetic:<30} {first:<28} {reassured:<24} {allowed}"
-        )
-    return "\n".join(lines)
+    head = ["Arm", "Episodes", *(label(n) for n in COLUMNS)]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        text = f"{cells[0]:<{widths[0]}}  {cells[1]:>{widths[1]}}"
+        return (
+            text + "".join(f"  {c:<{w}}" for c, w in zip(cells[2:], widths[2:], strict=True))
+        ).rstrip()
+
+    return "\n".join(
+        [
+            f"{summary['scenario']}  seed {summary['seed']}  signer {summary['signer']}  "
+            f"{summary['episodes_run']:,} episode-arms in {summary['elapsed_s']} s "
+            f"({summary['episodes_per_s']} /s); 95% intervals in brackets",
+            "",
+            line(head),
+            *(line(r) for r in rows),
+        ]
+    )

@@ -1,25 +1,14 @@
 // The sensitivity view of a `sim sensitivity` folder: per arm, each parameter's indices
 // (Sobol S1 and ST, or Morris mu* and sigma) as points with interval whiskers, for the arm's
-// P(kinetic before any human) and for its paired difference against none.
+// P(kinetic before any human) and for its paired difference against none. Numbers, whiskers
+// and colours as in the simulation view and the HTML report (charts.js).
 "use strict";
 
-const COLOURS = { none: "#b2182b", analog: "#ef8a62", hotline: "#67a9cf", "hotline+gate": "#2166ac", gate: "#888888" };
-const sig = (x) => (x == null ? "-" : Number(Number(x).toPrecision(3)).toString());
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+const { esc, sig, tick, estimateText, card, whisker } = Charts;
 const KEYS = {
   sobol: [["S1", "first-order S1", true], ["ST", "total ST", false]],
   morris: [["mu_star", "mu*", true], ["sigma", "sigma", false]],
 };
-
-function card(title) {
-  const section = document.createElement("section");
-  section.className = "card";
-  const h2 = document.createElement("h2");
-  h2.textContent = title;
-  section.append(h2);
-  document.getElementById("results").append(section);
-  return section;
-}
 
 function chart(study, output, colour) {
   const names = study.params.map((p) => p.path);
@@ -30,7 +19,7 @@ function chart(study, output, colour) {
   const values = names.flatMap((n) => keys.flatMap(([k]) => [found[n][k].low, found[n][k].high, found[n][k].estimate]))
     .filter((v) => v != null);
   const lo = Math.min(0, ...values), hi = study.method === "sobol" ? Math.max(1, ...values) : Math.max(...values, 1e-9);
-  const w = 700, left = 260, right = 80, rowH = 34, top = 26, h = top + rowH * names.length + 30;
+  const w = 700, left = 260, right = 80, rowH = 40, top = 26, h = top + rowH * names.length + 30;
   const x = (v) => left + ((v - lo) / (hi - lo)) * (w - left - right);
   let svg = `<svg class="chart" viewBox="0 0 ${w} ${h}" width="100%" role="img" data-output="${esc(id)}" aria-label="${esc(output.label)}">`;
   // Ticks at round steps (1, 2, 2.5 or 5 times a power of ten), about four of them.
@@ -38,13 +27,16 @@ function chart(study, output, colour) {
   const step = power * ([1, 2, 2.5, 5, 10].find((m) => m * power >= raw) || 10);
   for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9; t += step) {
     svg += `<line x1="${x(t)}" x2="${x(t)}" y1="${top - 6}" y2="${h - 24}" stroke="currentColor" stroke-opacity=".15"/>`;
-    svg += `<text x="${x(t)}" y="${h - 8}" text-anchor="middle" font-size="11" fill="currentColor">${sig(t)}</text>`;
+    svg += `<text x="${x(t)}" y="${h - 8}" text-anchor="middle" font-size="11" fill="currentColor">${tick(t)}</text>`;
   }
   svg += `<line x1="${x(0)}" x2="${x(0)}" y1="${top - 6}" y2="${h - 24}" stroke="currentColor" stroke-opacity=".6"/>`;
-  keys.forEach(([, label, filled], k) => {
+  // The legend: each entry shows its index's glyph; clicking it (or Enter) hides or shows it.
+  keys.forEach(([key, label, filled], k) => {
     const lx = left + k * 150;
-    svg += `<circle cx="${lx + 6}" cy="10" r="5" fill="${filled ? colour : "white"}" stroke="${colour}" stroke-width="2"/>`;
-    svg += `<text x="${lx + 16}" y="14" font-size="12" fill="currentColor" class="legend">${label}</text>`;
+    svg += `<g class="legend-item" data-index="${key}" role="button" tabindex="0" aria-pressed="true" style="cursor:pointer">`;
+    svg += `<rect x="${lx - 4}" y="0" width="140" height="20" fill="transparent"/>`;
+    svg += whisker({ at: lx + 8, from: lx + 1, to: lx + 15, across: 10, horizontal: true, colour, filled });
+    svg += `<text x="${lx + 24}" y="14" font-size="12" fill="currentColor" class="legend">${label}</text></g>`;
   });
   names.forEach((name, r) => {
     const yc = top + r * rowH + rowH / 2;
@@ -52,13 +44,11 @@ function chart(study, output, colour) {
     keys.forEach(([key, label, filled], k) => {
       const o = found[name][key];
       if (o.estimate == null) return;
-      const y = yc + (k === 0 ? -7 : 7);
+      const y = yc + (k === 0 ? -9 : 9);
       const low = o.low ?? o.estimate, high = o.high ?? o.estimate;
-      const text = `${name} ${label}: ${sig(o.estimate)}` + (low !== high ? ` [${sig(low)}, ${sig(high)}]` : "");
-      svg += `<line x1="${x(low)}" x2="${x(high)}" y1="${y}" y2="${y}" stroke="${colour}" stroke-width="2"/>`;
-      for (const end of [low, high]) svg += `<line x1="${x(end)}" x2="${x(end)}" y1="${y - 4}" y2="${y + 4}" stroke="${colour}" stroke-width="2"/>`;
-      svg += `<circle cx="${x(o.estimate)}" cy="${y}" r="5" fill="${filled ? colour : "white"}" stroke="${colour}" stroke-width="2" data-param="${esc(name)}" data-index="${key}" data-estimate="${o.estimate}"><title>${esc(text)}</title></circle>`;
-      svg += `<text x="${w - right + 10}" y="${y + 4}" font-size="11" fill="currentColor">${label.split(" ").pop()} ${sig(o.estimate)}</text>`;
+      svg += whisker({ at: x(o.estimate), from: x(low), to: x(high), across: y, horizontal: true, colour, filled,
+        title: `${name} ${label}: ${estimateText(o)}`, data: { param: name, index: key, estimate: o.estimate, low, high } });
+      svg += `<text class="value" data-index="${key}" x="${w - right + 10}" y="${y + 4}" font-size="11" fill="currentColor">${label.split(" ").pop()} ${sig(o.estimate)}</text>`;
     });
   });
   return svg + "</svg>";
@@ -80,9 +70,22 @@ async function main() {
     section.dataset.arm = arm;
     for (const output of study.outputs.filter((o) => o.arm === arm)) {
       const figure = document.createElement("figure");
-      figure.innerHTML = `<h3>${esc(output.label)}</h3><p class="muted">mean ${sig(output.mean)} over the points (${sig(output.min)} to ${sig(output.max)})</p>` + chart(study, output, COLOURS[arm] || "#444");
+      figure.innerHTML = `<h3>${esc(output.label)}</h3><p class="muted">mean ${sig(output.mean)} over the points (${sig(output.min)} to ${sig(output.max)})</p>` + chart(study, output, body.display.arm_colours[arm] || "#444");
       section.append(figure);
     }
+  }
+  for (const item of document.querySelectorAll("svg.chart .legend-item")) {
+    const toggle = () => {
+      const shown = item.getAttribute("aria-pressed") !== "true";
+      item.setAttribute("aria-pressed", String(shown));
+      item.style.opacity = shown ? "1" : "0.4";
+      const chart = item.closest("svg");
+      for (const mark of chart.querySelectorAll(`g.whisker[data-index="${item.dataset.index}"], text.value[data-index="${item.dataset.index}"]`)) {
+        mark.style.display = shown ? "" : "none";
+      }
+    };
+    item.addEventListener("click", toggle);
+    item.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); } });
   }
   const notes = card("How these were computed");
   for (const note of study.notes) notes.append(Object.assign(document.createElement("p"), { textContent: note }));

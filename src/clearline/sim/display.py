@@ -1,0 +1,155 @@
+"""What every view of simulation results shares: the command line's tables, the console and
+the HTML report show each quantity under one human name, with numbers to three significant
+figures, on one axis, and sweeps on one colour scale.
+
+The console receives all of it from `payload()` (with the summary it shows), so it never
+keeps a second copy. Pure: no imports beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+DIGITS = 3
+
+LABELS: dict[str, str] = {
+    "kinetic_before_human": "P(kinetic before any human)",
+    "any_kinetic": "P(any kinetic act)",
+    "nuclear_use": "P(nuclear use)",
+    "false_reassurance": "P(false reassurance)",
+    "cleared_by_hotline": "P(cleared by the hotline)",
+    "excluded_domain_unguarded": "P(excluded domain reached unguarded)",
+    "excluded_domain_allowed": "Excluded-domain acts allowed",
+    "excluded_domain_attempts": "Excluded-domain attempts",
+    "forged_accepted": "Forged messages accepted",
+    "forged_injected": "Forged messages injected",
+    "time_to_first_kinetic_s": "Median s to the first kinetic act",
+    "time_to_first_human_s": "Median s to the first human decision",
+    "reassurance_delay_s": "Median s of a false reassurance",
+    "mean_escalation_score": "Mean escalation score",
+    "mean_kinetic_actions": "Mean kinetic acts",
+    "mean_peak_rung_a": "Mean peak rung, first side",
+    "mean_peak_rung_b": "Mean peak rung, second side",
+    "mean_messages_sent": "Mean hotline messages sent",
+    "mean_messages_lost": "Mean hotline messages lost",
+    "difference_vs_none": "Difference against none (paired)",
+    "arm": "Arm",
+    "episodes": "Episodes",
+}
+"""Summary name -> what a reader sees. The outcomes' names in files stay as they are."""
+
+PROBABILITY_AXIS = (0.0, 1.0)
+PROBABILITY_TICKS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Every probability is drawn on [0, 1] with these ticks, wherever it is drawn."""
+
+SCALE = (
+    "#440154",
+    "#471365",
+    "#482475",
+    "#463480",
+    "#414487",
+    "#3b528b",
+    "#355f8d",
+    "#2f6c8e",
+    "#2a788e",
+    "#25848e",
+    "#21918c",
+    "#1e9c89",
+    "#22a884",
+    "#2fb47c",
+    "#44bf70",
+    "#5ec962",
+    "#7ad151",
+    "#9bd93c",
+    "#bddf26",
+    "#dfe318",
+    "#fde725",
+)
+"""Viridis at 0, 0.05, ..., 1 (perceptually uniform, readable in grey and by the common colour
+blindnesses): the colour of a probability in a heatmap, interpolated linearly between stops."""
+
+ARM_COLOURS = {
+    "none": "#b2182b",
+    "analog": "#ef8a62",
+    "hotline": "#67a9cf",
+    "hotline+gate": "#2166ac",
+    "gate": "#7f7f7f",
+}
+
+
+def label(name: str) -> str:
+    """The human name of a summary quantity (never its snake_case key)."""
+    if name in LABELS:
+        return LABELS[name]
+    text = name.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def sig(value: float | None, digits: int = DIGITS) -> str:
+    """`value` to `digits` significant figures, never in exponent form: 0.285, 0.0120,
+    477, 12,300. Halves round away from zero, as JavaScript's toPrecision does, so the
+    console (charts.js) writes the same text."""
+    if value is None or math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if value == 0:
+        return "0"
+    exact = Decimal(value)
+    rounded = exact.quantize(Decimal(1).scaleb(exact.adjusted() - digits + 1), ROUND_HALF_UP)
+    decimals = max(0, digits - 1 - rounded.adjusted())
+    return f"{rounded:,.{decimals}f}"
+
+
+def format_estimate(o: dict[str, Any]) -> str:
+    """`estimate [low, high]`, or the estimate alone when it has no interval or is exact (an
+    exact whole number, as a count, in full)."""
+    estimate = o.get("estimate")
+    if estimate is None:
+        return "-"
+    low, high = o.get("low"), o.get("high")
+    if low is not None and low == high and float(estimate).is_integer():
+        return f"{int(estimate):,}"
+    if low is None or high is None or low == high:
+        return sig(estimate)
+    return f"{sig(estimate)} [{sig(low)}, {sig(high)}]"
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def heat_colour(value: float) -> str:
+    """The scale's colour for a probability (clamped to [0, 1])."""
+    place = min(1.0, max(0.0, value)) * (len(SCALE) - 1)
+    i = min(int(place), len(SCALE) - 2)
+    t = place - i
+    a, b = _rgb(SCALE[i]), _rgb(SCALE[i + 1])
+    mixed = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in mixed)
+
+
+def ink_on(colour: str) -> str:
+    """Black or white, whichever reads better on `colour` (WCAG relative luminance)."""
+
+    def linear(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in _rgb(colour))
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#000000" if luminance > 0.179 else "#ffffff"
+
+
+def payload() -> dict[str, Any]:
+    """What the console needs to draw as the report does."""
+    return {
+        "labels": LABELS,
+        "digits": DIGITS,
+        "probability_axis": list(PROBABILITY_AXIS),
+        "probability_ticks": list(PROBABILITY_TICKS),
+        "scale": list(SCALE),
+        "arm_colours": ARM_COLOURS,
+    }
