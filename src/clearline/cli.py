@@ -703,7 +703,8 @@ def sim_sweep(
     for cell in result["cells"]:
         parts = ", ".join(f"{k}={v}" for k, v in cell["settings"].items())
         estimates = "  ".join(
-            f"{arm} {format_estimate(o['kinetic_before_human'])}" for arm, o in cell["arms"].items()
+            f"{arm} {format_estimate(o['kinetic_before_any_human'])}"
+            for arm, o in cell["arms"].items()
         )
         click.echo(f"{parts}: {estimates}")
     click.echo(f"\nresults in {where}; heatmaps: clearline sim report {where}")

@@ -474,7 +474,7 @@ def test_simulation_view_plots_the_summary(
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     for arm, data in result.summary["arms"].items():
-        o = data["outcomes"]["kinetic_before_human"]
+        o = data["outcomes"]["kinetic_before_any_human"]
         point = page.locator(f'#kbh-chart circle[data-arm="{arm}"]')
         assert float(point.get_attribute("data-estimate")) == o["estimate"]
         assert float(point.get_attribute("data-low")) == o["low"]
@@ -482,7 +482,9 @@ def test_simulation_view_plots_the_summary(
         assert page.locator(f'#kbh-chart text.value[data-arm="{arm}"]').text_content() == sig(
             o["estimate"]
         )
-        shown = page.locator(f'#arms tr[data-arm="{arm}"] td[data-outcome="kinetic_before_human"]')
+        shown = page.locator(
+            f'#arms tr[data-arm="{arm}"] td[data-outcome="kinetic_before_any_human"]'
+        )
         assert shown.inner_text().split("\n") == format_estimate(o).split(" ", 1)
     # the narrowest interval here is hotline+gate's [0, 0.0126]: its whisker still shows
     assert _whiskers_show(page, "#kbh-chart g.whisker") == len(result.summary["arms"])
@@ -510,7 +512,7 @@ def test_simulation_view_plots_the_summary(
     # the HTML report: the same numbers, names and axes
     page.goto(url.split("/console/")[0] + "/results/report")
     for arm, data in result.summary["arms"].items():
-        o = data["outcomes"]["kinetic_before_human"]
+        o = data["outcomes"]["kinetic_before_any_human"]
         note = page.locator(f'g[id="estimate-{arm}"]').text_content()
         assert sig(o["estimate"]) in note and f"[{sig(o['low'])}, {sig(o['high'])}]" in note
     survival_legend = page.locator('g[id="legend-survival"]').text_content()
@@ -543,7 +545,7 @@ def test_sweep_heatmap_has_a_colour_key_and_hover_shows_the_cell(
     page.goto(url)
     page.wait_for_selector("body[data-ready=true]", timeout=20_000)
     cell = next(c for c in summary["cells"] if c["settings"]["network.one_way_ms"] == 300)
-    o = cell["arms"]["hotline"]["kinetic_before_human"]
+    o = cell["arms"]["hotline"]["kinetic_before_any_human"]
     y = cell["settings"]["sides.US.model.confusion.recon_swarm.strike_package"]
     title = f"network.one_way_ms=300, sides.US.model.confusion.recon_swarm.strike_package={y}"
     target = page.locator(f'table.heatmap[data-arm="hotline"] td[title^="{title}"]')

@@ -61,15 +61,17 @@ def test_sensitivity_view_plots_each_index_with_its_interval(
             for index in ("S1", "ST"):
                 expected = none["indices"][name][index]
                 point = page.locator(
-                    f'svg[data-output="none/kinetic_before_human"] '
+                    f'svg[data-output="none/kinetic_before_any_human"] '
                     f'circle[data-param="{name}"][data-index="{index}"]'
                 )
                 assert float(point.get_attribute("data-estimate")) == expected["estimate"]
-        chart = page.locator('svg[data-output="none/kinetic_before_human"]')
+        chart = page.locator('svg[data-output="none/kinetic_before_any_human"]')
         legend = chart.locator("text.legend")
         assert legend.all_text_contents() == ["first-order S1", "total ST"]
         points = len(study.names)
-        assert _whiskers_show(page, 'svg[data-output="none/kinetic_before_human"] g.whisker') == (
+        assert _whiskers_show(
+            page, 'svg[data-output="none/kinetic_before_any_human"] g.whisker'
+        ) == (
             2 * points + 2  # each parameter's S1 and ST, and the legend's two glyphs
         )
         # the legend works: clicking "total ST" hides the ST whiskers, clicking again shows them
@@ -85,7 +87,7 @@ def test_sensitivity_view_plots_each_index_with_its_interval(
         page.screenshot(path=str(screenshots / "console-sensitivity.png"), full_page=True)
         page.goto(url.split("/console/")[0] + "/results/report", timeout=60_000)
         assert page.locator('figure[aria-label="sensitivity indices for hotline"]').count() == 1
-        report_legend = page.locator('g[id="legend-none-kinetic_before_human"]').text_content()
+        report_legend = page.locator('g[id="legend-none-kinetic_before_any_human"]').text_content()
         assert "first-order S1" in report_legend and "total ST" in report_legend
         _headers_are_human(page, "table tr:first-child th")  # (rows are the paths given)
         _fits(page)

@@ -39,14 +39,14 @@ def test_sim_run_json_is_the_machine_readable_summary_only(tmp_path: Path) -> No
         entry = data["arms"][arm]
         assert entry["episodes"] == 150
         outcomes = entry["outcomes"]
-        for name in ("kinetic_before_human", "false_reassurance"):
+        for name in ("kinetic_before_any_human", "false_reassurance"):
             o = outcomes[name]
             assert 0 <= o["low"] <= o["estimate"] <= o["high"] <= 1
         assert outcomes["excluded_domain_allowed"]["estimate"] == 0
         assert "time_to_first_kinetic_s" in outcomes
     assert (
-        data["arms"]["hotline+gate"]["outcomes"]["kinetic_before_human"]["high"]
-        < data["arms"]["none"]["outcomes"]["kinetic_before_human"]["low"]
+        data["arms"]["hotline+gate"]["outcomes"]["kinetic_before_any_human"]["high"]
+        < data["arms"]["none"]["outcomes"]["kinetic_before_any_human"]["low"]
     )
     assert (tmp_path / "episodes.parquet").exists()
     # where the results went
@@ -126,7 +126,7 @@ def test_sim_validate_reports_file_and_line(tmp_path: Path) -> None:
     assert ok.output.count("OK ") == 2
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "version: 1\nname: bad\ntitle: Bad\nsides:\n  US: {}\n  PRC: {}\nhorizon_s: no\n"
+        "version: 2\nname: bad\ntitle: Bad\nsides:\n  US: {}\n  PRC: {}\nhorizon_s: no\n"
     )
     result = CliRunner().invoke(main, ["sim", "validate", str(bad)])
     assert result.exit_code == 1

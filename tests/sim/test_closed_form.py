@@ -20,7 +20,7 @@ from clearline.sim.stats import wilson
 Z999 = 3.2905
 
 BASE = """\
-version: 1
+version: 2
 name: closed-form
 title: Closed form
 horizon_s: 30
@@ -62,7 +62,7 @@ def _estimate(text: str, arm: Arm, episodes: int, seed: int) -> tuple[int, int]:
     loaded = parse_scenario(text, "closed-form.yaml", Path.cwd())
     result = run(loaded, arms=[arm], episodes=episodes, seed=seed, executor="serial")
     data = result.summary["arms"][arm.value]
-    return round(data["outcomes"]["kinetic_before_human"]["estimate"] * data["episodes"]), data[
+    return round(data["outcomes"]["kinetic_before_any_human"]["estimate"] * data["episodes"]), data[
         "episodes"
     ]
 
@@ -122,7 +122,7 @@ def test_hotline_with_gate_clears_with_the_round_trip_probability(tmp_path: Path
 
 
 SWARM = """\
-version: 1
+version: 2
 name: closed-form-swarm
 title: Closed form, a swarm
 horizon_s: 30

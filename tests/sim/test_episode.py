@@ -91,7 +91,7 @@ def test_gate_blocks_autonomy_in_nuclear_c2_and_nothing_else_does() -> None:
 
 
 MIN_NUCLEAR = """
-version: 1
+version: 2
 name: min-nuclear-default
 title: blanket authorization reaches the nuclear rung
 sides:
@@ -139,7 +139,7 @@ def test_two_officers_approving_is_what_a_nuclear_act_takes() -> None:
 
 
 RUNGS = """
-version: 1
+version: 2
 name: rungs-by-policy
 title: rung names come from the policy
 horizon_s: 900

@@ -73,7 +73,7 @@ def test_stopping_at_a_confidence_interval_halfwidth(tmp_path: Path) -> None:
         out=tmp_path,
     )
     for arm, data in result.summary["arms"].items():
-        o = data["outcomes"]["kinetic_before_human"]
+        o = data["outcomes"]["kinetic_before_any_human"]
         assert (o["high"] - o["low"]) / 2 <= 0.03, arm
     n = result.summary["arms"]["none"]["episodes"]
     assert 400 <= n < 2000
@@ -89,9 +89,9 @@ def test_python_api_returns_data_frames(serial_run: Path) -> None:
     episodes = result.episodes()
     assert len(episodes) == 1500
     frame = result.summary_frame()
-    row = frame[(frame.arm == "none") & (frame.outcome == "kinetic_before_human")]
+    row = frame[(frame.arm == "none") & (frame.outcome == "kinetic_before_any_human")]
     assert float(row.estimate.iloc[0]) == pytest.approx(
-        episodes[episodes.arm == "none"].kinetic_before_human.mean()
+        episodes[episodes.arm == "none"].kinetic_before_any_human.mean()
     )
 
 
@@ -100,10 +100,14 @@ def test_report_renders_figures_and_page(serial_run: Path) -> None:
     html = page.read_text()
     assert "recon-swarm" in html
     assert html.count("<figure") == html.count("<svg") == 3
-    for name in ("kinetic_before_human.png", "time_to_first_kinetic.png", "escalation_score.png"):
+    for name in (
+        "kinetic_before_any_human.png",
+        "time_to_first_kinetic.png",
+        "escalation_score.png",
+    ):
         assert (serial_run / name).stat().st_size > 5000
         assert f'href="{name}"' in html
-    assert "P(kinetic before any human)" in html and "<th>kinetic_before_human" not in html
+    assert "P(kinetic before any human)" in html and "<th>kinetic_before_any_human" not in html
 
 
 def test_report_on_an_empty_folder_says_what_it_needs(tmp_path: Path) -> None:
@@ -127,13 +131,13 @@ def test_sweep_cells_and_heatmap(tmp_path: Path) -> None:
         executor="serial",
     )
     cells = {
-        tuple(c["settings"].values()): c["arms"]["none"]["kinetic_before_human"]["estimate"]
+        tuple(c["settings"].values()): c["arms"]["none"]["kinetic_before_any_human"]["estimate"]
         for c in summary["cells"]
     }
     assert len(cells) == 4
     assert cells[(5, 0.5)] > cells[(5, 0.1)]
     hotline = {
-        tuple(c["settings"].values()): c["arms"]["hotline"]["kinetic_before_human"]["estimate"]
+        tuple(c["settings"].values()): c["arms"]["hotline"]["kinetic_before_any_human"]["estimate"]
         for c in summary["cells"]
     }
     # a slower path lets autonomy fire before the answer more often

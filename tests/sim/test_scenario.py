@@ -15,7 +15,7 @@ from tests.doctrine.ladders import ladder_policy_text
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 MINIMAL = """\
-version: 1
+version: 2
 name: tiny
 title: Tiny
 sides:

@@ -103,7 +103,7 @@ def test_sobol_indices_of_the_simulator_match_the_closed_form(tmp_path: Path) ->
     loaded, study = _study(base_samples=BASE_SAMPLES, episodes=EPISODES, seed=SEED)
     result = run_study(loaded, study, out=tmp_path, executor="process", workers=2)
     sim = result.summary["outputs"][0]
-    assert (sim["arm"], sim["quantity"]) == ("none", "kinetic_before_human")
+    assert (sim["arm"], sim["quantity"]) == ("none", "kinetic_before_any_human")
 
     unit = study.unit_sample()
     exact = np.array([_closed_form(study.settings(row)) for row in unit])
@@ -140,7 +140,7 @@ def test_sobol_indices_of_the_simulator_match_the_closed_form(tmp_path: Path) ->
     assert sim["indices"][MISREAD]["ST"]["low"] > 0.1, where
     assert sim["indices"][REACTION]["ST"]["low"] > 0.1, where
     # The simulator at each point against the closed form: binomial noise only.
-    estimates = read_points(tmp_path)["p_kinetic_before_human[none]"].to_numpy()
+    estimates = read_points(tmp_path)["p_kinetic_before_any_human[none]"].to_numpy()
     z = (estimates - exact) / np.sqrt(np.maximum(exact * (1 - exact), 1e-4) / EPISODES)
     assert float(np.mean(z)) == pytest.approx(0.0, abs=0.5), where
 
@@ -247,12 +247,14 @@ def test_the_paired_difference_is_per_point_arm_minus_none(tmp_path: Path) -> No
     loaded, study = _study(base_samples=4, episodes=20, arms=["none", "hotline"])
     result = run_study(loaded, study, out=tmp_path, executor="serial", resamples=50)
     points = result.points()
-    difference = points["p_kinetic_before_human[hotline]"] - points["p_kinetic_before_human[none]"]
+    difference = (
+        points["p_kinetic_before_any_human[hotline]"] - points["p_kinetic_before_any_human[none]"]
+    )
     output = next(o for o in result.summary["outputs"] if o["quantity"] == "difference_vs_none")
     assert output["arm"] == "hotline"
     assert output["mean"] == pytest.approx(float(difference.mean()), abs=1e-6)
     assert (
-        points["kinetic_before_human[none]"] == points["p_kinetic_before_human[none]"] * 20
+        points["kinetic_before_any_human[none]"] == points["p_kinetic_before_any_human[none]"] * 20
     ).all()
 
 

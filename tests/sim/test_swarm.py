@@ -15,7 +15,7 @@ from clearline.sim.outcomes import ARMS, OUTCOME_COLUMNS, Arm, Outcome
 from clearline.sim.scenario import load_scenario, parse_scenario, shipped_scenarios
 
 SWARM = """\
-version: 1
+version: 2
 name: swarm-holds
 title: Swarm holds
 horizon_s: 60
@@ -135,7 +135,7 @@ def test_the_shipped_swarm_is_hundreds_of_elements_each_the_peer_knows() -> None
 
 
 STRIKE_SWARM = """\
-version: 1
+version: 2
 name: strike-swarm
 title: Strike swarm
 horizon_s: 30
@@ -207,7 +207,7 @@ def test_tracks_that_cannot_move_anything_are_not_scheduled_and_nothing_changes(
 
 
 ANSWERED_SWARM = """\
-version: 1
+version: 2
 name: answered-swarm
 title: Answered swarm
 horizon_s: 60

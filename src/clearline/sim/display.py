@@ -15,7 +15,11 @@ from typing import Any
 DIGITS = 3
 
 LABELS: dict[str, str] = {
-    "kinetic_before_human": "P(kinetic before any human)",
+    "kinetic_before_any_human": "P(kinetic before any human)",
+    "kinetic_before_own_human_a": "P(first side kinetic before its own human)",
+    "kinetic_before_own_human_b": "P(second side kinetic before its own human)",
+    "fired_first_a": "P(first side fired first)",
+    "fired_first_b": "P(second side fired first)",
     "any_kinetic": "P(any kinetic act)",
     "nuclear_use": "P(nuclear use)",
     "false_reassurance": "P(false reassurance)",
@@ -29,6 +33,8 @@ LABELS: dict[str, str] = {
     "time_to_first_human_s": "Median s to the first human decision",
     "reassurance_delay_s": "Median s of a false reassurance",
     "mean_escalation_score": "Mean escalation score",
+    "mean_escalation_score_a": "Mean escalation score, first side",
+    "mean_escalation_score_b": "Mean escalation score, second side",
     "mean_kinetic_actions": "Mean kinetic acts",
     "mean_peak_rung_a": "Mean peak rung, first side",
     "mean_peak_rung_b": "Mean peak rung, second side",

@@ -51,7 +51,7 @@ from clearline.doctrine.responses import (
 )
 from clearline.doctrine.threat import CATEGORY_OF_KIND, RESPONSE_DOMAIN, Category
 from clearline.gate import NUCLEAR_C2, Gate, Policy, ProposedAction
-from clearline.gate.decide import Rule
+from clearline.gate.decide import GateDecision, Rule
 from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unresolved
 from clearline.hotline.endpoint import Matcher
 from clearline.protocol import codec
@@ -83,7 +83,7 @@ from clearline.protocol.messages import (
 from clearline.protocol.session import SessionConfig
 from clearline.protocol.signing import Signer, Verifier
 from clearline.sim.belief import Belief, Proposals, answer_was_true
-from clearline.sim.humans import Choice, Commander, Referral, first_decision
+from clearline.sim.humans import Choice, Commander, Referral, decision_time, first_decision
 from clearline.sim.kernel import Clock, Kernel
 from clearline.sim.network import Partitions, SimLink
 from clearline.sim.officers import officers_of
@@ -210,6 +210,8 @@ class Side:
     timer_at: Micros | None = None
     notices: set[str] = field(default_factory=set)
     action_count: int = 0
+    first_kinetic: Micros | None = None
+    escalation: int = 0
     answering: dict[str, str] = field(default_factory=dict)
     """By attacker: the highest rung received of the hostile acts an answer is pending for."""
     peak: int = 0
@@ -403,14 +405,25 @@ class Episode:
         if first_human is not None:
             out.first_human_s = first_human / S
         if not math.isnan(out.first_kinetic_s):
-            out.kinetic_before_human = math.isnan(out.first_human_s) or (
+            out.kinetic_before_any_human = math.isnan(out.first_human_s) or (
                 out.first_kinetic_s < out.first_human_s
             )
+        side_a, side_b = self.sides[a], self.sides[b]
+        out.escalation_score_a, out.escalation_score_b = side_a.escalation, side_b.escalation
+        out.kinetic_before_own_human_a = self._before_own_human(side_a)
+        out.kinetic_before_own_human_b = self._before_own_human(side_b)
         for side in self.sides.values():
             if side.link is not None:
                 out.messages_sent += side.link.stats.sent
                 out.messages_lost += side.link.stats.lost
         return out
+
+    def _before_own_human(self, side: Side) -> bool:
+        """Whether `side` acted kinetically before its own commander decided."""
+        if side.first_kinetic is None:
+            return False
+        decided = decision_time(side.commander, self.horizon)
+        return decided is None or side.first_kinetic < decided
 
     # -- the world ----------------------------------------------------------
 
@@ -641,9 +654,20 @@ class Episode:
             return
         self._attempt(side, rung, track.domain, track)
 
-    def _attempt(self, side: Side, rung: str, domain: str, track: Track) -> None:
-        """Propose an action through the gate (if any) and carry out what is allowed."""
-        actor = side.commander.actor
+    def _attempt(
+        self,
+        side: Side,
+        rung: str,
+        domain: str,
+        track: Track,
+        actor: Actor = Actor.AUTONOMOUS,
+    ) -> None:
+        """Propose an action through the gate (if any) and carry out what is allowed.
+
+        Autonomy's acts stay autonomous after the commander authorizes responses: they meet
+        the gate's holds, caps and breaker as before. What the gate refers to a human is
+        then proposed again as the commander's act, under the standing approval; before
+        that, the rung first proposed is what waits for the commander."""
         excluded = self.policy.domain_of(rung, domain) in self.policy.exclusions
         if side.gate is None:
             if excluded and actor is Actor.AUTONOMOUS:
@@ -652,16 +676,16 @@ class Episode:
             return
         side.action_count += 1
         action_id = f"{side.name}-{side.action_count}"
-        approvals: tuple[bytes, ...] = ()
-        if actor is Actor.HUMAN:
-            approvals = side.commander.approvals(self.policy, domain, self.kernel.now, self.horizon)
+        commander = side.commander
         candidate = rung
         while True:
-            action = ProposedAction(action_id, actor, candidate, domain, track.track_id, approvals)
-            decision = side.gate.propose(action, self.kernel.now)
-            if self._trace is not None:
-                self.note(f"{side.name} gate {candidate} {domain}: {decision.rule.value}")
-            if decision.allowed:
+            decision = self._propose(side, action_id, actor, candidate, domain, track)
+            if decision.rule is Rule.AUTONOMY_CAP and commander.authorized:
+                decision = self._propose(side, action_id, Actor.HUMAN, candidate, domain, track)
+                if decision.allowed:
+                    self._execute(side, candidate, domain, track, Actor.HUMAN)
+                    return
+            elif decision.allowed:
                 excluded = self.policy.domain_of(candidate, domain) in self.policy.exclusions
                 if excluded and actor is Actor.AUTONOMOUS:
                     self.out.excluded_allowed += 1
@@ -676,13 +700,27 @@ class Episode:
             if decision.rule is Rule.HOTLINE_HOLD:
                 track.held_kinetic = True
                 return
-            if decision.rule is Rule.AUTONOMY_CAP:
-                side.commander.referred = Referral(candidate, domain, track.track_id)
+            if decision.rule is Rule.AUTONOMY_CAP and commander.referred is None:
+                commander.referred = Referral(rung, domain, track.track_id)
             # Denied: take the highest lower rung the gate allows, as a capped effector would.
             lower = self.p.index[candidate] - 1
             if lower <= max(track.acted, self.p.index[self.p.rest]):
                 return
             candidate = self.p.ladder[lower]
+
+    def _propose(
+        self, side: Side, action_id: str, actor: Actor, rung: str, domain: str, track: Track
+    ) -> GateDecision:
+        assert side.gate is not None
+        approvals: tuple[bytes, ...] = ()
+        if actor is Actor.HUMAN:
+            approvals = side.commander.approvals(self.policy, domain, self.kernel.now, self.horizon)
+        action = ProposedAction(action_id, actor, rung, domain, track.track_id, approvals)
+        decision = side.gate.propose(action, self.kernel.now)
+        if self._trace is not None:
+            by = " (human act)" if actor is Actor.HUMAN else ""
+            self.note(f"{side.name} gate {rung} {domain}{by}: {decision.rule.value}")
+        return decision
 
     def _execute(self, side: Side, rung: str, domain: str, track: Track, actor: Actor) -> None:
         index = self.p.index[rung]
@@ -691,6 +729,7 @@ class Episode:
         track.acted = index
         now = self.kernel.now
         side.peak = max(side.peak, index)
+        side.escalation += self.p.scores[rung]
         self.out.escalation_score += self.p.scores[rung]
         if self._trace is not None:
             self.note(f"{side.name} {actor.value} {rung} on {track.track_id} ({domain})")
@@ -701,6 +740,10 @@ class Episode:
                 self.out.tracks_engaged += 1
             if math.isnan(self.out.first_kinetic_s):
                 self.out.first_kinetic_s = now / S
+                self.out.fired_first_a = side.name == self.scenario.side_names[0]
+                self.out.fired_first_b = not self.out.fired_first_a
+            if side.first_kinetic is None:
+                side.first_kinetic = now
             if track.asset is not None and track.asset.real_attack:
                 track.stopped = True
                 if track.reassured_at is not None:
@@ -809,8 +852,9 @@ class Episode:
             return
         self.note(f"{side.name} commander alerted; decides at {commander.decides_at}")
         self._human_later(commander.delay, side)
-        if self.arm.analog and commander.analog_answers:
-            self._human_later(commander.analog_delay, None)
+        callee = self.sides[side.peer_name].commander
+        if self.arm.analog and callee.analog_answers:
+            self._human_later(callee.analog_delay, None)
 
     def _human_later(self, delay: Micros, side: Side | None) -> None:
         if self.kernel.now + delay > self.horizon:
@@ -845,7 +889,7 @@ class Episode:
             referral = commander.take_referral()
             referred = side.tracks.get(referral.target) if referral is not None else None
             if referral is not None and referred is not None:
-                self._attempt(side, referral.rung, referral.domain, referred)
+                self._attempt(side, referral.rung, referral.domain, referred, Actor.HUMAN)
 
     def _human_nuclear(self, side: Side, track: Track) -> None:
         rung = self.p.nuclear

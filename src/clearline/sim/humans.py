@@ -47,7 +47,9 @@ class Commander:
     delay: Micros
     """From alert to decision."""
     analog_answers: bool
+    """Whether this side's humans answer the other side's analog call, in this episode."""
     analog_delay: Micros
+    """From the other side's call to this side's humans answering it."""
     alerted_at: Micros | None = None
     decides_at: Micros | None = None
     """When the commander decides (once alerted), or decided."""
@@ -65,10 +67,6 @@ class Commander:
         analog = streams(f"{side}.analog")
         answers = analog.random() < spec.analog.answer_probability
         return cls(side, spec.human, delay, answers, lognormal(analog, spec.analog.connect))
-
-    @property
-    def actor(self) -> Actor:
-        return Actor.HUMAN if self.authorized else Actor.AUTONOMOUS
 
     def alert(self, now: Micros) -> bool:
         """The first alert starts the clock to the decision; False for any later one."""
@@ -125,15 +123,18 @@ class Commander:
         return ProposedAction(action_id, Actor.HUMAN, rung, domain, target, approvals)
 
 
-def first_decision(commanders: Iterable[Commander], horizon: Micros) -> Micros | None:
-    """When the first commander decided. In an episode that settled while commanders were
-    still to decide, when the first would have (their delays are drawn in advance), if
-    within the horizon; None if none was alerted."""
-    commanders = list(commanders)
-    decided = [c.decides_at for c in commanders if c.decided and c.decides_at is not None]
-    if decided:
-        return min(decided)
-    pending = [c.alerted_at + c.delay for c in commanders if c.alerted_at is not None]
-    if pending and min(pending) <= horizon:
-        return min(pending)
+def decision_time(commander: Commander, horizon: Micros) -> Micros | None:
+    """When `commander` decided. In an episode that settled while the commander was still
+    to decide, when they would have (the delay is drawn in advance), if within the
+    horizon; None if never alerted."""
+    if commander.decided and commander.decides_at is not None:
+        return commander.decides_at
+    if commander.alerted_at is not None and commander.alerted_at + commander.delay <= horizon:
+        return commander.alerted_at + commander.delay
     return None
+
+
+def first_decision(commanders: Iterable[Commander], horizon: Micros) -> Micros | None:
+    """When the first commander decided (`decision_time`), if any did."""
+    times = [t for c in commanders if (t := decision_time(c, horizon)) is not None]
+    return min(times) if times else None

@@ -152,7 +152,8 @@ def _done(stats: dict[Arm, ArmStats], plan: RunPlan) -> bool:
     if any(s.episodes < MIN_EPISODES_FOR_CI for s in stats.values()):
         return False
     return all(
-        s.proportion("kinetic_before_human").halfwidth <= plan.ci_halfwidth for s in stats.values()
+        s.proportion("kinetic_before_any_human").halfwidth <= plan.ci_halfwidth
+        for s in stats.values()
     )
 
 
@@ -224,7 +225,7 @@ def _accumulate(
         stats[arm].add(columns, by_arm[arm.value])
     if baseline is None:
         return
-    kbh = columns["kinetic_before_human"]
+    kbh = columns["kinetic_before_any_human"]
     base = by_arm[baseline.value]
     for arm in arms:
         rows = by_arm[arm.value]
@@ -241,7 +242,7 @@ def _summary(
     for i, (arm, s) in enumerate(stats.items()):
         entry: dict[str, Any] = {"episodes": s.episodes, "outcomes": s.summary(plan.seed + 101 * i)}
         if sum(s.paired) and arm is not Arm.NONE:
-            entry["paired_vs_none"] = {"kinetic_before_human": s.paired_difference().as_dict()}
+            entry["paired_vs_none"] = {"kinetic_before_any_human": s.paired_difference().as_dict()}
         arms[arm.value] = entry
     return {
         "scenario": scenario.name,

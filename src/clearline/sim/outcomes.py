@@ -47,7 +47,17 @@ class Outcome:
     kinetic_actions: int = 0
     first_kinetic_s: float = math.nan
     first_human_s: float = math.nan
-    kinetic_before_human: bool = False
+    kinetic_before_any_human: bool = False
+    """A kinetic act, by either side, before the first human decision on either side."""
+    kinetic_before_own_human_a: bool = False
+    """The first side acted kinetically before its own commander decided (or never did)."""
+    kinetic_before_own_human_b: bool = False
+    fired_first_a: bool = False
+    """The first kinetic act of the episode was the first side's."""
+    fired_first_b: bool = False
+    escalation_score_a: int = 0
+    """The scores of the rungs the first side acted on, summed."""
+    escalation_score_b: int = 0
     excluded_attempts: int = 0
     excluded_allowed: int = 0
     excluded_unguarded: int = 0

@@ -46,7 +46,7 @@ from clearline.sim.display import (
 
 ARM_STYLES = {"none": "-", "analog": "--", "hotline": ":", "hotline+gate": "-", "gate": "-."}
 HEAT = LinearSegmentedColormap.from_list("clearline", list(SCALE))
-KINETIC = "kinetic_before_human"
+KINETIC = "kinetic_before_any_human"
 PAD = 0.02
 """Room above and below [0, 1] on probability axes, so points at 0 or 1 are not cut."""
 
@@ -143,7 +143,7 @@ def kinetic_by_arm(summary: dict[str, Any]) -> Figure:
     ax.set_ylabel(label(KINETIC))
     ax.set_title(f"{summary['scenario']}: {label(KINETIC)}, 95% Wilson intervals", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    return _figure(fig, "kinetic_before_human.png", f"{label(KINETIC)} by arm")
+    return _figure(fig, "kinetic_before_any_human.png", f"{label(KINETIC)} by arm")
 
 
 def survival(episodes: Path, summary: dict[str, Any]) -> Figure:

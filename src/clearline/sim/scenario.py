@@ -151,8 +151,12 @@ class HumanSpec(_Spec):
 
 
 class AnalogSpec(_Spec):
+    """This side as the one called: the other side's humans call when alerted."""
+
     answer_probability: Probability = 0.5
+    """Chance this side's humans answer the other side's call."""
     connect: Delay = Delay(median_s=3600.0, sigma=1.0)
+    """From the other side's call to this side's humans answering it."""
 
 
 class SideSpec(_Spec):
@@ -285,8 +289,21 @@ class ThirdParty(_Spec):
     forged_messages: list[ForgedMessages] = []
 
 
+SCENARIO_VERSION = 2
+
+VERSION_CHANGES: Mapping[int, str] = MappingProxyType(
+    {
+        1: "in version 2, each side's analog.answer_probability and analog.connect are that "
+        "side's as the one called (how likely its humans answer the other side's call, and "
+        "how long they take to), where version 1 read the caller's. Move each side's values "
+        "to the side that answers, then set version: 2",
+    }
+)
+"""What changed in meaning since each older version, for the error that refuses it."""
+
+
 class Scenario(_Spec):
-    version: Literal[1]
+    version: Literal[2]
     name: Ident
     title: str = Field(min_length=1, max_length=120)
     description: str = ""
@@ -448,6 +465,13 @@ def parse_scenario(text: str, source: str, base: Path | None = None) -> LoadedSc
     data, lines = load_yaml(text, source, ScenarioError)
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", source, 1)
+    version = data.get("version")
+    if isinstance(version, int) and version in VERSION_CHANGES:
+        raise ScenarioError(
+            f"version: scenario version {version} is no longer read: {VERSION_CHANGES[version]}",
+            source,
+            lines.line_of(("version",)),
+        )
     scenario = validate(Scenario, data, lines, source, ScenarioError)
     if scenario.policy is None:
         policy = default_policy()

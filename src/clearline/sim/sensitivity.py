@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 Method = Literal["sobol", "morris"]
 METHODS: tuple[Method, ...] = ("sobol", "morris")
 PARAM_FORM = "PATH=LOW:HIGH or PATH=LOW:HIGH:log"
-QUANTITY = "kinetic_before_human"
+QUANTITY = "kinetic_before_any_human"
 FLUSH_S = 5.0
 """How long a completed point may wait in memory before it is written (one file per flush:
 often enough to lose little to a crash, seldom enough to keep the files few)."""
@@ -299,7 +299,7 @@ def run_points(
             kbh = any_kinetic = 0
             for a, hit, kinetic in zip(
                 columns["arm"],
-                columns["kinetic_before_human"],
+                columns["kinetic_before_any_human"],
                 columns["kinetic_actions"],
                 strict=True,
             ):

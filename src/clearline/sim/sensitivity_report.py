@@ -89,7 +89,7 @@ def _panel(ax: Any, summary: dict[str, Any], output: dict[str, Any] | None, colo
 
 def figure(summary: dict[str, Any], arm: str) -> Figure:
     outputs = {(o["arm"], o["quantity"]): o for o in summary["outputs"]}
-    panels = [outputs.get((arm, "kinetic_before_human"))]
+    panels = [outputs.get((arm, "kinetic_before_any_human"))]
     if arm != "none" and "none" in summary["arms"]:
         panels.append(outputs.get((arm, "difference_vs_none")))
     height = 1.2 + 0.45 * len(summary["params"])

@@ -162,7 +162,11 @@ class Reservoir:
 
 
 PROPORTIONS: dict[str, str] = {
-    "kinetic_before_human": "kinetic_before_human",
+    "kinetic_before_any_human": "kinetic_before_any_human",
+    "kinetic_before_own_human_a": "kinetic_before_own_human_a",
+    "kinetic_before_own_human_b": "kinetic_before_own_human_b",
+    "fired_first_a": "fired_first_a",
+    "fired_first_b": "fired_first_b",
     "any_kinetic": "kinetic_actions",
     "nuclear_use": "nuclear_use",
     "false_reassurance": "false_reassurance",
@@ -188,6 +192,8 @@ MEDIANS: dict[str, str] = {
 
 MEANS: dict[str, str] = {
     "escalation_score": "escalation_score",
+    "escalation_score_a": "escalation_score_a",
+    "escalation_score_b": "escalation_score_b",
     "kinetic_actions": "kinetic_actions",
     "peak_rung_a": "peak_rung_a",
     "peak_rung_b": "peak_rung_b",
@@ -207,7 +213,7 @@ class ArmStats:
         self.tallies: dict[str, Counter[int]] = {name: Counter() for name in MEANS}
         self.times = {name: Reservoir(seed + i) for i, name in enumerate(MEDIANS)}
         self.paired = [0, 0, 0, 0]
-        """Episodes where kinetic_before_human was true in this arm and the baseline, in
+        """Episodes where kinetic_before_any_human was true in this arm and the baseline, in
         this arm only, in the baseline only, and in neither."""
 
     def add(self, columns: dict[str, list[Any]], rows: list[int]) -> None:

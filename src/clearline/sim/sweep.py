@@ -25,7 +25,7 @@ from clearline.errors import ScenarioError
 from clearline.sim.executors import make_executor
 from clearline.sim.montecarlo import DEFAULT_BATCH, RunPlan, default_workers, execute, progress_bar
 from clearline.sim.outcomes import ARMS, Arm
-from clearline.sim.scenario import LoadedScenario, Scenario, check_scenario
+from clearline.sim.scenario import SCENARIO_VERSION, LoadedScenario, Scenario, check_scenario
 from clearline.sim.signers import SignerName
 
 
@@ -74,7 +74,7 @@ def cell_scenario(
 ) -> LoadedScenario:
     """`base` with `settings` applied, re-validated; errors name `what` and the settings."""
     data = base.scenario.model_dump(mode="json", exclude_defaults=True)
-    data["version"] = 1
+    data["version"] = SCENARIO_VERSION
     for path, value in settings.items():
         set_path(data, path, value)
     try:

@@ -7,7 +7,7 @@ from typing import Any
 from clearline.sim.display import format_estimate, label
 
 COLUMNS = (
-    "kinetic_before_human",
+    "kinetic_before_any_human",
     "time_to_first_kinetic_s",
     "false_reassurance",
     "excluded_domain_allowed",

@@ -6,8 +6,8 @@
 
 const { esc, sig, estimate, estimateText, label, tick, card, whisker, heatColour, inkOn, colourKey } = Charts;
 const DASHES = { none: [], analog: [8, 4], hotline: [2, 3], "hotline+gate": [], gate: [12, 3, 2, 3] };
-const TABLE = ["kinetic_before_human", "false_reassurance", "time_to_first_kinetic_s", "excluded_domain_allowed", "mean_escalation_score"];
-const KINETIC = "kinetic_before_human";
+const TABLE = ["kinetic_before_any_human", "false_reassurance", "time_to_first_kinetic_s", "excluded_domain_allowed", "mean_escalation_score"];
+const KINETIC = "kinetic_before_any_human";
 
 function armsTable(data, display) {
   const section = card(`${data.scenario}: arms side by side`);
