@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from clearline.doctrine.registry import OwnAsset
 from clearline.protocol.constants import MAX_ID_LENGTH
 from clearline.protocol.messages import (
     Area,
@@ -41,6 +42,9 @@ from clearline.protocol.messages import (
     Mission,
     Position,
 )
+from clearline.protocol.telemetry import SET_POSITION as _SET_POSITION
+from clearline.protocol.telemetry import SET_RECORD as _SET_RECORD
+from clearline.protocol.telemetry import position_of, record_of
 
 TOKEN, POINT, AREA = 0x01, 0x02, 0x03
 KINDS: Final = tuple(AssetKind)
@@ -51,6 +55,8 @@ INTENTS: Final = tuple(Intent)
 _FRAME = struct.Struct(">HB")
 _FIXED = struct.Struct(">BBBBBQiii")
 _RADIUS = struct.Struct(">I")
+_POINT = struct.Struct(">HB" + _FIXED.format[1:])
+"""A point frame up to its id: length, type and the fixed fields in one unpacking."""
 MAX_TOKEN: Final = 256
 MAX_FRAME: Final = 1 + _FIXED.size + _RADIUS.size + MAX_ID_LENGTH
 """The longest frame a record can need (an area's); longer ones are skipped unread."""
@@ -72,7 +78,18 @@ REASONS: Final = (
 """Every reason a frame is skipped for."""
 
 _ID = re.compile(rb"[A-Za-z0-9._:/-]{1,%d}" % MAX_ID_LENGTH)
+_ID_BYTES = b"-./0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+"""What an id is made of: deleting these from a valid id leaves nothing."""
 _LAT, _LON, _ALT = Position.LAT, Position.LON, Position.ALT
+_LAT_LOW, _LAT_HIGH, _LON_LOW, _LON_HIGH, _ALT_LOW = (
+    _LAT.low,
+    _LAT.high,
+    _LON.low,
+    _LON.high,
+    _ALT.low,
+)
+_NK, _NM, _NA, _NI = len(KINDS), len(MISSIONS), len(AUTONOMIES), len(INTENTS)
+_POINT_MIN, _POINT_MAX = 1 + _FIXED.size + 1, 1 + _FIXED.size + MAX_ID_LENGTH
 _MICROS_MAX: Final = (1 << 63) - 1
 
 
@@ -92,7 +109,7 @@ class Skipped:
 class Batch:
     """What one read gave: the records taken, the frames skipped, and whether to hang up."""
 
-    records: list[tuple[AssetRecord, Intent]] = field(default_factory=list)
+    records: list[OwnAsset] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     refused: str | None = None
     """Why the stream ends here (a missing or wrong token); nothing after it is read."""
@@ -164,7 +181,51 @@ class FeedReader:
         pos, end = 0, len(buf)
         records, skipped = batch.records, batch.skipped
         header = _FRAME.size
+        point = _POINT.unpack_from
+        valid_id = _ID_BYTES
+        set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
+        set_lat, set_lon, set_alt = _SET_POSITION
         while end - pos >= header:
+            # A whole, valid point frame is taken here in one go; anything else below.
+            if self.authenticated and end - pos >= _POINT.size:
+                length, kind, k, m, a, i, armed, when, lat, lon, alt = point(buf, pos)
+                stop = pos + 2 + length
+                if (
+                    kind == POINT
+                    and _POINT_MIN <= length <= _POINT_MAX
+                    and stop <= end
+                    and k < _NK
+                    and m < _NM
+                    and a < _NA
+                    and i < _NI
+                    and armed < 2
+                    and when <= _MICROS_MAX
+                    and _LAT_LOW <= lat <= _LAT_HIGH
+                    and _LON_LOW <= lon <= _LON_HIGH
+                    and alt >= _ALT_LOW
+                ):
+                    raw_id = buf[pos + _POINT.size : stop]
+                    if not raw_id.translate(None, valid_id):
+                        where: Position = _new(Position)
+                        set_lat(where, lat)
+                        set_lon(where, lon)
+                        set_alt(where, alt)
+                        record: AssetRecord = _new(AssetRecord)
+                        set_id(record, raw_id.decode("ascii"))
+                        set_kind(record, KINDS[k])
+                        set_mission(record, MISSIONS[m])
+                        set_armed(record, armed == 1)
+                        set_auto(record, AUTONOMIES[a])
+                        set_at(record, when or now)
+                        set_pos(record, where)
+                        set_area(record, None)
+                        asset: OwnAsset = _new(OwnAsset)
+                        _set_record(asset, record)
+                        _set_intent(asset, INTENTS[i])
+                        records.append(asset)
+                        self._frames += 1
+                        pos = stop
+                        continue
             length, kind = _FRAME.unpack_from(buf, pos)
             if length == 0:
                 skipped.append(Skipped(self._frames, "empty", "a frame of length 0"))
@@ -202,7 +263,7 @@ class FeedReader:
                 self.authenticated = True
             elif kind in (POINT, AREA):
                 taken = _record(buf, pos + 3, stop, kind == AREA, now)
-                if type(taken[0]) is AssetRecord:
+                if isinstance(taken, OwnAsset):
                     records.append(taken)
                 else:
                     skipped.append(Skipped(number, *taken))
@@ -215,9 +276,11 @@ class FeedReader:
         return batch
 
 
-def _record(
-    buf: bytes, at: int, stop: int, area: bool, now: Micros
-) -> tuple[AssetRecord, Intent] | tuple[str, str]:
+_new = object.__new__
+_set_record, _set_intent = (getattr(OwnAsset, name).__set__ for name in ("record", "intent"))
+
+
+def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset | tuple[str, str]:
     """One record frame's body (without its type byte), or (reason, detail)."""
     fixed_end = at + _FIXED.size + (_RADIUS.size if area else 0)
     if stop - fixed_end < 1:
@@ -238,7 +301,7 @@ def _record(
         _LAT.low <= lat <= _LAT.high and _LON.low <= lon <= _LON.high and _ALT.low <= alt
     ):  # alt's upper bound is above what int32 holds
         return "bad-position", f"[{lat}, {lon}, {alt}] is out of range"
-    point = Position(lat, lon, alt)
+    point = position_of(lat, lon, alt)
     if area:
         (radius,) = _RADIUS.unpack_from(buf, at + _FIXED.size)
         if not 1 <= radius <= 40_000_000:
@@ -246,14 +309,18 @@ def _record(
         position, region = None, Area(point, radius)
     else:
         position, region = point, None
-    record = AssetRecord(
+    record = record_of(
         raw_id.decode("ascii"),
         KINDS[kind],
         MISSIONS[mission],
-        bool(armed),
+        armed == 1,
         AUTONOMIES[autonomy],
         when or now,
         position,
         region,
     )
-    return record, INTENTS[intent]
+    # Built as record_of builds records: the values are checked, the dataclass __init__ slow.
+    asset: OwnAsset = _new(OwnAsset)
+    _set_record(asset, record)
+    _set_intent(asset, INTENTS[intent])
+    return asset

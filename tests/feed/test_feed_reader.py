@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clearline import feed
+from clearline.doctrine.registry import OwnAsset
 from clearline.protocol.messages import (
     Area,
     AssetKind,
@@ -46,12 +47,13 @@ def test_records_as_sent_and_time_zero_is_now() -> None:
     )  # fmt: skip
     batch = reader().feed(data, NOW)
     assert batch.skipped == [] and batch.refused is None
+    assert all(type(a) is OwnAsset and type(a.record) is AssetRecord for a in batch.records)
     kind, mission, auto = AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, AutonomyMode.AUTONOMOUS
     at = Position(1, -2, 3)
     assert batch.records == [
-        (AssetRecord("UAS-1", kind, mission, False, auto, 5, at), Intent.TRANSITING),
-        (AssetRecord("UAS-2", kind, mission, False, auto, NOW, at), Intent.HOLDING),
-        (
+        OwnAsset(AssetRecord("UAS-1", kind, mission, False, auto, 5, at), Intent.TRANSITING),
+        OwnAsset(AssetRecord("UAS-2", kind, mission, False, auto, NOW, at), Intent.HOLDING),
+        OwnAsset(
             AssetRecord(
                 "ZONE/1", AssetKind.RECON_SWARM, Mission.RECONNAISSANCE, True,
                 AutonomyMode.HUMAN_ON_LOOP, 7, area=Area(Position(-5, 6, 0), 900),
@@ -116,7 +118,7 @@ def test_a_bad_frame_is_skipped_with_its_reason_and_the_next_is_read(
 ) -> None:
     data = feed.token_frame(TOKEN) + point("A") + frame(body) + point("B")
     batch = reader().feed(data, NOW)
-    assert [r.asset_id for r, _ in batch.records] == ["A", "B"]
+    assert [a.record.asset_id for a in batch.records] == ["A", "B"]
     assert [(s.frame, s.reason) for s in batch.skipped] == [(2, reason)]
     assert reason in feed.REASONS
     assert batch.skipped[0].line().startswith(f"frame 2 skipped: {reason}: ")
@@ -130,7 +132,7 @@ def test_an_oversized_frame_is_dropped_as_it_arrives_never_held() -> None:
     assert [s.reason for s in batch.skipped] == ["oversized"] and r.buffered == 0
     for _ in range(58):
         assert r.feed(b"x" * 1000, NOW).records == [] and r.buffered == 0
-    assert [x.asset_id for x, _ in r.feed(b"x" * 1001 + point("C"), NOW).records] == ["C"]
+    assert [a.record.asset_id for a in r.feed(b"x" * 1001 + point("C"), NOW).records] == ["C"]
 
 
 @FUZZ
@@ -171,8 +173,9 @@ def test_damaged_streams_give_only_valid_records(data: bytes, step: int) -> None
     r.feed(feed.token_frame(TOKEN), NOW)
     for i in range(0, len(data), step):
         batch = r.feed(data[i : i + step], NOW)
-        for record, intent in batch.records:
-            assert isinstance(record, AssetRecord) and isinstance(intent, Intent)
+        for asset in batch.records:
+            record = asset.record
+            assert isinstance(record, AssetRecord) and isinstance(asset.intent, Intent)
             assert feed._ID.fullmatch(record.asset_id.encode())
             assert (record.position is None) != (record.area is None)
         assert r.buffered < 2 + 1 + feed.MAX_TOKEN

@@ -213,6 +213,60 @@ def encode(message: Message, record_bytes: Callable[[AssetRecord], bytes | None]
     return b"".join(parts)
 
 
+# -- building records from values already checked --------------------------------------------
+
+_new = object.__new__
+
+
+def _setters(cls: type, *names: str) -> list[Callable[[object, object], None]]:
+    """The slots' own setters, which a frozen dataclass leaves in place under its __setattr__."""
+    return [getattr(cls, name).__set__ for name in names]
+
+
+SET_RECORD: Final = _setters(
+    AssetRecord, "asset_id", "kind", "mission", "armed", "autonomy", "at", "position", "area"
+)
+"""AssetRecord's fields' setters in the dataclass's order, for building records in a loop."""
+SET_POSITION: Final = _setters(Position, "lat_e6", "lon_e6", "alt_m")
+_set_id, _set_kind, _set_mission, _set_armed, _set_autonomy, _set_at, _set_pos, _set_area = (
+    SET_RECORD
+)
+_set_lat, _set_lon, _set_alt = SET_POSITION
+
+
+def position_of(lat_e6: int, lon_e6: int, alt_m: int) -> Position:
+    """`Position(lat_e6, lon_e6, alt_m)` for values already checked, built in half the time:
+    a frozen dataclass's __init__ sets each field through object.__setattr__ by name."""
+    p: Position = _new(Position)
+    _set_lat(p, lat_e6)
+    _set_lon(p, lon_e6)
+    _set_alt(p, alt_m)
+    return p
+
+
+def record_of(
+    asset_id: str,
+    kind: AssetKind,
+    mission: Mission,
+    armed: bool,
+    autonomy: AutonomyMode,
+    at: int,
+    position: Position | None,
+    area: Area | None,
+) -> AssetRecord:
+    """`AssetRecord(...)` for values already checked (as `position_of`); equal to it."""
+    r: AssetRecord = _new(AssetRecord)
+    _set_id(r, asset_id)
+    _set_kind(r, kind)
+    _set_mission(r, mission)
+    _set_armed(r, armed)
+    _set_autonomy(r, autonomy)
+    _set_at(r, at)
+    _set_pos(r, position)
+    _set_area(r, area)
+    return r
+
+
 # -- reading ---------------------------------------------------------------------------------
 
 _UINT = (
@@ -335,7 +389,7 @@ def decode(payload: bytes) -> Message | None:
             or not alt_low <= alt <= alt_high
         ):
             return None
-        point = Position(lat, lon, alt)
+        point = position_of(lat, lon, alt)
         if (where == _AREA_KEY) != (radius_b is not None):
             return None
         if radius_b is None:
@@ -346,7 +400,7 @@ def decode(payload: bytes) -> Message | None:
                 return None
             position, area = None, Area(point, radius)
         records.append(
-            AssetRecord(
+            record_of(
                 asset_id.decode(),
                 by_bytes[kind],  # type: ignore[arg-type]
                 by_bytes[mission],  # type: ignore[arg-type]
