@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,3 +180,18 @@ def test_damaged_streams_give_only_valid_records(data: bytes, step: int) -> None
             assert feed._ID.fullmatch(record.asset_id.encode())
             assert (record.position is None) != (record.area is None)
         assert r.buffered < 2 + 1 + feed.MAX_TOKEN
+
+
+def test_the_example_in_the_docs_is_what_point_frame_writes() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "feed.md").read_text()
+    block = doc.split("named `PRC-UAS-1`:\n\n```\n", 1)[1].split("```", 1)[0]
+    written = bytes.fromhex(" ".join(line[:29] for line in block.splitlines()))
+    at = 1_795_737_600_000_000  # 2026-11-27T00:00:00Z
+    where = Position(20_500_000, 120_250_000, 900)
+    kind, mission = AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL
+    assert written == feed.point_frame("PRC-UAS-1", kind, mission, False, where, at)
+    (asset,) = reader().feed(feed.token_frame(TOKEN) + written, NOW).records
+    assert asset == OwnAsset(
+        AssetRecord("PRC-UAS-1", kind, mission, False, AutonomyMode.AUTONOMOUS, at, where),
+        Intent.TRANSITING,
+    )

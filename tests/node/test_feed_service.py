@@ -36,7 +36,7 @@ class StubNode:
         roles = {SENSOR: Role.SENSOR, OBSERVER: Role.OBSERVER}
         return Caller(token, roles[token]) if token in roles else None
 
-    def publish(self, assets: list[OwnAsset]) -> bool:
+    def publish(self, assets: list[OwnAsset], now: bool = False) -> bool:
         self.published.extend(assets)
         return True
 

@@ -81,7 +81,7 @@ class FeedService:
                 batch = parser.feed(data, wall_us())
                 if batch.records:
                     self.frames.labels(outcome="taken").inc(len(batch.records))
-                    node.publish(batch.records)
+                    node.publish(batch.records, now=True)
                 for skipped in batch.skipped:
                     self.frames.labels(outcome=skipped.reason).inc()
                     if writer.transport.get_write_buffer_size() < ANSWER_BUFFER:

@@ -75,6 +75,7 @@ from clearline.node.tokens import TokenSet, load_tokens
 from clearline.node.transport import Transport
 from clearline.node.witnessing import Outcome as WitnessOutcome
 from clearline.node.witnessing import ProofFrom, Witnesses, cosignature_lines
+from clearline.protocol import telemetry
 from clearline.protocol.events import (
     Closed,
     CloseReason,
@@ -121,8 +122,9 @@ OPERATOR_EVENTS = frozenset(
 OPERATOR_WARNINGS = frozenset({"tls-reload-failed"})
 """Of those, the ones that need someone to act: written at warning level."""
 
-TELEMETRY_BATCH_MAX = 350
-"""Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
+TELEMETRY_BATCH_MAX = 1024
+"""Records waiting that are sent at once; each message carries as many as surely fit one
+frame (`protocol.telemetry.batches`: 338 to 549, by the records' ids and kinds)."""
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 PENDING_APPROVALS = 256
@@ -686,11 +688,13 @@ class Node:
         while len(self.pending_approval) > PENDING_APPROVALS:
             self.pending_approval.popitem(last=False)
 
-    def publish(self, assets: Sequence[OwnAsset]) -> bool:
+    def publish(self, assets: Sequence[OwnAsset], now: bool = False) -> bool:
         """Update our registry and queue the records for the peer; True if the link is up.
 
-        Records are batched: one signed Telemetry carries up to TELEMETRY_BATCH_MAX of
-        them, and none waits more than TELEMETRY_BATCH_DELAY_S for company."""
+        Records are batched: one signed Telemetry carries hundreds of them, and none waits
+        more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all (a
+        feed's read is a batch already: the more records arrive while the node is busy,
+        the more each read holds)."""
         registry = self.registry.assets
         for asset in assets:
             registry[asset.record.asset_id] = asset  # as AssetRegistry.publish, at feed rates
@@ -698,7 +702,7 @@ class Node:
         if link is None or not self.endpoint.up:
             return False
         self._telemetry.extend(asset.record for asset in assets)
-        if len(self._telemetry) >= TELEMETRY_BATCH_MAX:
+        if now or len(self._telemetry) >= TELEMETRY_BATCH_MAX:
             self._flush_telemetry()
         elif self._telemetry_timer is None:
             self._telemetry_timer = asyncio.get_running_loop().call_later(
@@ -721,8 +725,7 @@ class Node:
         if link is None or not self.endpoint.up:
             return
         now = wall_us()
-        for start in range(0, len(pending), TELEMETRY_BATCH_MAX):
-            batch = tuple(pending[start : start + TELEMETRY_BATCH_MAX])
+        for batch in telemetry.batches(pending):
             self.endpoint.send(Telemetry(batch), now)
             self.metrics.telemetry_records.labels(direction="sent").inc(len(batch))
         link.pump()

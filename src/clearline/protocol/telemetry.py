@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from typing import Final
 
 from clearline.protocol.constants import (
     MAX_ASSETS_PER_TELEMETRY,
+    MAX_FRAME_SIZE,
     MAX_ID_LENGTH,
     PROTOCOL_VERSION,
     SESSION_ID_SIZE,
@@ -165,6 +166,31 @@ def encode_record(record: AssetRecord) -> bytes | None:
             autonomy,
         )
     )
+
+
+RECORD_MAX_POINT: Final = 182 - MAX_ID_LENGTH
+"""The most bytes a record at a point encodes to, less its id's (every field at its longest)."""
+RECORD_MAX_AREA: Final = 193 - MAX_ID_LENGTH
+"""The same for a record over an area."""
+ENVELOPE_MAX: Final = 160
+"""The most a COSE_Sign1 around a Telemetry payload adds to its records' bytes."""
+
+
+def batches(
+    records: Sequence[AssetRecord], frame_size: int = MAX_FRAME_SIZE
+) -> Iterator[tuple[AssetRecord, ...]]:
+    """`records` in order, cut into Telemetry bodies each sure to fit one frame whatever
+    its values, by each record's longest encoding, and none over MAX_ASSETS_PER_TELEMETRY."""
+    budget = frame_size - ENVELOPE_MAX
+    start, size = 0, 0
+    for i, record in enumerate(records):
+        most = len(record.asset_id) + (RECORD_MAX_POINT if record.area is None else RECORD_MAX_AREA)
+        if i > start and (size + most > budget or i - start == MAX_ASSETS_PER_TELEMETRY):
+            yield tuple(records[start:i])
+            start, size = i, 0
+        size += most
+    if start < len(records):
+        yield tuple(records[start:])
 
 
 def _array_head(n: int) -> bytes:
