@@ -89,6 +89,7 @@ LAYERS: dict[str, Layer] = {
             "clearline",
             "clearline.errors",
             "clearline.sourcemap",
+            "clearline.feed",
             "clearline.protocol.*",
             "clearline.gate.*",
             "clearline.doctrine.*",

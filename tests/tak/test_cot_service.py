@@ -10,11 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from clearline.doctrine.registry import OwnAsset
 from clearline.hotline import AssetRegistry
 from clearline.node.cot import CotService
 from clearline.node.metrics import NodeMetrics
 from clearline.node.node import Outcome
-from clearline.protocol.messages import Answer, AssetRecord, Claim, Intent, Mission, TrackReport
+from clearline.protocol.messages import Answer, Claim, Intent, Mission, TrackReport
 from clearline.tak import cot
 from clearline.tak.settings import TakSettings
 from tests.tak.test_mapping import MAPPING, NOW, event
@@ -29,16 +30,14 @@ class StandIn:
         self.registry = AssetRegistry()
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.side, self.peer_side = "US", "PRC"
-        self.published: list[list[tuple[AssetRecord, Intent]]] = []
+        self.published: list[list[OwnAsset]] = []
         self.asked: list[list[str]] = []
         self.tasks: list[asyncio.Task[Any]] = []
 
-    def publish(self, records: list[tuple[AssetRecord, Intent]]) -> bool:
-        from clearline.doctrine.registry import OwnAsset
-
-        self.published.append(records)
-        for record, intent in records:
-            self.registry.publish(OwnAsset(record, intent))
+    def publish(self, assets: list[OwnAsset]) -> bool:
+        self.published.append(assets)
+        for asset in assets:
+            self.registry.publish(asset)
         return True
 
     def spawn(self, coroutine: Any) -> None:
@@ -64,7 +63,7 @@ def service(tmp_path: Path, **settings: Any) -> tuple[CotService, StandIn]:
 def test_own_assets_publish_and_stale_ones_are_withdrawn(tmp_path: Path) -> None:
     svc, node = service(tmp_path)
     svc.route([event("PRC-RS-7", "a-f-A-M"), event("PRC-SUB-1", "a-f-S")], NOW)
-    assert [[r.asset_id for r, _ in batch] for batch in node.published] == [["PRC-RS-7"]]
+    assert [[a.record.asset_id for a in batch] for batch in node.published] == [["PRC-RS-7"]]
     assert set(node.registry.assets) == {"PRC-RS-7", "PRC-SUB-1"}  # the sub: answers only
     svc.route([event("PRC-RS-7", "a-f-A-M", stale_in_s=-1)], NOW)
     assert set(node.registry.assets) == {"PRC-SUB-1"}

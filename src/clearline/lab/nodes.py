@@ -174,6 +174,8 @@ class NodeProcess:
     log: Path
     stderr: Path
     keys: Path
+    feed: int | None = None
+    """The telemetry feed's port, if the configuration opens one ([feed])."""
 
     def token(self, role: Role | str) -> str:
         """The node's API token for `role`, as keys init wrote it."""
@@ -323,6 +325,7 @@ class _Starting(ServeStarting):
             Path(info["log"]),
             self.stderr,
             loaded.path(loaded.keys_dir),
+            info.get("feed"),
         )
 
 

@@ -162,10 +162,13 @@ def demo_witness(folder: Path) -> tuple[Path, str]:
 
 
 @contextlib.asynccontextmanager
-async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
+async def node_pair(
+    folder: Path, delay_ms: float, prc_feed: bool = False
+) -> AsyncIterator[NodePair]:
     """Two node processes with fresh keys in `folder`, and a witness both submit their
     checkpoints to: PRC listens, US dials it (through a proxy adding `delay_ms` each way, if
-    any). Stopped with SIGTERM on the way out."""
+    any); with `prc_feed`, PRC opens a telemetry feed port. Stopped with SIGTERM on the way
+    out."""
     keys = make_keys(folder, "US", "PRC", force=True)
     enrol_officers(folder)
     witness_config, section = demo_witness(folder)
@@ -179,7 +182,7 @@ async def node_pair(folder: Path, delay_ms: float) -> AsyncIterator[NodePair]:
             listen=listen,
             address=address,
             roster=roster_path(folder, side).name,
-            extra=section,
+            extra=section + ("\n[feed]\nport = 0\n" if prc_feed and side == "PRC" else ""),
         )
         return await start_node_async(write_node_config(folder, side, text), die_with_parent=True)
 

@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
 from clearline import __version__
+from clearline.doctrine.registry import OwnAsset
 from clearline.errors import LogStoreError
 from clearline.gate import ProposedAction
 from clearline.log import merkle, tiles
@@ -407,7 +408,7 @@ def build_app(node: Any) -> FastAPI:
         """Publish our own assets: they feed the registry our answers come from."""
         now = wall_us()
         records = [
-            (
+            OwnAsset(
                 AssetRecord(
                     a.asset_id,
                     a.kind,

@@ -112,6 +112,18 @@ class Limits(_Section):
     """The same, from one source address."""
 
 
+class Feed(_Section):
+    """[feed]: where the node takes its own assets as a binary record stream (docs/feed.md)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 7600
+    max_connections: int = Field(default=8, ge=1, le=1024)
+    """Feeds connected at once; one more is closed at once."""
+    max_unsent_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024)
+    """While this much signed telemetry waits to go to the peer, the feeds are not read:
+    they slow down, and nothing is dropped or buffered without bound."""
+
+
 class WitnessServer(_Section):
     """One witness the node submits its checkpoints to, and whose cosignatures it counts."""
 
@@ -165,6 +177,8 @@ class NodeConfig(_Section):
     tak: TakSettings | None = None
     """CoT in and out (docs/tak.md); without it the node opens no TAK port."""
     witness: Witnessing = Witnessing(quorum=0)
+    feed: Feed | None = None
+    """Own assets as a binary record stream (docs/feed.md); without it no feed port opens."""
 
     base: Path = Path(".")
     source: str = "<config>"

@@ -27,7 +27,7 @@ from prometheus_client import Counter
 from clearline.doctrine.registry import OwnAsset
 from clearline.node.config import setting_error
 from clearline.node.link import TokenBucket, wall_us
-from clearline.protocol.messages import Intent, TrackReport
+from clearline.protocol.messages import TrackReport
 from clearline.tak import cot
 from clearline.tak.mapping import Foreign, Own, Withdraw, load_mapping, route
 from clearline.tak.settings import TakSettings, split_url
@@ -206,7 +206,7 @@ class CotService:
                 log.exception("CoT: routing a batch of %d failed", len(batch))
 
     def route(self, events: Iterable[cot.CotEvent], now: int) -> None:
-        published: list[tuple[Any, Intent]] = []
+        published: list[OwnAsset] = []
         tracks: dict[str, TrackReport] = {}
         for event in events:
             routed = route(self.mapping, event, now)
@@ -219,7 +219,7 @@ class CotService:
                 self.routed.labels(route=f"own-{routed.share}").inc()
                 self._remember(self.fed, routed.record.asset_id, (event.stale_us, routed.record))
                 if routed.share == "telemetry":
-                    published.append((routed.record, routed.intent))
+                    published.append(OwnAsset(routed.record, routed.intent))
                 else:
                     self.node.registry.publish(OwnAsset(routed.record, routed.intent))
             elif isinstance(routed, Foreign):

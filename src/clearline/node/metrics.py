@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterator, Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
     0.0001,
@@ -21,6 +26,44 @@ LATENCY_BUCKETS = (
     2.5,
     5,
 )
+
+
+AGE_BUCKETS_US = tuple(
+    ms * 1000 for ms in (0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12.5, 15, 20, 25, 50, 100, 250, 500)
+) + tuple(s * 1_000_000 for s in (1, 2.5, 5, 10, 30, 60, 300))
+
+
+class RecordAges(Collector):
+    """How old received telemetry records are when the message carrying them is committed
+    (the commit's time less each record's own `at`): a histogram counted a message at a
+    time, since hundreds of records a millisecond are too many to observe one by one."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._counts = [0] * (len(AGE_BUCKETS_US) + 1)
+        self._sum_us = 0
+        registry.register(self)
+
+    def add(self, ages_us: Sequence[int]) -> None:
+        ordered = sorted(ages_us)
+        below = 0
+        for i, bound in enumerate(AGE_BUCKETS_US):
+            upto = bisect.bisect_right(ordered, bound, lo=below)
+            self._counts[i] += upto - below
+            below = upto
+        self._counts[-1] += len(ordered) - below
+        self._sum_us += sum(ordered)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        cumulative, buckets = 0, []
+        for bound, count in zip((*AGE_BUCKETS_US, None), self._counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound is None else f"{bound / 1e6:g}", cumulative))
+        yield HistogramMetricFamily(
+            "clearline_telemetry_age_seconds",
+            "Received telemetry records: commit time less the record's own time",
+            buckets=buckets,
+            sum_value=self._sum_us / 1e6,
+        )
 
 
 class NodeMetrics:
@@ -78,6 +121,13 @@ class NodeMetrics:
             "clearline_telemetry_records",
             "Asset records carried in Telemetry, by direction",
             ["direction"],
+            registry=self.registry,
+        )
+        self.telemetry_age = RecordAges(self.registry)
+        self.feed_frames = Counter(
+            "clearline_feed_frames",
+            "Frames read from telemetry feeds: taken, or skipped (by clearline.feed.REASONS)",
+            ["outcome"],
             registry=self.registry,
         )
         self.inconsistent_checkpoints = Counter(

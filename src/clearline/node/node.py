@@ -75,6 +75,7 @@ from clearline.node.tokens import TokenSet, load_tokens
 from clearline.node.transport import Transport
 from clearline.node.witnessing import Outcome as WitnessOutcome
 from clearline.node.witnessing import ProofFrom, Witnesses, cosignature_lines
+from clearline.protocol import telemetry
 from clearline.protocol.events import (
     Closed,
     CloseReason,
@@ -93,7 +94,6 @@ from clearline.protocol.messages import (
     AssetRecord,
     Checkpoint,
     Decision,
-    Intent,
     Micros,
     Telemetry,
     TrackReport,
@@ -122,8 +122,9 @@ OPERATOR_EVENTS = frozenset(
 OPERATOR_WARNINGS = frozenset({"tls-reload-failed"})
 """Of those, the ones that need someone to act: written at warning level."""
 
-TELEMETRY_BATCH_MAX = 350
-"""Records per Telemetry message: 350 worst-case records (177 bytes each) fit one 64 KiB frame."""
+TELEMETRY_BATCH_MAX = 1024
+"""Records waiting that are sent at once; each message carries as many as surely fit one
+frame (`protocol.telemetry.batches`: 338 to 549, by the records' ids and kinds)."""
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 PENDING_APPROVALS = 256
@@ -207,7 +208,7 @@ class Node:
             self.metrics.committed,
         )
         self.registry = AssetRegistry()
-        self.peer_assets: dict[str, AssetRecord] = {}
+        self.peer_assets: OrderedDict[str, AssetRecord] = OrderedDict()
         self.checkpoints: dict[str, deque[dict[str, Any]]] = {
             config.side: deque(maxlen=CHECKPOINTS_KEPT),
             config.peer.side: deque(maxlen=CHECKPOINTS_KEPT),
@@ -388,7 +389,7 @@ class Node:
         if isinstance(event, MessageSent | MessageReceived):
             self._message(event)
             if isinstance(event, MessageReceived):
-                self._received(event)
+                self._received(event, logged.get(event.cose))
         elif isinstance(event, QuerySent):
             self.emit(
                 {
@@ -472,7 +473,7 @@ class Node:
             }
         )
 
-    def _received(self, event: MessageReceived) -> None:
+    def _received(self, event: MessageReceived, logged: asyncio.Future[int] | None) -> None:
         body = event.message.body
         if isinstance(body, Checkpoint):
             self._peer_authority(body.policy_hash, body.roster_hash, "checkpoint")
@@ -492,10 +493,19 @@ class Node:
                 self._witness_peer_checkpoint(body, view)
         elif isinstance(body, Telemetry):
             self.metrics.telemetry_records.labels(direction="received").inc(len(body.assets))
+            if logged is not None:
+                logged.add_done_callback(functools.partial(self._telemetry_logged, body))
             for record in body.assets[: self.config.limits.event_history]:
                 self.peer_assets[record.asset_id] = record
             while len(self.peer_assets) > self.config.limits.event_history:
-                self.peer_assets.pop(next(iter(self.peer_assets)))
+                self.peer_assets.popitem(last=False)
+
+    def _telemetry_logged(self, body: Telemetry, committed: asyncio.Future[int]) -> None:
+        """The records' ages as their message is committed: how far behind the feed we log."""
+        if committed.cancelled() or committed.exception() is not None:
+            return
+        now = wall_us()
+        self.metrics.telemetry_age.add([now - record.at for record in body.assets])
 
     def _peer_authority(self, policy_hash: bytes, roster_hash: bytes, where: str) -> None:
         """Note the peer's policy and roster; a change from what it showed before is news."""
@@ -678,24 +688,33 @@ class Node:
         while len(self.pending_approval) > PENDING_APPROVALS:
             self.pending_approval.popitem(last=False)
 
-    def publish(self, records: list[tuple[AssetRecord, Intent]]) -> bool:
+    def publish(self, assets: Sequence[OwnAsset], now: bool = False) -> bool:
         """Update our registry and queue the records for the peer; True if the link is up.
 
-        Records are batched: one signed Telemetry carries up to TELEMETRY_BATCH_MAX of
-        them, and none waits more than TELEMETRY_BATCH_DELAY_S for company."""
-        for record, intent in records:
-            self.registry.publish(OwnAsset(record, intent))
+        Records are batched: one signed Telemetry carries hundreds of them, and none waits
+        more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all (a
+        feed's read is a batch already: the more records arrive while the node is busy,
+        the more each read holds)."""
+        registry = self.registry.assets
+        for asset in assets:
+            registry[asset.record.asset_id] = asset  # as AssetRegistry.publish, at feed rates
         link = self.link
         if link is None or not self.endpoint.up:
             return False
-        self._telemetry.extend(r for r, _ in records)
-        if len(self._telemetry) >= TELEMETRY_BATCH_MAX:
+        self._telemetry.extend(asset.record for asset in assets)
+        if now or len(self._telemetry) >= TELEMETRY_BATCH_MAX:
             self._flush_telemetry()
         elif self._telemetry_timer is None:
             self._telemetry_timer = asyncio.get_running_loop().call_later(
                 TELEMETRY_BATCH_DELAY_S, self._flush_telemetry
             )
         return True
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes signed for the peer and not yet taken by the connection (0 without a link)."""
+        link = self.link
+        return 0 if link is None else link.writer.transport.get_write_buffer_size()
 
     def _flush_telemetry(self) -> None:
         if self._telemetry_timer is not None:
@@ -706,8 +725,7 @@ class Node:
         if link is None or not self.endpoint.up:
             return
         now = wall_us()
-        for start in range(0, len(pending), TELEMETRY_BATCH_MAX):
-            batch = tuple(pending[start : start + TELEMETRY_BATCH_MAX])
+        for batch in telemetry.batches(pending):
             self.endpoint.send(Telemetry(batch), now)
             self.metrics.telemetry_records.labels(direction="sent").inc(len(batch))
         link.pump()

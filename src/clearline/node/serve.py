@@ -24,6 +24,7 @@ import uvloop
 from clearline.node.api import build_app
 from clearline.node.config import NodeConfig, load_node_config, setting_error
 from clearline.node.cot import start_cot
+from clearline.node.feed import start_feed
 from clearline.node.node import Node
 
 log = logging.getLogger("clearline.node")
@@ -82,6 +83,7 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     _check_descriptors(config)
     await node.start()
     cot = await start_cot(node)
+    feed = await start_feed(node)
     api = _ApiServer(
         uvicorn.Config(
             build_app(node),
@@ -113,6 +115,8 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
     }
     if cot is not None:
         ready["cot"] = cot.ports
+    if feed is not None:
+        ready["feed"] = feed.port
     log.warning("node %s ready: %s", node.side, json.dumps(ready))
     if ready_file is not None:
         ready_file.write_text(json.dumps(ready))

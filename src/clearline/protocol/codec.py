@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cbor2
 
 from clearline.errors import FrameError, MessageError, SignatureError, UnknownKeyError
+from clearline.protocol import telemetry
 from clearline.protocol.constants import (
     COSE_ALG_EDDSA,
     COSE_HEADER_ALG,
@@ -36,7 +37,7 @@ from clearline.protocol.constants import (
     MAX_FRAME_SIZE,
     SIGNATURE_SIZE,
 )
-from clearline.protocol.messages import Message, message_from_wire, message_to_wire
+from clearline.protocol.messages import Message, Telemetry, message_from_wire, message_to_wire
 from clearline.protocol.signing import KeyRing, Signer
 
 
@@ -103,6 +104,11 @@ def sig_structure(protected: bytes, payload: bytes) -> bytes:
 
 
 def encode_payload(message: Message) -> bytes:
+    if type(message.body) is Telemetry:
+        # Hundreds of records: written out directly (the same bytes), unless one is invalid.
+        payload = telemetry.encode(message, telemetry.encode_record)
+        if payload is not None:
+            return payload
     return canonical_cbor(message_to_wire(message))
 
 
@@ -310,6 +316,11 @@ def _payload_object(payload: bytes) -> object:
 
 
 def decode_payload(payload: bytes) -> Message:
+    # A Telemetry message in its one valid layout is read without the generic tables; what
+    # that does not match (every other type, every invalid payload) takes the generic path.
+    message = telemetry.decode(payload)
+    if message is not None:
+        return message
     return message_from_wire(_payload_object(payload))
 
 

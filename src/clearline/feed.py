@@ -1,0 +1,326 @@
+"""The telemetry feed: own assets as a length-prefixed binary stream, read with no I/O.
+
+A side's own systems that do not speak CoT send the node their assets' positions as
+frames on one TCP connection (docs/feed.md has the format; `clearline.node.feed`
+listens):
+
+    frame  = uint16_be(length) || type (1 byte) || body      ; length counts type and body
+    token  = 0x01 || UTF-8 bearer token                       ; first, and only first
+    point  = 0x02 || fixed || id                              ; an asset at a point
+    area   = 0x03 || fixed || uint32_be(radius_m) || id       ; an asset somewhere in an area
+    fixed  = kind, mission, autonomy, intent, armed (1 byte each)
+             || uint64_be(at, µs since 1970; 0: when the node reads it)
+             || int32_be(lat_e6) || int32_be(lon_e6) || int32_be(alt_m)
+    id     = 1 to 64 ASCII characters of [A-Za-z0-9._:/-], the rest of the frame
+
+Enumerations travel as their index in the order docs/protocol.md lists them.
+
+Everything here meets bytes from whoever can reach the feed's port, so nothing raises
+on bad input: a frame that is not a valid record is skipped with a reason (`REASONS`)
+and the stream goes on at the next frame; only a missing or wrong token ends it.
+Memory is bounded: at most one partial frame of at most `MAX_FRAME` bytes is held, and
+a longer frame is skipped as its bytes arrive, never buffered.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from clearline.doctrine.registry import OwnAsset
+from clearline.protocol.constants import MAX_ID_LENGTH
+from clearline.protocol.messages import (
+    Area,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Intent,
+    Micros,
+    Mission,
+    Position,
+)
+from clearline.protocol.telemetry import SET_POSITION as _SET_POSITION
+from clearline.protocol.telemetry import SET_RECORD as _SET_RECORD
+from clearline.protocol.telemetry import position_of, record_of
+
+TOKEN, POINT, AREA = 0x01, 0x02, 0x03
+KINDS: Final = tuple(AssetKind)
+MISSIONS: Final = tuple(Mission)
+AUTONOMIES: Final = tuple(AutonomyMode)
+INTENTS: Final = tuple(Intent)
+
+_FRAME = struct.Struct(">HB")
+_FIXED = struct.Struct(">BBBBBQiii")
+_RADIUS = struct.Struct(">I")
+_POINT = struct.Struct(">HB" + _FIXED.format[1:])
+"""A point frame up to its id: length, type and the fixed fields in one unpacking."""
+MAX_TOKEN: Final = 256
+MAX_FRAME: Final = 1 + _FIXED.size + _RADIUS.size + MAX_ID_LENGTH
+"""The longest frame a record can need (an area's); longer ones are skipped unread."""
+_TOKEN_FRAME: Final = 1 + MAX_TOKEN
+
+REASONS: Final = (
+    "oversized",
+    "empty",
+    "unknown-type",
+    "short",
+    "bad-enum",
+    "bad-armed",
+    "bad-id",
+    "bad-position",
+    "bad-radius",
+    "bad-time",
+    "token-again",
+)
+"""Every reason a frame is skipped for."""
+
+_ID = re.compile(rb"[A-Za-z0-9._:/-]{1,%d}" % MAX_ID_LENGTH)
+_ID_BYTES = b"-./0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+"""What an id is made of: deleting these from a valid id leaves nothing."""
+_LAT, _LON, _ALT = Position.LAT, Position.LON, Position.ALT
+_LAT_LOW, _LAT_HIGH, _LON_LOW, _LON_HIGH, _ALT_LOW = (
+    _LAT.low,
+    _LAT.high,
+    _LON.low,
+    _LON.high,
+    _ALT.low,
+)
+_NK, _NM, _NA, _NI = len(KINDS), len(MISSIONS), len(AUTONOMIES), len(INTENTS)
+_POINT_MIN, _POINT_MAX = 1 + _FIXED.size + 1, 1 + _FIXED.size + MAX_ID_LENGTH
+_MICROS_MAX: Final = (1 << 63) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A frame that was not taken: its place in the stream (0 = the first), why, and what."""
+
+    frame: int
+    reason: str
+    detail: str
+
+    def line(self) -> str:
+        return f"frame {self.frame} skipped: {self.reason}: {self.detail}"
+
+
+@dataclass(slots=True)
+class Batch:
+    """What one read gave: the records taken, the frames skipped, and whether to hang up."""
+
+    records: list[OwnAsset] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    refused: str | None = None
+    """Why the stream ends here (a missing or wrong token); nothing after it is read."""
+
+
+def point_frame(
+    asset_id: str,
+    kind: AssetKind,
+    mission: Mission,
+    armed: bool,
+    position: Position,
+    at: Micros = 0,
+    autonomy: AutonomyMode = AutonomyMode.AUTONOMOUS,
+    intent: Intent = Intent.TRANSITING,
+    radius_m: int | None = None,
+) -> bytes:
+    """One record as a frame (an area's if `radius_m` is given): what a feed sends."""
+    fixed = _FIXED.pack(
+        KINDS.index(kind),
+        MISSIONS.index(mission),
+        AUTONOMIES.index(autonomy),
+        INTENTS.index(intent),
+        int(armed),
+        at,
+        position.lat_e6,
+        position.lon_e6,
+        position.alt_m,
+    )
+    body = fixed + (b"" if radius_m is None else _RADIUS.pack(radius_m)) + asset_id.encode()
+    kind_byte = POINT if radius_m is None else AREA
+    return _FRAME.pack(1 + len(body), kind_byte) + body
+
+
+def token_frame(token: str) -> bytes:
+    data = token.encode()
+    return _FRAME.pack(1 + len(data), TOKEN) + data
+
+
+class FeedReader:
+    """Splits a feed into records; `check_token` says whether a token may send records."""
+
+    __slots__ = ("_buffer", "_check_token", "_frames", "_skip", "authenticated", "refused")
+
+    def __init__(self, check_token: Callable[[bytes], bool]) -> None:
+        self._check_token = check_token
+        self._buffer = b""
+        self._skip = 0
+        """Bytes of an oversized frame still to come, dropped as they arrive."""
+        self._frames = 0
+        self.authenticated = False
+        self.refused: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes, now: Micros) -> Batch:
+        """The records and skipped frames in `data` (and what came before it, unfinished);
+        `now` stands in for a record's time 0."""
+        batch = Batch()
+        if self.refused is not None:
+            batch.refused = self.refused
+            return batch
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+        buf = self._buffer + data if self._buffer else data
+        pos, end = 0, len(buf)
+        records, skipped = batch.records, batch.skipped
+        header = _FRAME.size
+        point = _POINT.unpack_from
+        valid_id = _ID_BYTES
+        set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
+        set_lat, set_lon, set_alt = _SET_POSITION
+        while end - pos >= header:
+            # A whole, valid point frame is taken here in one go; anything else below.
+            if self.authenticated and end - pos >= _POINT.size:
+                length, kind, k, m, a, i, armed, when, lat, lon, alt = point(buf, pos)
+                stop = pos + 2 + length
+                if (
+                    kind == POINT
+                    and _POINT_MIN <= length <= _POINT_MAX
+                    and stop <= end
+                    and k < _NK
+                    and m < _NM
+                    and a < _NA
+                    and i < _NI
+                    and armed < 2
+                    and when <= _MICROS_MAX
+                    and _LAT_LOW <= lat <= _LAT_HIGH
+                    and _LON_LOW <= lon <= _LON_HIGH
+                    and alt >= _ALT_LOW
+                ):
+                    raw_id = buf[pos + _POINT.size : stop]
+                    if not raw_id.translate(None, valid_id):
+                        where: Position = _new(Position)
+                        set_lat(where, lat)
+                        set_lon(where, lon)
+                        set_alt(where, alt)
+                        record: AssetRecord = _new(AssetRecord)
+                        set_id(record, raw_id.decode("ascii"))
+                        set_kind(record, KINDS[k])
+                        set_mission(record, MISSIONS[m])
+                        set_armed(record, armed == 1)
+                        set_auto(record, AUTONOMIES[a])
+                        set_at(record, when or now)
+                        set_pos(record, where)
+                        set_area(record, None)
+                        asset: OwnAsset = _new(OwnAsset)
+                        _set_record(asset, record)
+                        _set_intent(asset, INTENTS[i])
+                        records.append(asset)
+                        self._frames += 1
+                        pos = stop
+                        continue
+            length, kind = _FRAME.unpack_from(buf, pos)
+            if length == 0:
+                skipped.append(Skipped(self._frames, "empty", "a frame of length 0"))
+                self._frames += 1
+                pos += 2
+                continue
+            limit = _TOKEN_FRAME if kind == TOKEN else MAX_FRAME
+            if length > limit:
+                skipped.append(
+                    Skipped(self._frames, "oversized", f"{length} bytes, at most {limit}")
+                )
+                self._frames += 1
+                available = end - pos - 2
+                if length > available:
+                    self._skip = length - available
+                    pos = end
+                    break
+                pos += 2 + length
+                continue
+            stop = pos + 2 + length
+            if stop > end:
+                break
+            number = self._frames
+            self._frames += 1
+            if not self.authenticated:
+                if kind != TOKEN or not self._check_token(buf[pos + 3 : stop]):
+                    self.refused = (
+                        "the first frame must be a token frame"
+                        if kind != TOKEN
+                        else "the token is not valid for the feed"
+                    )
+                    batch.refused = self.refused
+                    self._buffer = b""
+                    return batch
+                self.authenticated = True
+            elif kind in (POINT, AREA):
+                taken = _record(buf, pos + 3, stop, kind == AREA, now)
+                if isinstance(taken, OwnAsset):
+                    records.append(taken)
+                else:
+                    skipped.append(Skipped(number, *taken))
+            elif kind == TOKEN:
+                skipped.append(Skipped(number, "token-again", "the token is sent once, first"))
+            else:
+                skipped.append(Skipped(number, "unknown-type", f"frame type {kind}"))
+            pos = stop
+        self._buffer = buf[pos:] if pos < end else b""
+        return batch
+
+
+_new = object.__new__
+_set_record, _set_intent = (getattr(OwnAsset, name).__set__ for name in ("record", "intent"))
+
+
+def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset | tuple[str, str]:
+    """One record frame's body (without its type byte), or (reason, detail)."""
+    fixed_end = at + _FIXED.size + (_RADIUS.size if area else 0)
+    if stop - fixed_end < 1:
+        return "short", f"{stop - at + 1} bytes, too short for a record and its id"
+    kind, mission, autonomy, intent, armed, when, lat, lon, alt = _FIXED.unpack_from(buf, at)
+    if kind >= len(KINDS) or mission >= len(MISSIONS):
+        return "bad-enum", f"kind {kind} or mission {mission} is out of range"
+    if autonomy >= len(AUTONOMIES) or intent >= len(INTENTS):
+        return "bad-enum", f"autonomy {autonomy} or intent {intent} is out of range"
+    if armed > 1:
+        return "bad-armed", f"armed is {armed}, not 0 or 1"
+    if when > _MICROS_MAX:
+        return "bad-time", f"{when} is past the largest time"
+    raw_id = buf[fixed_end:stop]
+    if _ID.fullmatch(raw_id) is None:
+        return "bad-id", f"{raw_id[:80]!r} is not 1 to {MAX_ID_LENGTH} of [A-Za-z0-9._:/-]"
+    if not (
+        _LAT.low <= lat <= _LAT.high and _LON.low <= lon <= _LON.high and _ALT.low <= alt
+    ):  # alt's upper bound is above what int32 holds
+        return "bad-position", f"[{lat}, {lon}, {alt}] is out of range"
+    point = position_of(lat, lon, alt)
+    if area:
+        (radius,) = _RADIUS.unpack_from(buf, at + _FIXED.size)
+        if not 1 <= radius <= 40_000_000:
+            return "bad-radius", f"radius {radius} m is not in 1..40000000"
+        position, region = None, Area(point, radius)
+    else:
+        position, region = point, None
+    record = record_of(
+        raw_id.decode("ascii"),
+        KINDS[kind],
+        MISSIONS[mission],
+        armed == 1,
+        AUTONOMIES[autonomy],
+        when or now,
+        position,
+        region,
+    )
+    # Built as record_of builds records: the values are checked, the dataclass __init__ slow.
+    asset: OwnAsset = _new(OwnAsset)
+    _set_record(asset, record)
+    _set_intent(asset, INTENTS[intent])
+    return asset

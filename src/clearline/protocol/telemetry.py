@@ -1,0 +1,453 @@
+"""Telemetry payloads written and read without the generic field tables.
+
+A Telemetry message carries hundreds of asset records, and the generic path
+(`messages.message_to_wire`, cbor2's canonical encoder; on receipt cbor2's decoder,
+the determinism check and `StructCodec`) costs some tens of microseconds a record.
+Here the same bytes are written out directly, and read back by matching each record
+against the one byte layout deterministic encoding leaves it (`_RECORD`), which also
+checks the shortest integer forms and the enumerations in the same pass.
+
+Both are fast paths, never the definition: `encode` returns None and `decode`
+returns None for anything they do not handle (a value out of range, a layout they
+do not match), and the caller then takes the generic path, which accepts the same
+messages and names what is wrong with the others. The tests hold both to the
+generic path byte for byte and value for value.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from enum import StrEnum
+from typing import Final
+
+from clearline.protocol.constants import (
+    MAX_ASSETS_PER_TELEMETRY,
+    MAX_FRAME_SIZE,
+    MAX_ID_LENGTH,
+    PROTOCOL_VERSION,
+    SESSION_ID_SIZE,
+)
+from clearline.protocol.messages import (
+    Area,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Message,
+    MessageType,
+    Mission,
+    Position,
+    Telemetry,
+)
+
+_ID = re.compile(rf"[A-Za-z0-9._:/-]{{1,{MAX_ID_LENGTH}}}")
+_SIDE = re.compile(r"[A-Z][A-Z0-9_-]{0,15}")
+_MICROS_MAX: Final = (1 << 63) - 1
+_LAT, _LON, _ALT = Position.LAT, Position.LON, Position.ALT
+_RADIUS_MAX: Final = 40_000_000
+
+_B: Final = struct.Struct(">BB")
+_H: Final = struct.Struct(">BH")
+_I: Final = struct.Struct(">BI")
+_Q: Final = struct.Struct(">BQ")
+_SMALL: Final = tuple(bytes((i,)) for i in range(256))
+
+
+def _int(value: int) -> bytes:
+    """The shortest CBOR encoding of an integer in the 64-bit range (RFC 8949 §4.2.1)."""
+    major = 0
+    if value < 0:
+        major, value = 0x20, -1 - value
+    if value < 24:
+        return _SMALL[major | value]
+    if value < 0x100:
+        return _B.pack(major | 24, value)
+    if value < 0x10000:
+        return _H.pack(major | 25, value)
+    if value < 0x100000000:
+        return _I.pack(major | 26, value)
+    return _Q.pack(major | 27, value)
+
+
+def _text(value: bytes) -> bytes:
+    """A text string's head and bytes (ASCII here, so characters are bytes)."""
+    n = len(value)
+    return (_SMALL[0x60 | n] if n < 24 else _B.pack(0x78, n)) + value
+
+
+def _key(name: str) -> bytes:
+    return _text(name.encode())
+
+
+def _enum_bytes(enum: type[StrEnum]) -> dict[object, bytes]:
+    return {member: _text(member.value.encode()) for member in enum}
+
+
+_KIND = _enum_bytes(AssetKind)
+_MISSION = _enum_bytes(Mission)
+_AUTONOMY = _enum_bytes(AutonomyMode)
+_RECORD_HEAD = b"\xa7" + _key("at")
+_ID_KEY = _key("id")
+_POS_KEY = _key("pos") + b"\x83"
+_AREA_KEY = _key("area") + b"\xa2" + _key("c") + b"\x83"
+_R_KEY = _key("r")
+_KIND_KEY = _key("kind")
+_ARMED = {False: _key("armed") + b"\xf4", True: _key("armed") + b"\xf5"}
+_MISSION_KEY = _key("mission")
+_AUTONOMY_KEY = _key("autonomy")
+
+
+def _position(p: object) -> bytes | None:
+    if type(p) is not Position:
+        return None
+    lat, lon, alt = p.lat_e6, p.lon_e6, p.alt_m
+    if not (
+        type(lat) is int
+        and type(lon) is int
+        and type(alt) is int
+        and _LAT.low <= lat <= _LAT.high
+        and _LON.low <= lon <= _LON.high
+        and _ALT.low <= alt <= _ALT.high
+    ):
+        return None
+    return _int(lat) + _int(lon) + _int(alt)
+
+
+def encode_record(record: AssetRecord) -> bytes | None:
+    """One AssetRecord's deterministic CBOR, or None if it is not valid as it stands."""
+    at = record.at
+    asset_id = record.asset_id
+    if (
+        type(record) is not AssetRecord
+        or type(at) is not int
+        or not 0 <= at <= _MICROS_MAX
+        or type(asset_id) is not str
+        or _ID.fullmatch(asset_id) is None
+        or type(record.armed) is not bool
+    ):
+        return None
+    # By type, not by value: a plain string equal to a member is not the member.
+    if (
+        type(record.kind) is not AssetKind
+        or type(record.mission) is not Mission
+        or type(record.autonomy) is not AutonomyMode
+    ):
+        return None
+    kind, mission = _KIND[record.kind], _MISSION[record.mission]
+    autonomy = _AUTONOMY[record.autonomy]
+    area = record.area
+    if area is None:
+        point = _position(record.position)
+        if point is None:
+            return None
+        where = _POS_KEY + point
+    else:
+        if record.position is not None or type(area) is not Area:
+            return None
+        point = _position(area.center)
+        radius = area.radius_m
+        if point is None or type(radius) is not int or not 1 <= radius <= _RADIUS_MAX:
+            return None
+        where = _AREA_KEY + point + _R_KEY + _int(radius)
+    return b"".join(
+        (
+            _RECORD_HEAD,
+            _int(at),
+            _ID_KEY,
+            _text(asset_id.encode()),
+            where,
+            _KIND_KEY,
+            kind,
+            _ARMED[record.armed],
+            _MISSION_KEY,
+            mission,
+            _AUTONOMY_KEY,
+            autonomy,
+        )
+    )
+
+
+RECORD_MAX_POINT: Final = 182 - MAX_ID_LENGTH
+"""The most bytes a record at a point encodes to, less its id's (every field at its longest)."""
+RECORD_MAX_AREA: Final = 193 - MAX_ID_LENGTH
+"""The same for a record over an area."""
+ENVELOPE_MAX: Final = 160
+"""The most a COSE_Sign1 around a Telemetry payload adds to its records' bytes."""
+
+
+def batches(
+    records: Sequence[AssetRecord], frame_size: int = MAX_FRAME_SIZE
+) -> Iterator[tuple[AssetRecord, ...]]:
+    """`records` in order, cut into Telemetry bodies each sure to fit one frame whatever
+    its values, by each record's longest encoding, and none over MAX_ASSETS_PER_TELEMETRY."""
+    budget = frame_size - ENVELOPE_MAX
+    start, size = 0, 0
+    for i, record in enumerate(records):
+        most = len(record.asset_id) + (RECORD_MAX_POINT if record.area is None else RECORD_MAX_AREA)
+        if i > start and (size + most > budget or i - start == MAX_ASSETS_PER_TELEMETRY):
+            yield tuple(records[start:i])
+            start, size = i, 0
+        size += most
+    if start < len(records):
+        yield tuple(records[start:])
+
+
+def _array_head(n: int) -> bytes:
+    return _SMALL[0x80 | n] if n < 24 else (_B.pack(0x98, n) if n < 0x100 else _H.pack(0x99, n))
+
+
+_T_KEY = b"\xa7" + _key("t")
+_V = _key("v") + _int(PROTOCOL_VERSION)
+_SID_KEY = _key("sid")
+_SEQ_KEY = _key("seq")
+_BODY_KEY = _key("body") + b"\xa1" + _key("assets")
+_SIDE_KEY = _key("side")
+_TYPE = _key("type") + _text(MessageType.TELEMETRY.value.encode())
+
+
+def encode(message: Message, record_bytes: Callable[[AssetRecord], bytes | None]) -> bytes | None:
+    """A Telemetry message's payload, or None if anything in it is not valid as it stands.
+
+    `record_bytes` gives each record's encoding (`encode_record`, or a cache of it)."""
+    body = message.body
+    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
+    if (
+        type(body) is not Telemetry
+        or message.version != PROTOCOL_VERSION
+        or type(sid) is not bytes
+        or len(sid) not in (0, SESSION_ID_SIZE)
+        or type(seq) is not int
+        or not 0 <= seq < 1 << 64
+        or type(t) is not int
+        or not 0 <= t <= _MICROS_MAX
+        or type(side) is not str
+        or _SIDE.fullmatch(side) is None
+    ):
+        return None
+    assets = body.assets
+    if type(assets) is not tuple or not 1 <= len(assets) <= MAX_ASSETS_PER_TELEMETRY:
+        return None
+    parts = [_T_KEY, _int(t), _V, _SEQ_KEY, _int(seq), _SID_KEY, _SMALL[0x40 | len(sid)], sid]
+    parts.append(_BODY_KEY + _array_head(len(assets)))
+    for record in assets:
+        data = record_bytes(record)
+        if data is None:
+            return None
+        parts.append(data)
+    parts += (_SIDE_KEY, _text(side.encode()), _TYPE)
+    return b"".join(parts)
+
+
+# -- building records from values already checked --------------------------------------------
+
+_new = object.__new__
+
+
+def _setters(cls: type, *names: str) -> list[Callable[[object, object], None]]:
+    """The slots' own setters, which a frozen dataclass leaves in place under its __setattr__."""
+    return [getattr(cls, name).__set__ for name in names]
+
+
+SET_RECORD: Final = _setters(
+    AssetRecord, "asset_id", "kind", "mission", "armed", "autonomy", "at", "position", "area"
+)
+"""AssetRecord's fields' setters in the dataclass's order, for building records in a loop."""
+SET_POSITION: Final = _setters(Position, "lat_e6", "lon_e6", "alt_m")
+_set_id, _set_kind, _set_mission, _set_armed, _set_autonomy, _set_at, _set_pos, _set_area = (
+    SET_RECORD
+)
+_set_lat, _set_lon, _set_alt = SET_POSITION
+
+
+def position_of(lat_e6: int, lon_e6: int, alt_m: int) -> Position:
+    """`Position(lat_e6, lon_e6, alt_m)` for values already checked, built in half the time:
+    a frozen dataclass's __init__ sets each field through object.__setattr__ by name."""
+    p: Position = _new(Position)
+    _set_lat(p, lat_e6)
+    _set_lon(p, lon_e6)
+    _set_alt(p, alt_m)
+    return p
+
+
+def record_of(
+    asset_id: str,
+    kind: AssetKind,
+    mission: Mission,
+    armed: bool,
+    autonomy: AutonomyMode,
+    at: int,
+    position: Position | None,
+    area: Area | None,
+) -> AssetRecord:
+    """`AssetRecord(...)` for values already checked (as `position_of`); equal to it."""
+    r: AssetRecord = _new(AssetRecord)
+    _set_id(r, asset_id)
+    _set_kind(r, kind)
+    _set_mission(r, mission)
+    _set_armed(r, armed)
+    _set_autonomy(r, autonomy)
+    _set_at(r, at)
+    _set_pos(r, position)
+    _set_area(r, area)
+    return r
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+_UINT = (
+    rb"[\x00-\x17]|\x18[\x18-\xff]|\x19(?!\x00).{2}|\x1a(?!\x00\x00).{4}"
+    rb"|\x1b(?!\x00\x00\x00\x00).{8}"
+)
+"""An unsigned integer in its shortest form: each longer form only for values that need it."""
+_INT = _UINT + rb"|[\x20-\x37]|\x38[\x18-\xff]|\x39(?!\x00).{2}|\x3a(?!\x00\x00).{4}"
+"""An unsigned or negative integer (the 64-bit forms of negatives are out of every range)."""
+
+
+def _alternatives(table: dict[object, bytes]) -> bytes:
+    return b"|".join(re.escape(v) for v in sorted(table.values(), key=len, reverse=True))
+
+
+_BY_BYTES: dict[bytes, object] = {
+    v: k for table in (_KIND, _MISSION, _AUTONOMY) for k, v in table.items()
+}
+_RECORD = re.compile(
+    re.escape(_RECORD_HEAD)
+    + rb"("
+    + _UINT
+    + rb")"
+    + re.escape(_ID_KEY)
+    + rb"([\x61-\x77]|\x78[\x18-\x40])([A-Za-z0-9._:/-]{1,64}?)("
+    + re.escape(_POS_KEY)
+    + rb"|"
+    + re.escape(_AREA_KEY)
+    + rb")("
+    + _INT
+    + rb")("
+    + _INT
+    + rb")("
+    + _INT
+    + rb")(?:"
+    + re.escape(_R_KEY)
+    + rb"("
+    + _UINT
+    + rb"))?"
+    + re.escape(_KIND_KEY)
+    + rb"("
+    + _alternatives(_KIND)
+    + rb")"
+    + re.escape(_key("armed"))
+    + rb"([\xf4\xf5])"
+    + re.escape(_MISSION_KEY)
+    + rb"("
+    + _alternatives(_MISSION)
+    + rb")"
+    + re.escape(_AUTONOMY_KEY)
+    + rb"("
+    + _alternatives(_AUTONOMY)
+    + rb")",
+    re.DOTALL,
+)
+_HEAD = re.compile(
+    re.escape(_T_KEY)
+    + rb"("
+    + _UINT
+    + rb")"
+    + re.escape(_V + _SEQ_KEY)
+    + rb"("
+    + _UINT
+    + rb")"
+    + re.escape(_SID_KEY)
+    + rb"(\x40|\x50.{16})"
+    + re.escape(_BODY_KEY)
+    + rb"([\x81-\x97]|\x98[\x18-\xff]|\x99(?!\x00)..)",
+    re.DOTALL,
+)
+_TAIL = re.compile(
+    re.escape(_SIDE_KEY) + rb"([\x61-\x70])([A-Z][A-Z0-9_-]{0,15})" + re.escape(_TYPE) + rb"\Z"
+)
+
+
+def _value(data: bytes) -> int:
+    """The value of an integer matched by `_UINT` or `_INT`."""
+    initial = data[0]
+    info = initial & 0x1F
+    value = info if info < 24 else int.from_bytes(data[1:], "big")
+    return -1 - value if initial & 0x20 else value
+
+
+def _count(head: bytes) -> int:
+    return head[0] - 0x80 if len(head) == 1 else int.from_bytes(head[1:], "big")
+
+
+def decode(payload: bytes) -> Message | None:
+    """The Telemetry message a payload holds, if it is one in the layout written above;
+    None for anything else (another message type, or anything this does not match)."""
+    head = _HEAD.match(payload)
+    if head is None:
+        return None
+    t_bytes, seq_bytes, sid_bytes, count_bytes = head.groups()
+    t = _value(t_bytes)
+    count = _count(count_bytes)
+    if t > _MICROS_MAX or not 1 <= count <= MAX_ASSETS_PER_TELEMETRY:
+        return None
+    match = _RECORD.match
+    pos = head.end()
+    records = []
+    lat_low, lat_high, lon_low, lon_high = _LAT.low, _LAT.high, _LON.low, _LON.high
+    alt_low, alt_high = _ALT.low, _ALT.high
+    by_bytes = _BY_BYTES
+    for _ in range(count):
+        found = match(payload, pos)
+        if found is None:
+            return None
+        groups = found.groups()
+        at_b, id_head, asset_id, where, lat_b, lon_b, alt_b, radius_b = groups[:8]
+        kind, armed, mission, auto = groups[8:]
+        id_length = id_head[0] - 0x60 if len(id_head) == 1 else id_head[1]
+        at = _value(at_b)
+        lat, lon, alt = _value(lat_b), _value(lon_b), _value(alt_b)
+        if (
+            len(asset_id) != id_length
+            or at > _MICROS_MAX
+            or not lat_low <= lat <= lat_high
+            or not lon_low <= lon <= lon_high
+            or not alt_low <= alt <= alt_high
+        ):
+            return None
+        point = position_of(lat, lon, alt)
+        if (where == _AREA_KEY) != (radius_b is not None):
+            return None
+        if radius_b is None:
+            position, area = point, None
+        else:
+            radius = _value(radius_b)
+            if not 1 <= radius <= _RADIUS_MAX:
+                return None
+            position, area = None, Area(point, radius)
+        records.append(
+            record_of(
+                asset_id.decode(),
+                by_bytes[kind],  # type: ignore[arg-type]
+                by_bytes[mission],  # type: ignore[arg-type]
+                armed == b"\xf5",
+                by_bytes[auto],  # type: ignore[arg-type]
+                at,
+                position,
+                area,
+            )
+        )
+        pos = found.end()
+    tail = _TAIL.match(payload, pos)
+    if tail is None:
+        return None
+    side_head, side = tail.groups()
+    if len(side) != side_head[0] - 0x60:
+        return None
+    return Message(
+        side.decode(),
+        sid_bytes[1:],
+        _value(seq_bytes),
+        t,
+        Telemetry(tuple(records)),
+    )
