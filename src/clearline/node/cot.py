@@ -60,6 +60,9 @@ TRACK_UID = "{track}.clearline"
 LINK_TYPE = "b-x-clearline-link"
 HOLD_TYPE = "b-x-clearline-hold"
 TRACK_TYPE_UNKNOWN = "a-u-G"
+PRESENCE_PAUSE_S = 0.5
+"""Between the presence and the rest: FreeTAKServer takes a new client's first read as its
+presence and drops whatever else that read holds."""
 NODE_UID = "clearline.node.{side}"
 NODE_TYPE = "b-x-clearline-node"
 """The node's presence on a TAK server: the first event it sends there, which servers take
@@ -494,12 +497,14 @@ class CotService:
         """Write to a reader until it goes: `first`, what is on the map now, then each
         change. What it sends is taken in as CoT with `take_in`, else read and dropped
         (a map's pings, its own position)."""
-        self.readers.add(writer)
-        if first:
-            writer.write(first)
-        for data in list(self.latest.values()):
-            self._send(writer, data)
         try:
+            if first:
+                writer.write(first)
+                await writer.drain()
+                await asyncio.sleep(PRESENCE_PAUSE_S)
+            self.readers.add(writer)
+            for data in list(self.latest.values()):
+                self._send(writer, data)
             if take_in:
                 await self._read_cot(reader)
             else:
