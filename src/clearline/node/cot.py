@@ -323,7 +323,10 @@ class CotService:
             try:
                 while queue in self.node.subscribers or not queue.empty():
                     try:
-                        event = await asyncio.wait_for(queue.get(), timeout=1)
+                        # Not wait_for: on 3.11 it can swallow a cancellation that comes
+                        # as the queue yields, and the node's shutdown would wait on this.
+                        async with asyncio.timeout(1):
+                            event = await queue.get()
                     except TimeoutError:
                         continue
                     try:
