@@ -20,7 +20,9 @@
     │   └── ScenarioError             a simulation scenario file is invalid
     ├── StudyError (also ValueError)  a sensitivity study cannot run as asked
     ├── KeyMaterialError              keys missing, unreadable or mismatched
-    └── NodeStartError                a node process started from outside did not serve
+    ├── NodeStartError                a node process started from outside did not serve
+    └── TakServerError                a TAK server for the tests or the demo could not be
+                                      installed or started
 
 Remote errors are normally turned into `Rejected` or `Closed` events by the
 Session (one conversion point, as in h11); they are raised only by the codec
@@ -133,3 +135,7 @@ class KeyMaterialError(ClearlineError):
 class NodeStartError(ClearlineError):
     """A node process (demo, benchmarks, tests) exited or did not serve in time, or its link
     did not come up; the message holds what the node said."""
+
+
+class TakServerError(ClearlineError):
+    """A TAK server (clearline.lab.takserver) could not be installed or did not start."""

@@ -137,3 +137,23 @@ def test_no_node_outlives_a_killed_test_runner(tmp_path: Path) -> None:
         20,
         lambda: f"node processes {[p for p in pids if alive(p)]} outlived their killed runner",
     )
+
+
+def test_a_tracked_process_group_is_ended_whole_even_after_its_leader_exits() -> None:
+    """A TAK server runs a dozen processes under one leader: tracked as a group, all of them
+    are ended, also when the leader has already gone and left its children running."""
+    from clearline.lab import nodes
+
+    leader = subprocess.Popen(
+        ["sh", "-c", "sleep 60 & echo $!; exit 0"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    nodes.track(leader, group=True)
+    assert leader.stdout is not None
+    child = int(leader.stdout.readline())
+    leader.wait()  # the leader is gone; its child is still in the group
+    assert leader.pid in nodes.started_pids()
+    assert nodes.end_started(keep=nodes.started_pids() - {leader.pid}) == [leader.pid]
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), 5, "the group's child survived")
+    assert leader.pid not in nodes.started_pids()

@@ -75,6 +75,9 @@ def nodes(
         with running(us):
             us.wait_link("up")
             yield us, _cot_ports(us_config), prc, _cot_ports(prc_config)
+            # A node with CoT connections open stops on SIGTERM (its log sealed), at once.
+            assert us.stop(timeout=5) == 0
+            assert prc.stop(timeout=5) == 0
 
 
 def _metric(node: NodeProcess, name: str, label: str) -> float:

@@ -10,6 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from clearline.doctrine.registry import OwnAsset
 from clearline.hotline import AssetRegistry
 from clearline.node.cot import CotService
@@ -155,3 +158,67 @@ def test_the_queue_drops_when_full_and_counts_it(tmp_path: Path) -> None:
     svc.take(b"<event")
     assert svc.queue.qsize() == 16
     assert svc.tally.as_dict() == {"queue-full": 4, "malformed": 1}
+
+
+def test_the_nodes_own_events_are_never_taken_in(tmp_path: Path) -> None:
+    """A TAK server repeats what the node wrote to every client, the node included: read
+    back, an answer's event (a hostile type) would otherwise be asked about as a new track."""
+
+    async def run() -> list[list[str]]:
+        svc, node = service(tmp_path)
+        echoed = [event("T-0417.clearline"), event("clearline.link.US", "b-x-clearline-link")]
+        svc.route([*echoed, event("T-0417")], NOW)
+        await asyncio.gather(*node.tasks)
+        assert svc.tally.as_dict() == {"own-output": 2}
+        return node.asked
+
+    assert asyncio.run(run()) == [["T-0417"]]
+
+
+def test_cot_url_in_needs_cot_url() -> None:
+    with pytest.raises(ValidationError, match="cot_url_in = true needs cot_url"):
+        TakSettings(mapping="m.yaml", cot_url_in=True)
+
+
+def test_a_tak_server_is_sent_the_nodes_presence_first_and_read_with_cot_url_in(
+    tmp_path: Path,
+) -> None:
+    """The node as a TAK server's client: its presence event, then what it writes; and
+    with cot_url_in, what the server relays from its other clients is taken in."""
+
+    async def run(take_in: bool) -> tuple[list[ET.Element], list[str]]:
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def tak_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(cot.to_xml("T-7", "a-h-A-M-F", NOW, NOW + 60_000_000, cot.NO_POINT))
+            writer.write(cot.to_xml("T-7.clearline", "a-h-A", NOW, NOW + 60_000_000, cot.NO_POINT))
+            while data := await reader.read(65536):
+                await got.put(data)
+
+        server = await asyncio.start_server(tak_server, "127.0.0.1", 0)
+        url = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        svc, _ = service(tmp_path, cot_url=url, cot_url_in=take_in)
+        svc.on_event({"kind": "link", "state": "up"})
+        dialling = asyncio.ensure_future(svc._dial_forever(url))
+        received = b""
+        async with asyncio.timeout(10):
+            while received.count(b"</event>") < 2:
+                received += await got.get()
+            await asyncio.sleep(0.2)  # the server's two events read, if they are
+        dialling.cancel()
+        server.close()
+        events = [ET.fromstring(e) for e in cot.StreamSplitter().feed(received)]  # type: ignore[arg-type]
+        taken = []
+        while not svc.queue.empty():
+            taken.append(svc.queue.get_nowait().uid)
+        return events, taken
+
+    events, taken = asyncio.run(run(take_in=True))
+    assert [(e.get("uid"), e.get("type")) for e in events] == [
+        ("clearline.node.US", "b-x-clearline-node"),
+        ("clearline.link.US", "b-x-clearline-link"),
+    ]
+    assert events[0].find("detail/contact").get("callsign") == "clearline US"
+    assert taken == ["T-7", "T-7.clearline"]  # parsed; the second is skipped when routed
+    _, taken = asyncio.run(run(take_in=False))
+    assert taken == []

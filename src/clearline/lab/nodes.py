@@ -40,12 +40,22 @@ STOP_GRACE_S = 10.0
 
 _started: dict[int, subprocess.Popen[bytes]] = {}
 """Processes started here, by id, until they are reaped."""
+_leaders: set[int] = set()
+"""Those of them that lead a process group of their own, ended with it."""
+
+
+def track(process: subprocess.Popen[bytes], group: bool = False) -> None:
+    """Track `process` as one started here (with `group`: it leads a process group, started
+    with start_new_session, and its group is ended with it)."""
+    _started[process.pid] = process
+    if group:
+        _leaders.add(process.pid)
 
 
 def started_pids() -> set[int]:
     """The ids of the processes started here that have not been reaped."""
     for pid, process in list(_started.items()):
-        if process.poll() is not None:
+        if process.poll() is not None and pid not in _leaders:
             del _started[pid]
     return set(_started)
 
@@ -93,6 +103,7 @@ def end_process(
         return process.wait()
     finally:
         _started.pop(process.pid, None)
+        _leaders.discard(process.pid)
 
 
 def end_started(keep: Iterable[int] = ()) -> list[int]:
@@ -103,7 +114,7 @@ def end_started(keep: Iterable[int] = ()) -> list[int]:
     for pid in sorted(started_pids() - kept):
         process = _started.get(pid)
         if process is not None:
-            end_process(process)
+            end_process(process, group=pid in _leaders)
             ended.append(pid)
     return ended
 

@@ -5,7 +5,9 @@ routes it by the mapping file: own assets go where POST /v1/telemetry sends them
 (`Node.publish`), foreign tracks where POST /v1/observations/batch sends them
 (`Node.clarify_many`), several at once when they arrive together. Out: the node's events
 (followed as an event-stream subscriber would) and the outcomes of the asks made here
-become CoT for TAK clients connected to the `out` port and for a TAK server at `cot_url`.
+become CoT for TAK clients connected to the `out` port and for a TAK server at `cot_url`,
+whose own clients' CoT the node also takes in with `cot_url_in`. The node's own events are
+never taken in (`own-output`), so a server that sends them back cannot make a loop.
 
 Nothing a CoT sender does can hold the event loop: connections are capped, each read is
 bounded and parsed in bounded pieces, TCP senders over their rate are read more slowly
@@ -58,6 +60,18 @@ TRACK_UID = "{track}.clearline"
 LINK_TYPE = "b-x-clearline-link"
 HOLD_TYPE = "b-x-clearline-hold"
 TRACK_TYPE_UNKNOWN = "a-u-G"
+PRESENCE_PAUSE_S = 0.5
+"""Between the presence and the rest: FreeTAKServer takes a new client's first read as its
+presence and drops whatever else that read holds."""
+NODE_UID = "clearline.node.{side}"
+NODE_TYPE = "b-x-clearline-node"
+"""The node's presence on a TAK server: the first event it sends there, which servers take
+as the client's identity (FreeTAKServer routes nothing from a connection before it)."""
+
+
+def own_output(uid: str) -> bool:
+    """Whether `uid` is one of those the node writes (`clearline.*`, `*.clearline`)."""
+    return uid.startswith("clearline.") or uid.endswith(".clearline")
 
 
 class CotService:
@@ -173,6 +187,14 @@ class CotService:
             writer.transport.abort()
             return
         self.connections += 1
+        try:
+            await self._read_cot(reader)
+        finally:
+            self.connections -= 1
+            writer.transport.abort()
+
+    async def _read_cot(self, reader: asyncio.StreamReader) -> None:
+        """Take the CoT a TCP connection carries until it closes."""
         splitter = cot.StreamSplitter(self.max_bytes)
         bucket = self._rate()
         try:
@@ -186,9 +208,6 @@ class CotService:
                 await asyncio.sleep(0)
         except (ConnectionError, OSError):
             pass
-        finally:
-            self.connections -= 1
-            writer.transport.abort()
 
     # -- routing --------------------------------------------------------------------------
 
@@ -209,6 +228,9 @@ class CotService:
         published: list[OwnAsset] = []
         tracks: dict[str, TrackReport] = {}
         for event in events:
+            if own_output(event.uid):
+                self.skip("own-output")  # ours, sent back (a TAK server repeats to all)
+                continue
             routed = route(self.mapping, event, now)
             if isinstance(routed, cot.Skipped):
                 self.skip(routed.reason)
@@ -301,7 +323,10 @@ class CotService:
             try:
                 while queue in self.node.subscribers or not queue.empty():
                     try:
-                        event = await asyncio.wait_for(queue.get(), timeout=1)
+                        # Not wait_for: on 3.11 it can swallow a cancellation that comes
+                        # as the queue yields, and the node's shutdown would wait on this.
+                        async with asyncio.timeout(1):
+                            event = await queue.get()
                     except TimeoutError:
                         continue
                     try:
@@ -465,20 +490,45 @@ class CotService:
             return
         await self._keep(reader, writer)
 
-    async def _keep(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Write to a reader until it goes: what is on the map now, then each change."""
-        self.readers.add(writer)
-        for data in list(self.latest.values()):
-            self._send(writer, data)
+    async def _keep(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        first: bytes = b"",
+        take_in: bool = False,
+    ) -> None:
+        """Write to a reader until it goes: `first`, what is on the map now, then each
+        change. What it sends is taken in as CoT with `take_in`, else read and dropped
+        (a map's pings, its own position)."""
         try:
-            # What a reader sends (pings, its own position) is read and dropped.
-            while await reader.read(READ_BYTES):
-                pass
+            if first:
+                writer.write(first)
+                await writer.drain()
+                await asyncio.sleep(PRESENCE_PAUSE_S)
+            self.readers.add(writer)
+            for data in list(self.latest.values()):
+                self._send(writer, data)
+            if take_in:
+                await self._read_cot(reader)
+            else:
+                while await reader.read(READ_BYTES):
+                    pass
         except (ConnectionError, OSError):
             pass
         finally:
             self.readers.discard(writer)
             writer.transport.abort()
+
+    def _presence(self) -> bytes:
+        node = self.node
+        now = wall_us()
+        detail = [
+            ("clearline", {"node": node.side, "peer": node.peer_side}),
+            ("contact", {"callsign": f"clearline {node.side}"}),
+        ]
+        uid = NODE_UID.format(side=node.side)
+        stale = now + self.settings.out_stale_s * 1_000_000
+        return cot.to_xml(uid, NODE_TYPE, now, stale, cot.NO_POINT, detail)
 
     async def _dial_forever(self, url: str) -> None:
         _, host, port = split_url(url)
@@ -491,7 +541,9 @@ class CotService:
             else:
                 wait = REDIAL_S[0]
                 started = time.monotonic()
-                await self._keep(reader, writer)
+                log.info("CoT: connected to the TAK server at %s", url)
+                await self._keep(reader, writer, self._presence(), self.settings.cot_url_in)
+                log.warning("CoT: the TAK server at %s closed the connection", url)
                 if time.monotonic() - started > REDIAL_S[1]:
                     continue
             await asyncio.sleep(wait)

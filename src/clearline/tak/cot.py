@@ -52,6 +52,7 @@ REASONS: Final = (
     "bad-point",
     "stale",
     "unmapped",
+    "own-output",
     "queue-full",
     "rate-limited",
 )

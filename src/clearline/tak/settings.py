@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CotUrl = Annotated[str, Field(pattern=r"^(tcp|udp)://[^\s:/]+:\d{1,5}$")]
 TcpUrl = Annotated[str, Field(pattern=r"^tcp://[^\s:/]+:\d{1,5}$")]
@@ -33,6 +33,9 @@ class TakSettings(BaseModel):
     """Where TAK clients connect to read the hotline's state as CoT."""
     cot_url: TcpUrl | None = None
     """A TAK server to send the same CoT to, as a client of it (redialled if it drops)."""
+    cot_url_in: bool = False
+    """Also take in what the TAK server at `cot_url` sends (its clients' CoT), as from a
+    `listen` port; the node's own events coming back from it are skipped."""
     max_connections: int = Field(default=32, ge=1, le=10_000)
     """TCP connections in and out at once, each; one more is closed at once."""
     max_event_bytes: int = Field(default=64 * 1024, ge=512, le=1024 * 1024)
@@ -50,3 +53,9 @@ class TakSettings(BaseModel):
     """How long a CoT event the node writes stays on a map."""
     out_buffer_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     """A reader further behind than this is disconnected, not buffered for."""
+
+    @model_validator(mode="after")
+    def _in_needs_a_server(self) -> TakSettings:
+        if self.cot_url_in and self.cot_url is None:
+            raise ValueError("cot_url_in = true needs cot_url (the TAK server to read)")
+        return self
