@@ -370,14 +370,17 @@ def build_app(node: Any) -> FastAPI:
 
         async def lines() -> AsyncIterator[bytes]:
             counts = {"answered": 0, "expired": 0, "not_sent": 0}
-            async for index, outcome in node.clarify_many(tracks, batch.ttl_ms):
-                counts[outcome.outcome] += 1
-                item = {
-                    "index": index,
-                    "track_id": tracks[index].track_id,
-                    **_clarification_out(outcome).model_dump(mode="json"),
-                }
-                yield json.dumps(item).encode() + b"\n"
+            async for ended in node.clarify_many_together(tracks, batch.ttl_ms):
+                chunk = []
+                for index, outcome in ended:
+                    counts[outcome.outcome] += 1
+                    item = {
+                        "index": index,
+                        "track_id": tracks[index].track_id,
+                        **_clarification_out(outcome).model_dump(mode="json"),
+                    }
+                    chunk.append(json.dumps(item).encode() + b"\n")
+                yield b"".join(chunk)
             yield json.dumps({"done": True, **counts}).encode() + b"\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")

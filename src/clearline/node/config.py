@@ -101,7 +101,7 @@ class Limits(_Section):
     burst: int = Field(default=10_000, ge=1)
     max_pending_log: int = Field(default=100_000, ge=100)
     event_history: int = Field(default=2000, ge=10, le=1_000_000)
-    max_open_clarifications: int = Field(default=4096, ge=1)
+    max_open_clarifications: int = Field(default=8192, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     """The largest request body the local API reads; larger ones are refused with 413."""
     max_event_streams: int = Field(default=64, ge=1, le=100_000)

@@ -584,10 +584,22 @@ class Node:
     ) -> AsyncIterator[tuple[int, Outcome]]:
         """Ask the peer about every track at once (as few Queries as the peer takes); yields
         (index in `tracks`, outcome) as each clarification ends, in the order they end."""
+        async for ended in self.clarify_many_together(tracks, ttl_ms):
+            for item in ended:
+                yield item
+
+    async def clarify_many_together(
+        self, tracks: Sequence[TrackReport], ttl_ms: int | None = None
+    ) -> AsyncIterator[list[tuple[int, Outcome]]]:
+        """`clarify_many`, yielding together the clarifications that ended together (one
+        `answers` message ends up to 256): a caller writing each to a stream writes them in
+        one piece."""
         link = self.link
         if link is None or not self.endpoint.up:
-            for index in range(len(tracks)):
-                yield index, Outcome(None, "not_sent", reason="the hotline is not up")
+            yield [
+                (index, Outcome(None, "not_sent", reason="the hotline is not up"))
+                for index in range(len(tracks))
+            ]
             return
         room = max(0, self.config.limits.max_open_clarifications - self.endpoint.open_asks)
         ttl_us = (ttl_ms or self.config.query_ttl_ms) * 1000
@@ -603,16 +615,24 @@ class Node:
             self._waiters[ask] = future
             waiting += 1
         link.pump()
-        for index in range(len(tracks)):
-            if index >= len(asks) or asks[index] is None:
-                yield index, Outcome(None, "not_sent", reason="too many open clarifications")
+        refused = [
+            (index, Outcome(None, "not_sent", reason="too many open clarifications"))
+            for index in range(len(tracks))
+            if index >= len(asks) or asks[index] is None
+        ]
+        if refused:
+            yield refused
         try:
-            for _ in range(waiting):
-                index, outcome = await ended.get()
-                logged = self._answer_logged.pop(asks[index] or -1, None)
-                if logged is not None and logged.done() and not logged.exception():
-                    outcome.logged_index = logged.result()
-                yield index, outcome
+            while waiting:
+                together = [await ended.get()]
+                while not ended.empty():
+                    together.append(ended.get_nowait())
+                waiting -= len(together)
+                for index, outcome in together:
+                    logged = self._answer_logged.pop(asks[index] or -1, None)
+                    if logged is not None and logged.done() and not logged.exception():
+                        outcome.logged_index = logged.result()
+                yield together
         finally:  # the caller may stop listening early: forget what it no longer waits for
             for ask in asks:
                 if ask is not None:

@@ -200,8 +200,8 @@ class NetworkSpec(_Spec):
 
 Vector3 = tuple[float, float, float]
 
-MAX_SWARM_ELEMENTS = 4096
-"""The most elements one swarm may have: a node holds at most 4,096 open clarifications by
+MAX_SWARM_ELEMENTS = 8192
+"""The most elements one swarm may have: a node holds at most 8,192 open clarifications by
 default, and every element may need one."""
 
 
