@@ -73,7 +73,9 @@ def cell_scenario(
     base: LoadedScenario, settings: dict[str, Any], what: str = "sweep cell"
 ) -> LoadedScenario:
     """`base` with `settings` applied, re-validated; errors name `what` and the settings."""
-    data = base.scenario.model_dump(mode="json", exclude_defaults=True)
+    # Every setting, defaults included: a path into a default (`sides.US.analog.connect.
+    # median_s`) changes that one number and keeps the default's others (its sigma).
+    data = base.scenario.model_dump(mode="json")
     data["version"] = SCENARIO_VERSION
     for path, value in settings.items():
         set_path(data, path, value)
