@@ -928,8 +928,9 @@ class Episode:
             side = self.sides[name]
             side.endpoint = Endpoint(
                 EndpointConfig(
-                    self.p.configs[name],
+                    self.scenario.hotline.session(self.p.configs[name]),
                     query_ttl_us=int(side.spec.doctrine.query_ttl_s * S),
+                    hello_retry_us=self.scenario.hotline.hello_retry_us,
                 ),
                 signer,
                 peer_verifier,

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +33,7 @@ from clearline.errors import ScenarioError
 from clearline.gate.policy import Policy
 from clearline.protocol.constants import MAX_ID_LENGTH
 from clearline.protocol.messages import AssetKind, Intent, Micros, Mission
+from clearline.protocol.session import SessionConfig
 from clearline.sourcemap import LineMap, checker, load_yaml, read_text, validate
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -326,6 +328,48 @@ class NetworkSpec(_Spec):
     random_partitions: RandomPartitions | None = None
 
 
+class HotlineSpec(_Spec):
+    """How each side's hotline endpoint keeps its link: the node's own settings, which the
+    defaults are. What a side asks, and how often it asks again, is its doctrine's
+    (`query_ttl_s`, `query_retries`)."""
+
+    hello_retry_s: float | None = Field(default=0.25, gt=0.0, le=3600.0)
+    """First re-send of a Hello the peer has not shown it holds, doubling up to `heartbeat_s`;
+    null: never re-sent (as on the node's TCP, where a Hello is lost only with its
+    connection), so one lost Hello leaves the episode without a session."""
+    heartbeat_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    """A heartbeat after this much silence from our side."""
+    degraded_after_s: float = Field(default=2.5, gt=0.0, le=3600.0)
+    """Silence from the peer after which the link is degraded (the gate's degraded cap)."""
+    down_after_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    """Silence from the peer after which the link is down (the gate's down cap)."""
+    handshake_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    """A session whose handshake is not done by then closes, for the rest of the episode."""
+
+    @model_validator(mode="after")
+    def _silences_in_order(self) -> HotlineSpec:
+        if not self.heartbeat_s < self.degraded_after_s < self.down_after_s:
+            raise ValueError(
+                "expected heartbeat_s < degraded_after_s < down_after_s (got "
+                f"{self.heartbeat_s:g}, {self.degraded_after_s:g}, {self.down_after_s:g})"
+            )
+        return self
+
+    @property
+    def hello_retry_us(self) -> Micros | None:
+        return None if self.hello_retry_s is None else round(self.hello_retry_s * S)
+
+    def session(self, config: SessionConfig) -> SessionConfig:
+        """`config` with these settings."""
+        return replace(
+            config,
+            heartbeat_interval_us=round(self.heartbeat_s * S),
+            degraded_after_us=round(self.degraded_after_s * S),
+            down_after_us=round(self.down_after_s * S),
+            handshake_timeout_us=round(self.handshake_timeout_s * S),
+        )
+
+
 Vector3 = tuple[float, float, float]
 
 MAX_SWARM_ELEMENTS = 4096
@@ -441,6 +485,7 @@ class Scenario(_Spec):
     """Path to a gate policy (relative to the scenario file); omitted: the default policy."""
     sides: dict[SideName, SideSpec]
     network: NetworkSpec = NetworkSpec()
+    hotline: HotlineSpec = HotlineSpec()
     assets: list[AssetSpec] = []
     false_alarms: list[TrackSpoof] = []
     third_party: ThirdParty = ThirdParty()
