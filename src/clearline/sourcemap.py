@@ -133,6 +133,28 @@ def _format_loc(loc: Path_) -> str:
     return out or "(top level)"
 
 
+def input_path(loc: tuple[Any, ...], data: Any, missing: bool = False) -> Path_:
+    """A pydantic error's location as a path into the input `data`: without the names of
+    union members (a delay's `lognormal`, `fixed`, ...) that pydantic inserts, which are
+    not keys of the input. For a `missing` error the last part stays (the absent field)."""
+    path: list[str | int] = []
+    node = data
+    parts = [p for p in loc if isinstance(p, str | int)]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        inside = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if inside:
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not (last and missing):
+            continue  # a union member's name
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
 def validate(
     model: type[M],
     data: Any,
@@ -145,7 +167,7 @@ def validate(
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
+        loc = input_path(first["loc"], data, first["type"] == "missing")
         message = first["msg"]
         if first["type"] != "missing" and "input" in first:
             shown = repr(first["input"])

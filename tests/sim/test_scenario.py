@@ -250,3 +250,12 @@ def test_a_sweep_cell_is_checked_against_the_policy_as_a_file_is() -> None:
         cell_scenario(base, {"sides.US.doctrine.thresholds.posture": 0.6})
     cell = cell_scenario(base, {"sides.US.doctrine.thresholds.intercept": 0.6})
     assert cell.scenario.sides["US"].doctrine.minimums(cell.policy)["intercept-uncrewed"] == 0.6
+
+
+def test_a_sweep_into_a_default_changes_that_setting_and_keeps_the_defaults_others() -> None:
+    """The analog call's default connect delay has sigma 1; sweeping its median keeps it."""
+    base = parse_scenario(MINIMAL, "tiny.yaml")
+    cell = cell_scenario(base, {"sides.US.analog.connect.median_s": 600})
+    connect = cell.scenario.sides["US"].analog.connect
+    assert (connect.median_s, connect.sigma) == (600.0, 1.0)
+    assert cell.scenario.sides["PRC"].analog.connect == base.scenario.sides["PRC"].analog.connect

@@ -98,7 +98,7 @@ from clearline.sim.scenario import (
     TrackSpoof,
 )
 from clearline.sim.signers import SignerName, make_signer
-from clearline.sim.world import Track, jittered, lognormal, moved, spread
+from clearline.sim.world import Track, jittered, moved, spread
 
 S = 1_000_000
 
@@ -551,7 +551,7 @@ class Episode:
         position = Position(round(lat * 1e6), round(lon * 1e6), round(alt))
         track_id = f"T-{label}-{int(spoof.at_s * 1000)}"
         category = CATEGORY_OF_KIND[spoof.looks_like]
-        clear_after = lognormal(rng, spoof.cleared_by_sensors)
+        clear_after = spoof.cleared_by_sensors.draw(rng)
 
         def appear() -> None:
             self._new_track(
@@ -614,9 +614,9 @@ class Episode:
                 flagged.append(track)
             elif self._link_live:
                 self._ask(side, [track])
-        reaction = lognormal(side.reaction, side.spec.doctrine.reaction)
+        reaction = side.spec.doctrine.reaction.draw(side.reaction)
         if confirm_after is None:
-            confirm_after = lognormal(mrng, side.spec.sensor.confirm)
+            confirm_after = side.spec.sensor.confirm.draw(mrng)
         # Drawn now, not when the sensors confirm: a swarm's elements share one model
         # stream, and drawing in element order keeps each draw the element's own whether
         # or not its confirmation is scheduled (below).
@@ -759,9 +759,7 @@ class Episode:
             return
         victim = self.sides[track.owner]
         if index >= self.p.index[victim.spec.doctrine.hostile_from]:
-            delay = lognormal(
-                self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
-            )
+            delay = victim.spec.sensor.perceive_action.draw(self.streams(f"{victim.name}.perceive"))
             self._after(delay, lambda: self._hostile(victim, side, rung))
 
     def _hostile(self, victim: Side, attacker: Side, rung: str) -> None:
@@ -779,7 +777,7 @@ class Episode:
                 victim.answering[attacker.name] = rung
             return
         victim.answering[attacker.name] = rung
-        delay = lognormal(victim.reaction, victim.spec.doctrine.reaction)
+        delay = victim.spec.doctrine.reaction.draw(victim.reaction)
         self._after(delay, lambda: self._counter(victim, attacker))
 
     def _counter(self, side: Side, attacker: Side) -> None:
@@ -930,8 +928,9 @@ class Episode:
             side = self.sides[name]
             side.endpoint = Endpoint(
                 EndpointConfig(
-                    self.p.configs[name],
+                    self.scenario.hotline.session(self.p.configs[name]),
                     query_ttl_us=int(side.spec.doctrine.query_ttl_s * S),
+                    hello_retry_us=self.scenario.hotline.hello_retry_us,
                 ),
                 signer,
                 peer_verifier,
@@ -1118,14 +1117,10 @@ class Episode:
     def _accident(self, accident: Accident) -> None:
         by, victim = self.sides[accident.by], self.sides[accident.victim]
         self.note(f"accident: {accident.by} downs {accident.victim_asset}")
-        delay = lognormal(
-            self.streams(f"{victim.name}.perceive"), victim.spec.sensor.perceive_action
-        )
+        delay = victim.spec.sensor.perceive_action.draw(self.streams(f"{victim.name}.perceive"))
         self._after(delay, lambda: self._hostile(victim, by, accident.perceived_as))
         if self._link_live:
-            notice_delay = lognormal(
-                self.streams(f"{by.name}.perceive"), by.spec.sensor.perceive_action
-            )
+            notice_delay = by.spec.sensor.perceive_action.draw(self.streams(f"{by.name}.perceive"))
 
             def tell() -> None:
                 if self._link_live:

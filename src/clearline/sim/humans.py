@@ -21,7 +21,6 @@ from clearline.protocol.messages import Actor, Micros
 from clearline.sim.officers import officers_of
 from clearline.sim.rng import Streams
 from clearline.sim.scenario import HumanSpec, SideSpec
-from clearline.sim.world import lognormal
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +62,10 @@ class Commander:
     @classmethod
     def draw(cls, side: str, spec: SideSpec, streams: Streams) -> Commander:
         human = streams(f"{side}.human")
-        delay = lognormal(human, spec.human.decision)
+        delay = spec.human.decision.draw(human)
         analog = streams(f"{side}.analog")
         answers = analog.random() < spec.analog.answer_probability
-        return cls(side, spec.human, delay, answers, lognormal(analog, spec.analog.connect))
+        return cls(side, spec.human, delay, answers, spec.analog.connect.draw(analog))
 
     def alert(self, now: Micros) -> bool:
         """The first alert starts the clock to the decision; False for any later one."""

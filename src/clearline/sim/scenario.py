@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Mapping
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from clearline.config import default_policy, load_policy
 from clearline.doctrine.responses import (
@@ -30,7 +32,8 @@ from clearline.doctrine.threat import Category
 from clearline.errors import ScenarioError
 from clearline.gate.policy import Policy
 from clearline.protocol.constants import MAX_ID_LENGTH
-from clearline.protocol.messages import AssetKind, Intent, Mission
+from clearline.protocol.messages import AssetKind, Intent, Micros, Mission
+from clearline.protocol.session import SessionConfig
 from clearline.sourcemap import LineMap, checker, load_yaml, read_text, validate
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -43,11 +46,138 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Delay(_Spec):
-    """A lognormal delay: `median_s` times exp(`sigma` times a standard normal draw)."""
+S = 1_000_000
+"""Microseconds in a second: a delay is drawn in seconds and used in microseconds."""
+MAX_DELAY_S = 1e7
 
-    median_s: float = Field(gt=0.0, le=1e7)
+
+class _DelaySpec(_Spec):
+    """What every kind of delay has: a `type`, and one way to draw it."""
+
+    type: str
+
+    def draw(self, rng: random.Random) -> Micros:
+        """One delay in microseconds, drawn from `rng` (the only randomness it uses)."""
+        raise NotImplementedError
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_of_this_type(cls, data: Any) -> Any:
+        """A setting of another type of delay is named as such, with the type that has it,
+        rather than as an unknown input."""
+        if not isinstance(data, dict):
+            return data
+        own = cls.model_fields
+        kind = next((name for name, spec in DELAY_TYPES.items() if spec is cls), cls.__name__)
+        for key in data:
+            if key in own or not isinstance(key, str):
+                continue
+            others = [name for name, spec in DELAY_TYPES.items() if key in spec.model_fields]
+            if others:
+                settings = ", ".join(k for k in own if k != "type")
+                raise ValueError(
+                    f"{key} is a setting of {' and '.join(others)} delays, not of {kind} "
+                    f"ones ({settings}); to use another type, state `type:` and its settings"
+                )
+        return data
+
+
+class LognormalDelay(_DelaySpec):
+    """A lognormal delay: `median_s` times exp(`sigma` times a standard normal draw). The
+    default type: `{median_s: 180, sigma: 0.6}` needs no `type`."""
+
+    type: Literal["lognormal"] = "lognormal"
+    median_s: float = Field(gt=0.0, le=MAX_DELAY_S)
     sigma: float = Field(default=0.5, ge=0.0, le=5.0)
+
+    def draw(self, rng: random.Random) -> Micros:
+        return int(self.median_s * math.exp(self.sigma * rng.gauss(0.0, 1.0)) * S)
+
+
+class FixedDelay(_DelaySpec):
+    """Always `value_s`; draws nothing from its stream."""
+
+    type: Literal["fixed"]
+    value_s: float = Field(ge=0.0, le=MAX_DELAY_S)
+
+    def draw(self, rng: random.Random) -> Micros:
+        return int(self.value_s * S)
+
+
+class ExponentialDelay(_DelaySpec):
+    """Exponential with mean `mean_s`: memoryless, as the time to the next of many
+    independent arrivals."""
+
+    type: Literal["exponential"]
+    mean_s: float = Field(gt=0.0, le=MAX_DELAY_S)
+
+    def draw(self, rng: random.Random) -> Micros:
+        return int(rng.expovariate(1.0 / self.mean_s) * S)
+
+
+class GammaDelay(_DelaySpec):
+    """Gamma with mean `mean_s` and `shape` k (scale `mean_s` / k): the sum of k exponential
+    stages; k = 1 is exponential, a larger k is less spread (coefficient of variation
+    1 / sqrt(k))."""
+
+    type: Literal["gamma"]
+    mean_s: float = Field(gt=0.0, le=MAX_DELAY_S)
+    shape: float = Field(gt=0.0, le=1e4)
+
+    def draw(self, rng: random.Random) -> Micros:
+        return int(rng.gammavariate(self.shape, self.mean_s / self.shape) * S)
+
+
+class EmpiricalDelay(_DelaySpec):
+    """One of `values_s`, each as likely (resampling what was observed); `source` says where
+    they were observed."""
+
+    type: Literal["empirical"]
+    values_s: list[Annotated[float, Field(ge=0.0, le=MAX_DELAY_S)]] = Field(
+        min_length=1, max_length=100_000
+    )
+    source: str = Field(min_length=1, max_length=1000, pattern=r"\S")
+    """Where the values were observed (a report, a data set, an exercise)."""
+
+    def draw(self, rng: random.Random) -> Micros:
+        return int(self.values_s[rng.randrange(len(self.values_s))] * S)
+
+
+DELAY_TYPES: Mapping[str, type[_DelaySpec]] = MappingProxyType(
+    {
+        "lognormal": LognormalDelay,
+        "fixed": FixedDelay,
+        "exponential": ExponentialDelay,
+        "gamma": GammaDelay,
+        "empirical": EmpiricalDelay,
+    }
+)
+
+
+def _delay_type(value: Any) -> str | None:
+    """Which type of delay `value` is: its `type`, lognormal when it states none."""
+    if isinstance(value, dict):
+        kind = value.get("type", "lognormal")
+        return kind if isinstance(kind, str) else None
+    kind = getattr(value, "type", None)
+    return kind if isinstance(kind, str) else None
+
+
+Delay = Annotated[
+    Annotated[LognormalDelay, Tag("lognormal")]
+    | Annotated[FixedDelay, Tag("fixed")]
+    | Annotated[ExponentialDelay, Tag("exponential")]
+    | Annotated[GammaDelay, Tag("gamma")]
+    | Annotated[EmpiricalDelay, Tag("empirical")],
+    Discriminator(
+        _delay_type,
+        custom_error_type="delay_type",
+        custom_error_message="expected a delay: {median_s, sigma} (lognormal), or `type:` "
+        "lognormal, fixed (value_s), exponential (mean_s), gamma (mean_s, shape) or "
+        "empirical (values_s, source)",
+    ),
+]
+"""A delay of any type; a mapping without `type` is lognormal."""
 
 
 THRESHOLD_DEFAULTS: Mapping[str, float] = MappingProxyType({**DEFAULT_THRESHOLDS, "nuclear": 0.9})
@@ -83,9 +213,9 @@ class SensorSpec(_Spec):
     """Chance that one scan detects a track that is there."""
     scan_s: float = Field(default=1.0, gt=0.0, le=3600.0)
     position_sigma_m: float = Field(default=500.0, ge=0.0, le=1e6)
-    perceive_action: Delay = Delay(median_s=1.0, sigma=0.3)
+    perceive_action: Delay = LognormalDelay(median_s=1.0, sigma=0.3)
     """How long until an action against one's own assets is seen."""
-    confirm: Delay = Delay(median_s=60.0, sigma=0.5)
+    confirm: Delay = LognormalDelay(median_s=60.0, sigma=0.5)
     """How long until one's own sensors can check an answer against what is there."""
     confirm_accuracy: Probability = 0.95
 
@@ -99,7 +229,7 @@ class DoctrineSpec(_Spec):
         f"defaults {', '.join(f'{k} {v}' for k, v in THRESHOLD_DEFAULTS.items())} (for the "
         "rungs the policy's ladder has); `intercept` stands for `intercept-uncrewed`.",
     )
-    reaction: Delay = Delay(median_s=1.0, sigma=1.0)
+    reaction: Delay = LognormalDelay(median_s=1.0, sigma=1.0)
     """Autonomous reaction time, from a track (or a hostile act) to the effector."""
     counter_ceiling: Ident = "strike"
     """The highest rung a "proportional" counter-response climbs to."""
@@ -142,7 +272,7 @@ class DoctrineSpec(_Spec):
 
 
 class HumanSpec(_Spec):
-    decision: Delay = Delay(median_s=240.0, sigma=0.6)
+    decision: Delay = LognormalDelay(median_s=240.0, sigma=0.6)
     """From alert to the commander's first decision."""
     halt_probability: Probability = 0.9
     """Chance the commander halts autonomous responses (otherwise authorizes them)."""
@@ -155,7 +285,7 @@ class AnalogSpec(_Spec):
 
     answer_probability: Probability = 0.5
     """Chance this side's humans answer the other side's call."""
-    connect: Delay = Delay(median_s=3600.0, sigma=1.0)
+    connect: Delay = LognormalDelay(median_s=3600.0, sigma=1.0)
     """From the other side's call to this side's humans answering it."""
 
 
@@ -196,6 +326,48 @@ class NetworkSpec(_Spec):
     reorder_ms: float = Field(default=20.0, ge=0.0, le=1e6)
     partitions: list[Partition] = []
     random_partitions: RandomPartitions | None = None
+
+
+class HotlineSpec(_Spec):
+    """How each side's hotline endpoint keeps its link: the node's own settings, which the
+    defaults are. What a side asks, and how often it asks again, is its doctrine's
+    (`query_ttl_s`, `query_retries`)."""
+
+    hello_retry_s: float | None = Field(default=0.25, gt=0.0, le=3600.0)
+    """First re-send of a Hello the peer has not shown it holds, doubling up to `heartbeat_s`;
+    null: never re-sent (as on the node's TCP, where a Hello is lost only with its
+    connection), so one lost Hello leaves the episode without a session."""
+    heartbeat_s: float = Field(default=1.0, gt=0.0, le=3600.0)
+    """A heartbeat after this much silence from our side."""
+    degraded_after_s: float = Field(default=2.5, gt=0.0, le=3600.0)
+    """Silence from the peer after which the link is degraded (the gate's degraded cap)."""
+    down_after_s: float = Field(default=5.0, gt=0.0, le=3600.0)
+    """Silence from the peer after which the link is down (the gate's down cap)."""
+    handshake_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
+    """A session whose handshake is not done by then closes, for the rest of the episode."""
+
+    @model_validator(mode="after")
+    def _silences_in_order(self) -> HotlineSpec:
+        if not self.heartbeat_s < self.degraded_after_s < self.down_after_s:
+            raise ValueError(
+                "expected heartbeat_s < degraded_after_s < down_after_s (got "
+                f"{self.heartbeat_s:g}, {self.degraded_after_s:g}, {self.down_after_s:g})"
+            )
+        return self
+
+    @property
+    def hello_retry_us(self) -> Micros | None:
+        return None if self.hello_retry_s is None else round(self.hello_retry_s * S)
+
+    def session(self, config: SessionConfig) -> SessionConfig:
+        """`config` with these settings."""
+        return replace(
+            config,
+            heartbeat_interval_us=round(self.heartbeat_s * S),
+            degraded_after_us=round(self.degraded_after_s * S),
+            down_after_us=round(self.down_after_s * S),
+            handshake_timeout_us=round(self.handshake_timeout_s * S),
+        )
 
 
 Vector3 = tuple[float, float, float]
@@ -260,7 +432,7 @@ class TrackSpoof(_Spec):
     position: Vector3
     at_s: Seconds
     probability: Probability = 1.0
-    cleared_by_sensors: Delay = Delay(median_s=120.0, sigma=0.5)
+    cleared_by_sensors: Delay = LognormalDelay(median_s=120.0, sigma=0.5)
     """How long until one's own sensors show there is nothing there."""
 
 
@@ -313,6 +485,7 @@ class Scenario(_Spec):
     """Path to a gate policy (relative to the scenario file); omitted: the default policy."""
     sides: dict[SideName, SideSpec]
     network: NetworkSpec = NetworkSpec()
+    hotline: HotlineSpec = HotlineSpec()
     assets: list[AssetSpec] = []
     false_alarms: list[TrackSpoof] = []
     third_party: ThirdParty = ThirdParty()
@@ -514,5 +687,30 @@ def load_scenario(name_or_path: str | Path) -> LoadedScenario:
 def json_schema() -> str:
     """The published JSON Schema of scenario files (docs/scenario.schema.json)."""
     schema = Scenario.model_json_schema()
+    _name_delays(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _name_delays(schema: dict[str, Any]) -> None:
+    """Name the delay types' union once, as `Delay`, where pydantic writes it out at each
+    delay."""
+    one_of = [{"$ref": f"#/$defs/{spec.__name__}"} for spec in DELAY_TYPES.values()]
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("oneOf") == one_of:
+                del node["oneOf"]
+                node["$ref"] = "#/$defs/Delay"
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    schema["$defs"]["Delay"] = {
+        "description": "A delay: lognormal `{median_s, sigma}` when it states no `type`, or "
+        "one of the types named by `type`.",
+        "oneOf": one_of,
+    }

@@ -27,6 +27,7 @@ from clearline.sim.montecarlo import DEFAULT_BATCH, RunPlan, default_workers, ex
 from clearline.sim.outcomes import ARMS, Arm
 from clearline.sim.scenario import SCENARIO_VERSION, LoadedScenario, Scenario, check_scenario
 from clearline.sim.signers import SignerName
+from clearline.sourcemap import input_path
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def cell_scenario(
     base: LoadedScenario, settings: dict[str, Any], what: str = "sweep cell"
 ) -> LoadedScenario:
     """`base` with `settings` applied, re-validated; errors name `what` and the settings."""
-    data = base.scenario.model_dump(mode="json", exclude_defaults=True)
+    # Every setting, defaults included: a path into a default (`sides.US.analog.connect.
+    # median_s`) changes that one number and keeps the default's others (its sigma, type).
+    data = base.scenario.model_dump(mode="json")
     data["version"] = SCENARIO_VERSION
     for path, value in settings.items():
         set_path(data, path, value)
@@ -81,7 +84,7 @@ def cell_scenario(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in input_path(first["loc"], data, first["type"] == "missing"))
         raise ScenarioError(f"{what} {settings}: {where}: {first['msg']}", base.source) from None
     try:
         check_scenario(scenario, base.policy, base.source)

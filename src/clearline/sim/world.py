@@ -8,14 +8,10 @@ from dataclasses import dataclass
 
 from clearline.doctrine.threat import Category
 from clearline.protocol.messages import Answer, Micros, Position, TrackReport
-from clearline.sim.scenario import AssetSpec, Delay
+from clearline.sim.scenario import AssetSpec
 
 S = 1_000_000
 METRES_PER_DEGREE = 111_320.0
-
-
-def lognormal(rng: random.Random, delay: Delay) -> Micros:
-    return int(delay.median_s * math.exp(delay.sigma * rng.gauss(0.0, 1.0)) * S)
 
 
 def moved(
