@@ -105,7 +105,7 @@ SWARM_AT = "position: [24.0, 122.0, 1000]"
     [
         ("    swarm: {elements: 300}", 0, None),
         ("    swarm: {elements: 0}", 13, "assets[0].swarm.elements: Input should be greater than"),
-        ("    swarm:\n      elements: 4097", 14, "assets[0].swarm.elements: Input should be less"),
+        ("    swarm:\n      elements: 8193", 14, "assets[0].swarm.elements: Input should be less"),
         ("    swarm:\n      spread_m: 500", 13, "assets[0].swarm.elements: Field required"),
         ("    swarm: {elements: many}", 13, "assets[0].swarm.elements: Input should be a valid"),
         ("    swarm: {elements: 2.5}", 13, "assets[0].swarm.elements"),
