@@ -23,7 +23,7 @@ in `officers.py`. This module runs them together. The story of an episode
    higher ("proportional" automated deterrence), up to the doctrine's ceiling,
    unless a trusted signed notice of malfunction explains it.
 6. Humans: each side's commander is alerted by the first flag or hostile act and
-   decides after a lognormal delay, halting autonomous responses (or authorizing
+   decides after a delay (`human.decision`), halting autonomous responses (or authorizing
    them). The analog channel, where present, connects the humans after minutes
    to hours, if the call is answered at all.
 

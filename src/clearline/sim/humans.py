@@ -1,7 +1,7 @@
 """Each side's commander, and the analog call between the two sides' humans.
 
 A commander is alerted by the side's first flag or the first hostile act against
-it, and decides once, after a lognormal delay: halt autonomous responses, or
+it, and decides once, after a delay drawn from `human.decision`: halt autonomous responses, or
 authorize them (what the gate referred to a human then goes ahead), or, while
 still believing a nuclear attack, authorize nuclear use. The delay, whether the
 analog call is answered and how long it takes to connect are drawn when the
