@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -42,6 +43,8 @@ log = logging.getLogger("clearline.node.cot")
 READ_BYTES = 64 * 1024
 """One read from a CoT connection; parsed before the next, so a sender is read at most this
 far ahead of what the node has digested."""
+TLS_HANDSHAKE_S = 10.0
+"""A `tls://` client that has not finished its handshake by then is dropped."""
 MAX_ROUTED = 4096
 """Events routed in one go: the queue is drained in pieces of this, between which the loop
 runs everything else."""
@@ -117,12 +120,19 @@ class CotService:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         config = self.node.config
+        tls = self._tls_context()
         for i, url in enumerate(self.settings.listen):
             scheme, host, port = split_url(url)
             try:
-                if scheme == "tcp":
-                    server = await asyncio.start_server(self._sender, host, port)
-                    self.ports.setdefault("tcp", server.sockets[0].getsockname()[1])
+                if scheme in ("tcp", "tls"):
+                    server = await asyncio.start_server(
+                        self._sender,
+                        host,
+                        port,
+                        ssl=tls if scheme == "tls" else None,
+                        ssl_handshake_timeout=TLS_HANDSHAKE_S if scheme == "tls" else None,
+                    )
+                    self.ports.setdefault(scheme, server.sockets[0].getsockname()[1])
                     self.node.spawn(self._serve(server))
                 else:
                     transport, _ = await loop.create_datagram_endpoint(
@@ -135,9 +145,15 @@ class CotService:
                     config, ("tak", "listen"), f"cannot listen on {url} ({i}): {exc.strerror}"
                 ) from None
         if self.settings.out is not None:
-            _, host, port = split_url(self.settings.out)
+            scheme, host, port = split_url(self.settings.out)
             try:
-                server = await asyncio.start_server(self._reader, host, port)
+                server = await asyncio.start_server(
+                    self._reader,
+                    host,
+                    port,
+                    ssl=tls if scheme == "tls" else None,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_S if scheme == "tls" else None,
+                )
             except OSError as exc:
                 raise setting_error(
                     config, ("tak", "out"), f"cannot listen on {self.settings.out}: {exc.strerror}"
@@ -153,6 +169,34 @@ class CotService:
         self.node.spawn(self._follow_events(queue))
         self.node.spawn(self._sweep_forever())
         log.info("CoT: %s", " ".join(f"{k}={v}" for k, v in self.ports.items()))
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The server side of the `tls://` ports: the node's certificate, and client
+        certificates required and checked against `tls_client_ca`."""
+        settings, config = self.settings, self.node.config
+        if settings.tls_cert is None or settings.tls_key is None or settings.tls_client_ca is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        try:
+            context.load_cert_chain(config.path(settings.tls_cert), config.path(settings.tls_key))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise setting_error(
+                config,
+                ("tak", "tls_cert"),
+                f"cannot use {settings.tls_cert} with {settings.tls_key} as the CoT ports' "
+                f"certificate and key: {exc}",
+            ) from None
+        try:
+            context.load_verify_locations(config.path(settings.tls_client_ca))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise setting_error(
+                config,
+                ("tak", "tls_client_ca"),
+                f"cannot read {settings.tls_client_ca} as PEM certificates: {exc}",
+            ) from None
+        return context
 
     async def _serve(self, server: asyncio.Server) -> None:
         async with server:

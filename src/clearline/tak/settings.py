@@ -10,7 +10,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-CotUrl = Annotated[str, Field(pattern=r"^(tcp|udp)://[^\s:/]+:\d{1,5}$")]
+CotUrl = Annotated[str, Field(pattern=r"^(tcp|tls|udp)://[^\s:/]+:\d{1,5}$")]
+StreamUrl = Annotated[str, Field(pattern=r"^(tcp|tls)://[^\s:/]+:\d{1,5}$")]
 TcpUrl = Annotated[str, Field(pattern=r"^tcp://[^\s:/]+:\d{1,5}$")]
 
 
@@ -28,9 +29,19 @@ class TakSettings(BaseModel):
     """The mapping file (YAML), relative to the configuration file."""
     listen: tuple[CotUrl, ...] = Field(default=(), max_length=8)
     """Where TAK clients send CoT: `tcp://127.0.0.1:8087` (XML events or TAK Protocol
-    stream framing), `udp://127.0.0.1:8087` (one event a datagram, XML or mesh)."""
-    out: TcpUrl | None = None
-    """Where TAK clients connect to read the hotline's state as CoT."""
+    stream framing), `tls://0.0.0.0:8089` (the same, over TLS, from clients holding a
+    certificate `tls_client_ca` signed), `udp://127.0.0.1:8087` (one event a datagram,
+    XML or mesh)."""
+    out: StreamUrl | None = None
+    """Where TAK clients connect to read the hotline's state as CoT (`tcp://` or `tls://`)."""
+    tls_cert: str | None = None
+    """The node's certificate chain (PEM) for its `tls://` ports, relative to the
+    configuration file."""
+    tls_key: str | None = None
+    """The private key (PEM) of `tls_cert`."""
+    tls_client_ca: str | None = None
+    """The certificates (PEM) that sign the TAK clients allowed on `tls://` ports: a client
+    without a certificate they sign is refused during the handshake, as a TAK server does."""
     cot_url: TcpUrl | None = None
     """A TAK server to send the same CoT to, as a client of it (redialled if it drops)."""
     cot_url_in: bool = False
@@ -58,4 +69,22 @@ class TakSettings(BaseModel):
     def _in_needs_a_server(self) -> TakSettings:
         if self.cot_url_in and self.cot_url is None:
             raise ValueError("cot_url_in = true needs cot_url (the TAK server to read)")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_its_files(self) -> TakSettings:
+        urls = [*self.listen, *([self.out] if self.out is not None else [])]
+        tls = [url for url in urls if url.startswith("tls://")]
+        files = {
+            "tls_cert": self.tls_cert,
+            "tls_key": self.tls_key,
+            "tls_client_ca": self.tls_client_ca,
+        }
+        missing = [name for name, value in files.items() if value is None]
+        if tls and missing:
+            raise ValueError(f"{tls[0]} needs {', '.join(missing)} (PEM files)")
+        if not tls and len(missing) < len(files):
+            raise ValueError(
+                "tls_cert, tls_key and tls_client_ca are for tls:// ports; none is set"
+            )
         return self
