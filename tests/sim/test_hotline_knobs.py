@@ -68,7 +68,8 @@ def test_the_defaults_are_the_endpoints_and_the_sessions_own() -> None:
 
 
 def test_without_hello_resends_a_lossy_path_leaves_more_episodes_without_a_session() -> None:
-    base = parse_scenario(MINIMAL, "tiny.yaml")
+    # Not redialled, a session that never came up stays down for the episode.
+    base = cell_scenario(parse_scenario(MINIMAL, "tiny.yaml"), {"hotline.reconnect": False})
     resent = without_session(base)
     never = without_session(cell_scenario(base, {"hotline.hello_retry_s": None}))
     # A Hello is lost with probability 0.2: without re-sends over a third of episodes
@@ -79,7 +80,9 @@ def test_without_hello_resends_a_lossy_path_leaves_more_episodes_without_a_sessi
 
 
 def test_a_shorter_handshake_timeout_leaves_more_episodes_without_a_session() -> None:
-    base = cell_scenario(parse_scenario(MINIMAL, "tiny.yaml"), {"network.loss": 0.5})
+    base = cell_scenario(
+        parse_scenario(MINIMAL, "tiny.yaml"), {"network.loss": 0.5, "hotline.reconnect": False}
+    )
     patient = without_session(base)
     hasty = without_session(cell_scenario(base, {"hotline.handshake_timeout_s": 0.3}))
     assert hasty > patient + 20, f"seed {SEED}: {hasty} with 0.3 s, {patient} with 10 s"
@@ -125,6 +128,35 @@ def test_a_slower_heartbeat_brings_the_link_back_later_after_a_cut() -> None:
     assert sum(returns[3.0]) > sum(returns[0.5]), returns
 
 
+def test_a_link_down_too_long_is_closed_and_dialled_again_once_the_path_is_back() -> None:
+    """link-loss cuts the path from 0.5 s for ten minutes. As a node does, a side closes the
+    link 3 x 5 s after it went down, and the connection is dialled again, with a backoff
+    doubling to 5 s (x 0.5-1.5 jitter) while the path is cut, so within 7.5 s of 600.5 s.
+    Without `reconnect`, the session is kept through the cut, never closed."""
+    for lines in traces(load_scenario("link-loss"), 4):
+        down = min(first(lines, "US link down"), first(lines, "PRC link down"))
+        ended = [line for line in lines if " connection ends: " in line]
+        assert len(ended) == 1 and int(ended[0].split()[0]) / 1e6 == pytest.approx(down + 15)
+        dialled = first(lines, "connection 2 dialled")
+        assert 600.5 <= dialled <= 600.5 + 7.5, dialled
+        assert dialled < first(lines, "US link up", after_us=600_500_000) < dialled + 0.5
+    kept = cell_scenario(load_scenario("link-loss"), {"hotline.reconnect": False})
+    for lines in traces(kept, 4):
+        assert any(line.endswith("US link down") for line in lines)
+        assert not any("connection" in line for line in lines)
+
+
+def test_a_cut_through_the_handshake_ends_without_a_session_only_without_reconnect() -> None:
+    """The path is cut for the first 30 s: every Hello is lost and each handshake times
+    out after 10 s. Redialled, the session is up soon after 30 s; not, never."""
+    cut = {"network.partitions.0.at_s": 0, "network.partitions.0.duration_s": 30}
+    redialled = cell_scenario(load_scenario("link-loss"), cut)
+    for lines in traces(redialled, 4):
+        assert 30 < first(lines, "US link up") < 30 + 7.5
+    stays = cell_scenario(load_scenario("link-loss"), {**cut, "hotline.reconnect": False})
+    assert without_session(stays, 4) == 4
+
+
 @pytest.mark.parametrize(
     ("hotline", "expected"),
     [
@@ -132,7 +164,9 @@ def test_a_slower_heartbeat_brings_the_link_back_later_after_a_cut() -> None:
         ("{heartbeat_s: 3}", "hotline: Value error, expected heartbeat_s < degraded_after_s"),
         ("{down_after_s: 2}", "(got 1, 2.5, 2)"),
         ("{handshake_timeout_s: -1}", "hotline.handshake_timeout_s: Input should be greater"),
-        ("{reconnect: yes}", "hotline.reconnect: Extra inputs are not permitted"),
+        ("{reconnect: maybe}", "hotline.reconnect: Input should be a valid boolean"),
+        ("{redial_first_s: 9}", "expected redial_first_s <= redial_max_s (got 9, 5)"),
+        ("{reconect: true}", "hotline.reconect: Extra inputs are not permitted"),
     ],
 )
 def test_a_bad_knob_is_refused_at_its_line(hotline: str, expected: str) -> None:

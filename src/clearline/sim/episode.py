@@ -56,6 +56,7 @@ from clearline.hotline import Cleared, Endpoint, EndpointConfig, QuerySent, Unre
 from clearline.hotline.endpoint import Matcher
 from clearline.protocol import codec
 from clearline.protocol.events import (
+    Closed,
     LinkState,
     LinkStateChanged,
     MessageReceived,
@@ -80,7 +81,7 @@ from clearline.protocol.messages import (
     Position,
     TrackReport,
 )
-from clearline.protocol.session import SessionConfig
+from clearline.protocol.session import Session, SessionConfig
 from clearline.protocol.signing import Signer, Verifier
 from clearline.sim.belief import Belief, Proposals, answer_was_true
 from clearline.sim.humans import Choice, Commander, Referral, decision_time, first_decision
@@ -293,6 +294,13 @@ class Episode:
         )
         self._forged: set[bytes] = set()
         self._ended = False
+        hotline = self.scenario.hotline
+        self._redial_first: Micros = round(hotline.redial_first_s * S)
+        self._redial_max: Micros = round(hotline.redial_max_s * S)
+        self._redial_backoff = self._redial_first
+        self._redialling = False
+        self._connections = 1
+        self._redial_rng: random.Random | None = None
         a, b = self.scenario.side_names
         self.horizon: Micros = int(self.scenario.horizon_s * S)
         self.sides: dict[str, Side] = {}
@@ -992,6 +1000,7 @@ class Episode:
         endpoint = side.endpoint
         assert endpoint is not None
         endpoint.log_entries()  # the simulator keeps no log: what a node would log, dropped
+        ended = False
         while (event := endpoint.next_event()) is not None:
             if isinstance(event, MessageReceived):
                 body = event.message.body
@@ -1013,6 +1022,13 @@ class Episode:
                 self._expired(side, event.track_id)
             elif isinstance(event, LinkStateChanged):
                 self.note(f"{side.name} link {event.current.value}")
+                if self.scenario.hotline.reconnect:
+                    if event.current is LinkState.DOWN:
+                        self._close_if_still_down_later(side)
+                    elif event.current is LinkState.UP:
+                        self._redial_backoff = self._redial_first
+            elif isinstance(event, Closed):
+                ended = self.scenario.hotline.reconnect
             elif isinstance(event, Rejected) and event.reason is RejectReason.BAD_SIGNATURE:
                 self.note(f"{side.name} rejects a forged message")
         data = endpoint.data_to_send()
@@ -1022,6 +1038,65 @@ class Episode:
         if deadline is not None and deadline != side.timer_at:
             side.timer_at = deadline
             self.kernel.at(max(deadline, self.kernel.now), partial(self._tick, side, deadline))
+        if ended:
+            self._connection_ended(f"{side.name}'s session closed")
+
+    # -- reconnection, as the node's transport does it -------------------------------
+
+    def _close_if_still_down_later(self, side: Side) -> None:
+        """A node closes a link that was up and has been down `close_after_down` times
+        `down_after` (node.DEAD_AFTER_DOWN)."""
+        assert side.endpoint is not None
+        session = side.endpoint.session
+        if session is None or session.established_at is None:
+            return
+        hotline = self.scenario.hotline
+        delay = hotline.close_after_down * round(hotline.down_after_s * S)
+        self._after(delay, partial(self._close_if_still_down, side, session), link=True)
+
+    def _close_if_still_down(self, side: Side, session: Session) -> None:
+        if not self._link_live or side.endpoint is None or side.endpoint.session is not session:
+            return
+        if session.closed or session.link_state is not LinkState.DOWN:
+            return
+        self._connection_ended(f"{side.name} closes the link, down too long")
+
+    def _connection_ended(self, why: str) -> None:
+        """The connection is gone, for both sides: what it has in flight is lost, each side's
+        session closes (its open queries end; the asks stay, to be asked again), and it is
+        dialled again."""
+        if self._redialling or not self._link_live:
+            return
+        self._redialling = True
+        self.note(f"connection ends: {why}")
+        for side in self.sides.values():
+            assert side.link is not None and side.endpoint is not None
+            side.link.cut()
+            side.endpoint.close(self.kernel.now, "connection ended")
+            self._pump(side)
+        self._redial_later()
+
+    def _redial_later(self) -> None:
+        if self._redial_rng is None:
+            self._redial_rng = self.streams("network.redial")
+        jitter = 0.5 + self._redial_rng.random()  # as the node's: never in step
+        self._after(int(self._redial_backoff * jitter), self._redial, link=True)
+        self._redial_backoff = min(2 * self._redial_backoff, self._redial_max)
+
+    def _redial(self) -> None:
+        if not self._link_live:
+            return
+        if any(side.link is not None and side.link.blocked() for side in self.sides.values()):
+            self._redial_later()  # the dial fails: no path
+            return
+        self._redialling = False
+        self._connections += 1
+        self.note(f"connection {self._connections} dialled")
+        for name, side in self.sides.items():
+            assert side.endpoint is not None
+            nonce = self.streams(f"{name}.nonce.{self._connections}").randbytes(16)
+            side.endpoint.connect(self.kernel.now, nonce)
+            self._pump(side)
 
     def _cover_story(self, side: Side, seq: int, found: OwnAsset | None, answer: Answer) -> Answer:
         """A dishonest side hides a real attack behind a reconnaissance story, as often as its

@@ -91,7 +91,7 @@ class LinkStats:
 class SimLink:
     """One direction of the path; `deliver` is called with each frame that arrives."""
 
-    __slots__ = ("_deliver", "_kernel", "_partitions", "_rng", "_spec", "stats")
+    __slots__ = ("_deliver", "_kernel", "_partitions", "_rng", "_spec", "connection", "stats")
 
     def __init__(
         self,
@@ -107,6 +107,17 @@ class SimLink:
         self._rng = rng
         self._deliver = deliver
         self.stats = LinkStats()
+        self.connection = 0
+        """Which connection the path carries: frames of an earlier one still in flight when
+        it ended are dropped on arrival, as a closed TCP connection's are."""
+
+    def cut(self) -> None:
+        """The connection ends: what it still has in flight never arrives."""
+        self.connection += 1
+
+    def blocked(self) -> bool:
+        """Whether the path is partitioned now (a dial now fails)."""
+        return bool(self._partitions.starts) and self._partitions.blocked(self._kernel.now)
 
     def send(self, data: bytes) -> None:
         spec = self._spec
@@ -132,10 +143,15 @@ class SimLink:
                 self._kernel.at(now + int(delay_ms * MS), self._arrival(frame))
 
     def _arrival(self, frame: bytes) -> Callable[[], None]:
+        connection = self.connection
+
         def arrive() -> None:
             self.stats.in_flight -= 1
             # A partition that starts while a frame is in flight drops it too.
             if self._partitions.starts and self._partitions.blocked(self._kernel.now):
+                self.stats.lost += 1
+                return
+            if connection != self.connection:
                 self.stats.lost += 1
                 return
             self._deliver(frame)

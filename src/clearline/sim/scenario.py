@@ -344,7 +344,17 @@ class HotlineSpec(_Spec):
     down_after_s: float = Field(default=5.0, gt=0.0, le=3600.0)
     """Silence from the peer after which the link is down (the gate's down cap)."""
     handshake_timeout_s: float = Field(default=10.0, gt=0.0, le=3600.0)
-    """A session whose handshake is not done by then closes, for the rest of the episode."""
+    """A session whose handshake is not done by then closes (and, with `reconnect`, the
+    connection is dialled again)."""
+    reconnect: bool = True
+    """As a node does: a session down for `close_after_down` times `down_after_s` is
+    closed, as is one whose handshake timed out, and the connection is dialled again
+    (first after `redial_first_s`, doubling up to `redial_max_s`, each with jitter, while
+    the path is partitioned); the asks still open are asked again on the new session.
+    false: a session is kept through any silence, and one that closes stays closed."""
+    close_after_down: int = Field(default=3, ge=1, le=1000)
+    redial_first_s: float = Field(default=0.2, gt=0.0, le=3600.0)
+    redial_max_s: float = Field(default=5.0, gt=0.0, le=3600.0)
 
     @model_validator(mode="after")
     def _silences_in_order(self) -> HotlineSpec:
@@ -352,6 +362,11 @@ class HotlineSpec(_Spec):
             raise ValueError(
                 "expected heartbeat_s < degraded_after_s < down_after_s (got "
                 f"{self.heartbeat_s:g}, {self.degraded_after_s:g}, {self.down_after_s:g})"
+            )
+        if self.redial_max_s < self.redial_first_s:
+            raise ValueError(
+                f"expected redial_first_s <= redial_max_s (got {self.redial_first_s:g}, "
+                f"{self.redial_max_s:g})"
             )
         return self
 
