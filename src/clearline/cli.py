@@ -575,8 +575,9 @@ def _load_scenario(name: str) -> Any:
     "--json",
     "as_json",
     is_flag=True,
-    help="Print only the JSON summary on stdout, with where the results went (`out`, `files`; "
-    "files.report is written by `report_command`).",
+    help="Print only the JSON summary on stdout, with where the results went (`out`, `files`) "
+    "and the command that writes the report (`report_command`, to `report_writes`); `sides` "
+    "names the sides that outcomes ending in _a and _b are about.",
 )
 @_run_options
 def sim_run(
@@ -620,18 +621,15 @@ def sim_run(
         )
     summary = result.summary
     if as_json:
-        keep = {k: summary[k] for k in ("scenario", "seed", "signer")}
-        keep["arms"] = {
-            arm: {"episodes": d["episodes"], "outcomes": d["outcomes"]}
-            for arm, d in summary["arms"].items()
-        }
+        keep = {k: summary[k] for k in ("scenario", "seed", "signer", "sides", "ladder")}
+        keep["arms"] = summary["arms"]
         keep["out"] = str(where)
         keep["files"] = {
             "episodes": str(where / "episodes.parquet"),
             "summary": str(where / "summary.json"),
-            "report": str(where / "report.html"),
         }
         keep["report_command"] = f"clearline sim report {where}"
+        keep["report_writes"] = str(where / "report.html")
         click.echo(json.dumps(keep, sort_keys=False))
         return
     click.echo(summary_table(summary))

@@ -55,7 +55,9 @@ def test_sim_run_json_is_the_machine_readable_summary_only(tmp_path: Path) -> No
     assert json.loads(Path(data["files"]["summary"]).read_text())["seed"] == 4
     report = CliRunner().invoke(main, data["report_command"].split()[1:])
     assert report.exit_code == 0, report.output
-    assert Path(data["files"]["report"]).read_text().startswith("<!doctype html>")
+    assert Path(data["report_writes"]).read_text().startswith("<!doctype html>")
+    assert set(data["files"]) == {"episodes", "summary"}  # what the run itself wrote
+    assert data["sides"] == {"a": "US", "b": "PRC"}
 
 
 def test_sim_run_same_seed_same_bytes(tmp_path: Path) -> None:
@@ -81,7 +83,7 @@ def test_sim_run_same_seed_same_bytes(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         assert data.pop("out") == str(tmp_path / name)
-        del data["files"], data["report_command"]
+        del data["files"], data["report_command"], data["report_writes"]
         outputs.append(json.dumps(data))
     assert outputs[0] == outputs[1]
     assert (tmp_path / "a" / "episodes.parquet").read_bytes() == (

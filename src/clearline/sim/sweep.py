@@ -37,12 +37,24 @@ class Axis:
 
     @classmethod
     def parse(cls, text: str) -> Axis:
-        """`PATH=v1,v2,...`; values are read as YAML scalars (numbers, booleans, names)."""
+        """`PATH=v1,v2,...`; the values are read as one YAML flow sequence, so each may be a
+        number, a yes/no, a name, a list (`[1, 9]`) or a mapping (`{type: fixed, value_s: 1}`)."""
         path, sep, values = text.partition("=")
         if not sep or not path.strip() or not values.strip():
             raise ValueError(f"expected PATH=v1,v2,... for a sweep parameter, got {text!r}")
-        parsed = tuple(yaml.safe_load(v.strip()) for v in values.split(","))
-        return cls(path.strip(), parsed)
+        try:
+            parsed = yaml.safe_load(f"[{values}]")
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at character {mark.column}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "not YAML"
+            raise ValueError(
+                f"{path.strip()}: cannot read the values {values!r}{where} ({problem}); "
+                "expected v1,v2,... with each a number, yes/no, name, [list] or {mapping}"
+            ) from None
+        if not isinstance(parsed, list) or not parsed:
+            raise ValueError(f"expected PATH=v1,v2,... for a sweep parameter, got {text!r}")
+        return cls(path.strip(), tuple(parsed))
 
 
 def set_path(data: Any, path: str, value: Any) -> None:
