@@ -259,14 +259,15 @@ class StructCodec(Generic[S]):
         return {f.key: out[f.key] for f in self._wire_order if f.key in out}
 
     def decode(self, obj: object, path: str) -> S:
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):
             raise _fail(path, self.describe(), obj)
         known = self._known
-        for key in obj:
-            if key not in known:
-                raise MessageError(
-                    f"unknown field {key!r}; expected only {sorted(known)}", field=path
-                )
+        if not known.issuperset(obj):
+            for key in obj:
+                if key not in known:
+                    raise MessageError(
+                        f"unknown field {key!r}; expected only {sorted(known)}", field=path
+                    )
         kwargs: dict[str, object] = {}
         for f in self.cls.FIELDS:
             item = obj.get(f.key, _ABSENT)
