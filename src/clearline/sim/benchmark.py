@@ -19,7 +19,7 @@ from typing import Any
 
 from clearline.protocol.messages import Micros
 from clearline.sim.episode import Episode, Prepared
-from clearline.sim.kernel import Callback
+from clearline.sim.kernel import Callback, Kernel
 from clearline.sim.montecarlo import run
 from clearline.sim.outcomes import ARMS
 from clearline.sim.scenario import load_scenario
@@ -82,6 +82,60 @@ def _rate(
     return episodes * len(ARMS) / elapsed, rows
 
 
+def _engine_us_per_event(clock: Callable[[], Any], events: int = 20_000) -> float:
+    """An engine's own cost per event: chains of no-op callbacks, each scheduling the next a
+    varying delay ahead, eight pending at a time (as in an episode, a few to a few tens)."""
+    engine = clock()
+    left = [events]
+
+    def tick() -> None:
+        left[0] -= 1
+        if left[0] > 0:
+            engine.at(engine.now + 1_000 + left[0] * 7_919 % 5_000, tick)
+
+    for start in range(8):
+        engine.at(start * 100, tick)
+    began = time.process_time()
+    engine.run(1 << 62)
+    return (time.process_time() - began) * 1e6 / (events + 7)
+
+
+def _events_per_episode(prepared: Prepared, episodes: int, seed: int) -> float:
+    """Events an episode schedules on our kernel, over all arms."""
+    scheduled = 0
+    for episode in range(episodes):
+        for arm in ARMS:
+            kernel = Kernel()
+            Episode(prepared, arm, episode, seed, clock=kernel).run()
+            scheduled += kernel.scheduled
+    return scheduled / (episodes * len(ARMS))
+
+
+def _engine_share(prepared: Prepared, ours: float, theirs: float) -> dict[str, Any]:
+    """How much of an episode is the engine: events per episode times each engine's cost per
+    event (measured apart from any model), against the time an episode takes on each.
+    What is not engine is the model, protocol and gate code both engines run; the ratio to
+    SimPy is (rest + SimPy's engine) / (rest + ours), so `rest_us_for_3x` is what the rest
+    would have to cost for 3x."""
+    events = _events_per_episode(prepared, 100, 3)
+    per_event_ours = min(_engine_us_per_event(Kernel) for _ in range(3))
+    per_event_simpy = min(_engine_us_per_event(SimPyClock) for _ in range(3))
+    engine_ours = events * per_event_ours
+    engine_simpy = events * per_event_simpy
+    episode_ours = 1e6 / ours
+    rest = episode_ours - engine_ours
+    return {
+        "events_per_episode_arm": round(events, 1),
+        "engine_us_per_event": round(per_event_ours, 2),
+        "simpy_engine_us_per_event": round(per_event_simpy, 2),
+        "engine_share": round(engine_ours / episode_ours, 3),
+        "simpy_engine_share": round(engine_simpy / (1e6 / theirs), 3),
+        "rest_us_per_episode_arm": round(rest, 1),
+        "rest_us_for_3x": round((engine_simpy - 3 * engine_ours) / 2, 1),
+        "ratio_if_rest_were_free": round(engine_simpy / engine_ours, 1),
+    }
+
+
 def bench_sim(
     episodes: int = 1000,
     parallel_episodes: int = 10_000,
@@ -105,6 +159,8 @@ def bench_sim(
         "ratio_vs_simpy": round(ours / theirs, 2),
         "same_outcomes_as_simpy": round(same / len(our_rows), 4),
     }
+    say("engine cost per event, and events per episode ...")
+    results.update(_engine_share(prepared, ours, theirs))
     with tempfile.TemporaryDirectory() as tmp:
         timings = {}
         for name, executor, n in (("serial", "serial", 1), ("process", "process", workers)):
@@ -139,6 +195,7 @@ def bench_sim(
             )
             dask_time = time.perf_counter() - began
             results["dask_episodes_per_s"] = round(parallel_episodes * len(ARMS) / dask_time, 1)
+            results["dask_parallel_efficiency"] = round(timings["serial"] / dask_time / workers, 3)
             results["dask_overhead_us_per_episode"] = round(
                 (dask_time - timings["process"]) / (parallel_episodes * len(ARMS)) * 1e6, 1
             )
