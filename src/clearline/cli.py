@@ -935,7 +935,8 @@ def bench_sim_command(
     no_dask: bool,
     swarm: bool,
 ) -> None:
-    """Episodes per second per core against SimPy, parallel efficiency, Dask overhead."""
+    """Episodes per second per core against SimPy (and how much of an episode is the engine),
+    parallel efficiency of the process pool and of Dask, Dask's overhead."""
     from clearline.sim.benchmark import bench_sim, bench_swarm
 
     say = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
@@ -947,8 +948,15 @@ def bench_sim_command(
     else:
         results = bench_sim(episodes, parallel_episodes, workers, dask=not no_dask, say=say)
     if as_json:
-        keep = ("episodes_per_s", "simpy_episodes_per_s", "parallel_efficiency")
-        click.echo(json.dumps({k: results[k] for k in keep}))
+        keep = (
+            "episodes_per_s",
+            "simpy_episodes_per_s",
+            "ratio_vs_simpy",
+            "engine_share",
+            "parallel_efficiency",
+            "dask_parallel_efficiency",
+        )
+        click.echo(json.dumps({k: results[k] for k in keep if k in results}))
         return
     for key, value in results.items():
         click.echo(f"{key:<32} {value}")

@@ -167,12 +167,18 @@ def test_sim_list_and_schema() -> None:
     assert schema["title"] == "Scenario"
 
 
-def test_bench_sim_json_prints_only_the_three_figures() -> None:
+def test_bench_sim_json_prints_only_the_headline_figures() -> None:
     result = CliRunner().invoke(
         main,
         ["bench", "sim", "--json", "--episodes", "20", "--parallel-episodes", "40", "--no-dask"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"episodes_per_s", "simpy_episodes_per_s", "parallel_efficiency"}
+    assert set(data) == {
+        "episodes_per_s",
+        "simpy_episodes_per_s",
+        "ratio_vs_simpy",
+        "engine_share",
+        "parallel_efficiency",
+    }  # and dask_parallel_efficiency, without --no-dask
     assert all(isinstance(v, float) and v > 0 for v in data.values())

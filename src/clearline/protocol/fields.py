@@ -144,15 +144,27 @@ class ListCodec(Generic[T]):
     max_items: int
     min_items: int = 0
 
+    # Each item's path is written out only to report a fault: the items are first coded
+    # with the list's path, and again with their own if one of them fails (coding is pure,
+    # so the second pass finds the same fault and names it exactly).
+
     def encode(self, value: tuple[T, ...], path: str) -> object:
         self._check_length(value, path)
-        return [self.item.encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        encode = self.item.encode
+        try:
+            return [encode(v, path) for v in value]
+        except MessageError:
+            return [encode(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
     def decode(self, obj: object, path: str) -> tuple[T, ...]:
         if type(obj) is not list:
             raise _fail(path, self.describe(), obj)
         self._check_length(obj, path)
-        return tuple(self.item.decode(v, f"{path}[{i}]") for i, v in enumerate(obj))
+        decode = self.item.decode
+        try:
+            return tuple([decode(v, path) for v in obj])
+        except MessageError:
+            return tuple([decode(v, f"{path}[{i}]") for i, v in enumerate(obj)])
 
     def _check_length(self, value: object, path: str) -> None:
         if not isinstance(value, list | tuple) or not (
@@ -202,11 +214,37 @@ S = TypeVar("S", bound=Structure)
 class StructCodec(Generic[S]):
     cls: type[S]
     _known: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
+    _wire_order: tuple[Field, ...] = field(default=(), init=False, repr=False, compare=False)
+    """The fields in deterministic key order (RFC 8949 §4.2.1: encoded length, then bytes)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_known", frozenset(f.key for f in self.cls.FIELDS))
+        order = sorted(self.cls.FIELDS, key=lambda f: (len(f.key.encode()), f.key.encode()))
+        object.__setattr__(self, "_wire_order", tuple(order))
 
     def encode(self, value: S, path: str) -> object:
+        """The map for `value`, its keys in deterministic order, so that cbor2's plain
+        encoder writes the deterministic bytes (codec.encode_payload relies on it)."""
+        if type(value) is not self.cls:
+            return self._encode_checked(value, path)
+        out: dict[str, object] = {}
+        try:
+            for f in self._wire_order:
+                item = getattr(value, f.attr)
+                if item is None:
+                    if not f.optional:
+                        raise MessageError("required field is missing", field=path + f.suffix)
+                    continue
+                out[f.key] = f.codec.encode(item, path + f.suffix)
+        except MessageError:
+            # Report the same fault the table's order finds first.
+            self._encode_checked(value, path)
+            raise
+        value.check(path)
+        return out
+
+    def _encode_checked(self, value: S, path: str) -> object:
+        """Encode in the table's order: what decides which fault is reported first."""
         if not isinstance(value, self.cls):
             raise _fail(path, self.describe(), value)
         out: dict[str, object] = {}
@@ -218,17 +256,18 @@ class StructCodec(Generic[S]):
                 continue
             out[f.key] = f.codec.encode(item, path + f.suffix)
         value.check(path)
-        return out
+        return {f.key: out[f.key] for f in self._wire_order if f.key in out}
 
     def decode(self, obj: object, path: str) -> S:
-        if not isinstance(obj, Mapping):
+        if type(obj) is not dict and not isinstance(obj, Mapping):
             raise _fail(path, self.describe(), obj)
         known = self._known
-        for key in obj:
-            if key not in known:
-                raise MessageError(
-                    f"unknown field {key!r}; expected only {sorted(known)}", field=path
-                )
+        if not known.issuperset(obj):
+            for key in obj:
+                if key not in known:
+                    raise MessageError(
+                        f"unknown field {key!r}; expected only {sorted(known)}", field=path
+                    )
         kwargs: dict[str, object] = {}
         for f in self.cls.FIELDS:
             item = obj.get(f.key, _ABSENT)

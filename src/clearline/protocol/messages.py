@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
+from clearline.errors import MessageError
 from clearline.protocol.constants import (
     HASH_SIZE,
     KID_SIZE,
@@ -164,22 +165,39 @@ class Position:
 class PositionCodec:
     """A position travels as a three-element array ``[lat_e6, lon_e6, alt_m]``."""
 
+    # Coordinates are checked with the position's path, and again with their own to name
+    # a fault (as ListCodec does): no paths are written out for a valid position.
+
     def encode(self, value: Position, path: str) -> object:
         require(isinstance(value, Position), path, "expected a Position")
-        return [
-            Position.LAT.encode(value.lat_e6, f"{path}[0]"),
-            Position.LON.encode(value.lon_e6, f"{path}[1]"),
-            Position.ALT.encode(value.alt_m, f"{path}[2]"),
-        ]
+        try:
+            return [
+                Position.LAT.encode(value.lat_e6, path),
+                Position.LON.encode(value.lon_e6, path),
+                Position.ALT.encode(value.alt_m, path),
+            ]
+        except MessageError:
+            return [
+                Position.LAT.encode(value.lat_e6, f"{path}[0]"),
+                Position.LON.encode(value.lon_e6, f"{path}[1]"),
+                Position.ALT.encode(value.alt_m, f"{path}[2]"),
+            ]
 
     def decode(self, obj: object, path: str) -> Position:
         require(type(obj) is list and len(obj) == 3, path, "expected [lat_e6, lon_e6, alt_m]")
         assert isinstance(obj, list)
-        return Position(
-            Position.LAT.decode(obj[0], f"{path}[0]"),
-            Position.LON.decode(obj[1], f"{path}[1]"),
-            Position.ALT.decode(obj[2], f"{path}[2]"),
-        )
+        try:
+            return Position(
+                Position.LAT.decode(obj[0], path),
+                Position.LON.decode(obj[1], path),
+                Position.ALT.decode(obj[2], path),
+            )
+        except MessageError:
+            return Position(
+                Position.LAT.decode(obj[0], f"{path}[0]"),
+                Position.LON.decode(obj[1], f"{path}[1]"),
+                Position.ALT.decode(obj[2], f"{path}[2]"),
+            )
 
     def describe(self) -> str:
         return "[lat_e6, lon_e6, alt_m]"
@@ -645,29 +663,39 @@ MESSAGE_TYPE = EnumCodec(MessageType)
 
 
 def message_to_wire(message: Message) -> dict[str, object]:
-    """The CBOR data model of a payload (before deterministic encoding)."""
+    """The CBOR data model of a payload (before deterministic encoding), every map's keys
+    in deterministic order: cbor2's plain encoder then writes the deterministic bytes."""
     kind = message.type
     sid = SESSION_ID.encode(message.session_id, "sid")
     require(len(message.session_id) in (0, SESSION_ID_SIZE), "sid", "expected 0 or 16 bytes")
+    version = VERSION.encode(message.version, "v")
+    side = SIDE.encode(message.side, "side")
+    seq = UINT.encode(message.seq, "seq")
+    sent_at = MICROS.encode(message.sent_at, "t")
+    body = BODY_CODECS[kind].encode(message.body, "body")
     return {
-        "v": VERSION.encode(message.version, "v"),
-        "type": kind.value,
-        "side": SIDE.encode(message.side, "side"),
+        "t": sent_at,
+        "v": version,
+        "seq": seq,
         "sid": sid,
-        "seq": UINT.encode(message.seq, "seq"),
-        "t": MICROS.encode(message.sent_at, "t"),
-        "body": BODY_CODECS[kind].encode(message.body, "body"),
+        "body": body,
+        "side": side,
+        "type": kind.value,
     }
+
+
+_ENVELOPE_KEY_SET = frozenset(ENVELOPE_KEYS)
 
 
 def message_from_wire(obj: object) -> Message:
     """Validate a decoded payload fully and build the typed Message."""
     require(isinstance(obj, dict), "payload", "expected a map")
     assert isinstance(obj, dict)
-    for key in obj:
-        require(key in ENVELOPE_KEYS, "payload", f"unknown field {key!r}")
-    for key in ENVELOPE_KEYS:
-        require(key in obj, key, "required field is missing")
+    if len(obj) != len(ENVELOPE_KEYS) or not _ENVELOPE_KEY_SET.issuperset(obj):
+        for key in obj:
+            require(key in ENVELOPE_KEYS, "payload", f"unknown field {key!r}")
+        for key in ENVELOPE_KEYS:
+            require(key in obj, key, "required field is missing")
     VERSION.decode(obj["v"], "v")
     kind = MESSAGE_TYPE.decode(obj["type"], "type")
     sid = SESSION_ID.decode(obj["sid"], "sid")

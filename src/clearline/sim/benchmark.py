@@ -19,7 +19,7 @@ from typing import Any
 
 from clearline.protocol.messages import Micros
 from clearline.sim.episode import Episode, Prepared
-from clearline.sim.kernel import Callback
+from clearline.sim.kernel import Callback, Kernel
 from clearline.sim.montecarlo import run
 from clearline.sim.outcomes import ARMS
 from clearline.sim.scenario import load_scenario
@@ -68,18 +68,96 @@ class SimPyClock:
 
 def _rate(
     prepared: Prepared,
+    first: int,
     episodes: int,
     seed: int,
     clock: Callable[[], Any] | None,
 ) -> tuple[float, list[tuple[Any, ...]]]:
+    """CPU seconds for episodes first..first+episodes-1 in every arm, and their rows."""
     rows = []
-    began = time.perf_counter()
-    for episode in range(episodes):
+    began = time.process_time()
+    for episode in range(first, first + episodes):
         for arm in ARMS:
             kernel = clock() if clock is not None else None
             rows.append(Episode(prepared, arm, episode, seed, clock=kernel).run().row())
-    elapsed = time.perf_counter() - began
-    return episodes * len(ARMS) / elapsed, rows
+    return time.process_time() - began, rows
+
+
+def _engines(
+    prepared: Prepared, episodes: int, seed: int, blocks: int = 10
+) -> tuple[float, float, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Episode-arms per CPU second on our kernel and on SimPy, and the rows of each: the same
+    episodes in alternating blocks (each engine first in every other block), so that a
+    machine shared with other work slows both alike."""
+    spent = {"ours": 0.0, "simpy": 0.0}
+    rows: dict[str, list[tuple[Any, ...]]] = {"ours": [], "simpy": []}
+    size = max(1, episodes // blocks)
+    for block, first in enumerate(range(0, episodes, size)):
+        n = min(size, episodes - first)
+        order = ("ours", "simpy") if block % 2 == 0 else ("simpy", "ours")
+        for engine in order:
+            cpu, block_rows = _rate(
+                prepared, first, n, seed, SimPyClock if engine == "simpy" else None
+            )
+            spent[engine] += cpu
+            rows[engine] += block_rows
+    total = episodes * len(ARMS)
+    return total / spent["ours"], total / spent["simpy"], rows["ours"], rows["simpy"]
+
+
+def _engine_us_per_event(clock: Callable[[], Any], events: int = 20_000) -> float:
+    """An engine's own cost per event: chains of no-op callbacks, each scheduling the next a
+    varying delay ahead, eight pending at a time (as in an episode, a few to a few tens)."""
+    engine = clock()
+    left = [events]
+
+    def tick() -> None:
+        left[0] -= 1
+        if left[0] > 0:
+            engine.at(engine.now + 1_000 + left[0] * 7_919 % 5_000, tick)
+
+    for start in range(8):
+        engine.at(start * 100, tick)
+    began = time.process_time()
+    engine.run(1 << 62)
+    return (time.process_time() - began) * 1e6 / (events + 7)
+
+
+def _events_per_episode(prepared: Prepared, episodes: int, seed: int) -> float:
+    """Events an episode schedules on our kernel, over all arms."""
+    scheduled = 0
+    for episode in range(episodes):
+        for arm in ARMS:
+            kernel = Kernel()
+            Episode(prepared, arm, episode, seed, clock=kernel).run()
+            scheduled += kernel.scheduled
+    return scheduled / (episodes * len(ARMS))
+
+
+def _engine_share(prepared: Prepared, ours: float, theirs: float) -> dict[str, Any]:
+    """How much of an episode is the engine. Ours: events per episode times its cost per
+    event, measured apart from any model. What is left of an episode on our kernel is the
+    model, protocol and gate code, which SimPy runs too, so the rest of an episode on SimPy
+    is SimPy's engine (its processes, timeouts and clock reads). The ratio to SimPy is
+    (rest + SimPy's engine) / (rest + ours): `rest_us_for_3x` is what the rest would have to
+    cost for 3x, `ratio_if_rest_were_free` the most any rest allows."""
+    events = _events_per_episode(prepared, 100, 3)
+    per_event_ours = min(_engine_us_per_event(Kernel) for _ in range(3))
+    per_event_simpy = min(_engine_us_per_event(SimPyClock) for _ in range(3))
+    episode_ours, episode_simpy = 1e6 / ours, 1e6 / theirs
+    engine_ours = events * per_event_ours
+    rest = episode_ours - engine_ours
+    engine_simpy = episode_simpy - rest
+    return {
+        "events_per_episode_arm": round(events, 1),
+        "engine_us_per_event": round(per_event_ours, 2),
+        "simpy_engine_us_per_event_alone": round(per_event_simpy, 2),
+        "engine_share": round(engine_ours / episode_ours, 3),
+        "simpy_engine_share": round(engine_simpy / episode_simpy, 3),
+        "rest_us_per_episode_arm": round(rest, 1),
+        "rest_us_for_3x": round((engine_simpy - 3 * engine_ours) / 2, 1),
+        "ratio_if_rest_were_free": round(engine_simpy / engine_ours, 1),
+    }
 
 
 def bench_sim(
@@ -90,14 +168,14 @@ def bench_sim(
     dask: bool = True,
     say: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
-    """Measure; every rate is episode-arms per second (one episode of one arm)."""
+    """Measure; every rate is episode-arms per second (one episode of one arm): per CPU
+    second on one core for the engines, per wall-clock second for the executors."""
     loaded = load_scenario(CANONICAL)
     prepared = Prepared.build(loaded, signer)
-    _rate(prepared, 20, 99, None)  # warm caches and imports
-    say(f"own kernel, one core, {episodes} episodes x {len(ARMS)} arms ...")
-    ours, our_rows = _rate(prepared, episodes, 1, None)
-    say(f"SimPy, one core, {episodes} episodes x {len(ARMS)} arms ...")
-    theirs, their_rows = _rate(prepared, episodes, 1, SimPyClock)
+    _rate(prepared, 0, 20, 99, None)  # warm caches and imports
+    _rate(prepared, 0, 5, 99, SimPyClock)
+    say(f"own kernel and SimPy in turns, one core, {episodes} episodes x {len(ARMS)} arms ...")
+    ours, theirs, our_rows, their_rows = _engines(prepared, episodes, 1)
     same = sum(a == b or repr(a) == repr(b) for a, b in zip(our_rows, their_rows, strict=True))
     results: dict[str, Any] = {
         "episodes_per_s": round(ours, 1),
@@ -105,6 +183,8 @@ def bench_sim(
         "ratio_vs_simpy": round(ours / theirs, 2),
         "same_outcomes_as_simpy": round(same / len(our_rows), 4),
     }
+    say("engine cost per event, and events per episode ...")
+    results.update(_engine_share(prepared, ours, theirs))
     with tempfile.TemporaryDirectory() as tmp:
         timings = {}
         for name, executor, n in (("serial", "serial", 1), ("process", "process", workers)):
@@ -139,6 +219,7 @@ def bench_sim(
             )
             dask_time = time.perf_counter() - began
             results["dask_episodes_per_s"] = round(parallel_episodes * len(ARMS) / dask_time, 1)
+            results["dask_parallel_efficiency"] = round(timings["serial"] / dask_time / workers, 3)
             results["dask_overhead_us_per_episode"] = round(
                 (dask_time - timings["process"]) / (parallel_episodes * len(ARMS)) * 1e6, 1
             )

@@ -30,7 +30,7 @@ class Clock(Protocol):
     def run(self, until: Micros) -> None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Kernel:
     now: Micros = 0
     _queue: list[tuple[Micros, int, int, Callback]] = field(default_factory=list)
@@ -40,8 +40,9 @@ class Kernel:
     def at(self, when: Micros, callback: Callback, priority: int = 0) -> None:
         if when < self.now:
             raise ValueError(f"cannot schedule at {when}, before now ({self.now})")
-        heapq.heappush(self._queue, (when, priority, self._counter, callback))
-        self._counter += 1
+        counter = self._counter
+        heapq.heappush(self._queue, (when, priority, counter, callback))
+        self._counter = counter + 1
 
     def after(self, delay: Micros, callback: Callback, priority: int = 0) -> None:
         self.at(self.now + delay, callback, priority)
@@ -64,10 +65,13 @@ class Kernel:
         or until `stop()` is called (the clock then reads the time of the last event)."""
         queue = self._queue
         pop = heapq.heappop
-        while not self._stopped and queue and queue[0][0] <= until:
-            when, _, _, callback = pop(queue)
-            self.now = when
-            callback()
+        if not self._stopped:
+            while queue and queue[0][0] <= until:
+                when, _, _, callback = pop(queue)
+                self.now = when
+                callback()
+                if self._stopped:
+                    break
         if self._stopped:
             self._stopped = False
             return
