@@ -189,8 +189,8 @@ def start_servers(folder: Path, venv: Path, say: Printer) -> dict[str, TakServer
         say(f"  installing {takserver.REQUIREMENT} (once, about a minute) into {venv}...")
     try:
         takserver.install(venv, lambda line: say("  " + line))
-    except TakServerError as exc:
-        first = str(exc).splitlines()[0]
+    except (TakServerError, OSError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise TakServerError(f"--tak: {first}") from None
     say("  starting a FreeTAKServer for each side (about 25 s for both)...")
     servers: dict[str, TakServer] = {}
