@@ -362,7 +362,7 @@ async def _play(
     if duration_s > 0:
         say(
             f"  the TAK servers stay up with the nodes: a TAK client on 127.0.0.1:{us_cot} "
-            "is sent the latest clearline events"
+            "receives what the US node writes from now on"
         )
         if await count_down(duration_s, say):
             now = (await us_api.get("/v1/link")).json()
