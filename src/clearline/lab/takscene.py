@@ -233,10 +233,11 @@ async def tak_scene(
         )
         for running in (pair.us, pair.prc)
     }
+    clarification, verdict = result
     return LiveResult(
-        result[0],
-        result[1],
-        False,
+        clarification,
+        verdict == "hold",
+        verdict == "allow",  # the intercept went ahead: the answer came before it was proposed
         reports,
         {"US": pair.us.log, "PRC": pair.prc.log},
         pair.exit_codes,
@@ -251,7 +252,9 @@ async def _play(
     duration_s: float,
     pause_s: float,
     servers: dict[str, TakServer],
-) -> tuple[float | None, bool]:
+) -> tuple[float | None, str]:
+    """The scene: the clarification's measured time (if answered), and the gate's verdict on
+    the intercept proposed while it was open."""
     us_api, prc_api = pair.us_api, pair.prc_api
     say(
         f"  two node processes, mutual TLS 1.3 with pinned certificates; session "
@@ -367,7 +370,7 @@ async def _play(
         if await count_down(duration_s, say):
             now = (await us_api.get("/v1/link")).json()
             note("US", f"after {duration_s:g} s: link {now['state']}")
-    return clarification, held["verdict"] == "hold"
+    return clarification, str(held["verdict"])
 
 
 def _claimed(claim: dict[str, str]) -> Answer:
