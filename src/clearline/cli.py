@@ -189,6 +189,20 @@ def main() -> None:
     "(heartbeats keep flowing; a countdown shows the time left) [default: 30 where the demo "
     "opens a browser, else 0: the nodes stop when the scene ends].",
 )
+@click.option(
+    "--tak",
+    is_flag=True,
+    help="Run scene 1 with a TAK server in the loop: one FreeTAKServer for each side "
+    "(installed on first use; needs CPython 3.11 and a writable /opt/fts); the swarm and the "
+    "sighting go in as CoT and the answer comes out as CoT on the US server.",
+)
+@click.option(
+    "--tak-venv",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --tak: the virtual environment FreeTAKServer is (or is to be) installed in "
+    "[default: ~/.cache/clearline/takserver-venv].",
+)
 def demo(
     out: Path | None,
     delay_ms: float,
@@ -197,6 +211,8 @@ def demo(
     headless: bool,
     pause: float | None,
     duration: float | None,
+    tak: bool,
+    tak_venv: Path | None,
 ) -> None:
     """Walk through the recon-swarm cascade with and without the hotline, then a Monte Carlo.
 
@@ -205,6 +221,17 @@ def demo(
     """
     from clearline.demo import run_demo
 
+    if tak and virtual:
+        raise click.UsageError("--tak runs the live nodes: it cannot be used with --virtual")
+    if tak_venv is not None and not tak:
+        raise click.UsageError("--tak-venv is used only with --tak")
+    if tak:
+        from clearline.lab import takserver
+
+        tak_venv = tak_venv or takserver.default_venv()
+        why = takserver.cannot_run_here()
+        if why is not None:
+            fail(f"error: demo --tak cannot run here: {why}", 2)
     # Say now, not after the scenes, if an extra they need is missing.
     if not virtual:
         _need("node")
@@ -222,9 +249,20 @@ def demo(
         pause = 3.0 if watching else 0.0
     if duration is None:
         duration = 30.0 if watching else 0.0
-    sys.exit(
-        run_demo(out, delay_ms, say, episodes, live=not virtual, duration_s=duration, pause_s=pause)
-    )
+    from clearline.errors import TakServerError
+
+    with failing(2, "error: demo ", (TakServerError,)):
+        code = run_demo(
+            out,
+            delay_ms,
+            say,
+            episodes,
+            live=not virtual,
+            duration_s=duration,
+            pause_s=pause,
+            tak_venv=tak_venv if tak else None,
+        )
+    sys.exit(code)
 
 
 def _opening_console(echo: Any) -> Any:

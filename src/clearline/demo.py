@@ -354,11 +354,21 @@ def monte_carlo(episodes: int, say: Printer) -> None:
 
 
 def _live(
-    where: Path, delay_ms: float, say: Printer, duration_s: float, pause_s: float
+    where: Path,
+    delay_ms: float,
+    say: Printer,
+    duration_s: float,
+    pause_s: float,
+    tak_venv: Path | None = None,
 ) -> HotlineResult:
-    from clearline.lab.scene import run_live_scene
+    if tak_venv is not None:
+        from clearline.lab.takscene import run_tak_scene
 
-    live = run_live_scene(where, delay_ms, say, duration_s, pause_s)
+        live = run_tak_scene(where, delay_ms, say, duration_s, pause_s, tak_venv)
+    else:
+        from clearline.lab.scene import run_live_scene
+
+        live = run_live_scene(where, delay_ms, say, duration_s, pause_s)
     for side, code in live.exit_codes.items():
         say(f"  {side} node stopped on SIGTERM, exit code {code}; log flushed and checkpointed")
     return HotlineResult(
@@ -377,7 +387,10 @@ def run_demo(
     live: bool = True,
     duration_s: float = 0.0,
     pause_s: float = 0.0,
+    tak_venv: Path | None = None,
 ) -> int:
+    """The demo; with `tak_venv` (live only), scene 1 runs with a FreeTAKServer for each side,
+    installed in that virtual environment if it is not there yet."""
     delay_us = int(delay_ms * MS)
     with tempfile.TemporaryDirectory(prefix="clearline-demo-") as tmp:
         where = out if out is not None else Path(tmp)
@@ -391,7 +404,13 @@ def run_demo(
         if live:
             say(
                 f"Link: two node processes on loopback, through a proxy adding {delay_ms:g} ms "
-                "each way (Washington-Beijing fibre is about 55 ms). Real time.\n"
+                "each way (Washington-Beijing fibre is about 55 ms). Real time."
+                + (
+                    "\nTAK: one FreeTAKServer for each side; the swarm and the sighting go in as "
+                    "CoT, the answer comes out as CoT.\n"
+                    if tak_venv is not None
+                    else "\n"
+                )
             )
         else:
             say(
@@ -400,7 +419,7 @@ def run_demo(
             )
         say("Scene 1 - with the hotline and the action gate")
         if live:
-            result = _live(where, delay_ms, say, duration_s, pause_s)
+            result = _live(where, delay_ms, say, duration_s, pause_s, tak_venv)
         else:
             result = scene_with_hotline(where, delay_us, say)
         say("")

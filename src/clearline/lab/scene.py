@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,11 +163,12 @@ def demo_witness(folder: Path) -> tuple[Path, str]:
 
 @contextlib.asynccontextmanager
 async def node_pair(
-    folder: Path, delay_ms: float, prc_feed: bool = False
+    folder: Path, delay_ms: float, prc_feed: bool = False, extra: Mapping[str, str] | None = None
 ) -> AsyncIterator[NodePair]:
     """Two node processes with fresh keys in `folder`, and a witness both submit their
     checkpoints to: PRC listens, US dials it (through a proxy adding `delay_ms` each way, if
-    any); with `prc_feed`, PRC opens a telemetry feed port. Stopped with SIGTERM on the way
+    any); with `prc_feed`, PRC opens a telemetry feed port; `extra` adds TOML to a side's
+    configuration (by side). Stopped with SIGTERM on the way
     out."""
     keys = make_keys(folder, "US", "PRC", force=True)
     enrol_officers(folder)
@@ -182,7 +183,9 @@ async def node_pair(
             listen=listen,
             address=address,
             roster=roster_path(folder, side).name,
-            extra=section + ("\n[feed]\nport = 0\n" if prc_feed and side == "PRC" else ""),
+            extra=section
+            + ("\n[feed]\nport = 0\n" if prc_feed and side == "PRC" else "")
+            + (extra or {}).get(side, ""),
         )
         return await start_node_async(write_node_config(folder, side, text), die_with_parent=True)
 
@@ -379,22 +382,7 @@ async def live_scene(
             fired = retry["verdict"] == "allow"
             note("US", f"gate: {retry['verdict'].upper()} {rung} ({retry['rule']})")
         await human_authority(us_api, folder, note)
-        for side, api in (("US", us_api), ("PRC", prc_api)):
-            checkpoint = (await api.post("/v1/log/checkpoint")).json()
-            own = await witnessed(api, side, checkpoint["index"])
-            note(
-                side,
-                f"signed checkpoint over {checkpoint['index']} entries; witness cosignatures: "
-                f"{', '.join(own['cosigners']) or 'none'} (quorum {own['quorum']}); "
-                "sent to the peer with them",
-            )
-        for side, api, peer in (("US", us_api, "PRC"), ("PRC", prc_api, "US")):
-            seen = await witnessed(api, peer, None)
-            note(
-                side,
-                f"{peer}'s checkpoint at {seen['size']}: {len(seen['cosigners'])} cosignature(s) "
-                f"verified against {side}'s own copy of the witness key: quorum {seen['quorum']}",
-            )
+        await checkpoints(pair, note)
         if duration_s > 0 and await count_down(duration_s, say):
             now = (await us_api.get("/v1/link")).json()
             note(
@@ -416,6 +404,28 @@ async def live_scene(
         {"US": us.log, "PRC": prc.log},
         pair.exit_codes,
     )
+
+
+async def checkpoints(pair: NodePair, note: Callable[[str, str], None]) -> None:
+    """Each side signs a checkpoint, has it cosigned by the witness and sends it to the
+    peer, which verifies the cosignatures against its own copy of the witness key."""
+    us_api, prc_api = pair.us_api, pair.prc_api
+    for side, api in (("US", us_api), ("PRC", prc_api)):
+        checkpoint = (await api.post("/v1/log/checkpoint")).json()
+        own = await witnessed(api, side, checkpoint["index"])
+        note(
+            side,
+            f"signed checkpoint over {checkpoint['index']} entries; witness cosignatures: "
+            f"{', '.join(own['cosigners']) or 'none'} (quorum {own['quorum']}); "
+            "sent to the peer with them",
+        )
+    for side, api, peer in (("US", us_api, "PRC"), ("PRC", prc_api, "US")):
+        seen = await witnessed(api, peer, None)
+        note(
+            side,
+            f"{peer}'s checkpoint at {seen['size']}: {len(seen['cosigners'])} cosignature(s) "
+            f"verified against {side}'s own copy of the witness key: quorum {seen['quorum']}",
+        )
 
 
 def lifetime(duration_s: float) -> str:
