@@ -953,12 +953,12 @@ def bench() -> None:
 @click.option(
     "--parallel-episodes",
     type=click.IntRange(10, 10_000_000),
-    default=10_000,
+    default=20_000,
     show_default=True,
     help="Episodes per arm for the executor comparison.",
 )
 @click.option("--workers", type=click.IntRange(1, 4096), default=2, show_default=True)
-@click.option("--no-dask", is_flag=True, help="Skip the Dask LocalCluster measurement.")
+@click.option("--no-dask", is_flag=True, help="Skip the Dask measurement (a local cluster).")
 @click.option(
     "--swarm",
     is_flag=True,
@@ -993,6 +993,8 @@ def bench_sim_command(
             "engine_share",
             "parallel_efficiency",
             "dask_parallel_efficiency",
+            "dask_cluster_start_s",
+            "dask_local_parallel_efficiency",
         )
         click.echo(json.dumps({k: results[k] for k in keep if k in results}))
         return
