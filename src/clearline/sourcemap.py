@@ -6,7 +6,10 @@ say which file, which line, and what was expected there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import types
+import typing
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import pydantic
@@ -166,13 +169,92 @@ def validate(
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
+        errors = exc.errors()
+        first = errors[0]
+        if first["type"] == "missing":
+            # A setting missing beside one not known is most often that one misspelt.
+            first = next(
+                (
+                    e
+                    for e in errors
+                    if e["type"] == "extra_forbidden" and e["loc"][:-1] == first["loc"][:-1]
+                ),
+                first,
+            )
         loc = input_path(first["loc"], data, first["type"] == "missing")
         message = first["msg"]
         if first["type"] != "missing" and "input" in first:
             shown = repr(first["input"])
             message += f" (got {shown[:60]})"
+        if first["type"] == "extra_forbidden" and first["loc"]:
+            message += _known_settings(model, first["loc"])
         raise error(f"{_format_loc(loc)}: {message}", source, lines.line_of(loc)) from None
+
+
+def _known_settings(model: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> str:
+    """For a setting no model at `loc` has: the closest one's name, and all of them."""
+    names = _settings_at(model, loc[:-1])
+    if not names:
+        return ""
+    unknown = str(loc[-1])
+    close = difflib.get_close_matches(unknown, names, n=1)
+    known = ", ".join(sorted(names))
+    if close:
+        return f"; did you mean {close[0]!r}? Expected one of: {known}"
+    return f"; expected one of: {known}"
+
+
+def _settings_at(model: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The field names of the model a pydantic error location leads to, if one does."""
+    current: Any = model
+    for part in loc:
+        current = _inside(current, part)
+        if current is None:
+            return None
+    models = _models(current)
+    return list(models[0].model_fields) if len(models) == 1 else None
+
+
+def _models(annotation: Any) -> list[type[pydantic.BaseModel]]:
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _models(typing.get_args(annotation)[0])
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return []
+
+
+def _inside(annotation: Any, part: str | int) -> Any:
+    """The type one step into `annotation` along an error location's `part`: a model's
+    field, a mapping's values, a list's items, or a union's member (by field, or by the
+    member's name pydantic puts in the location)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _inside(typing.get_args(annotation)[0], part)
+    if origin in (dict, Mapping):
+        return typing.get_args(annotation)[1]
+    if origin in (list, tuple) and isinstance(part, int):
+        return typing.get_args(annotation)[0]
+    models = _models(annotation)
+    if not isinstance(part, str):
+        return None
+    owners = [m for m in models if part in m.model_fields]
+    if len(owners) == 1:
+        return owners[0].model_fields[part].annotation
+    named = [m for m in models if _tag(m) == part]
+    if len(named) == 1:
+        return named[0]
+    return None
+
+
+def _tag(model: type[pydantic.BaseModel]) -> object:
+    """The name of a union member that says its `type` (`fixed`, `gamma`, ...)."""
+    field = model.model_fields.get("type")
+    if field is None or typing.get_origin(field.annotation) is not typing.Literal:
+        return None
+    values = typing.get_args(field.annotation)
+    return values[0] if len(values) == 1 else None
 
 
 def checker(

@@ -259,3 +259,36 @@ def test_a_sweep_into_a_default_changes_that_setting_and_keeps_the_defaults_othe
     connect = cell.scenario.sides["US"].analog.connect
     assert (connect.median_s, connect.sigma) == (600.0, 1.0)
     assert cell.scenario.sides["PRC"].analog.connect == base.scenario.sides["PRC"].analog.connect
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "version: 2\nname: t\ntitle: T\nhorizon: 5\nsides: {US: {}, PRC: {}}\n",
+            "t.yaml:4: horizon: Extra inputs are not permitted (got 5); did you mean 'horizon_s'? "
+            "Expected one of: accidents, assets,",
+        ),
+        (
+            "version: 2\nname: t\ntitle: T\nsides:\n  US:\n    analog: {answer_probabilty: 0.5}\n"
+            "  PRC: {}\n",
+            "t.yaml:6: sides.US.analog.answer_probabilty: Extra inputs are not permitted "
+            "(got 0.5); did you mean 'answer_probability'? Expected one of: answer_probability, "
+            "connect",
+        ),
+        (
+            "version: 2\nname: t\ntitle: T\nsides:\n  US:\n    human:\n"
+            "      decision: {type: fixed, value: 3}\n  PRC: {}\n",
+            "t.yaml:7: sides.US.human.decision.value: Extra inputs are not permitted (got 3); "
+            "did you mean 'value_s'? Expected one of: type, value_s",
+        ),
+        (
+            "version: 2\nname: t\ntitle: T\nsides: {US: {}, PRC: {}}\nzzz: 1\n",
+            "t.yaml:5: zzz: Extra inputs are not permitted (got 1); expected one of: accidents,",
+        ),
+    ],
+)
+def test_an_unknown_setting_names_the_closest_known_one(text: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "t.yaml")
+    assert expected in str(caught.value)

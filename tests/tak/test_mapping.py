@@ -107,7 +107,11 @@ def test_a_uid_the_hotline_cannot_carry_is_skipped() -> None:
     ("text", "line", "words"),
     [
         ("own:\n  - type: a-f-*\n    kind: battleship\n", 3, "own[0].kind"),
-        ("own:\n  - type: a-f-*\n    kind: submarine\n    mision: patrol\n", 2, "own[0]"),
+        (
+            "own:\n  - type: a-f-*\n    kind: submarine\n    mision: patrol\n",
+            4,
+            "did you mean 'mission'",
+        ),
         ("foreign:\n  - looks_like: unknown\n", 2, "needs `type`, `uid` or both"),
         ("foreign:\n  - type: a-h-*\n  - type: 'a h'\n", 3, "foreign[1].type"),
         ("ignore:\n  - uid: a\n    uid: b\n", 3, "appears twice"),
