@@ -106,3 +106,60 @@ def test_tls_ports_name_the_files_they_lack(settings: dict[str, object], expecte
     with pytest.raises(ValidationError) as caught:
         TakSettings(mapping="m.yaml", **settings)  # type: ignore[arg-type]
     assert expected in str(caught.value)
+
+
+def test_the_node_dials_a_tak_server_over_tls_with_its_client_certificate(
+    tmp_path: Path,
+) -> None:
+    """A `tls://` cot_url: the node presents its certificate and checks the server's. The
+    server here is another node's tls:// port, which counts what arrives; the node's
+    presence (its own uid, `own-output` there) shows the connection carried CoT. A node
+    whose certificate the server does not know gets nothing through."""
+    _pair(tmp_path, "node")
+    member = _pair(tmp_path, "member")
+    _pair(tmp_path, "stranger")
+    (tmp_path / "clients.pem").write_bytes(member[0].read_bytes())
+
+    async def run(client: str) -> int:
+        server, server_node = service(
+            tmp_path,
+            listen=("tls://127.0.0.1:0",),
+            tls_cert="node.crt",
+            tls_key="node.key",
+            tls_client_ca="clients.pem",
+        )
+        server_node.gate = SimpleNamespace(context=SimpleNamespace(link=LinkState.UP))  # type: ignore[attr-defined]
+        await server.start()
+        dialler, dialler_node = service(
+            tmp_path,
+            cot_url=f"tls://127.0.0.1:{server.ports['tls']}",
+            cot_url_cert=f"{client}.crt",
+            cot_url_key=f"{client}.key",
+            cot_url_cafile="node.crt",
+        )
+        dialler_node.gate = SimpleNamespace(context=SimpleNamespace(link=LinkState.UP))  # type: ignore[attr-defined]
+        await dialler.start()
+        for _ in range(40):
+            if server.tally["own-output"]:
+                break
+            await asyncio.sleep(0.05)
+        for task in [*server_node.tasks, *dialler_node.tasks]:
+            task.cancel()
+        await asyncio.gather(*server_node.tasks, *dialler_node.tasks, return_exceptions=True)
+        return server.tally["own-output"]
+
+    assert asyncio.run(run("member")) >= 1
+    assert asyncio.run(run("stranger")) == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"cot_url": "tls://127.0.0.1:8089"}, "needs cot_url_cert, cot_url_key, cot_url_cafile"),
+        ({"cot_url": "tcp://127.0.0.1:8087", "cot_url_cert": "a.crt"}, "are for a tls:// cot_url"),
+    ],
+)
+def test_a_tls_cot_url_names_the_files_it_lacks(settings: dict[str, object], expected: str) -> None:
+    with pytest.raises(ValidationError, match=r".") as caught:
+        TakSettings(mapping="m.yaml", **settings)  # type: ignore[arg-type]
+    assert expected in str(caught.value)

@@ -161,7 +161,9 @@ class CotService:
             self.ports["out"] = server.sockets[0].getsockname()[1]
             self.node.spawn(self._serve(server))
         if self.settings.cot_url is not None:
-            self.node.spawn(self._dial_forever(self.settings.cot_url))
+            # Built before anything is spawned: an unusable file stops the node at start.
+            client_tls = self._tls_client_context()
+            self.node.spawn(self._dial_forever(self.settings.cot_url, client_tls))
         self.node.spawn(self._route_forever())
         # Subscribed before the link state is read, so no change falls between the two.
         queue = self._subscribe()
@@ -574,13 +576,52 @@ class CotService:
         stale = now + self.settings.out_stale_s * 1_000_000
         return cot.to_xml(uid, NODE_TYPE, now, stale, cot.NO_POINT, detail)
 
-    async def _dial_forever(self, url: str) -> None:
+    def _tls_client_context(self) -> ssl.SSLContext | None:
+        """The client side of a `tls://` `cot_url`: the node's certificate, and the TAK
+        server's checked against `cot_url_cafile`."""
+        settings, config = self.settings, self.node.config
+        if settings.cot_url_cert is None or settings.cot_url_key is None:
+            return None
+        try:
+            context = ssl.create_default_context(cafile=config.path(settings.cot_url_cafile or ""))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise setting_error(
+                config,
+                ("tak", "cot_url_cafile"),
+                f"cannot read {settings.cot_url_cafile} as PEM certificates: {exc}",
+            ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = settings.cot_url_check_hostname
+        try:
+            context.load_cert_chain(
+                config.path(settings.cot_url_cert), config.path(settings.cot_url_key)
+            )
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise setting_error(
+                config,
+                ("tak", "cot_url_cert"),
+                f"cannot use {settings.cot_url_cert} with {settings.cot_url_key} as the "
+                f"node's TAK client certificate and key: {exc}",
+            ) from None
+        return context
+
+    async def _dial_forever(self, url: str, tls: ssl.SSLContext | None = None) -> None:
         _, host, port = split_url(url)
         wait = REDIAL_S[0]
         while True:
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 10)
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(
+                        host,
+                        port,
+                        ssl=tls,
+                        server_hostname=host if tls is not None else None,
+                        ssl_handshake_timeout=TLS_HANDSHAKE_S if tls is not None else None,
+                    ),
+                    10,
+                )
             except (OSError, TimeoutError) as exc:
+                # ssl.SSLError is an OSError: a refused certificate is retried like any dial.
                 log.warning("CoT: cannot reach the TAK server at %s: %s", url, exc)
             else:
                 wait = REDIAL_S[0]

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CotUrl = Annotated[str, Field(pattern=r"^(tcp|tls|udp)://[^\s:/]+:\d{1,5}$")]
 StreamUrl = Annotated[str, Field(pattern=r"^(tcp|tls)://[^\s:/]+:\d{1,5}$")]
-TcpUrl = Annotated[str, Field(pattern=r"^tcp://[^\s:/]+:\d{1,5}$")]
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -42,8 +41,20 @@ class TakSettings(BaseModel):
     tls_client_ca: str | None = None
     """The certificates (PEM) that sign the TAK clients allowed on `tls://` ports: a client
     without a certificate they sign is refused during the handshake, as a TAK server does."""
-    cot_url: TcpUrl | None = None
-    """A TAK server to send the same CoT to, as a client of it (redialled if it drops)."""
+    cot_url: StreamUrl | None = None
+    """A TAK server to send the same CoT to, as a client of it (redialled if it drops):
+    `tcp://host:8087`, or `tls://host:8089` with `cot_url_cert`, `cot_url_key` and
+    `cot_url_cafile` (pytak's PYTAK_TLS_CLIENT_CERT, _KEY and _CAFILE)."""
+    cot_url_cert: str | None = None
+    """The node's client certificate (PEM) for a `tls://` `cot_url`, relative to the
+    configuration file; the TAK server's CA must have signed it."""
+    cot_url_key: str | None = None
+    """The private key (PEM) of `cot_url_cert`."""
+    cot_url_cafile: str | None = None
+    """The certificates (PEM) that sign the TAK server's certificate."""
+    cot_url_check_hostname: bool = True
+    """Whether the server's certificate must name the host in `cot_url` (pytak's
+    PYTAK_TLS_DONT_CHECK_HOSTNAME, inverted); its signature is checked either way."""
     cot_url_in: bool = False
     """Also take in what the TAK server at `cot_url` sends (its clients' CoT), as from a
     `listen` port; the node's own events coming back from it are skipped."""
@@ -69,6 +80,24 @@ class TakSettings(BaseModel):
     def _in_needs_a_server(self) -> TakSettings:
         if self.cot_url_in and self.cot_url is None:
             raise ValueError("cot_url_in = true needs cot_url (the TAK server to read)")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_client_needs_its_files(self) -> TakSettings:
+        files = {
+            "cot_url_cert": self.cot_url_cert,
+            "cot_url_key": self.cot_url_key,
+            "cot_url_cafile": self.cot_url_cafile,
+        }
+        missing = [name for name, value in files.items() if value is None]
+        tls = self.cot_url is not None and self.cot_url.startswith("tls://")
+        if tls and missing:
+            raise ValueError(f"cot_url {self.cot_url} needs {', '.join(missing)} (PEM files)")
+        if not tls and len(missing) < len(files):
+            raise ValueError(
+                "cot_url_cert, cot_url_key and cot_url_cafile are for a tls:// cot_url; "
+                f"cot_url is {self.cot_url or 'not set'}"
+            )
         return self
 
     @model_validator(mode="after")
