@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import takproto
 
+from clearline.lab.takscene import PRC_MAPPING, US_MAPPING
 from clearline.tak import cot
 from tests.node.harness import NodeProcess, make_keys, running, start_node, wait_until, write_config
 
@@ -29,20 +30,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     import pytak
 
-PRC_MAPPING = """\
-own:
-  - type: "a-f-A-*"
-    kind: recon_swarm
-    mission: reconnaissance
-    armed: false
-    intent: withdrawing
-"""
-US_MAPPING = """\
-foreign:
-  - type: "a-h-*"
-    looks_like: strike_package
-    count: 24
-"""
 TAK = """\
 [tak]
 mapping = "{side}-tak.yaml"
