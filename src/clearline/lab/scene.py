@@ -103,6 +103,30 @@ def _answer(data: dict[str, Any]) -> Answer:
     )
 
 
+async def act_on_answer(
+    us_api: httpx.AsyncClient,
+    answer: Answer,
+    thresholds: Thresholds,
+    held_rung: str,
+    note: Callable[[str, str], None],
+) -> None:
+    """The US doctrine weighs the answer against its model's misreading, and proposes the
+    rung that now follows through the gate, in place of the held `held_rung`."""
+    fused = fuse(MODEL_MISREAD_SCORE, answer, TRUST_IN_PEER)
+    new_rung = propose_rung(fused, thresholds)
+    stand = (
+        await us_api.post(
+            "/v1/actions",
+            json={"action_id": "US-A2", "rung": new_rung, "domain": "air", "target": "T-0417"},
+        )
+    ).json()
+    note(
+        "US",
+        f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
+        f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); {held_rung} CANCELLED",
+    )
+
+
 async def wait_up(client: httpx.AsyncClient, timeout: float = 20) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -347,25 +371,7 @@ async def live_scene(
                 f" verified in {clarification:.1f} ms; logged as entry "
                 f"{result['logged_index']}",
             )
-            fused = fuse(MODEL_MISREAD_SCORE, _answer(answer), TRUST_IN_PEER)
-            new_rung = propose_rung(fused, thresholds)
-            stand = (
-                await us_api.post(
-                    "/v1/actions",
-                    json={
-                        "action_id": "US-A2",
-                        "rung": new_rung,
-                        "domain": "air",
-                        "target": "T-0417",
-                    },
-                )
-            ).json()
-            note(
-                "US",
-                f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
-                f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); "
-                f"{rung} CANCELLED",
-            )
+            await act_on_answer(us_api, _answer(answer), thresholds, rung, note)
         else:
             note("US", f"clarification {result['outcome']}: {result['reason']}")
             retry = (

@@ -23,15 +23,15 @@ from typing import Any
 import httpx
 
 from clearline.config import default_policy, read_roster
-from clearline.doctrine.responses import Thresholds, fuse, propose_rung
+from clearline.doctrine.responses import Thresholds, propose_rung
 from clearline.errors import TakServerError
 from clearline.lab import takserver
 from clearline.lab.scene import (
     MODEL_MISREAD_SCORE,
-    TRUST_IN_PEER,
     LiveResult,
     NodePair,
     _answer,
+    act_on_answer,
     checkpoints,
     count_down,
     human_authority,
@@ -342,19 +342,7 @@ async def _play(
             f"{claim.get('intent')}, armed={claim.get('armed')} ({claim.get('asset')}); "
             f"{clarification:.1f} ms; on the map as CoT from the US TAK server",
         )
-        fused = fuse(MODEL_MISREAD_SCORE, _claimed(claim), TRUST_IN_PEER)
-        new_rung = propose_rung(fused, thresholds)
-        stand = (
-            await us_api.post(
-                "/v1/actions",
-                json={"action_id": "US-A2", "rung": new_rung, "domain": "air", "target": "T-0417"},
-            )
-        ).json()
-        note(
-            "US",
-            f"doctrine: threat {MODEL_MISREAD_SCORE:.2f} -> {fused:.2f}; gate: "
-            f"{stand['verdict'].upper()} {new_rung} ({stand['rule']}); {rung} CANCELLED",
-        )
+        await act_on_answer(us_api, _claimed(claim), thresholds, rung, note)
     else:
         note("US", f"clarification {claim.get('state')}: {claim.get('reason')}")
     say("  What a map on the US TAK server shows for the track (the answer as CoT):")
