@@ -505,7 +505,7 @@ class Node:
         if committed.cancelled() or committed.exception() is not None:
             return
         now = wall_us()
-        self.metrics.telemetry_age.add([now - record.at for record in body.assets])
+        self.metrics.telemetry_age.add([now - record.at for record in body.assets], now)
 
     def _peer_authority(self, policy_hash: bytes, roster_hash: bytes, where: str) -> None:
         """Note the peer's policy and roster; a change from what it showed before is news."""
