@@ -548,6 +548,13 @@ def test_sweep_heatmap_has_a_colour_key_and_hover_shows_the_cell(
     o = cell["arms"]["hotline"]["kinetic_before_any_human"]
     y = cell["settings"]["sides.US.model.confusion.recon_swarm.strike_package"]
     title = f"network.one_way_ms=300, sides.US.model.confusion.recon_swarm.strike_package={y}"
+    # the axes by their human names, each with the path that repeats the sweep
+    caption = page.locator("p.axes").first.text_content()
+    assert caption == (
+        "Rows: US model: P(recon swarm read as strike package) "
+        "(sides.US.model.confusion.recon_swarm.strike_package); "
+        "columns: Network: one way (ms) (network.one_way_ms)"
+    )
     target = page.locator(f'table.heatmap[data-arm="hotline"] td[title^="{title}"]')
     target.hover()
     assert target.get_attribute("title") == f"{title}: {format_estimate(o)}"

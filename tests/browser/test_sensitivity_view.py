@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from clearline.sim.display import param_label
 from clearline.sim.scenario import load_scenario
 from clearline.sim.sensitivity import Param, make_study, run_study
 from tests.browser.test_console import (
@@ -66,6 +67,9 @@ def test_sensitivity_view_plots_each_index_with_its_interval(
                 )
                 assert float(point.get_attribute("data-estimate")) == expected["estimate"]
         chart = page.locator('svg[data-output="none/kinetic_before_any_human"]')
+        for name in study.names:  # each parameter by its human name, its path on hover
+            row = chart.locator(f'text.param[data-param="{name}"]')
+            assert row.locator("title").text_content() == f"{param_label(name)} ({name})"
         legend = chart.locator("text.legend")
         assert legend.all_text_contents() == ["first-order S1", "total ST"]
         points = len(study.names)

@@ -11,6 +11,8 @@ from clearline.sim.display import (
     heat_colour,
     ink_on,
     label,
+    param_label,
+    payload,
     sig,
 )
 from clearline.sim.stats import COUNTS, MEANS, MEDIANS, PROPORTIONS
@@ -67,3 +69,30 @@ def test_the_scale_is_viridis_and_tells_zero_from_029() -> None:
     zero, low = to_rgb(heat_colour(0)), to_rgb(heat_colour(0.29))
     assert sum(abs(a - b) for a, b in zip(zero, low, strict=True)) > 0.4
     assert ink_on(heat_colour(0)) == "#ffffff" and ink_on(heat_colour(1)) == "#000000"
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("sides.US.human.decision.median_s", "US human decision: median (s)"),
+        (
+            "sides.US.model.confusion.recon_swarm.strike_package",
+            "US model: P(recon swarm read as strike package)",
+        ),
+        ("network.one_way_ms", "Network: one way (ms)"),
+        ("hotline.heartbeat_s", "Hotline: heartbeat (s)"),
+        ("sides.PRC.analog.answer_probability", "PRC analog: answer probability"),
+        ("third_party.rate_per_hour", "Third party: rate (per hour)"),
+        ("sides.PRC.assets.0.count", "PRC assets #0: count"),
+        ("seed", "Seed"),
+    ],
+)
+def test_a_setting_is_shown_by_a_human_name(path: str, shown: str) -> None:
+    assert param_label(path) == shown
+    assert "_" not in shown
+
+
+def test_the_console_gets_the_names_of_the_settings_it_shows() -> None:
+    names = payload(["network.one_way_ms"])["param_labels"]
+    assert names == {"network.one_way_ms": "Network: one way (ms)"}
+    assert payload()["param_labels"] == {}

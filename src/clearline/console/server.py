@@ -177,7 +177,9 @@ def results_app(results: Path | None) -> FastAPI:
         for kind, name in RESULTS:
             if (where / name).exists():
                 data = json.loads((where / name).read_text())
-                return {"kind": kind, "data": data, "display": payload()}
+                settings = data.get("axes", []) + data.get("params", [])
+                paths = [s["path"] for s in settings if isinstance(s, dict) and "path" in s]
+                return {"kind": kind, "data": data, "display": payload(paths)}
         raise HTTPException(404, f"{where} has neither summary.json nor sweep.json")
 
     @app.get("/results/survival")

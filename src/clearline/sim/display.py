@@ -9,6 +9,7 @@ keeps a second copy. Pure: no imports beyond the standard library.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -93,6 +94,48 @@ def label(name: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_UNITS = (
+    ("_per_hour", "per hour"),
+    ("_per_min", "per minute"),
+    ("_mps", "m/s"),
+    ("_ms", "ms"),
+    ("_s", "s"),
+    ("_m", "m"),
+)
+
+
+def _words(part: str) -> str:
+    return f"#{part}" if part.isdigit() else part.replace("_", " ")
+
+
+def param_label(path: str) -> str:
+    """The human name of a scenario setting named by its path, as sweeps and sensitivity
+    studies take it: `sides.US.human.decision.median_s` is "US human decision: median (s)",
+    `sides.US.model.confusion.recon_swarm.strike_package` is "US model: P(recon swarm read
+    as strike package)". The path itself stays beside it wherever it is needed to repeat
+    the study."""
+    parts = path.split(".")
+    who = ""
+    if len(parts) > 2 and parts[0] == "sides":
+        who, parts = parts[1], parts[2:]
+    if "confusion" in parts[:-2]:
+        at = parts.index("confusion")
+        truth, reading = parts[at + 1], parts[at + 2]
+        context = [*parts[:at], *parts[at + 3 :]]
+        name, unit = f"P({_words(truth)} read as {_words(reading)})", ""
+    else:
+        context, last, unit = parts[:-1], parts[-1], ""
+        for suffix, unit_name in _UNITS:
+            if last.endswith(suffix) and len(last) > len(suffix):
+                last, unit = last[: -len(suffix)], unit_name
+                break
+        name = _words(last)
+    subject = " ".join([who, *(_words(p) for p in context)]).strip()
+    text = f"{subject}: {name}" if subject else name
+    text = text[:1].upper() + text[1:]
+    return f"{text} ({unit})" if unit else text
+
+
 def sig(value: float | None, digits: int = DIGITS) -> str:
     """`value` to `digits` significant figures, never in exponent form: 0.285, 0.0120,
     477, 12,300. Halves round away from zero, as JavaScript's toPrecision does, so the
@@ -149,10 +192,12 @@ def ink_on(colour: str) -> str:
     return "#000000" if luminance > 0.179 else "#ffffff"
 
 
-def payload() -> dict[str, Any]:
-    """What the console needs to draw as the report does."""
+def payload(paths: Iterable[str] = ()) -> dict[str, Any]:
+    """What the console needs to draw as the report does, with the human names of the
+    settings in `paths` (a sweep's axes, a study's parameters)."""
     return {
         "labels": LABELS,
+        "param_labels": {path: param_label(path) for path in paths},
         "digits": DIGITS,
         "probability_axis": list(PROBABILITY_AXIS),
         "probability_ticks": list(PROBABILITY_TICKS),

@@ -41,6 +41,7 @@ from clearline.sim.display import (
     heat_colour,
     ink_on,
     label,
+    param_label,
     sig,
 )
 
@@ -225,10 +226,10 @@ def heatmap(sweep: dict[str, Any], arm: str, outcome: str = KINETIC) -> Figure:
     low, high = PROBABILITY_AXIS
     image = ax.imshow(grid, vmin=low, vmax=high, cmap=HEAT, origin="lower", aspect="auto")
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_xlabel(axes[0]["path"])
+    ax.set_xlabel(param_label(axes[0]["path"]))
     if len(axes) > 1:
         ax.set_yticks(range(len(ys)), [str(v) for v in ys])
-        ax.set_ylabel(axes[1]["path"])
+        ax.set_ylabel(param_label(axes[1]["path"]))
     else:
         ax.set_yticks([])
     ax.set_title(f"{arm}: {label(outcome)}", fontsize=10)
@@ -355,7 +356,9 @@ def _sweep_report(folder: Path) -> Path:
     sweep = json.loads((folder / "sweep.json").read_text())
     figures = [heatmap(sweep, arm) for arm in sweep["arms"]]
     _write(folder, figures)
-    axes = ", ".join(f"{a['path']} in {a['values']}" for a in sweep["axes"])
+    axes = ", ".join(
+        f"{param_label(a['path'])} ({a['path']}) in {a['values']}" for a in sweep["axes"]
+    )
     meta = (
         f"{axes}; {sweep['episodes_per_cell']:,} episodes per cell and arm, seed {sweep['seed']}, "
         f"signer {sweep['signer']}"

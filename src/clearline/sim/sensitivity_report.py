@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from clearline.sim.display import ARM_COLOURS, label, sig
+from clearline.sim.display import ARM_COLOURS, label, param_label, sig
 from clearline.sim.report import PAGE, Figure, _figure, _img, _write, cell, whisker
 
 MARKERS = {
@@ -31,7 +31,7 @@ MARKERS = {
 def _panel(ax: Any, summary: dict[str, Any], output: dict[str, Any] | None, colour: str) -> None:
     names = [p["path"] for p in summary["params"]]
     rows = range(len(names))
-    ax.set_yticks(list(rows), names, fontsize=7)
+    ax.set_yticks(list(rows), [param_label(n) for n in names], fontsize=7)
     ax.set_ylim(len(names) - 0.5, -0.5)  # the first parameter named on top
     ax.axvline(0.0, color="#666666", linewidth=0.8)
     ax.grid(axis="x", alpha=0.3)
@@ -130,7 +130,8 @@ def write_sensitivity_report(folder: Path) -> Path:
     figures = [figure(summary, arm) for arm in summary["arms"]]
     _write(folder, figures)
     params = ", ".join(
-        f"{p['path']} in [{p['low']:g}, {p['high']:g}]{' (log)' if p['log'] else ''}"
+        f"{param_label(p['path'])} ({p['path']}) in [{p['low']:g}, {p['high']:g}]"
+        f"{' (log)' if p['log'] else ''}"
         f"{' (integer)' if p['integer'] else ''}"
         for p in summary["params"]
     )

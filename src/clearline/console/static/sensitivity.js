@@ -10,7 +10,7 @@ const KEYS = {
   morris: [["mu_star", "mu*", true], ["sigma", "sigma", false]],
 };
 
-function chart(study, output, colour) {
+function chart(study, output, colour, paramLabels = {}) {
   const names = study.params.map((p) => p.path);
   const keys = KEYS[study.method];
   const found = output.indices;
@@ -40,14 +40,15 @@ function chart(study, output, colour) {
   });
   names.forEach((name, r) => {
     const yc = top + r * rowH + rowH / 2;
-    svg += `<text x="${left - 8}" y="${yc + 4}" text-anchor="end" font-size="11" fill="currentColor">${esc(name.length > 40 ? "…" + name.slice(-39) : name)}<title>${esc(name)}</title></text>`;
+    const shown = paramLabels[name] || name;
+    svg += `<text x="${left - 8}" y="${yc + 4}" text-anchor="end" font-size="11" fill="currentColor" class="param" data-param="${esc(name)}">${esc(shown.length > 40 ? shown.slice(0, 39) + "…" : shown)}<title>${esc(shown)} (${esc(name)})</title></text>`;
     keys.forEach(([key, label, filled], k) => {
       const o = found[name][key];
       if (o.estimate == null) return;
       const y = yc + (k === 0 ? -9 : 9);
       const low = o.low ?? o.estimate, high = o.high ?? o.estimate;
       svg += whisker({ at: x(o.estimate), from: x(low), to: x(high), across: y, horizontal: true, colour, filled,
-        title: `${name} ${label}: ${estimateText(o)}`, data: { param: name, index: key, estimate: o.estimate, low, high } });
+        title: `${shown} ${label}: ${estimateText(o)}`, data: { param: name, index: key, estimate: o.estimate, low, high } });
       svg += `<text class="value" data-index="${key}" x="${w - right + 10}" y="${y + 4}" font-size="11" fill="currentColor">${label.split(" ").pop()} ${sig(o.estimate)}</text>`;
     });
   });
@@ -70,7 +71,7 @@ async function main() {
     section.dataset.arm = arm;
     for (const output of study.outputs.filter((o) => o.arm === arm)) {
       const figure = document.createElement("figure");
-      figure.innerHTML = `<h3>${esc(output.label)}</h3><p class="muted">mean ${sig(output.mean)} over the points (${sig(output.min)} to ${sig(output.max)})</p>` + chart(study, output, body.display.arm_colours[arm] || "#444");
+      figure.innerHTML = `<h3>${esc(output.label)}</h3><p class="muted">mean ${sig(output.mean)} over the points (${sig(output.min)} to ${sig(output.max)})</p>` + chart(study, output, body.display.arm_colours[arm] || "#444", body.display.param_labels);
       section.append(figure);
     }
   }

@@ -104,6 +104,8 @@ async function survival(display) {
 
 function heatmaps(sweep, display) {
   const [ax, ay] = sweep.axes;
+  // A setting's human name, with the path that repeats the sweep (`--param PATH=...`).
+  const setting = (path) => `${(display.param_labels || {})[path] || path} (${path})`;
   const title = label(display, KINETIC);
   const keyCard = card(`${title}: colour key`);
   keyCard.id = "colour-key";
@@ -116,7 +118,7 @@ function heatmaps(sweep, display) {
     table.dataset.arm = arm;
     const ys = ay ? ay.values : [null];
     section.append(Object.assign(document.createElement("p"), {
-      className: "muted axes", textContent: `Rows: ${ay ? ay.path : "-"}; columns: ${ax.path}`,
+      className: "muted axes", textContent: `Rows: ${ay ? setting(ay.path) : "-"}; columns: ${setting(ax.path)}`,
     }));
     let html = "<tr><th></th>" + ax.values.map((v) => `<th>${esc(v)}</th>`).join("") + "</tr>";
     for (const yv of ys.slice().reverse()) {
