@@ -10,6 +10,7 @@ import difflib
 import types
 import typing
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any, TypeVar
 
 import pydantic
@@ -188,6 +189,8 @@ def validate(
             message += f" (got {shown[:60]})"
         if first["type"] == "extra_forbidden" and first["loc"]:
             message += _known_settings(model, first["loc"])
+        if first["type"] == "missing" and first["loc"]:
+            message += _expected(model, first["loc"])
         raise error(f"{_format_loc(loc)}: {message}", source, lines.line_of(loc)) from None
 
 
@@ -202,6 +205,65 @@ def _known_settings(model: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> st
     if close:
         return f"; did you mean {close[0]!r}? Expected one of: {known}"
     return f"; expected one of: {known}"
+
+
+def _expected(model: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> str:
+    """For a missing setting: what it takes, and what it means (its docstring)."""
+    current: Any = model
+    for part in loc[:-1]:
+        current = _inside(current, part)
+        if current is None:
+            return ""
+    fields = [m.model_fields[loc[-1]] for m in _models(current) if loc[-1] in m.model_fields]
+    if len(fields) != 1:
+        return ""
+    field = fields[0]
+    text = f"; expected {_takes(field.annotation, field.metadata)}"
+    if field.description:
+        text += f" ({field.description.strip().rstrip('.')})"
+    return text
+
+
+def _takes(annotation: Any, metadata: list[Any]) -> str:
+    """A value of `annotation` in words: "a number from 0 to 1", "one of: a, b"."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        inner, *more = typing.get_args(annotation)
+        return _takes(inner, [*metadata, *more])
+    if origin is typing.Literal:
+        return "one of: " + ", ".join(str(v) for v in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return "one of: " + ", ".join(str(m.value) for m in annotation)
+    models = _models(annotation)
+    if models:
+        tags = [_tag(m) for m in models]
+        if len(models) > 1 and all(tags):
+            return "a mapping whose type is one of: " + ", ".join(map(str, tags))
+        if len(models) == 1:
+            required = [n for n, f in models[0].model_fields.items() if f.is_required()]
+            return "a mapping" + (f" with {', '.join(required)}" if required else "")
+    if origin in (dict, Mapping):
+        return "a mapping"
+    if origin in (list, tuple):
+        return "a list"
+    names = {str: "text", bool: "true or false", int: "a whole number", float: "a number"}
+    text = names.get(annotation, "a value")
+    words = {"Ge": "at least", "Gt": "more than", "Le": "at most", "Lt": "less than"}
+    bounds = [
+        f"{words[type(m).__name__]} {getattr(m, type(m).__name__.lower()):g}"
+        for m in metadata
+        if type(m).__name__ in words
+    ]
+    if bounds:
+        text += " " + " and ".join(bounds)
+    pattern = next(
+        (getattr(m, "pattern", None) for m in metadata if getattr(m, "pattern", None)), None
+    )
+    if pattern == r"\S":
+        text = f"non-empty {text}"
+    elif pattern:
+        text += f" matching {pattern}"
+    return text
 
 
 def _settings_at(model: type[pydantic.BaseModel], loc: tuple[Any, ...]) -> list[str] | None:

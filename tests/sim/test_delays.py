@@ -122,11 +122,20 @@ def test_every_type_loads_from_yaml(delay: str, expected: object) -> None:
         ("{median_s: -1}", 7, "decision.median_s: Input should be greater than 0 (got -1)"),
         ("{type: fixed, value_s: -2}", 7, "decision.value_s: Input should be greater than or"),
         ("{type: exponential, mean_s: 0}", 7, "decision.mean_s: Input should be greater than 0"),
-        ("{type: gamma, mean_s: 30}", 7, "decision.shape: Field required"),
+        (
+            "{type: gamma, mean_s: 30}",
+            7,
+            "decision.shape: Field required; expected a number more than 0 and at most 10000",
+        ),
         ("{type: gamma, mean_s: 30, shape: 0}", 7, "decision.shape: Input should be greater"),
         ("{type: empirical, values_s: [], source: x}", 7, "decision.values_s: List should have"),
         ("{type: empirical, values_s: [1, -2], source: x}", 7, "decision.values_s[1]: Input"),
-        ("{type: empirical, values_s: [1, 2]}", 7, "decision.source: Field required"),
+        (
+            "{type: empirical, values_s: [1, 2]}",
+            7,
+            "decision.source: Field required; expected non-empty text (Where the values were "
+            "observed (a report, a data set, an exercise))",
+        ),
         ("{type: empirical, values_s: [1], source: ' '}", 7, "decision.source: String should"),
         ("{type: weibull, k: 2}", 7, "decision: expected a delay: {median_s, sigma} (lognormal)"),
         ("90", 7, "decision: expected a delay"),

@@ -106,7 +106,12 @@ SWARM_AT = "position: [24.0, 122.0, 1000]"
         ("    swarm: {elements: 300}", 0, None),
         ("    swarm: {elements: 0}", 13, "assets[0].swarm.elements: Input should be greater than"),
         ("    swarm:\n      elements: 8193", 14, "assets[0].swarm.elements: Input should be less"),
-        ("    swarm:\n      spread_m: 500", 13, "assets[0].swarm.elements: Field required"),
+        (
+            "    swarm:\n      spread_m: 500",
+            13,
+            "assets[0].swarm.elements: Field required; expected a whole number at least 1 and "
+            "at most 8192",
+        ),
         ("    swarm: {elements: many}", 13, "assets[0].swarm.elements: Input should be a valid"),
         ("    swarm: {elements: 2.5}", 13, "assets[0].swarm.elements"),
     ],

@@ -43,7 +43,9 @@ SideName = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9]{0,15}$")]
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each setting's docstring is its description: in the JSON Schema, and in the error
+    # that names it when it is missing or wrong.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 S = 1_000_000

@@ -53,7 +53,7 @@ class MappingError(InputFileError):
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     type: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.*-]{1,64}$")
     """A CoT type, `*` for any run of characters (`a-f-A-*`)."""
@@ -94,7 +94,7 @@ class IgnoreRule(_Rule):
 
 
 class Mapping(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     own: tuple[OwnRule, ...] = Field(default=(), max_length=MAX_RULES)
     foreign: tuple[ForeignRule, ...] = Field(default=(), max_length=MAX_RULES)

@@ -22,7 +22,7 @@ def split_url(url: str) -> tuple[str, str, int]:
 
 
 class TakSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     mapping: str
     """The mapping file (YAML), relative to the configuration file."""
