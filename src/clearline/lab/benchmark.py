@@ -360,6 +360,12 @@ STREAM_PACE = 100_000
 what the feed took flat out, if that is less)."""
 
 
+LIGHT_PACE = 10_000
+"""Records a second offered in the run that measures the ages under light load (or 0.2
+times what the feed took flat out, if that is less): three seconds of it. Its ages are
+the path's floor, both commits and the send, with little queueing."""
+
+
 def bench_link(
     rounds: int = 2000, clarifications: int = 500, records: int = 200_000, say: Say = print
 ) -> dict[str, Any]:
@@ -390,6 +396,10 @@ def bench_link(
                 say(f"   ... and at {paced:,.0f} records/s, for the records' ages ...")
                 out["stream_paced"] = await _stream_telemetry(pair, records // 2, paced)
                 out["stream_paced"]["offered_per_s"] = paced
+                light = min(LIGHT_PACE, 0.2 * out["stream"]["records_per_s"])
+                say(f"   ... and at {light:,.0f} records/s, light load, for the ages' floor ...")
+                out["stream_light"] = await _stream_telemetry(pair, int(3 * light), light)
+                out["stream_light"]["offered_per_s"] = light
             async with node_pair(folder / "wan", 55.0) as pair:
                 say("e. clarification through a 55 ms each-way path ...")
                 outer, inner = await _clarifications(pair, 100)
@@ -414,6 +424,7 @@ def bench_link(
             "sqlite_raw_rows_per_s": round(raw, 1),
             "stream": {k: round(v, 1) for k, v in measured["stream"].items()},
             "stream_paced": {k: round(v, 1) for k, v in measured["stream_paced"].items()},
+            "stream_light": {k: round(v, 1) for k, v in measured["stream_light"].items()},
             "stream_vs_raw_sqlite": round(measured["stream"]["records_per_s"] / raw, 3),
         },
         "wan": {
