@@ -32,6 +32,7 @@ MAX_ELEMENTS: Final = 512
 MAX_DEPTH: Final = 16
 MAX_UID_CHARS: Final = 256
 MAX_CALLSIGN_CHARS: Final = 64
+MAX_CLEARLINE_ATTRIBUTES: Final = 32
 UNKNOWN_ERROR: Final = 9_999_999.0
 """CoT's value for an unknown circular or linear error (and height), in metres."""
 
@@ -86,6 +87,9 @@ class CotEvent:
     speed: float | None = None
     """Metres per second, as CoT's <track speed> has it."""
     callsign: str | None = None
+    clearline: tuple[tuple[str, str], ...] = ()
+    """The attributes of `<detail><clearline>` (what a node writes: docs/tak.md), as sent:
+    names and values unchecked, at most MAX_CLEARLINE_ATTRIBUTES of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +196,7 @@ def _build(
     course: Any = None,
     speed: Any = None,
     callsign: Any = None,
+    clearline: Mapping[str, str] | None = None,
 ) -> Parsed:
     if not isinstance(uid, str) or not 0 < len(uid) <= MAX_UID_CHARS or _CONTROL.search(uid):
         return Skipped("bad-uid", "missing, too long or with control characters")
@@ -231,6 +236,7 @@ def _build(
         course_deg,
         speed_mps,
         callsign,
+        tuple(list((clearline or {}).items())[:MAX_CLEARLINE_ATTRIBUTES]),
     )
 
 
@@ -248,6 +254,7 @@ _WANTED = {
     ("event", "point"): "point",
     ("event", "detail", "track"): "track",
     ("event", "detail", "contact"): "contact",
+    ("event", "detail", "clearline"): "clearline",
 }
 
 
@@ -318,6 +325,7 @@ def parse_xml(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
         track.get("course"),
         track.get("speed"),
         parts.get("contact", {}).get("callsign"),
+        parts.get("clearline"),
     )
 
 
@@ -362,7 +370,17 @@ def parse_protobuf(payload: bytes) -> Parsed:
         detail.track.course if detail.HasField("track") else None,
         detail.track.speed if detail.HasField("track") else None,
         detail.contact.callsign if detail.HasField("contact") else None,
+        _xml_detail(detail.xmlDetail).get("clearline"),
     )
+
+
+def _xml_detail(text: str) -> dict[str, dict[str, str]]:
+    """The elements clearline reads from a TakMessage's `xmlDetail` (the detail elements
+    without a protobuf field of their own), through the same parser as an XML event."""
+    if not text:
+        return {}
+    parts = _xml_parts(b"<event><detail>" + text.encode("utf-8", "replace") + b"</detail></event>")
+    return {} if isinstance(parts, Skipped) else parts
 
 
 def parse_tak(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
