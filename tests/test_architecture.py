@@ -130,6 +130,12 @@ LAYERS: dict[str, Layer] = {
         may_import=("core",),
         externals=PURE_STDLIB | CORE_LIBS | {"pathlib", "takproto", "google"},
     ),
+    # clearline's own TAK client: the TCP connection to a TAK server (the demo's clients).
+    "tak-client": Layer(
+        modules=("clearline.tak.client",),
+        may_import=("core", "tak"),
+        externals=STDLIB,
+    ),
     # The live node: transport, log writer, local API.
     "node": Layer(
         modules=("clearline.node.*",),
@@ -185,7 +191,16 @@ LAYERS: dict[str, Layer] = {
     # Scenes, fault proxy, benchmarks and soak runs over real nodes.
     "lab": Layer(
         modules=("clearline.lab.*",),
-        may_import=("core", "config", "log-store", "node", "officer", "tak", "witness"),
+        may_import=(
+            "core",
+            "config",
+            "log-store",
+            "node",
+            "officer",
+            "tak",
+            "tak-client",
+            "witness",
+        ),
         externals=STDLIB | {"httpx", "grpc", "uvloop"},
     ),
     # The entry points put it all together.

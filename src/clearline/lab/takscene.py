@@ -11,12 +11,10 @@ fed; and a map client on the US server receives the answer as CoT, relayed by th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +41,8 @@ from clearline.lab.scene import (
 from clearline.lab.takserver import TakServer
 from clearline.log.store import verify_log
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
-from clearline.tak import cot
+from clearline.tak import client, cot
+from clearline.tak.client import TakClient
 
 Printer = Callable[[str], None]
 
@@ -74,36 +73,6 @@ EVENT_TIMEOUT_S = 60.0
 """How long the scene waits for a CoT event (the swarm taken in, the answer on the map)."""
 
 
-@dataclass
-class TakClient:
-    """A plain TCP CoT client of a TAK server, announced as a TAK user is."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    splitter: cot.StreamSplitter
-
-    async def send(self, event: bytes) -> None:
-        self.writer.write(event)
-        await self.writer.drain()
-
-    async def read_until(self, until: Callable[[Any], bool], timeout: float) -> Any:
-        """The first event (an XML element) that satisfies `until`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    raise TakServerError("the TAK server closed the map client's connection")
-                for item in self.splitter.feed(data):
-                    # Parsed first by clearline's own parser, which refuses any DTD.
-                    if isinstance(item, bytes) and isinstance(cot.parse(item), cot.CotEvent):
-                        element = ET.fromstring(item)
-                        if until(element):
-                            return element
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -123,18 +92,12 @@ def _event(
     return cot.to_xml(uid, type_, now, now + stale_s * 1_000_000, point, detail)
 
 
-@contextlib.asynccontextmanager
-async def tak_client(server: TakServer, uid: str, callsign: str) -> AsyncIterator[TakClient]:
+def tak_client(
+    server: TakServer, uid: str, callsign: str
+) -> AbstractAsyncContextManager[TakClient]:
     """A client of `server` that has announced itself (FreeTAKServer routes nothing from a
     connection before its first event, and drops what arrives in the same read as it)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["cot"])
-    client = TakClient(reader, writer, cot.StreamSplitter())
-    try:
-        await client.send(_event(uid, "a-f-G-U-C", 600, callsign=callsign))
-        await asyncio.sleep(0.5)
-        yield client
-    finally:
-        client.close()
+    return client.tak_client("127.0.0.1", server.ports["cot"], uid, callsign)
 
 
 def _clearline(element: Any) -> dict[str, str]:
