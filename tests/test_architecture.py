@@ -130,11 +130,12 @@ LAYERS: dict[str, Layer] = {
         may_import=("core",),
         externals=PURE_STDLIB | CORE_LIBS | {"pathlib", "takproto", "google"},
     ),
-    # clearline's own TAK client: the TCP connection to a TAK server (the demo's clients).
+    # clearline's own TAK client: the TCP connection to a TAK server (the demo's clients use
+    # it too), and the map view served from what that connection receives.
     "tak-client": Layer(
-        modules=("clearline.tak.client",),
+        modules=("clearline.tak.client", "clearline.tak.mapserver"),
         may_import=("core", "tak"),
-        externals=STDLIB,
+        externals=STDLIB | {"fastapi", "starlette", "uvicorn"},
     ),
     # The live node: transport, log writer, local API.
     "node": Layer(
