@@ -267,13 +267,14 @@ def demo(
 
 def _opening_console(echo: Any) -> Any:
     """Print as usual, and open the console's sign-in page in a browser when the demo prints
-    it (a local file: the page posts the tokens, which never travel in a URL)."""
+    it (a local file: the page posts the tokens, which never travel in a URL), and the TAK
+    map's page (`demo --tak`) when it prints that."""
     import re
     import webbrowser
 
     def say(line: str) -> None:
         echo(line)
-        found = re.match(r"\s*console: (?:open )?(\S+)", line)
+        found = re.match(r"\s*(?:console|TAK map): (?:open )?(\S+)", line)
         if found:
             webbrowser.open(found.group(1))
 

@@ -78,6 +78,7 @@ def test_the_demo_with_tak_servers_puts_the_answer_on_the_us_servers_map(tmp_pat
     assert "node took it from its TAK server into the registry" in out
     assert "gate: HOLD intercept-uncrewed (hotline-hold" in out
     assert "map: point ATAK, WinTAK or iTAK at the US TAK server: host 127.0.0.1, port" in out
+    assert "TAK map: open http://127.0.0.1:" in out  # clearline's own map view, beside the console
     # The answered clarification as a map on the US server received it, relayed by the server.
     seen = out.split("What a map on the US TAK server shows")[1]
     assert "uid T-0417.clearline, type a-h-A-M-F" in seen
