@@ -122,14 +122,18 @@ def test_the_clearline_element_is_read_from_each_encoding(encode: object) -> Non
         "side": "PRC",
     }
     assert parsed.callsign == "T-0417 PRC"
+    assert parsed.link == "T-0417"
 
 
-def test_the_clearline_element_is_bounded_and_optional() -> None:
+def test_the_clearline_element_and_the_link_are_bounded_and_optional() -> None:
     many = " ".join(f'a{i}="{i}"' for i in range(100))
     parsed = cot.parse(event_xml(detail=f"<detail><clearline {many}/></detail>"))
     assert isinstance(parsed, cot.CotEvent)
     assert len(parsed.clearline) == cot.MAX_CLEARLINE_ATTRIBUTES
     assert EXPECTED.clearline == ()  # an event without one
+    assert EXPECTED.link is None
+    bad = cot.parse(event_xml(detail='<detail><link uid="a&#10;b"/></detail>'))
+    assert isinstance(bad, cot.CotEvent) and bad.link is None
 
 
 def test_a_bad_xml_detail_in_a_takmessage_is_ignored_not_fatal() -> None:

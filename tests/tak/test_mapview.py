@@ -132,6 +132,27 @@ def test_an_event_already_stale_is_not_kept_and_takes_its_uid_off_the_map() -> N
     assert picture.counts["stale"] == 2
 
 
+def test_a_delete_takes_its_linked_uid_off_the_map_and_is_not_kept() -> None:
+    radar = xml("ANDROID-US-RADAR", "a-f-G-U-C", point=cot.NO_POINT)
+    picture = picture_of(xml("T-0417"), radar)
+    # As FreeTAKServer sends when a client disconnects: a uid of its own, a link to the client.
+    delete = cot.to_xml(
+        "d85d033c", mapview.DELETE, T0 + S, T0 + 20 * S, cot.NO_POINT,
+        [("link", {"uid": "ANDROID-US-RADAR", "type": "a-f-G-U-C", "relation": "p-p"})],
+    )  # fmt: skip
+    picture.feed([delete], T0 + S)
+    assert "ANDROID-US-RADAR" not in picture
+    assert "d85d033c" not in picture
+    assert picture.counts["deleted"] == 1
+    # One older than what is kept deletes nothing; a ping is not kept either.
+    link = [("link", {"uid": "T-0417"})]
+    older = cot.to_xml("d2", mapview.DELETE, T0 - S, T0 + 20 * S, cot.NO_POINT, link)
+    ping = cot.to_xml("takPing", "t-x-c-t", T0, T0 + 20 * S, cot.NO_POINT)
+    picture.feed([older, ping], T0 + S)
+    assert "T-0417" in picture and "takPing" not in picture
+    assert picture.counts["tasks"] == 2
+
+
 def test_the_clearline_detail_makes_the_tracks_badge() -> None:
     picture = picture_of(
         xml("T-0417", course=95),

@@ -90,6 +90,9 @@ class CotEvent:
     clearline: tuple[tuple[str, str], ...] = ()
     """The attributes of `<detail><clearline>` (what a node writes: docs/tak.md), as sent:
     names and values unchecked, at most MAX_CLEARLINE_ATTRIBUTES of them."""
+    link: str | None = None
+    """The uid of `<detail><link>` (the first), if it is one a uid may be: what a delete
+    (`t-x-d-d`) removes, or the track a clarification is about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,8 +200,9 @@ def _build(
     speed: Any = None,
     callsign: Any = None,
     clearline: Mapping[str, str] | None = None,
+    link: Any = None,
 ) -> Parsed:
-    if not isinstance(uid, str) or not 0 < len(uid) <= MAX_UID_CHARS or _CONTROL.search(uid):
+    if not _is_uid(uid):
         return Skipped("bad-uid", "missing, too long or with control characters")
     if not isinstance(type_, str) or not _TYPE.fullmatch(type_):
         return Skipped("bad-type", "expected a CoT type such as a-f-A-M-F-Q")
@@ -237,7 +241,12 @@ def _build(
         speed_mps,
         callsign,
         tuple(list((clearline or {}).items())[:MAX_CLEARLINE_ATTRIBUTES]),
+        link if _is_uid(link) else None,
     )
+
+
+def _is_uid(uid: Any) -> bool:
+    return isinstance(uid, str) and 0 < len(uid) <= MAX_UID_CHARS and not _CONTROL.search(uid)
 
 
 # -- XML ---------------------------------------------------------------------------------------
@@ -255,6 +264,7 @@ _WANTED = {
     ("event", "detail", "track"): "track",
     ("event", "detail", "contact"): "contact",
     ("event", "detail", "clearline"): "clearline",
+    ("event", "detail", "link"): "link",
 }
 
 
@@ -326,6 +336,7 @@ def parse_xml(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
         track.get("speed"),
         parts.get("contact", {}).get("callsign"),
         parts.get("clearline"),
+        parts.get("link", {}).get("uid"),
     )
 
 
@@ -361,6 +372,7 @@ def parse_protobuf(payload: bytes) -> Parsed:
         return Skipped("not-an-event", "the TakMessage carries no cotEvent")
     e = message.cotEvent
     detail = e.detail
+    extra = _xml_detail(detail.xmlDetail)
     return _build(
         e.uid,
         e.type,
@@ -370,7 +382,8 @@ def parse_protobuf(payload: bytes) -> Parsed:
         detail.track.course if detail.HasField("track") else None,
         detail.track.speed if detail.HasField("track") else None,
         detail.contact.callsign if detail.HasField("contact") else None,
-        _xml_detail(detail.xmlDetail).get("clearline"),
+        extra.get("clearline"),
+        extra.get("link", {}).get("uid"),
     )
 
 

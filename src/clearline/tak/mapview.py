@@ -87,6 +87,9 @@ CLEARLINE_ATTRIBUTES: Final = frozenset(
         "node",
     }
 )
+DELETE: Final = "t-x-d-d"
+"""A TAK server's (or client's) delete: the uid in its `<link>` leaves the map. FreeTAKServer
+sends one for a client that disconnects."""
 CLAIMS: Final = {"ours": "ours", "not_ours": "not ours", "decline": "declined to say"}
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -262,9 +265,18 @@ class Picture:
 
     def add(self, event: cot.CotEvent, now_us: int) -> bool:
         """Keep `event` as its uid's latest (True), unless an event of a later `time` is kept
-        already. An event past its `stale` time is not kept, and takes the uid off the map
-        (as a TAK client's delete does)."""
+        already. An event past its `stale` time is not kept, and takes the uid off the map;
+        so does a delete (`t-x-d-d`) that links to it. No other `t-` event is kept."""
         self.counts["events"] += 1
+        if event.type.startswith("t-"):
+            # A tasking or control message (a delete, a ping), not something on the map.
+            gone = self._entries.get(event.link) if event.link is not None else None
+            if event.type == DELETE and gone is not None and gone.event.time_us <= event.time_us:
+                del self._entries[gone.event.uid]
+                self.counts["deleted"] += 1
+            else:
+                self.counts["tasks"] += 1
+            return False
         kept = self._entries.get(event.uid)
         if kept is not None and event.time_us < kept.event.time_us:
             self.counts["older"] += 1
