@@ -132,7 +132,7 @@ def test_an_event_already_stale_is_not_kept_and_takes_its_uid_off_the_map() -> N
     assert picture.counts["stale"] == 2
 
 
-def test_a_delete_takes_its_linked_uid_off_the_map_and_is_not_kept() -> None:
+def test_a_delete_takes_its_linked_uid_off_the_map_and_neither_it_nor_a_chat_is_kept() -> None:
     radar = xml("ANDROID-US-RADAR", "a-f-G-U-C", point=cot.NO_POINT)
     picture = picture_of(xml("T-0417"), radar)
     # As FreeTAKServer sends when a client disconnects: a uid of its own, a link to the client.
@@ -148,9 +148,12 @@ def test_a_delete_takes_its_linked_uid_off_the_map_and_is_not_kept() -> None:
     link = [("link", {"uid": "T-0417"})]
     older = cot.to_xml("d2", mapview.DELETE, T0 - S, T0 + 20 * S, cot.NO_POINT, link)
     ping = cot.to_xml("takPing", "t-x-c-t", T0, T0 + 20 * S, cot.NO_POINT)
-    picture.feed([older, ping], T0 + S)
-    assert "T-0417" in picture and "takPing" not in picture
-    assert picture.counts["tasks"] == 2
+    chat = cot.to_xml("GeoChat.SERVER-UID.x", "b-t-f", T0, T0 + 20 * S, cot.NO_POINT)
+    picture.feed([older, ping, chat], T0 + S)
+    assert (
+        "T-0417" in picture and "takPing" not in picture and "GeoChat.SERVER-UID.x" not in picture
+    )
+    assert picture.counts["not_on_the_map"] == 3
 
 
 def test_the_clearline_detail_makes_the_tracks_badge() -> None:

@@ -87,6 +87,9 @@ CLEARLINE_ATTRIBUTES: Final = frozenset(
         "node",
     }
 )
+NOT_ON_THE_MAP: Final = ("t-", "b-t-")
+"""Types of events that are not things on the map: tasking and control (`t-`: deletes,
+pings) and text (`b-t-`: GeoChat, as FreeTAKServer greets a client that joins)."""
 DELETE: Final = "t-x-d-d"
 """A TAK server's (or client's) delete: the uid in its `<link>` leaves the map. FreeTAKServer
 sends one for a client that disconnects."""
@@ -266,16 +269,17 @@ class Picture:
     def add(self, event: cot.CotEvent, now_us: int) -> bool:
         """Keep `event` as its uid's latest (True), unless an event of a later `time` is kept
         already. An event past its `stale` time is not kept, and takes the uid off the map;
-        so does a delete (`t-x-d-d`) that links to it. No other `t-` event is kept."""
+        so does a delete (`t-x-d-d`) that links to it. No event of a NOT_ON_THE_MAP type is
+        kept."""
         self.counts["events"] += 1
-        if event.type.startswith("t-"):
-            # A tasking or control message (a delete, a ping), not something on the map.
+        if event.type.startswith(NOT_ON_THE_MAP):
+            # A tasking or control message (a delete, a ping) or a chat message.
             gone = self._entries.get(event.link) if event.link is not None else None
             if event.type == DELETE and gone is not None and gone.event.time_us <= event.time_us:
                 del self._entries[gone.event.uid]
                 self.counts["deleted"] += 1
             else:
-                self.counts["tasks"] += 1
+                self.counts["not_on_the_map"] += 1
             return False
         kept = self._entries.get(event.uid)
         if kept is not None and event.time_us < kept.event.time_us:
