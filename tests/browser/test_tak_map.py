@@ -4,6 +4,7 @@ asked about is drawn as a hostile air track with the hotline's answer as its bad
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -97,4 +98,10 @@ def test_the_map_view_draws_the_clarified_track_with_its_answer(
         assert process.returncode == 0, rest
         assert "US node stopped on SIGTERM, exit code 0" in rest
     finally:
-        end_process(process, group=True)
+        if process.poll() is None:
+            # SIGINT first, whatever step failed: the demo stops its TAK servers (each in a
+            # process group of its own, which ending the demo's group would miss).
+            os.kill(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
+        end_process(process, group=True)  # and whatever of the demo's group is left
