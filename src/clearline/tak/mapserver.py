@@ -287,6 +287,7 @@ async def running_map(
             web.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await following
+            first.close()  # if `following` was cancelled before it began
             await serving
 
 
