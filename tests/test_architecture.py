@@ -130,6 +130,13 @@ LAYERS: dict[str, Layer] = {
         may_import=("core",),
         externals=PURE_STDLIB | CORE_LIBS | {"pathlib", "takproto", "google"},
     ),
+    # clearline's own TAK client: the TCP connection to a TAK server (the demo's clients use
+    # it too), and the map view served from what that connection receives.
+    "tak-client": Layer(
+        modules=("clearline.tak.client", "clearline.tak.mapserver"),
+        may_import=("core", "tak"),
+        externals=STDLIB | {"fastapi", "starlette", "uvicorn"},
+    ),
     # The live node: transport, log writer, local API.
     "node": Layer(
         modules=("clearline.node.*",),
@@ -185,7 +192,16 @@ LAYERS: dict[str, Layer] = {
     # Scenes, fault proxy, benchmarks and soak runs over real nodes.
     "lab": Layer(
         modules=("clearline.lab.*",),
-        may_import=("core", "config", "log-store", "node", "officer", "tak", "witness"),
+        may_import=(
+            "core",
+            "config",
+            "log-store",
+            "node",
+            "officer",
+            "tak",
+            "tak-client",
+            "witness",
+        ),
         externals=STDLIB | {"httpx", "grpc", "uvloop"},
     ),
     # The entry points put it all together.

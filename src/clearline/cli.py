@@ -267,13 +267,14 @@ def demo(
 
 def _opening_console(echo: Any) -> Any:
     """Print as usual, and open the console's sign-in page in a browser when the demo prints
-    it (a local file: the page posts the tokens, which never travel in a URL)."""
+    it (a local file: the page posts the tokens, which never travel in a URL), and the TAK
+    map's page (`demo --tak`) when it prints that."""
     import re
     import webbrowser
 
     def say(line: str) -> None:
         echo(line)
-        found = re.match(r"\s*console: (?:open )?(\S+)", line)
+        found = re.match(r"\s*(?:console|TAK map): (?:open )?(\S+)", line)
         if found:
             webbrowser.open(found.group(1))
 
@@ -1164,6 +1165,71 @@ def witness_serve(config_path: Path, ready_file: Path | None) -> None:
 
     with failing(2):
         sys.exit(serve_main(config_path, ready_file))
+
+
+@main.group()
+def tak() -> None:
+    """Cursor-on-Target and TAK servers (a node's own CoT is its [tak] section)."""
+
+
+def _tak_server(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from clearline.tak.client import parse_server_url
+
+    try:
+        parse_server_url(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+@tak.command("map")
+@click.option(
+    "--server",
+    required=True,
+    callback=_tak_server,
+    help="The TAK server's CoT port, as pytak's COT_URL names it: tcp://HOST:PORT (plain TCP, "
+    "XML or TAK Protocol stream).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Serve the page here.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8600,
+    show_default=True,
+    help="The page's port; 0 picks a free one.",
+)
+@click.option(
+    "--callsign",
+    default="clearline map",
+    show_default=True,
+    help="The name the map announces itself by to the TAK server, as a TAK user does.",
+)
+@click.option(
+    "--max-markers",
+    type=click.IntRange(1, 1_000_000),
+    default=2000,
+    show_default=True,
+    help="Uids kept at most; past it the least recently updated is dropped.",
+)
+def tak_map(server: str, host: str, port: int, callsign: str, max_markers: int) -> None:
+    """Show a TAK server's picture in a browser: clearline's own minimal TAK map client.
+
+    It joins the server as a TAK user, keeps the latest event of each uid until it goes
+    stale, and serves a page that draws the tracks (affiliation, callsign, course) and, on a
+    track a clearline node asked about, the hotline's state. Ctrl-C stops it.
+    """
+    import asyncio
+
+    _need("node")
+    from clearline.tak.mapserver import serve_map
+
+    with failing(1, "error: tak map: "):
+
+        def say(line: str) -> None:
+            click.echo(line)
+            sys.stdout.flush()
+
+        sys.exit(asyncio.run(serve_map(server, host, port, callsign, max_markers, say)))
 
 
 @bench.command("link")

@@ -22,7 +22,9 @@
     ├── KeyMaterialError              keys missing, unreadable or mismatched
     ├── NodeStartError                a node process started from outside did not serve
     └── TakServerError                a TAK server for the tests or the demo could not be
-                                      installed or started
+        │                             installed or started
+        └── TakConnectionError        a TAK server could not be reached, or closed a
+                                      client's connection
 
 Remote errors are normally turned into `Rejected` or `Closed` events by the
 Session (one conversion point, as in h11); they are raised only by the codec
@@ -139,3 +141,8 @@ class NodeStartError(ClearlineError):
 
 class TakServerError(ClearlineError):
     """A TAK server (clearline.lab.takserver) could not be installed or did not start."""
+
+
+class TakConnectionError(TakServerError):
+    """A TAK server could not be reached by one of clearline's own clients (the demo's, the
+    map's: clearline.tak.client), or closed its connection."""

@@ -110,3 +110,7 @@ def test_the_demo_opens_its_console_sign_in_page(monkeypatch: pytest.MonkeyPatch
     say("  console: open file:///tmp/run/console.html (signs this browser in to both nodes)")
     assert opened == ["file:///tmp/run/console.html"]
     assert len(printed) == 2
+    # demo --tak: the TAK map's page too, and no other line.
+    say("  TAK map: open http://127.0.0.1:3/ (clearline's own TAK map client on the US TAK")
+    say("  map: point ATAK, WinTAK or iTAK at the US TAK server: host 127.0.0.1, port 4")
+    assert opened == ["file:///tmp/run/console.html", "http://127.0.0.1:3/"]

@@ -72,6 +72,7 @@ def test_the_core_and_node_commands_work_without_the_simulator(tmp_path: Path) -
         (["sim", "sensitivity", "recon-swarm", "--param", "a=0:1", "--base-samples", "4"], "sim"),
         (["demo", "--virtual"], "sim"),
         (["keys", "init", "keys", "--side", "US"], "node"),
+        (["tak", "map", "--server", "tcp://127.0.0.1:1"], "node"),
     ],
 )
 def test_a_command_whose_extra_is_missing_says_which_to_install(

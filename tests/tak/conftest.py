@@ -1,5 +1,5 @@
 """A real TAK server for the tests: FreeTAKServer from PyPI, in a virtual environment of
-its own under .cache/ (installed on first use; scripts/test installs it up front)."""
+its own under .cache/ (tests/conftest.py's `takserver_venv`)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,24 @@ from pathlib import Path
 
 import pytest
 
-from clearline.errors import TakServerError
 from clearline.lab import takserver
 from clearline.lab.takserver import TakServer
 
-VENV = Path(__file__).resolve().parents[2] / ".cache" / "takserver-venv"
-
 
 @pytest.fixture(scope="module")
-def takservers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, TakServer]]:
+def takservers(
+    tmp_path_factory: pytest.TempPathFactory, takserver_venv: Path
+) -> Iterator[dict[str, TakServer]]:
     """One TAK server for each side, US and PRC, started together; ended with their
     process groups."""
-    why = takserver.cannot_run_here()
-    if why is not None:
-        pytest.skip(why)
-    try:
-        takserver.install(VENV)
-    except TakServerError as exc:
-        pytest.skip(f"{takserver.REQUIREMENT} could not be installed from PyPI: {exc}")
     folder = tmp_path_factory.mktemp("takservers")
     servers: dict[str, TakServer] = {}
     try:
         # Both boot at once (about 15 s each); then each is waited for.
         for side in ("US", "PRC"):
-            servers[side] = takserver.launch_takserver(folder / side, VENV, die_with_parent=True)
+            servers[side] = takserver.launch_takserver(
+                folder / side, takserver_venv, die_with_parent=True
+            )
         for server in servers.values():
             server.wait_ready()
         yield servers

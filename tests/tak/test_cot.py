@@ -101,6 +101,50 @@ def test_a_billion_laughs_is_refused_before_any_expansion() -> None:
     )
 
 
+CLEARLINE = (
+    '<detail><clearline asker="US" track="T-0417" state="answered" elapsed_ms="113.2" '
+    'claim="ours" side="PRC"/><contact callsign="T-0417 PRC"/><link uid="T-0417"/></detail>'
+)
+
+
+@pytest.mark.parametrize("encode", [lambda x: x, stream, mesh], ids=["xml", "stream", "mesh"])
+def test_the_clearline_element_is_read_from_each_encoding(encode: object) -> None:
+    """A node's `<clearline>` detail, as sent: in XML, and in a TakMessage's xmlDetail (the
+    detail elements with no protobuf field), read by the same parser."""
+    parsed = cot.parse(encode(event_xml(detail=CLEARLINE)))  # type: ignore[operator]
+    assert isinstance(parsed, cot.CotEvent)
+    assert dict(parsed.clearline) == {
+        "asker": "US",
+        "track": "T-0417",
+        "state": "answered",
+        "elapsed_ms": "113.2",
+        "claim": "ours",
+        "side": "PRC",
+    }
+    assert parsed.callsign == "T-0417 PRC"
+    assert parsed.link == "T-0417"
+
+
+def test_the_clearline_element_and_the_link_are_bounded_and_optional() -> None:
+    many = " ".join(f'a{i}="{i}"' for i in range(100))
+    parsed = cot.parse(event_xml(detail=f"<detail><clearline {many}/></detail>"))
+    assert isinstance(parsed, cot.CotEvent)
+    assert len(parsed.clearline) == cot.MAX_CLEARLINE_ATTRIBUTES
+    assert EXPECTED.clearline == ()  # an event without one
+    assert EXPECTED.link is None
+    bad = cot.parse(event_xml(detail='<detail><link uid="a&#10;b"/></detail>'))
+    assert isinstance(bad, cot.CotEvent) and bad.link is None
+
+
+def test_a_bad_xml_detail_in_a_takmessage_is_ignored_not_fatal() -> None:
+    message = takproto.parse_proto(mesh(event_xml()))
+    for detail in ("</detail></event><event>", "<clearline", '<!DOCTYPE x []><clearline a="1"/>'):
+        message.cotEvent.detail.xmlDetail = detail
+        parsed = cot.parse(cot.MESH_HEADER + message.SerializeToString())
+        assert isinstance(parsed, cot.CotEvent)
+        assert parsed.clearline == ()
+
+
 def test_bad_optional_parts_are_dropped_not_fatal() -> None:
     parsed = cot.parse(
         event_xml(

@@ -16,8 +16,6 @@ from clearline.cli import main
 from clearline.errors import TakServerError
 from clearline.lab import takserver
 
-VENV = Path(__file__).resolve().parents[2] / ".cache" / "takserver-venv"
-
 
 def _one_line_error(args: list[str]) -> str:
     result = CliRunner().invoke(main, args)
@@ -54,17 +52,12 @@ def test_a_failed_install_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 @pytest.mark.slow
-def test_the_demo_with_tak_servers_puts_the_answer_on_the_us_servers_map(tmp_path: Path) -> None:
-    why = takserver.cannot_run_here()
-    if why is not None:
-        pytest.skip(why)
-    try:
-        takserver.install(VENV)
-    except TakServerError as exc:
-        pytest.skip(f"{takserver.REQUIREMENT} could not be installed from PyPI: {exc}")
+def test_the_demo_with_tak_servers_puts_the_answer_on_the_us_servers_map(
+    tmp_path: Path, takserver_venv: Path
+) -> None:
     result = subprocess.run(
         [
-            sys.executable, "-m", "clearline", "demo", "--tak", "--tak-venv", str(VENV),
+            sys.executable, "-m", "clearline", "demo", "--tak", "--tak-venv", str(takserver_venv),
             "--headless", "--episodes", "0", "--duration", "1", "--out", str(tmp_path / "run"),
         ],
         capture_output=True,
@@ -78,6 +71,7 @@ def test_the_demo_with_tak_servers_puts_the_answer_on_the_us_servers_map(tmp_pat
     assert "node took it from its TAK server into the registry" in out
     assert "gate: HOLD intercept-uncrewed (hotline-hold" in out
     assert "map: point ATAK, WinTAK or iTAK at the US TAK server: host 127.0.0.1, port" in out
+    assert "TAK map: open http://127.0.0.1:" in out  # clearline's own map view, beside the console
     # The answered clarification as a map on the US server received it, relayed by the server.
     seen = out.split("What a map on the US TAK server shows")[1]
     assert "uid T-0417.clearline, type a-h-A-M-F" in seen

@@ -6,17 +6,17 @@ CoT, written over plain TCP to the servers as a TAK client would, not through th
 HTTP API: PRC's own systems publish the swarm to the PRC server, a US sensor publishes the
 track to the US server; the US node asks PRC about it; PRC answers from the registry CoT
 fed; and a map client on the US server receives the answer as CoT, relayed by the server.
+clearline's own map view (clearline.tak.mapserver) joins the US server too, and shows in a
+browser what a TAK user there sees.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,9 @@ from clearline.lab.scene import (
 from clearline.lab.takserver import TakServer
 from clearline.log.store import verify_log
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
-from clearline.tak import cot
+from clearline.tak import client, cot
+from clearline.tak.client import TakClient
+from clearline.tak.mapserver import running_map
 
 Printer = Callable[[str], None]
 
@@ -70,38 +72,10 @@ cot_url = "{url}"
 cot_url_in = true
 batch_ms = 10
 """
+MAP_VIEW_CALLSIGN = "US map view"
+"""The name clearline's map view (`TAK map:`) announces itself by on the US server."""
 EVENT_TIMEOUT_S = 60.0
 """How long the scene waits for a CoT event (the swarm taken in, the answer on the map)."""
-
-
-@dataclass
-class TakClient:
-    """A plain TCP CoT client of a TAK server, announced as a TAK user is."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    splitter: cot.StreamSplitter
-
-    async def send(self, event: bytes) -> None:
-        self.writer.write(event)
-        await self.writer.drain()
-
-    async def read_until(self, until: Callable[[Any], bool], timeout: float) -> Any:
-        """The first event (an XML element) that satisfies `until`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await self.reader.read(65536)
-                if not data:
-                    raise TakServerError("the TAK server closed the map client's connection")
-                for item in self.splitter.feed(data):
-                    # Parsed first by clearline's own parser, which refuses any DTD.
-                    if isinstance(item, bytes) and isinstance(cot.parse(item), cot.CotEvent):
-                        element = ET.fromstring(item)
-                        if until(element):
-                            return element
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def _now_us() -> int:
@@ -123,18 +97,12 @@ def _event(
     return cot.to_xml(uid, type_, now, now + stale_s * 1_000_000, point, detail)
 
 
-@contextlib.asynccontextmanager
-async def tak_client(server: TakServer, uid: str, callsign: str) -> AsyncIterator[TakClient]:
+def tak_client(
+    server: TakServer, uid: str, callsign: str
+) -> AbstractAsyncContextManager[TakClient]:
     """A client of `server` that has announced itself (FreeTAKServer routes nothing from a
     connection before its first event, and drops what arrives in the same read as it)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["cot"])
-    client = TakClient(reader, writer, cot.StreamSplitter())
-    try:
-        await client.send(_event(uid, "a-f-G-U-C", 600, callsign=callsign))
-        await asyncio.sleep(0.5)
-        yield client
-    finally:
-        client.close()
+    return client.tak_client("127.0.0.1", server.ports["cot"], uid, callsign)
 
 
 def _clearline(element: Any) -> dict[str, str]:
@@ -255,7 +223,6 @@ async def _play(
 ) -> tuple[float | None, str]:
     """The scene: the clarification's measured time (if answered), and the gate's verdict on
     the intercept proposed while it was open."""
-    us_api, prc_api = pair.us_api, pair.prc_api
     say(
         f"  two node processes, mutual TLS 1.3 with pinned certificates; session "
         f"{pair.link['session_id'][:16]}...; path {delay_ms:g} ms each way"
@@ -266,6 +233,24 @@ async def _play(
     )
     page = write_console_login(folder, pair)
     say(f"  console: open {page.as_uri()} (signs this browser in to both nodes, read only)")
+    async with running_map(servers["US"].cot_url, callsign=MAP_VIEW_CALLSIGN) as tak_map:
+        say(
+            f"  TAK map: open {tak_map.url} (clearline's own TAK map client on the US TAK "
+            "server: what a TAK user there sees)"
+        )
+        return await _scene(pair, folder, say, duration_s, pause_s, servers, tak_map.url)
+
+
+async def _scene(
+    pair: NodePair,
+    folder: Path,
+    say: Printer,
+    duration_s: float,
+    pause_s: float,
+    servers: dict[str, TakServer],
+    map_url: str,
+) -> tuple[float | None, str]:
+    us_api, prc_api = pair.us_api, pair.prc_api
     us_cot = servers["US"].ports["cot"]
     say(
         f"  map: point ATAK, WinTAK or iTAK at the US TAK server: host 127.0.0.1, port "
@@ -353,7 +338,8 @@ async def _play(
     if duration_s > 0:
         say(
             f"  the TAK servers stay up with the nodes: a TAK client on 127.0.0.1:{us_cot} "
-            "receives what the US node writes from now on"
+            f"receives what the US node writes from now on, and the TAK map at {map_url} "
+            "keeps showing the US server's picture"
         )
         if await count_down(duration_s, say):
             now = (await us_api.get("/v1/link")).json()

@@ -3,5 +3,7 @@
 `cot` parses and writes CoT events (XML and TAK Protocol v1 protobuf) with no I/O;
 `mapping` says which events are own assets, foreign tracks or ignored; `settings` is
 the node's `[tak]` section; `service` runs the listeners and the output inside the
-node's event loop. docs/tak.md has the long form.
+node's event loop. `mapview` is what a TAK map shows of a picture (no I/O), `client` a
+TAK server's client, and `mapserver` clearline's own map view (`clearline tak map`).
+docs/tak.md has the long form.
 """

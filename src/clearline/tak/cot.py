@@ -32,6 +32,7 @@ MAX_ELEMENTS: Final = 512
 MAX_DEPTH: Final = 16
 MAX_UID_CHARS: Final = 256
 MAX_CALLSIGN_CHARS: Final = 64
+MAX_CLEARLINE_ATTRIBUTES: Final = 32
 UNKNOWN_ERROR: Final = 9_999_999.0
 """CoT's value for an unknown circular or linear error (and height), in metres."""
 
@@ -86,6 +87,12 @@ class CotEvent:
     speed: float | None = None
     """Metres per second, as CoT's <track speed> has it."""
     callsign: str | None = None
+    clearline: tuple[tuple[str, str], ...] = ()
+    """The attributes of `<detail><clearline>` (what a node writes: docs/tak.md), as sent:
+    names and values unchecked, at most MAX_CLEARLINE_ATTRIBUTES of them."""
+    link: str | None = None
+    """The uid of `<detail><link>` (the first), if it is one a uid may be: what a delete
+    (`t-x-d-d`) removes, or the track a clarification is about."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +199,10 @@ def _build(
     course: Any = None,
     speed: Any = None,
     callsign: Any = None,
+    clearline: Mapping[str, str] | None = None,
+    link: Any = None,
 ) -> Parsed:
-    if not isinstance(uid, str) or not 0 < len(uid) <= MAX_UID_CHARS or _CONTROL.search(uid):
+    if not _is_uid(uid):
         return Skipped("bad-uid", "missing, too long or with control characters")
     if not isinstance(type_, str) or not _TYPE.fullmatch(type_):
         return Skipped("bad-type", "expected a CoT type such as a-f-A-M-F-Q")
@@ -231,7 +240,13 @@ def _build(
         course_deg,
         speed_mps,
         callsign,
+        tuple(list((clearline or {}).items())[:MAX_CLEARLINE_ATTRIBUTES]),
+        link if _is_uid(link) else None,
     )
+
+
+def _is_uid(uid: Any) -> bool:
+    return isinstance(uid, str) and 0 < len(uid) <= MAX_UID_CHARS and not _CONTROL.search(uid)
 
 
 # -- XML ---------------------------------------------------------------------------------------
@@ -248,6 +263,8 @@ _WANTED = {
     ("event", "point"): "point",
     ("event", "detail", "track"): "track",
     ("event", "detail", "contact"): "contact",
+    ("event", "detail", "clearline"): "clearline",
+    ("event", "detail", "link"): "link",
 }
 
 
@@ -318,6 +335,8 @@ def parse_xml(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
         track.get("course"),
         track.get("speed"),
         parts.get("contact", {}).get("callsign"),
+        parts.get("clearline"),
+        parts.get("link", {}).get("uid"),
     )
 
 
@@ -353,6 +372,7 @@ def parse_protobuf(payload: bytes) -> Parsed:
         return Skipped("not-an-event", "the TakMessage carries no cotEvent")
     e = message.cotEvent
     detail = e.detail
+    extra = _xml_detail(detail.xmlDetail)
     return _build(
         e.uid,
         e.type,
@@ -362,7 +382,18 @@ def parse_protobuf(payload: bytes) -> Parsed:
         detail.track.course if detail.HasField("track") else None,
         detail.track.speed if detail.HasField("track") else None,
         detail.contact.callsign if detail.HasField("contact") else None,
+        extra.get("clearline"),
+        extra.get("link", {}).get("uid"),
     )
+
+
+def _xml_detail(text: str) -> dict[str, dict[str, str]]:
+    """The elements clearline reads from a TakMessage's `xmlDetail` (the detail elements
+    without a protobuf field of their own), through the same parser as an XML event."""
+    if not text:
+        return {}
+    parts = _xml_parts(b"<event><detail>" + text.encode("utf-8", "replace") + b"</detail></event>")
+    return {} if isinstance(parts, Skipped) else parts
 
 
 def parse_tak(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
