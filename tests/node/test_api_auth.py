@@ -373,3 +373,23 @@ def test_allowed_names_and_origins() -> None:
         "http://proxy.example:443",
         "http://[::1]:8400",
     }
+
+
+def test_an_open_event_stream_ends_with_the_node_and_does_not_hold_it_up(
+    tmp_path: Path,
+) -> None:
+    """A console left open in a browser keeps a stream; SIGTERM must still stop the node
+    promptly, and the stream's last event says it stopped."""
+    make_keys(tmp_path, "US", "PRC")
+    started = start_node(write_config(tmp_path, "PRC", "US", listen=True))
+    with running(started), started.client("observer") as client:
+        with client.stream("GET", "/v1/events/stream", timeout=30) as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(lines) == ": clearline events"
+            began = time.monotonic()
+            assert started.stop(timeout=20) == 0
+            stopped_after = time.monotonic() - began
+            events = [json.loads(line[5:]) for line in lines if line.startswith("data:")]
+        assert stopped_after < 10, f"the node took {stopped_after:.1f} s to stop"
+        assert events and events[-1]["kind"] == "stopped", events[-3:]

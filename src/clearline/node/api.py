@@ -235,6 +235,12 @@ def validation_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return shown
 
 
+STREAM_POLL_S = 0.5
+"""How often an idle event stream looks whether the node has let its reader go."""
+STREAM_KEEP_ALIVE_S = 15
+"""An idle event stream sends a comment this often, so that proxies keep it open."""
+
+
 class _EventStream(StreamingResponse):
     """An SSE response that gives its subscriber slot back however it ends, even if the client
     goes away before the first event."""
@@ -480,13 +486,22 @@ def build_app(node: Any) -> FastAPI:
         node.subscribers.add(queue)
 
         async def generate() -> AsyncIterator[bytes]:
+            # The stream ends once the node lets its reader go (it fell behind, or the node
+            # is stopping) and what was queued is sent: a stream open in a browser must not
+            # hold the node up.
             yield b": clearline events\n\n"
-            while True:
+            loop = asyncio.get_running_loop()
+            said = loop.time()
+            while queue in node.subscribers or not queue.empty():
                 try:
-                    event = await asyncio.wait_for(queue.get(), timeout=15)
+                    async with asyncio.timeout(STREAM_POLL_S):
+                        event = await queue.get()
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    if loop.time() - said >= STREAM_KEEP_ALIVE_S:
+                        said = loop.time()
+                        yield b": keep-alive\n\n"
                     continue
+                said = loop.time()
                 yield f"data: {json.dumps(event)}\n\n".encode()
 
         return _EventStream(node, queue, generate())

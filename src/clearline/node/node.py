@@ -1077,6 +1077,7 @@ class Node:
         await self.witnesses.close()
         await self.log.close(checkpoint=(wall_us(), self.policy.hash, self.roster.hash))
         self.emit({"kind": "stopped", "log_size": self.log.size})
+        self.subscribers.clear()  # each event stream ends once it has sent "stopped"
 
 
 def _session(link: Link) -> str | None:

@@ -43,6 +43,11 @@ API_KEEP_ALIVE_S = 20
 client never sends a request on a connection the node is just closing (a lost request)."""
 
 
+API_SHUTDOWN_GRACE_S = 5
+"""How long a stopping node waits for API requests still running (a streamed batch waiting
+for answers) before it closes their connections; its event streams end by themselves."""
+
+
 DESCRIPTOR_MARGIN = 64
 """Descriptors the node needs besides the capped ones: its log, sockets, the peer link."""
 
@@ -93,6 +98,7 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=API_KEEP_ALIVE_S,
+            timeout_graceful_shutdown=API_SHUTDOWN_GRACE_S,
         )
     )
     api_task = asyncio.create_task(api.serve(sockets=[api_socket]))
