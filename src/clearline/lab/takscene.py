@@ -114,6 +114,22 @@ def _state_of(uid: str, *states: str) -> Callable[[Any], bool]:
     return lambda e: e.get("uid") == uid and _clearline(e).get("state") in states
 
 
+ASKED_POLL_S = 0.005
+"""How often the scene looks for the node's query: well inside the round trip's 110 ms."""
+
+
+async def _asked(api: httpx.AsyncClient, track: str) -> dict[str, Any]:
+    """The node's `query` event for `track`, once it has asked the peer about it."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        events = (await api.get("/v1/events", params={"limit": 100})).json()["events"]
+        for event in events:
+            if event["kind"] == "query" and event.get("track") == track:
+                return dict(event)
+        await asyncio.sleep(ASKED_POLL_S)
+    raise TakServerError(f"the US node never asked about {track} ({EVENT_TIMEOUT_S:g} s)")
+
+
 def describe_on_map(element: Any) -> list[str]:
     """What a map client shows of a clearline event: its marker, label and hotline detail."""
     point = element.find("point")
@@ -294,10 +310,10 @@ async def _scene(
             f"model: strike_package (threat {MODEL_MISREAD_SCORE:.2f}; truth: recon_swarm) "
             f"-> propose {rung}",
         )
-        opened = await map_client.read_until(
-            _state_of("T-0417.clearline", "open", "answered"), EVENT_TIMEOUT_S
-        )
-        note("US", f"map <- T-0417.clearline state={_clearline(opened).get('state')}")
+        # Autonomy acts on the node's own word that it asked, not on the map's: the TAK
+        # server may relay the `open` event after the answer is back (seen: 0.5 s late).
+        asked = await _asked(us_api, "T-0417")
+        note("US", f"node asked about T-0417: query {asked['query_seq']} on the wire")
         held = (
             await us_api.post(
                 "/v1/actions",
@@ -309,6 +325,10 @@ async def _scene(
             f"gate: {held['verdict'].upper()} {rung} ({held['rule']}: {held['reason']}); "
             f"record {held['logged_index']} committed",
         )
+        opened = await map_client.read_until(
+            _state_of("T-0417.clearline", "open", "answered"), EVENT_TIMEOUT_S
+        )
+        note("US", f"map <- T-0417.clearline state={_clearline(opened).get('state')}")
         answered = (
             opened
             if _clearline(opened).get("state") == "answered"
