@@ -2,7 +2,7 @@
 
 `cot` parses and writes CoT events (XML and TAK Protocol v1 protobuf) with no I/O;
 `mapping` says which events are own assets, foreign tracks or ignored; `settings` is
-the node's `[tak]` section; `service` runs the listeners and the output inside the
+the node's `[tak]` section; `clearline.node.cot` runs the listeners and the output in the
 node's event loop. `mapview` is what a TAK map shows of a picture (no I/O), `client` a
 TAK server's client, and `mapserver` clearline's own map view (`clearline tak map`).
 docs/tak.md has the long form.
