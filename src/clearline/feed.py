@@ -81,16 +81,30 @@ _ID = re.compile(rb"[A-Za-z0-9._:/-]{1,%d}" % MAX_ID_LENGTH)
 _ID_BYTES = b"-./0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 """What an id is made of: deleting these from a valid id leaves nothing."""
 _LAT, _LON, _ALT = Position.LAT, Position.LON, Position.ALT
-_LAT_LOW, _LAT_HIGH, _LON_LOW, _LON_HIGH, _ALT_LOW = (
+_LAT_LOW, _LAT_HIGH, _LON_LOW, _LON_HIGH, _ALT_LOW, _ALT_HIGH = (
     _LAT.low,
     _LAT.high,
     _LON.low,
     _LON.high,
     _ALT.low,
+    _ALT.high,
 )
 _NK, _NM, _NA, _NI = len(KINDS), len(MISSIONS), len(AUTONOMIES), len(INTENTS)
 _POINT_MIN, _POINT_MAX = 1 + _FIXED.size + 1, 1 + _FIXED.size + MAX_ID_LENGTH
 _MICROS_MAX: Final = (1 << 63) - 1
+RECORD_AHEAD_S: Final = 60
+"""A record's own time may be this far ahead of the node's clock (the two sides' clocks
+must agree as closely for a Hello); later is `bad-time`."""
+RECORD_BEHIND_S: Final = 3600
+"""...and this far behind it: a feed carries where assets are now, and an older record
+would be sent, and answered from, as if it were."""
+MAX_AREA_RADIUS_M: Final = 500_000
+"""The widest area a feed may declare an asset in. The protocol allows 40,000 km, but an
+area that wide is matched by every track the peer asks about, and so would answer "ours"
+for all of them."""
+LISTED_SKIPS: Final = 64
+"""Skipped frames listed one by one per read; the rest are only counted (a read of empty
+frames holds 131,072 of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +125,15 @@ class Batch:
 
     records: list[OwnAsset] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    """The first LISTED_SKIPS frames skipped; `skips` counts all of them by reason."""
+    skips: dict[str, int] = field(default_factory=dict)
     refused: str | None = None
     """Why the stream ends here (a missing or wrong token); nothing after it is read."""
+
+    def skip(self, frame: int, reason: str, detail: str) -> None:
+        self.skips[reason] = self.skips.get(reason, 0) + 1
+        if len(self.skipped) < LISTED_SKIPS:
+            self.skipped.append(Skipped(frame, reason, detail))
 
 
 def point_frame(
@@ -179,12 +200,13 @@ class FeedReader:
             data = data[dropped:]
         buf = self._buffer + data if self._buffer else data
         pos, end = 0, len(buf)
-        records, skipped = batch.records, batch.skipped
+        records = batch.records
         header = _FRAME.size
         point = _POINT.unpack_from
         valid_id = _ID_BYTES
         set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
         set_lat, set_lon, set_alt = _SET_POSITION
+        earliest, latest = now - RECORD_BEHIND_S * 1_000_000, now + RECORD_AHEAD_S * 1_000_000
         while end - pos >= header:
             # A whole, valid point frame is taken here in one go; anything else below.
             if self.authenticated and end - pos >= _POINT.size:
@@ -199,10 +221,10 @@ class FeedReader:
                     and a < _NA
                     and i < _NI
                     and armed < 2
-                    and when <= _MICROS_MAX
+                    and (when == 0 or earliest <= when <= latest)
                     and _LAT_LOW <= lat <= _LAT_HIGH
                     and _LON_LOW <= lon <= _LON_HIGH
-                    and alt >= _ALT_LOW
+                    and _ALT_LOW <= alt <= _ALT_HIGH
                 ):
                     raw_id = buf[pos + _POINT.size : stop]
                     if not raw_id.translate(None, valid_id):
@@ -227,16 +249,18 @@ class FeedReader:
                         pos = stop
                         continue
             length, kind = _FRAME.unpack_from(buf, pos)
+            if not self.authenticated and (length == 0 or kind != TOKEN):
+                return self._refuse(batch, "the first frame must be a token frame")
             if length == 0:
-                skipped.append(Skipped(self._frames, "empty", "a frame of length 0"))
+                batch.skip(self._frames, "empty", "a frame of length 0")
                 self._frames += 1
                 pos += 2
                 continue
             limit = _TOKEN_FRAME if kind == TOKEN else MAX_FRAME
             if length > limit:
-                skipped.append(
-                    Skipped(self._frames, "oversized", f"{length} bytes, at most {limit}")
-                )
+                if not self.authenticated:
+                    return self._refuse(batch, f"a token frame of {length} bytes, at most {limit}")
+                batch.skip(self._frames, "oversized", f"{length} bytes, at most {limit}")
                 self._frames += 1
                 available = end - pos - 2
                 if length > available:
@@ -251,28 +275,27 @@ class FeedReader:
             number = self._frames
             self._frames += 1
             if not self.authenticated:
-                if kind != TOKEN or not self._check_token(buf[pos + 3 : stop]):
-                    self.refused = (
-                        "the first frame must be a token frame"
-                        if kind != TOKEN
-                        else "the token is not valid for the feed"
-                    )
-                    batch.refused = self.refused
-                    self._buffer = b""
-                    return batch
+                if not self._check_token(buf[pos + 3 : stop]):
+                    return self._refuse(batch, "the token is not valid for the feed")
                 self.authenticated = True
             elif kind in (POINT, AREA):
                 taken = _record(buf, pos + 3, stop, kind == AREA, now)
                 if isinstance(taken, OwnAsset):
                     records.append(taken)
                 else:
-                    skipped.append(Skipped(number, *taken))
+                    batch.skip(number, *taken)
             elif kind == TOKEN:
-                skipped.append(Skipped(number, "token-again", "the token is sent once, first"))
+                batch.skip(number, "token-again", "the token is sent once, first")
             else:
-                skipped.append(Skipped(number, "unknown-type", f"frame type {kind}"))
+                batch.skip(number, "unknown-type", f"frame type {kind}")
             pos = stop
         self._buffer = buf[pos:] if pos < end else b""
+        return batch
+
+    def _refuse(self, batch: Batch, why: str) -> Batch:
+        """End the stream: nothing after a missing or wrong token is read."""
+        self.refused = batch.refused = why
+        self._buffer = b""
         return batch
 
 
@@ -292,20 +315,25 @@ def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset
         return "bad-enum", f"autonomy {autonomy} or intent {intent} is out of range"
     if armed > 1:
         return "bad-armed", f"armed is {armed}, not 0 or 1"
-    if when > _MICROS_MAX:
-        return "bad-time", f"{when} is past the largest time"
+    if when and not now - RECORD_BEHIND_S * 1_000_000 <= when <= now + RECORD_AHEAD_S * 1_000_000:
+        return "bad-time", (
+            f"{when} is more than {RECORD_AHEAD_S} s ahead of the node's clock ({now}) "
+            f"or {RECORD_BEHIND_S} s behind it"
+        )
     raw_id = buf[fixed_end:stop]
     if _ID.fullmatch(raw_id) is None:
         return "bad-id", f"{raw_id[:80]!r} is not 1 to {MAX_ID_LENGTH} of [A-Za-z0-9._:/-]"
     if not (
-        _LAT.low <= lat <= _LAT.high and _LON.low <= lon <= _LON.high and _ALT.low <= alt
-    ):  # alt's upper bound is above what int32 holds
+        _LAT.low <= lat <= _LAT.high
+        and _LON.low <= lon <= _LON.high
+        and _ALT.low <= alt <= _ALT.high
+    ):
         return "bad-position", f"[{lat}, {lon}, {alt}] is out of range"
     point = position_of(lat, lon, alt)
     if area:
         (radius,) = _RADIUS.unpack_from(buf, at + _FIXED.size)
-        if not 1 <= radius <= 40_000_000:
-            return "bad-radius", f"radius {radius} m is not in 1..40000000"
+        if not 1 <= radius <= MAX_AREA_RADIUS_M:
+            return "bad-radius", f"radius {radius} m is not in 1..{MAX_AREA_RADIUS_M}"
         position, region = None, Area(point, radius)
     else:
         position, region = point, None

@@ -6,13 +6,22 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearline.doctrine.registry import Nearest, OwnAsset, match
+from clearline.doctrine.registry import (
+    Disclosure,
+    Nearest,
+    OwnAsset,
+    disclose,
+    match,
+    truthful_answer,
+)
+from clearline.protocol.codec import encode_payload
 from clearline.protocol.messages import (
     Area,
     AssetKind,
     AssetRecord,
     AutonomyMode,
     Intent,
+    Message,
     Mission,
     Position,
     TrackReport,
@@ -90,3 +99,26 @@ def test_a_swarm_of_elements_a_few_hundred_metres_apart() -> None:
         assert nearest(track) is element is match(track, elements, TOLERANCE_M)
     far = TrackReport("far", Position(26_000_000, 122_400_000, 0), 0, AssetKind.RECON_SWARM)
     assert nearest(far) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lat=st.integers(Position.LAT.low, Position.LAT.high),
+    lon=st.integers(Position.LON.low, Position.LON.high),
+    precision_m=st.integers(0, 100_000),
+)
+def test_a_disclosed_position_stays_on_the_globe(lat: int, lon: int, precision_m: int) -> None:
+    """Rounded to the disclosure's grid near a pole or the antimeridian, an answer's position
+    must still be one the protocol can carry (one that was not, dropped the link)."""
+    answer = truthful_answer(7, _asset(1, Position(lat, lon, 100), None))
+    shown = disclose(answer, Disclosure(position_precision_m=precision_m))
+    assert shown.position is not None
+    assert Position.LAT.low <= shown.position.lat_e6 <= Position.LAT.high
+    assert Position.LON.low <= shown.position.lon_e6 <= Position.LON.high
+    assert encode_payload(Message("PRC", b"\x01" * 16, 3, 1, shown))
+
+
+def test_the_antimeridian_case_that_was_found() -> None:
+    answer = truthful_answer(7, _asset(1, Position(10_000_000, 179_999_990, 100), None))
+    shown = disclose(answer, Disclosure(position_precision_m=500))
+    assert shown.position is not None and shown.position.lon_e6 == Position.LON.high

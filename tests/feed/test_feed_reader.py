@@ -34,7 +34,7 @@ def frame(body: bytes) -> bytes:
     return struct.pack(">H", len(body)) + body
 
 
-def point(asset_id: str = "UAS-1", at: int = 5, **kw: object) -> bytes:
+def point(asset_id: str = "UAS-1", at: int = NOW - 5, **kw: object) -> bytes:
     return feed.point_frame(
         asset_id, AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, False, Position(1, -2, 3), at, **kw
     )  # type: ignore[arg-type]
@@ -44,7 +44,7 @@ def test_records_as_sent_and_time_zero_is_now() -> None:
     data = feed.token_frame(TOKEN) + point() + point("UAS-2", at=0, intent=Intent.HOLDING)
     data += feed.point_frame(
         "ZONE/1", AssetKind.RECON_SWARM, Mission.RECONNAISSANCE, True, Position(-5, 6, 0),
-        7, AutonomyMode.HUMAN_ON_LOOP, Intent.WITHDRAWING, radius_m=900,
+        NOW - 7, AutonomyMode.HUMAN_ON_LOOP, Intent.WITHDRAWING, radius_m=900,
     )  # fmt: skip
     batch = reader().feed(data, NOW)
     assert batch.skipped == [] and batch.refused is None
@@ -52,12 +52,12 @@ def test_records_as_sent_and_time_zero_is_now() -> None:
     kind, mission, auto = AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, AutonomyMode.AUTONOMOUS
     at = Position(1, -2, 3)
     assert batch.records == [
-        OwnAsset(AssetRecord("UAS-1", kind, mission, False, auto, 5, at), Intent.TRANSITING),
+        OwnAsset(AssetRecord("UAS-1", kind, mission, False, auto, NOW - 5, at), Intent.TRANSITING),
         OwnAsset(AssetRecord("UAS-2", kind, mission, False, auto, NOW, at), Intent.HOLDING),
         OwnAsset(
             AssetRecord(
                 "ZONE/1", AssetKind.RECON_SWARM, Mission.RECONNAISSANCE, True,
-                AutonomyMode.HUMAN_ON_LOOP, 7, area=Area(Position(-5, 6, 0), 900),
+                AutonomyMode.HUMAN_ON_LOOP, NOW - 7, area=Area(Position(-5, 6, 0), 900),
             ),
             Intent.WITHDRAWING,
         ),
@@ -83,9 +83,25 @@ def test_no_token_no_records() -> None:
     assert wrong.records == [] and wrong.refused == "the token is not valid for the feed"
 
 
+def test_a_stream_that_does_not_begin_with_its_token_is_refused_at_once() -> None:
+    """Not even empty or oversized frames are skipped before the token: a stranger's stream
+    is refused on its first frame, whatever it is."""
+    for first in (b"\x00\x00", frame(b"\x01" + b"t" * 300), frame(b"\x02" + b"x" * 70)):
+        r = reader()
+        batch = r.feed(first * 1000 + feed.token_frame(TOKEN) + point(), NOW)
+        assert batch.records == [] and batch.skipped == [] and batch.refused is not None
+        assert r.buffered == 0 and r.feed(point(), NOW).records == []
+
+
+def test_a_read_lists_its_first_skips_and_counts_them_all() -> None:
+    batch = reader().feed(feed.token_frame(TOKEN) + b"\x00\x00" * 10_000 + point("A"), NOW)
+    assert [a.record.asset_id for a in batch.records] == ["A"]
+    assert len(batch.skipped) == feed.LISTED_SKIPS and batch.skips == {"empty": 10_000}
+
+
 def fixed(
     kind: int = 3, mission: int = 3, auto: int = 2, intent: int = 2, armed: int = 0,
-    at: int = 5, lat: int = 1, alt: int = 3,
+    at: int = NOW - 5, lat: int = 1, alt: int = 3,
 ) -> bytes:  # fmt: skip
     return struct.pack(">BBBBBQiii", kind, mission, auto, intent, armed, at, lat, 2, alt)
 
@@ -103,10 +119,15 @@ def fixed(
         (b"\x02" + fixed() + b"bad id", "bad-id"),
         (b"\x02" + fixed() + b"\xff", "bad-id"),
         (b"\x02" + fixed(at=1 << 63) + b"X", "bad-time"),
+        (b"\x02" + fixed(at=(1 << 63) - 1) + b"X", "bad-time"),
+        (b"\x02" + fixed(at=NOW + 61_000_000) + b"X", "bad-time"),
+        (b"\x02" + fixed(at=NOW - 3_601_000_000) + b"X", "bad-time"),
+        (b"\x02" + fixed(at=1) + b"X", "bad-time"),
         (b"\x02" + fixed(lat=90_000_001) + b"X", "bad-position"),
         (b"\x02" + fixed(alt=-20_001) + b"X", "bad-position"),
+        (b"\x02" + fixed(alt=100_000_001) + b"X", "bad-position"),
         (b"\x03" + fixed() + struct.pack(">I", 0) + b"X", "bad-radius"),
-        (b"\x03" + fixed() + struct.pack(">I", 40_000_001) + b"X", "bad-radius"),
+        (b"\x03" + fixed() + struct.pack(">I", feed.MAX_AREA_RADIUS_M + 1) + b"X", "bad-radius"),
         (b"\x07" + fixed() + b"X", "unknown-type"),
         (b"\x01" + TOKEN.encode(), "token-again"),
         (b"\x02" + fixed() + b"X" * 65, "bad-id"),
@@ -154,7 +175,9 @@ def test_any_bytes_never_raise_and_the_buffer_stays_bounded(
 
 @st.composite
 def damaged(draw: st.DrawFn) -> bytes:
-    data = bytearray(b"".join(point(f"U{i}", at=i + 1) for i in range(draw(st.integers(1, 8)))))
+    data = bytearray(
+        b"".join(point(f"U{i}", at=NOW - i - 1) for i in range(draw(st.integers(1, 8))))
+    )
     for _ in range(draw(st.integers(1, 6))):
         at = draw(st.integers(0, len(data)))
         op = draw(st.sampled_from(["flip", "cut", "insert"]))
@@ -190,7 +213,7 @@ def test_the_example_in_the_docs_is_what_point_frame_writes() -> None:
     where = Position(20_500_000, 120_250_000, 900)
     kind, mission = AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL
     assert written == feed.point_frame("PRC-UAS-1", kind, mission, False, where, at)
-    (asset,) = reader().feed(feed.token_frame(TOKEN) + written, NOW).records
+    (asset,) = reader().feed(feed.token_frame(TOKEN) + written, at + 1_000_000).records
     assert asset == OwnAsset(
         AssetRecord("PRC-UAS-1", kind, mission, False, AutonomyMode.AUTONOMOUS, at, where),
         Intent.TRANSITING,

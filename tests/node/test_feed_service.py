@@ -29,6 +29,7 @@ class StubNode:
         self.published: list[OwnAsset] = []
         self.refused: list[str] = []
         self.unsent_bytes = 0
+        self.link_up = True
         self.tasks: list[asyncio.Task[Any]] = []
 
     @staticmethod
@@ -38,7 +39,7 @@ class StubNode:
 
     def publish(self, assets: list[OwnAsset], now: bool = False) -> bool:
         self.published.extend(assets)
-        return True
+        return self.link_up
 
     def refuse(self, peer: str, reason: str) -> None:
         self.refused.append(reason)
@@ -49,7 +50,7 @@ class StubNode:
 
 def record(asset_id: str) -> bytes:
     return feed.point_frame(
-        asset_id, AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, False, Position(1, 2, 3), at=5
+        asset_id, AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, False, Position(1, 2, 3), at=0
     )
 
 
@@ -131,6 +132,66 @@ def test_a_link_behind_stops_the_reading_until_it_catches_up() -> None:
         node.unsent_bytes = 0
         await _until(lambda: len(node.published) == 2)
         writer.close()
+        for task in node.tasks:
+            task.cancel()
+
+    asyncio.run(run())
+
+
+def test_a_connection_that_sends_no_token_in_time_is_refused(monkeypatch: Any) -> None:
+    monkeypatch.setattr("clearline.node.feed.TOKEN_DEADLINE_S", 0.2)
+
+    async def run() -> None:
+        node = StubNode()
+        service = await _service(node)
+        assert service.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(feed.token_frame(SENSOR)[:2])  # a token begun and never finished
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert line == b"refused: no token within 0.2 s\n"
+        assert await reader.read() == b"" and node.refused == ["no token within 0.2 s"]
+        assert service.connections == 0  # its place is free again
+        writer.close()
+        for task in node.tasks:
+            task.cancel()
+
+    asyncio.run(run())
+
+
+def test_records_taken_while_the_link_is_down_are_counted_and_said_unsent() -> None:
+    async def run() -> None:
+        node = StubNode()
+        node.link_up = False
+        service = await _service(node)
+        assert service.port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(feed.token_frame(SENSOR) + record("A") + record("B"))
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 5)
+        assert line.endswith(b"not sent: the link to the peer is down\n"), line
+        sample = node.metrics.registry.get_sample_value("clearline_feed_records_unsent_total")
+        assert sample == 2 and frames(node, "taken") == 2
+        writer.close()
+        for task in node.tasks:
+            task.cancel()
+
+    asyncio.run(run())
+
+
+def test_connections_past_the_cap_are_refused_and_counted() -> None:
+    async def run() -> None:
+        node = StubNode()
+        service = FeedService(node, Feed(port=0, max_connections=1))  # type: ignore[arg-type]
+        await service.start()
+        assert service.port is not None
+        _, first = await asyncio.open_connection("127.0.0.1", service.port)
+        await _until(lambda: service.connections == 1)
+        reader, second = await asyncio.open_connection("127.0.0.1", service.port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert node.refused == ["feed connections at their cap (1)"]
+        first.close()
+        second.close()
         for task in node.tasks:
             task.cancel()
 

@@ -29,3 +29,10 @@ def test_record_ages_fall_in_their_buckets_and_the_last_commit_is_kept() -> None
     assert sample(metrics, "clearline_telemetry_age_seconds_count") == 5
     # The later message's commit, not the larger one's.
     assert sample(metrics, "clearline_telemetry_last_commit_timestamp_seconds") == 1_700_000_001.5
+
+
+def test_a_record_from_ahead_of_our_clock_counts_as_age_zero() -> None:
+    metrics = NodeMetrics("US")
+    metrics.telemetry_age.add([-9_000_000_000_000, 2_000], 1_700_000_000_000_000)
+    assert sample(metrics, "clearline_telemetry_age_seconds_sum") == 0.002
+    assert sample(metrics, "clearline_telemetry_age_seconds_bucket", {"le": "0.0005"}) == 1

@@ -156,9 +156,12 @@ def disclose(answer: Answer, disclosure: Disclosure) -> Answer:
     position = answer.position
     if position is not None and disclosure.position_precision_m > 0:
         step = max(1, round(disclosure.position_precision_m * MICRODEGREES_PER_METRE))
+        # Rounded onto the grid, then kept on the globe: near a pole or the antimeridian
+        # the nearest grid line can lie past it, and the answer must still encode.
+        lat, lon = Position.LAT, Position.LON
         position = Position(
-            round(position.lat_e6 / step) * step,
-            round(position.lon_e6 / step) * step,
+            min(max(round(position.lat_e6 / step) * step, lat.low), lat.high),
+            min(max(round(position.lon_e6 / step) * step, lon.low), lon.high),
             position.alt_m,
         )
     return Answer(

@@ -24,8 +24,8 @@ clears them track by track, and each track's hold is released by its own answer.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -75,17 +75,37 @@ class Registry(Protocol):
         ...
 
 
+DEFAULT_MAX_ASSETS = 20_000
+"""Own assets a registry holds: the most recently published. Answering a query indexes all
+of them (about 60 ms for 20,000 on a 2-core EPYC), so the cap bounds that too."""
+
+
 @dataclass
 class AssetRegistry:
-    """Own assets as the side's systems last published them (the node's registry)."""
+    """Own assets as the side's systems last published them (the node's registry): the
+    `max_assets` most recently published, so that a feed of ever-new ids can grow neither
+    it nor the cost of answering from it without end; `evicted` counts the rest."""
 
-    assets: dict[str, OwnAsset] = field(default_factory=dict)
+    assets: OrderedDict[str, OwnAsset] = field(default_factory=OrderedDict)
+    max_assets: int = DEFAULT_MAX_ASSETS
+    evicted: int = 0
 
     def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
         return Nearest.of_assets(self.assets.values(), tolerance_m)
 
     def publish(self, asset: OwnAsset) -> None:
-        self.assets[asset.record.asset_id] = asset
+        self.publish_many((asset,))
+
+    def publish_many(self, assets: Iterable[OwnAsset]) -> None:
+        registry = self.assets
+        to_end = registry.move_to_end
+        for asset in assets:
+            key = asset.record.asset_id
+            registry[key] = asset
+            to_end(key)
+        while len(registry) > self.max_assets:
+            registry.popitem(last=False)
+            self.evicted += 1
 
 
 CoverStory = Callable[[int, OwnAsset | None, Answer], Answer]

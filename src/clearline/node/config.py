@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from clearline.errors import InputFileError
+from clearline.hotline.endpoint import DEFAULT_MAX_ASSETS
 from clearline.protocol.messages import SIDE_PATTERN
 from clearline.sourcemap import LineMap, read_text, validate
 from clearline.tak.settings import TakSettings
@@ -102,6 +103,9 @@ class Limits(_Section):
     max_pending_log: int = Field(default=100_000, ge=100)
     event_history: int = Field(default=2000, ge=10, le=1_000_000)
     max_open_clarifications: int = Field(default=8192, ge=1)
+    max_assets: int = Field(default=DEFAULT_MAX_ASSETS, ge=1, le=10_000_000)
+    """Own assets the registry holds, the most recently published (the rest are dropped and
+    counted); answering a query indexes all of them, so more costs each answer more."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     """The largest request body the local API reads; larger ones are refused with 413."""
     max_event_streams: int = Field(default=64, ge=1, le=100_000)

@@ -4,13 +4,15 @@ Each connection sends a token frame and then records (`clearline.feed`, docs/fee
 its records go where POST /v1/telemetry sends them (`Node.publish`): into the registry
 and, batched under one signature, to the peer. A skipped frame is counted by reason
 and answered with one line on the same connection (`frame N skipped: reason: detail`)
-while the feed reads its answers; a missing or wrong token is answered with one line
-and the connection is closed.
+while the feed reads its answers (the first 64 of a read one by one, then how many more);
+a missing, late or wrong token is answered with one line and the connection is closed.
+Records taken while the link to the peer is down go into the registry and are not sent,
+counted and said in one line per read.
 
 Nothing a feed does can hold the event loop or grow memory: connections are capped,
 each read is bounded and parsed before the next, the loop runs everything else
 between reads, and while the link has `max_unsent_bytes` of signed telemetry waiting
-for the peer the feeds are not read (TCP slows the sender; nothing is dropped).
+for the peer the feeds are not read (TCP slows the sender).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ READ_BYTES = 256 * 1024
 ANSWER_BUFFER = 64 * 1024
 """Lines about skipped frames stop while this much is unread by the feed (they are counted)."""
 DRAIN_WAIT_S = 0.001
+TOKEN_DEADLINE_S = 10.0
+"""A connection that has not sent its token this long after connecting is refused: an
+idle connection must not hold one of the few places for long."""
 
 
 class FeedService:
@@ -43,6 +48,7 @@ class FeedService:
         self.connections = 0
         self.port: int | None = None
         self.frames = node.metrics.feed_frames
+        self.unsent = node.metrics.feed_unsent
 
     async def start(self) -> None:
         try:
@@ -70,25 +76,57 @@ class FeedService:
         return caller is not None and caller.role.grants(Role.SENSOR)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        who = f"feed {writer.get_extra_info('peername')}"
         if self.connections >= self.settings.max_connections:
+            self.node.refuse(
+                who, f"feed connections at their cap ({self.settings.max_connections})"
+            )
             writer.transport.abort()
             return
         self.connections += 1
         parser = FeedReader(self._check_token)
         node = self.node
+        token_due = asyncio.get_running_loop().time() + TOKEN_DEADLINE_S
+
+        def answer(line: str) -> None:
+            if writer.transport.get_write_buffer_size() < ANSWER_BUFFER:
+                writer.write(line.encode() + b"\n")
+
         try:
-            while data := await reader.read(READ_BYTES):
+            while True:
+                if parser.authenticated:
+                    data = await reader.read(READ_BYTES)
+                else:
+                    try:
+                        async with asyncio.timeout_at(token_due):
+                            data = await reader.read(READ_BYTES)
+                    except TimeoutError:
+                        why = f"no token within {TOKEN_DEADLINE_S:g} s"
+                        node.refuse(who, why)
+                        answer(f"refused: {why}")
+                        await writer.drain()
+                        break
+                if not data:
+                    break
                 batch = parser.feed(data, wall_us())
                 if batch.records:
                     self.frames.labels(outcome="taken").inc(len(batch.records))
-                    node.publish(batch.records, now=True)
+                    if not node.publish(batch.records, now=True):
+                        self.unsent.inc(len(batch.records))
+                        answer(
+                            f"{len(batch.records)} records taken into the registry, not sent: "
+                            "the link to the peer is down"
+                        )
+                for reason, count in batch.skips.items():
+                    self.frames.labels(outcome=reason).inc(count)
                 for skipped in batch.skipped:
-                    self.frames.labels(outcome=skipped.reason).inc()
-                    if writer.transport.get_write_buffer_size() < ANSWER_BUFFER:
-                        writer.write(skipped.line().encode() + b"\n")
+                    answer(skipped.line())
+                unlisted = sum(batch.skips.values()) - len(batch.skipped)
+                if unlisted:
+                    answer(f"{unlisted} more frames skipped in this read (counted by reason)")
                 if batch.refused is not None:
-                    node.refuse(f"feed {writer.get_extra_info('peername')}", batch.refused)
-                    writer.write(f"refused: {batch.refused}\n".encode())
+                    node.refuse(who, batch.refused)
+                    answer(f"refused: {batch.refused}")
                     await writer.drain()
                     break
                 # The peer sets the pace: while the link is this far behind, stop reading.

@@ -53,7 +53,9 @@ class RecordAges(Collector):
             self._counts[i] += upto - below
             below = upto
         self._counts[-1] += len(ordered) - below
-        self._sum_us += sum(ordered)
+        # A record stamped ahead of our clock (the sender's runs ahead) is counted as age 0,
+        # not as a negative age that would pull the sum below zero.
+        self._sum_us += sum(ordered[bisect.bisect_left(ordered, 0) :])
 
     def collect(self) -> Iterator[HistogramMetricFamily | GaugeMetricFamily]:
         cumulative, buckets = 0, []
@@ -137,6 +139,22 @@ class NodeMetrics:
             "clearline_feed_frames",
             "Frames read from telemetry feeds: taken, or skipped (by clearline.feed.REASONS)",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.registry_assets = Gauge(
+            "clearline_registry_assets",
+            "Own assets in the registry (at most [limits] max_assets)",
+            registry=self.registry,
+        )
+        self.registry_evicted = Gauge(
+            "clearline_registry_evicted",
+            "Own assets dropped from the registry since the node started, least recently "
+            "published first, to keep it within [limits] max_assets",
+            registry=self.registry,
+        )
+        self.feed_unsent = Counter(
+            "clearline_feed_records_unsent",
+            "Feed records taken into the registry while the link was down, so not sent",
             registry=self.registry,
         )
         self.inconsistent_checkpoints = Counter(

@@ -128,6 +128,8 @@ frame (`protocol.telemetry.batches`: 338 to 549, by the records' ids and kinds).
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 PENDING_APPROVALS = 256
+REFUSALS_SAID_PER_S = 10
+"""Refused connections logged and emitted one by one in a second; past it, only counted."""
 """Referred acts kept for officers to see; the oldest is forgotten first."""
 REFERRED_TO_HUMAN = frozenset({Rule.AUTONOMY_CAP, Rule.EXCLUDED_DOMAIN, Rule.AUTHORIZATIONS})
 DEAD_AFTER_DOWN = 3
@@ -207,8 +209,11 @@ class Node:
             config.limits.max_pending_log,
             self.metrics.committed,
         )
-        self.registry = AssetRegistry()
+        self.registry = AssetRegistry(max_assets=config.limits.max_assets)
+        self.metrics.registry_assets.set_function(lambda: len(self.registry.assets))
+        self.metrics.registry_evicted.set_function(lambda: self.registry.evicted)
         self.peer_assets: OrderedDict[str, AssetRecord] = OrderedDict()
+        self._refusals_since, self._refusals_said, self._refusals_unsaid = 0.0, 0, 0
         self.checkpoints: dict[str, deque[dict[str, Any]]] = {
             config.side: deque(maxlen=CHECKPOINTS_KEPT),
             config.peer.side: deque(maxlen=CHECKPOINTS_KEPT),
@@ -299,8 +304,28 @@ class Node:
         )
 
     def refuse(self, peer: str, reason: str) -> None:
-        log.warning("refused %s: %s", peer, reason)
+        """Count a refused connection and say so: one by one up to REFUSALS_SAID_PER_S a
+        second, then as a count, so that a stranger's flood of connections neither fills the
+        event history nor the node's own log."""
         self.metrics.refusals.labels(reason=reason.split(":")[0][:40]).inc()
+        now = time.monotonic()
+        if now - self._refusals_since >= 1.0:
+            if self._refusals_unsaid:
+                log.warning("refused %d more connections in the last second", self._refusals_unsaid)
+                self.emit(
+                    {
+                        "kind": "refused",
+                        "peer": "(many)",
+                        "reason": f"{self._refusals_unsaid} more refusals in a second, "
+                        "counted in clearline_refusals_total",
+                    }
+                )
+            self._refusals_since, self._refusals_said, self._refusals_unsaid = now, 0, 0
+        if self._refusals_said >= REFUSALS_SAID_PER_S:
+            self._refusals_unsaid += 1
+            return
+        self._refusals_said += 1
+        log.warning("refused %s: %s", peer, reason)
         self.emit({"kind": "refused", "peer": peer, "reason": reason})
 
     async def serve(
@@ -715,9 +740,7 @@ class Node:
         more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all (a
         feed's read is a batch already: the more records arrive while the node is busy,
         the more each read holds)."""
-        registry = self.registry.assets
-        for asset in assets:
-            registry[asset.record.asset_id] = asset  # as AssetRegistry.publish, at feed rates
+        self.registry.publish_many(assets)
         link = self.link
         if link is None or not self.endpoint.up:
             return False
