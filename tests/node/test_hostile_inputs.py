@@ -90,3 +90,28 @@ def test_a_record_that_cannot_be_logged_fails_its_caller_alone(tmp_path: Path) -
 
     assert asyncio.run(scene()) == list(range(10))
     assert verify_log(tmp_path / "us.db").by_type == {"decision": 10}
+
+
+def test_a_flood_of_refused_connections_is_counted_not_listed(tmp_path: Path) -> None:
+    """Strangers on the feed port are refused one by one, but said one by one only up to
+    ten a second: the node's event history keeps what else happened."""
+    import socket
+
+    make_keys(tmp_path, "US", "PRC")
+    started = start_node(write_config(tmp_path, "PRC", "US", listen=True, extra="[feed]\nport = 0"))
+    with running(started):
+        assert started.feed is not None
+        with started.client() as api:
+            before = [e for e in api.get("/v1/events").json()["events"] if e["kind"] != "refused"]
+        for _ in range(200):
+            with socket.create_connection(("127.0.0.1", started.feed), timeout=5) as stranger:
+                stranger.sendall(b"\x00\x00" * 100)
+                stranger.recv(1024)  # the refusal line, then the close
+        refusals = 'clearline_refusals_total{reason="the first frame must be a token frame"}'
+        with started.client() as api:
+            metrics = api.get("/metrics").text
+            events = api.get("/v1/events").json()["events"]
+        assert f"{refusals} 200.0" in metrics
+        said = [e for e in events if e["kind"] == "refused"]
+        assert 10 <= len(said) < 200, len(said)
+        assert [e for e in events if e["kind"] != "refused"][: len(before)] == before
