@@ -10,8 +10,10 @@ from clearline.doctrine.registry import (
     Disclosure,
     Nearest,
     OwnAsset,
+    PlaceGrid,
     disclose,
     match,
+    place_of,
     truthful_answer,
 )
 from clearline.protocol.codec import encode_payload
@@ -122,3 +124,57 @@ def test_the_antimeridian_case_that_was_found() -> None:
     answer = truthful_answer(7, _asset(1, Position(10_000_000, 179_999_990, 100), None))
     shown = disclose(answer, Disclosure(position_precision_m=500))
     assert shown.position is not None and shown.position.lon_e6 == Position.LON.high
+
+
+def _grid_of(assets: list[OwnAsset]) -> PlaceGrid[str, OwnAsset]:
+    grid: PlaceGrid[str, OwnAsset] = PlaceGrid()
+    for asset in assets:
+        where, radius = place_of(asset.record)
+        grid.put(asset.record.asset_id, where, radius, asset)
+    return grid
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenes())
+def test_the_grid_chooses_what_the_linear_search_chooses(
+    scene: tuple[list[OwnAsset], list[TrackReport]],
+) -> None:
+    assets, tracks = scene
+    grid = _grid_of(assets)
+    for track in tracks:
+        assert grid.nearest(track.position, TOLERANCE_M) is match(track, assets, TOLERANCE_M)
+
+
+@settings(max_examples=200, deadline=None)
+@given(scenes(), scenes(), st.data())
+def test_the_grid_follows_moves_and_removals(
+    first: tuple[list[OwnAsset], list[TrackReport]],
+    then: tuple[list[OwnAsset], list[TrackReport]],
+    data: st.DataObject,
+) -> None:
+    """Assets put again somewhere else (the same ids, a later scene) and some removed: the
+    grid answers as a search over what is left, the moved ones counted as put last."""
+    grid = _grid_of(first[0])
+    current = {a.record.asset_id: a for a in first[0]}
+    for asset in then[0]:
+        where, radius = place_of(asset.record)
+        grid.put(asset.record.asset_id, where, radius, asset)
+        current.pop(asset.record.asset_id, None)
+        current[asset.record.asset_id] = asset
+    gone = data.draw(st.sets(st.sampled_from(sorted(current)))) if current else set()
+    for key in gone:
+        grid.remove(key)
+        del current[key]
+    assert len(grid) == len(current)
+    left = list(current.values())
+    for track in first[1] + then[1]:
+        assert grid.nearest(track.position, TOLERANCE_M) is match(track, left, TOLERANCE_M)
+
+
+def test_the_grid_skips_what_its_caller_no_longer_holds() -> None:
+    here = Position(24_000_000, 122_000_000, 0)
+    near, nearer = _asset(1, here, None), _asset(2, here, None)
+    grid = _grid_of([nearer, near])
+    track = TrackReport("T", here, 0, AssetKind.UNKNOWN)
+    assert grid.nearest(track.position, TOLERANCE_M) is nearer  # the first put among equals
+    assert grid.nearest(track.position, TOLERANCE_M, keep=lambda a: a is not nearer) is near

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -33,7 +33,7 @@ class OwnAsset:
 T = TypeVar("T")
 
 
-def _place(record: AssetRecord) -> tuple[Position, float]:
+def place_of(record: AssetRecord) -> tuple[Position, float]:
     """Where an asset is, and the radius around it that it may be anywhere in."""
     if record.area is not None:
         return record.area.center, float(record.area.radius_m)
@@ -47,7 +47,7 @@ def match(
     """The nearest own asset that could be the observed track, if any is close enough."""
     best: tuple[float, OwnAsset] | None = None
     for asset in assets:
-        where, radius = _place(asset.record)
+        where, radius = place_of(asset.record)
         gap = distance_m(track.position, where) - radius
         if gap <= tolerance_m and (best is None or gap < best[0]):
             best = (gap, asset)
@@ -93,7 +93,7 @@ class Nearest(Generic[T]):
 
     @staticmethod
     def of_assets(assets: Iterable[OwnAsset], tolerance_m: float = 25_000) -> Nearest[OwnAsset]:
-        return Nearest(((*_place(asset.record), asset) for asset in assets), tolerance_m)
+        return Nearest(((*place_of(asset.record), asset) for asset in assets), tolerance_m)
 
     def __call__(self, track: TrackReport) -> T | None:
         rows, tolerance = self._places, self._tolerance
@@ -117,6 +117,112 @@ class Nearest(Generic[T]):
                 if gap <= tolerance and (best is None or (gap, i) < best[:2]):
                     best = (gap, i, item)
         return best[2] if best is not None else None
+
+
+K = TypeVar("K")
+
+CELL_E6 = 250_000
+"""A grid cell's side in micro-degrees (0.25 degree: about 28 km of latitude)."""
+_CELLS_ROUND = 360_000_000 // CELL_E6
+_EARTH_ARC_M = math.pi * EARTH_RADIUS_M
+_CELL_SLACK = 0
+"""Cells looked at beyond the bound on each side (the bound's own metre of slack covers
+rounding; the tests hold the grid to the linear search)."""
+
+
+class PlaceGrid(Generic[K, T]):
+    """Places in cells of 0.25 by 0.25 degree, put and removed one at a time: the nearest
+    to a track within a tolerance, chosen as `match` chooses (the smallest gap, then the
+    one put longest ago), looking only at the cells within reach.
+
+    `Nearest` sorts every place once and answers many tracks; a node's registry changes
+    with every record its systems publish, tens of thousands a second, while the peer may
+    ask at any moment, so an index sorted per question would cost each question the whole
+    registry. Here a put costs a few dictionary operations and a question the cells around
+    the track. The bound is the haversine's: sin^2(d/2R) >= cos(lat1) cos(lat2) sin^2(dlon/2)
+    and d >= R |dlat|, so no place outside the cells looked at can be within reach; near a
+    pole, where the longitudes in reach are all of them, every place is looked at."""
+
+    __slots__ = ("_cells", "_put", "_where", "_widest")
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[int, int], dict[K, tuple[int, Position, float, T]]] = {}
+        self._where: dict[K, tuple[int, int]] = {}
+        self._widest = 0.0
+        """The widest radius ever put: never lowered, which keeps the bound safe."""
+        self._put = 0
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._where)
+
+    @staticmethod
+    def _cell(where: Position) -> tuple[int, int]:
+        lon = where.lon_e6 // CELL_E6
+        return where.lat_e6 // CELL_E6, (lon + _CELLS_ROUND // 2) % _CELLS_ROUND
+
+    def put(self, key: K, where: Position, radius_m: float, item: T) -> None:
+        """Place `item` (the latest for `key`) at `where`, within `radius_m` of it."""
+        cell = self._cell(where)
+        old = self._where.get(key)
+        if old is not None and old != cell:
+            self._drop(key, old)
+        self._cells.setdefault(cell, {})[key] = (self._put, where, radius_m, item)
+        self._where[key] = cell
+        self._put += 1
+        self._widest = max(self._widest, radius_m)
+
+    def remove(self, key: K) -> None:
+        cell = self._where.pop(key, None)
+        if cell is not None:
+            self._drop(key, cell)
+
+    def _drop(self, key: K, cell: tuple[int, int]) -> None:
+        bucket = self._cells[cell]
+        del bucket[key]
+        if not bucket:
+            del self._cells[cell]
+
+    def nearest(
+        self, track: Position, tolerance_m: float, keep: Callable[[T], bool] | None = None
+    ) -> T | None:
+        """The item `match` would choose among those `keep` accepts, if any is in reach."""
+        reach = tolerance_m + self._widest + Nearest.SLACK_M
+        best: tuple[float, int, T] | None = None
+        for bucket in self._buckets(track, reach):
+            for order, where, radius, item in bucket.values():
+                gap = distance_m(track, where) - radius
+                better = best is None or (gap, order) < best[:2]
+                if gap <= tolerance_m and better and (keep is None or keep(item)):
+                    best = (gap, order, item)
+        return best[2] if best is not None else None
+
+    def _buckets(
+        self, track: Position, reach: float
+    ) -> Iterable[dict[K, tuple[int, Position, float, T]]]:
+        if reach >= _EARTH_ARC_M / 2:
+            return list(self._cells.values())
+        span_e6 = math.degrees(reach / EARTH_RADIUS_M) * 1e6
+        low = max(-90_000_000, track.lat_e6 - span_e6)
+        high = min(90_000_000, track.lat_e6 + span_e6)
+        rows = range(int(low // CELL_E6) - _CELL_SLACK, int(high // CELL_E6) + _CELL_SLACK + 1)
+        widest_lat = math.radians(max(abs(low), abs(high)) / 1e6)
+        cosines = math.cos(math.radians(track.lat_e6 / 1e6)) * math.cos(widest_lat)
+        bound = math.sin(reach / (2 * EARTH_RADIUS_M)) / math.sqrt(max(cosines, 0.0) or 1e-300)
+        cells = self._cells
+        if bound >= 1:
+            return [b for (row, _), b in cells.items() if row in rows]
+        lon_span = math.degrees(2 * math.asin(bound)) * 1e6
+        _, centre = self._cell(track)
+        width = int(lon_span // CELL_E6) + 1 + _CELL_SLACK
+        if 2 * width + 1 >= _CELLS_ROUND:
+            return [b for (row, _), b in cells.items() if row in rows]
+        columns = {(centre + k) % _CELLS_ROUND for k in range(-width, width + 1)}
+        if len(rows) * len(columns) > len(cells):  # fewer cells held than in reach
+            return [b for (r, c), b in cells.items() if r in rows and c in columns]
+        return [cells[(r, c)] for r in rows for c in columns if (r, c) in cells]
 
 
 def truthful_answer(query_seq: int, asset: OwnAsset | None) -> Answer:

@@ -29,7 +29,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from clearline.doctrine.registry import Disclosure, Nearest, OwnAsset, disclose, truthful_answer
+from clearline.doctrine.registry import (
+    Disclosure,
+    OwnAsset,
+    PlaceGrid,
+    disclose,
+    place_of,
+    truthful_answer,
+)
 from clearline.errors import LocalProtocolError
 from clearline.gate import Gate
 from clearline.protocol import codec
@@ -76,35 +83,58 @@ class Registry(Protocol):
 
 
 DEFAULT_MAX_ASSETS = 20_000
-"""Own assets a registry holds: the most recently published. Answering a query indexes all
-of them (about 60 ms for 20,000 on a 2-core EPYC), so the cap bounds that too."""
+"""Own assets a registry holds: the most recently published."""
 
 
 @dataclass
 class AssetRegistry:
     """Own assets as the side's systems last published them (the node's registry): the
-    `max_assets` most recently published, so that a feed of ever-new ids can grow neither
-    it nor the cost of answering from it without end; `evicted` counts the rest."""
+    `max_assets` most recently published, so that a feed of ever-new ids cannot grow it
+    without end (`evicted` counts the rest).
+
+    Answers come from a grid of the assets' places (`PlaceGrid`), brought up to date when
+    the peer asks with what was published since it last asked: a feed pays one dictionary
+    store a record, and a question the assets that moved since the last one and the cells
+    around each track, however many assets there are."""
 
     assets: OrderedDict[str, OwnAsset] = field(default_factory=OrderedDict)
     max_assets: int = DEFAULT_MAX_ASSETS
     evicted: int = 0
+    _grid: PlaceGrid[str, OwnAsset] = field(default_factory=PlaceGrid)
+    _moved: dict[str, OwnAsset] = field(default_factory=dict)
+    """Published since the grid was last brought up to date, in the order last published."""
 
     def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
-        return Nearest.of_assets(self.assets.values(), tolerance_m)
+        assets, grid = self.assets, self._grid
+        for key, asset in self._moved.items():
+            if assets.get(key) is asset:
+                grid.put(key, *place_of(asset.record), asset)
+        self._moved.clear()
+        if len(grid) > len(assets):  # some were removed from `assets` directly
+            for key in [k for k in grid if k not in assets]:
+                grid.remove(key)
+
+        def held(asset: OwnAsset) -> bool:
+            return assets.get(asset.record.asset_id) is asset
+
+        return lambda track: grid.nearest(track.position, tolerance_m, held)
 
     def publish(self, asset: OwnAsset) -> None:
         self.publish_many((asset,))
 
     def publish_many(self, assets: Iterable[OwnAsset]) -> None:
-        registry = self.assets
-        to_end = registry.move_to_end
+        registry, moved = self.assets, self._moved
+        to_end, unmark = registry.move_to_end, moved.pop
         for asset in assets:
             key = asset.record.asset_id
             registry[key] = asset
             to_end(key)
+            unmark(key, None)  # so that `moved` keeps the order last published
+            moved[key] = asset
         while len(registry) > self.max_assets:
-            registry.popitem(last=False)
+            key, _ = registry.popitem(last=False)
+            moved.pop(key, None)
+            self._grid.remove(key)
             self.evicted += 1
 
 

@@ -105,7 +105,7 @@ class Limits(_Section):
     max_open_clarifications: int = Field(default=8192, ge=1)
     max_assets: int = Field(default=DEFAULT_MAX_ASSETS, ge=1, le=10_000_000)
     """Own assets the registry holds, the most recently published (the rest are dropped and
-    counted); answering a query indexes all of them, so more costs each answer more."""
+    counted), so that a feed of ever-new ids cannot grow the node's memory without end."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     """The largest request body the local API reads; larger ones are refused with 413."""
     max_event_streams: int = Field(default=64, ge=1, le=100_000)
