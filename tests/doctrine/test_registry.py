@@ -142,7 +142,7 @@ def test_the_grid_chooses_what_the_linear_search_chooses(
     assets, tracks = scene
     grid = _grid_of(assets)
     for track in tracks:
-        assert grid.nearest(track.position, TOLERANCE_M) is match(track, assets, TOLERANCE_M)
+        assert grid.nearest(track, TOLERANCE_M) is match(track, assets, TOLERANCE_M)
 
 
 @settings(max_examples=200, deadline=None)
@@ -168,7 +168,7 @@ def test_the_grid_follows_moves_and_removals(
     assert len(grid) == len(current)
     left = list(current.values())
     for track in first[1] + then[1]:
-        assert grid.nearest(track.position, TOLERANCE_M) is match(track, left, TOLERANCE_M)
+        assert grid.nearest(track, TOLERANCE_M) is match(track, left, TOLERANCE_M)
 
 
 def test_the_grid_skips_what_its_caller_no_longer_holds() -> None:
@@ -176,5 +176,5 @@ def test_the_grid_skips_what_its_caller_no_longer_holds() -> None:
     near, nearer = _asset(1, here, None), _asset(2, here, None)
     grid = _grid_of([nearer, near])
     track = TrackReport("T", here, 0, AssetKind.UNKNOWN)
-    assert grid.nearest(track.position, TOLERANCE_M) is nearer  # the first put among equals
-    assert grid.nearest(track.position, TOLERANCE_M, keep=lambda a: a is not nearer) is near
+    assert grid.nearest(track, TOLERANCE_M) is nearer  # the first put among equals
+    assert grid.nearest(track, TOLERANCE_M, keep=lambda a: a is not nearer) is near

@@ -185,25 +185,44 @@ class PlaceGrid(Generic[K, T]):
         if not bucket:
             del self._cells[cell]
 
+    def matcher(
+        self, tolerance_m: float, keep: Callable[[T], bool] | None = None
+    ) -> Callable[[TrackReport], T | None]:
+        """Matches tracks as `match` would against the items `keep` accepts. The places in
+        reach of a track are indexed (`Nearest`, in the order they were put) once for all
+        the tracks whose reach covers the same cells: a swarm's elements share a few."""
+        reach = tolerance_m + self._widest + Nearest.SLACK_M
+        cells = self._cells
+        indexes: dict[tuple[tuple[int, int], ...], Nearest[T]] = {}
+
+        def find(track: TrackReport) -> T | None:
+            key = self._in_reach(track.position, reach)
+            index = indexes.get(key)
+            if index is None:
+                entries = sorted((e for cell in key for e in cells[cell].values()), key=_first)
+                index = indexes[key] = Nearest(
+                    (
+                        (where, radius, item)
+                        for _, where, radius, item in entries
+                        if keep is None or keep(item)
+                    ),
+                    tolerance_m,
+                )
+            return index(track)
+
+        return find
+
     def nearest(
-        self, track: Position, tolerance_m: float, keep: Callable[[T], bool] | None = None
+        self, track: TrackReport, tolerance_m: float, keep: Callable[[T], bool] | None = None
     ) -> T | None:
         """The item `match` would choose among those `keep` accepts, if any is in reach."""
-        reach = tolerance_m + self._widest + Nearest.SLACK_M
-        best: tuple[float, int, T] | None = None
-        for bucket in self._buckets(track, reach):
-            for order, where, radius, item in bucket.values():
-                gap = distance_m(track, where) - radius
-                better = best is None or (gap, order) < best[:2]
-                if gap <= tolerance_m and better and (keep is None or keep(item)):
-                    best = (gap, order, item)
-        return best[2] if best is not None else None
+        return self.matcher(tolerance_m, keep)(track)
 
-    def _buckets(
-        self, track: Position, reach: float
-    ) -> Iterable[dict[K, tuple[int, Position, float, T]]]:
+    def _in_reach(self, track: Position, reach: float) -> tuple[tuple[int, int], ...]:
+        """The cells holding places that may lie within `reach` of `track`."""
+        cells = self._cells
         if reach >= _EARTH_ARC_M / 2:
-            return list(self._cells.values())
+            return tuple(cells)
         span_e6 = math.degrees(reach / EARTH_RADIUS_M) * 1e6
         low = max(-90_000_000, track.lat_e6 - span_e6)
         high = min(90_000_000, track.lat_e6 + span_e6)
@@ -211,18 +230,22 @@ class PlaceGrid(Generic[K, T]):
         widest_lat = math.radians(max(abs(low), abs(high)) / 1e6)
         cosines = math.cos(math.radians(track.lat_e6 / 1e6)) * math.cos(widest_lat)
         bound = math.sin(reach / (2 * EARTH_RADIUS_M)) / math.sqrt(max(cosines, 0.0) or 1e-300)
-        cells = self._cells
         if bound >= 1:
-            return [b for (row, _), b in cells.items() if row in rows]
+            return tuple(cell for cell in cells if cell[0] in rows)
         lon_span = math.degrees(2 * math.asin(bound)) * 1e6
         _, centre = self._cell(track)
         width = int(lon_span // CELL_E6) + 1 + _CELL_SLACK
         if 2 * width + 1 >= _CELLS_ROUND:
-            return [b for (row, _), b in cells.items() if row in rows]
-        columns = {(centre + k) % _CELLS_ROUND for k in range(-width, width + 1)}
+            return tuple(cell for cell in cells if cell[0] in rows)
+        columns = sorted({(centre + k) % _CELLS_ROUND for k in range(-width, width + 1)})
         if len(rows) * len(columns) > len(cells):  # fewer cells held than in reach
-            return [b for (r, c), b in cells.items() if r in rows and c in columns]
-        return [cells[(r, c)] for r in rows for c in columns if (r, c) in cells]
+            wanted = set(columns)
+            return tuple(sorted(c for c in cells if c[0] in rows and c[1] in wanted))
+        return tuple((r, c) for r in rows for c in columns if (r, c) in cells)
+
+
+def _first(entry: tuple[int, Position, float, object]) -> int:
+    return entry[0]
 
 
 def truthful_answer(query_seq: int, asset: OwnAsset | None) -> Answer:

@@ -117,7 +117,7 @@ class AssetRegistry:
         def held(asset: OwnAsset) -> bool:
             return assets.get(asset.record.asset_id) is asset
 
-        return lambda track: grid.nearest(track.position, tolerance_m, held)
+        return grid.matcher(tolerance_m, held)
 
     def publish(self, asset: OwnAsset) -> None:
         self.publish_many((asset,))
