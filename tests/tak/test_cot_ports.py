@@ -1,5 +1,5 @@
-"""The CoT ports against what anyone who reaches them can do: idle connections, floods
-of connections and of TLS handshakes. Each bound holds, is counted by listener and
+"""The CoT ports against what anyone who reaches them can do: junk, idle connections,
+floods of connections and of TLS handshakes. Each bound holds, is counted by listener and
 reason (`clearline_cot_refusals_total`), and leaves room for the real clients.
 
 Sources are told apart by loopback address (127.0.0.2, 127.0.0.3, ...: all of 127/8 is
@@ -8,7 +8,10 @@ the loopback on Linux)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +27,7 @@ from tests.tak.test_cot_service import StandIn, service
 from tests.tak.test_cot_tls import _client, _pair
 
 FAR = "2099-01-01T00:00:00Z"
+JUNK = b"x\xbf\x00"  # two items: bytes outside any event, a TAK Protocol frame of no length
 
 
 def published(node: StandIn) -> list[str]:
@@ -103,7 +107,86 @@ async def sent_and_read(port: int, context: ssl.SSLContext, source: str) -> str:
     return "closed" if closed else "read"
 
 
-# -- connection caps and idle connections -----------------------------------------------
+# -- A: junk -------------------------------------------------------------------------------
+
+
+def test_junk_is_counted_at_once_and_a_run_of_64_items_closes_its_connection(
+    tmp_path: Path,
+) -> None:
+    """Skipped items never wait on the rate (one event a second here), and a sender that
+    sends nothing else for 64 items in a row is closed; what it sent before is kept."""
+
+    async def body(svc: CotService, node: StandIn) -> None:
+        url = f"tcp://127.0.0.1:{svc.ports['tcp']}"
+        conn = await connect(svc.ports["tcp"])
+        conn.writer.write(event_xml("PRC-RS-7", stale=FAR) + JUNK * 20)
+        assert not await closed_within(conn, 0.3)
+        assert svc.tally.as_dict() == {"malformed": 20, "bad-header": 20}
+        assert published(node) == ["PRC-RS-7"]  # the event before the junk
+        conn.writer.write(JUNK * 1000)
+        assert await closed_within(conn, 1.0)
+        assert svc.tally["malformed"] + svc.tally["bad-header"] == 64
+        assert refusals(node, url, "not-cot") == 1
+
+    running(tmp_path, body, listen=("tcp://127.0.0.1:0",), events_per_s=1)
+
+
+def test_events_the_parser_refuses_count_in_the_run_too(tmp_path: Path) -> None:
+    async def body(svc: CotService, node: StandIn) -> None:
+        conn = await connect(svc.ports["tcp"])
+        conn.writer.write(b"<event><x></event>" * 63 + event_xml("PRC-RS-7", stale=FAR))
+        conn.writer.write(b"<event><x></event>" * 63)
+        assert not await closed_within(conn, 0.5)  # an event between: no run of 64
+        conn.writer.write(b"<event><x></event>")
+        assert await closed_within(conn, 1.0)
+        assert svc.tally["malformed"] == 127 and published(node) == ["PRC-RS-7"]
+
+    running(tmp_path, body, listen=("tcp://127.0.0.1:0",), events_per_s=1000)
+
+
+def test_a_junk_flood_ends_with_its_senders(tmp_path: Path) -> None:
+    """Four connections send junk as fast as they can for a second, then stop sending: the
+    node has closed each of them already, with nothing left in its buffers to work
+    through (it used to read them on at 2,000 items a second for minutes)."""
+
+    def flood(port: int, until: float, closed: list[bool]) -> None:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(0.5)
+            blob = JUNK * 21845
+            try:
+                while time.monotonic() < until:
+                    s.sendall(blob)
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(3)
+                while s.recv(65536):
+                    pass
+            except TimeoutError:
+                closed.append(False)
+                return
+            except OSError:
+                pass  # reset by the node, or a send into a closed connection
+            closed.append(True)
+
+    async def body(svc: CotService, node: StandIn) -> None:
+        closed: list[bool] = []
+        until = time.monotonic() + 1
+        threads = [
+            threading.Thread(target=flood, args=(svc.ports["tcp"], until, closed)) for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            await asyncio.sleep(0.05)
+        assert closed == [True] * 4
+        listener = next(iter(svc.listeners.values()))
+        assert listener.connections.held == 0
+        url = f"tcp://127.0.0.1:{svc.ports['tcp']}"
+        assert refusals(node, url, "not-cot") == 4
+
+    running(tmp_path, body, listen=("tcp://127.0.0.1:0",))
+
+
+# -- B: connection caps and idle connections -----------------------------------------------
 
 
 def test_idle_plain_connections_do_not_lock_out_a_certificate_client(tmp_path: Path) -> None:
@@ -177,7 +260,7 @@ def test_a_connection_that_sends_nothing_for_idle_s_is_closed(tmp_path: Path) ->
     running(tmp_path, body, listen=("tcp://127.0.0.1:0",), out="tcp://127.0.0.1:0", idle_s=0.5)
 
 
-# -- TLS handshakes ------------------------------------------------------------------
+# -- C, D: TLS handshakes ------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ Nothing a CoT sender does can hold the event loop: connections are capped per po
 per source address, TLS handshakes in progress too (as the peer port's, with the same
 code: clearline.node.transport), and a connection that sends nothing for `idle_s` is
 closed; each read is bounded and cut in one linear scan; TCP senders over their rate are
-read more slowly (UDP ones are dropped), the queue drops when full, and a reader of the
-output that falls behind is disconnected. Every connection refused or closed is
+read more slowly (UDP ones are dropped), while what is skipped is counted at once and a
+sender of nothing but skipped items is closed; the queue drops when full, and a reader of
+the output that falls behind is disconnected. Every connection refused or closed is
 counted by port and reason (`clearline_cot_refusals_total`). docs/tak.md has the CoT
 types and detail schema written, and these bounds.
 """
@@ -26,6 +27,7 @@ import logging
 import socket
 import ssl
 import time
+from collections import Counter as Tally
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,6 +54,16 @@ READ_BYTES = 64 * 1024
 far ahead of what the node has digested."""
 TLS_HANDSHAKE_S = 10.0
 """A `tls://` client that has not finished its handshake by then is dropped."""
+MAX_NOT_COT = 64
+"""Items in a row that are not CoT (skipped by the splitter, or refused by the parser
+for one of `NOT_COT`) after which a connection is closed: the sender is not speaking CoT.
+Bytes outside any event count one item a run (however long), and more than
+`max_event_bytes` of them in a row close it too."""
+NOT_COT = frozenset(
+    {"oversized", "malformed", "dtd-refused", "too-complex", "not-an-event", "bad-header"}
+)
+"""What the parser refuses that is not a CoT event at all. An event with a bad field
+(`bad-uid`, `bad-time`, ...) is CoT, and skipped without counting towards closing."""
 CONNECTIONS_OVER: dict[str | None, str] = {"all": "max-connections", "source": "per-source"}
 HANDSHAKES_OVER: dict[str | None, str] = {
     "all": "max-handshakes",
@@ -335,16 +347,19 @@ class CotService:
         self.tally.add(reason, n)
         self.skipped.labels(reason=reason if reason in cot.REASONS else "malformed").inc(n)
 
-    def take(self, data: bytes | cot.Skipped) -> None:
-        """One event's bytes (or why the splitter dropped them): parsed and queued."""
+    def take(self, data: bytes | cot.Skipped) -> str | None:
+        """One event's bytes (or why the splitter dropped them): parsed and queued; why it
+        was skipped, if it was."""
         parsed = data if isinstance(data, cot.Skipped) else cot.parse(data, self.max_bytes)
         if isinstance(parsed, cot.Skipped):
             self.skip(parsed.reason)
-            return
+            return parsed.reason
         try:
             self.queue.put_nowait(parsed)
         except asyncio.QueueFull:
             self.skip("queue-full")
+            return "queue-full"
+        return None
 
     @property
     def max_bytes(self) -> int:
@@ -356,10 +371,13 @@ class CotService:
     async def _read_cot(
         self, reader: asyncio.StreamReader, idle_s: float | None = None
     ) -> str | None:
-        """Take the CoT a TCP connection carries until it closes: None, or `idle` if
-        nothing came for `idle_s` (it is to be closed)."""
-        splitter = cot.StreamSplitter(self.max_bytes)
+        """Take the CoT a TCP connection carries until it closes: None, or why it is to be
+        closed (`idle`: nothing came for `idle_s`; `not-cot`: MAX_NOT_COT items in a row
+        were not CoT)."""
+        splitter = cot.StreamSplitter(self.max_bytes, max_run=MAX_NOT_COT)
         bucket = self._rate()
+        run = 0
+        skipped: Tally[str] = Tally()
         try:
             while True:
                 try:
@@ -370,14 +388,32 @@ class CotService:
                 if not data:
                     return None
                 for item in splitter.feed(data):
+                    if isinstance(item, cot.Skipped):
+                        skipped[item.reason] += 1  # counted at once, never paced
+                        run += 1
+                        continue
                     # Over its rate, a TCP sender is read more slowly: its own buffers fill,
                     # not ours, and nothing it sent in order is lost.
-                    while not bucket.take(1):
-                        await asyncio.sleep(1 / self.settings.events_per_s)
-                    self.take(item)
+                    if not bucket.take(1):
+                        self._skip_all(skipped)
+                        while not bucket.take(1):
+                            await asyncio.sleep(1 / self.settings.events_per_s)
+                    run = run + 1 if self.take(item) in NOT_COT else 0
+                    if run >= MAX_NOT_COT:
+                        break
+                self._skip_all(skipped)
+                if run >= MAX_NOT_COT or splitter.gave_up:
+                    return "not-cot"
                 await asyncio.sleep(0)
         except (ConnectionError, OSError):
             return None
+        finally:
+            self._skip_all(skipped)
+
+    def _skip_all(self, skipped: Tally[str]) -> None:
+        for reason, n in skipped.items():
+            self.skip(reason, n)
+        skipped.clear()
 
     # -- routing --------------------------------------------------------------------------
 
