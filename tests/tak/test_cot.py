@@ -6,6 +6,8 @@ exception, and a splitter never holds more than one event's cap plus one fed chu
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import takproto
 from hypothesis import HealthCheck, given, settings
@@ -216,6 +218,109 @@ def test_the_splitter_drops_oversized_events_and_carries_on() -> None:
     assert [cot.parse(o) for o in out if isinstance(o, bytes)] == [EXPECTED]
 
 
+def _split(data: bytes, size: int, **kwargs: int) -> list[bytes | cot.Skipped]:
+    splitter = cot.StreamSplitter(**kwargs)
+    out: list[bytes | cot.Skipped] = []
+    for i in range(0, len(data), size):
+        out += splitter.feed(data[i : i + size])
+    return out
+
+
+@pytest.mark.parametrize(
+    ("before", "skipped"),
+    [
+        (b'<event uid="x"/>', ["bad-point"]),  # self-closing: an event of its own
+        (b"<event uid='a>b' type=\"c/>\"/>", ["bad-point"]),  # `>` and `/>` in values
+        (b"<x>", ["not-an-event"]),  # unterminated: dropped up to the event, not beyond
+        (b"<foo></foo>", ["not-an-event"]),
+        (b"</event>", ["not-an-event"]),
+        (b"\x00" * 4096, ["malformed"]),  # NUL bytes are junk, counted, not blanks
+        (b"<event uid='a<b'/>", ["malformed", "not-an-event"]),  # no `<` in a tag
+        (b"x<y>z</y><e/>\x00", ["malformed"]),
+        (b"<?xml version='1.0'?>junk", ["malformed"]),
+        (b'<!DOCTYPE e [<!ENTITY a "x">]><event uid="&a;"/>', ["dtd-refused"]),
+        (b"<!-- a comment, then no event --><x/>", ["not-an-event"]),
+    ],
+)
+def test_a_bad_item_never_swallows_the_valid_event_after_it(
+    before: bytes, skipped: list[str]
+) -> None:
+    for size in (1, 5, 1 << 20):
+        out = _split(before + b"\n" + event_xml(), size)
+        parsed = [o if isinstance(o, cot.Skipped) else cot.parse(o) for o in out]
+        got = [p.reason if isinstance(p, cot.Skipped) else p for p in parsed]
+        assert got == [*skipped, EXPECTED], (size, out)
+
+
+@pytest.mark.parametrize(
+    "detail",
+    [
+        "<remarks><![CDATA[ </event> <event> ]]></remarks>",
+        "<!-- </event> -->",
+        "<?pi </event> ?>",
+    ],
+)
+def test_an_end_tag_in_cdata_a_comment_or_an_instruction_does_not_cut_the_event(
+    detail: str,
+) -> None:
+    xml = event_xml(detail=f"<detail>{detail}<contact callsign='RS7'/></detail>")
+    for size in (1, 3, 1 << 20):
+        out = _split(xml + event_xml(), size)
+        assert len(out) == 2 and all(isinstance(o, bytes) for o in out), (size, out)
+        first = cot.parse(out[0])  # type: ignore[arg-type]
+        assert isinstance(first, cot.CotEvent) and first.callsign == "RS7"
+        assert cot.parse(out[1]) == EXPECTED  # type: ignore[arg-type]
+
+
+def test_whitespace_between_events_is_not_counted() -> None:
+    out = _split(b" \r\n\t" + event_xml() + b"\n\n" + event_xml() + b"\r\n", 7)
+    assert [cot.parse(o) for o in out] == [EXPECTED, EXPECTED]  # type: ignore[arg-type]
+
+
+def test_the_splitter_gives_up_on_a_sender_that_is_not_speaking_cot() -> None:
+    splitter = cot.StreamSplitter(max_run=64)
+    good = splitter.feed(event_xml() + b"x\xbf\x00" * 31 + event_xml())
+    assert [o for o in good if isinstance(o, bytes)] and not splitter.gave_up  # 62 in a row
+    out = splitter.feed(b"x\xbf\x00" * 21845)
+    assert len(out) == 64 and all(isinstance(o, cot.Skipped) for o in out)
+    assert splitter.gave_up and splitter.buffered == 0
+    assert splitter.feed(event_xml()) == []  # nothing more is read
+
+
+def _feed_seconds(data: bytes) -> float:
+    best = float("inf")
+    for _ in range(3):
+        splitter = cot.StreamSplitter()
+        started = time.perf_counter()
+        splitter.feed(data)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "unit", [b"x\xbf\x00", b"\xbf\x00", b" \xbf\x00", b'<event uid="1"/>', event_xml()]
+)
+def test_the_splitter_takes_time_linear_in_what_it_is_fed(unit: bytes) -> None:
+    """A 64 KiB read of tiny items once took 0.1-0.2 s: each item copied the buffer left."""
+    small, large = unit * (16 * 1024 // len(unit)), unit * (256 * 1024 // len(unit))
+    ratio = _feed_seconds(large) / _feed_seconds(small)
+    assert ratio < 40, f"16 times the bytes took {ratio:.0f} times as long"  # it was 100+
+
+
+def test_the_splitter_drops_an_oversized_event_that_comes_a_byte_at_a_time() -> None:
+    splitter = cot.StreamSplitter(1024)
+    data = b'<event a="' + b"x" * 3000 + b'"><detail>' + b"y" * 3000 + b"</detail></event>"
+    out: list[bytes | cot.Skipped] = []
+    for i in range(len(data)):
+        out += splitter.feed(data[i : i + 1])
+        assert splitter.buffered <= 1025
+    out += splitter.feed(event_xml())
+    assert [o.reason if isinstance(o, cot.Skipped) else cot.parse(o) for o in out] == [
+        "oversized",
+        EXPECTED,
+    ]
+
+
 def test_the_tally_counts_only_known_reasons() -> None:
     tally = cot.Tally()
     tally.add("stale")
@@ -266,6 +371,58 @@ def _mutations() -> st.SearchStrategy[bytes]:
 @given(_mutations())
 def test_damaged_events_parse_or_skip(data: bytes) -> None:
     _check(cot.parse(data))
+
+
+_PIECES = [
+    event_xml(),
+    stream(event_xml()),
+    b'<event uid="x"/>',
+    b"<event a='>' b=\"/>\"><detail><![CDATA[</event>]]><!-- </event> --></detail></event>",
+    b"<?xml version='1.0'?>",
+    b"<?pi </event> ?>",
+    b"<!-- c -->",
+    b'<!DOCTYPE e [<!ENTITY a "x">]>',
+    b"<x>",
+    b"</y>",
+    b"<eve",
+    b"<event uid='a<",
+    b"\xbf\x00",
+    b"\xbf",
+    b"\x00",
+    b"x",
+    b" \r\n",
+    b"<",
+    b"]]>",
+    b"'",
+    b'"',
+    b">",
+    b"/",
+]
+
+
+def _kinds(out: list[bytes | cot.Skipped]) -> list[str | bytes]:
+    return [o.reason if isinstance(o, cot.Skipped) else o for o in out]
+
+
+@FUZZ
+@given(
+    st.lists(st.sampled_from(_PIECES), max_size=30),
+    st.lists(st.integers(1, 40), min_size=1, max_size=60),
+)
+def test_however_the_stream_is_cut_it_splits_the_same(pieces: list[bytes], cuts: list[int]) -> None:
+    """The scan resumes where it stopped: the same events and reasons, cut anywhere."""
+    data = b"".join(pieces)
+    whole = cot.StreamSplitter()
+    expected = _kinds(whole.feed(data))
+    splitter = cot.StreamSplitter()
+    out: list[bytes | cot.Skipped] = []
+    at, k = 0, 0
+    while at < len(data):
+        size = cuts[k % len(cuts)]
+        out += splitter.feed(data[at : at + size])
+        at, k = at + size, k + 1
+    assert _kinds(out) == expected
+    assert splitter.buffered == whole.buffered
 
 
 @FUZZ

@@ -9,20 +9,28 @@ become CoT for TAK clients connected to the `out` port and for a TAK server at `
 whose own clients' CoT the node also takes in with `cot_url_in`. The node's own events are
 never taken in (`own-output`), so a server that sends them back cannot make a loop.
 
-Nothing a CoT sender does can hold the event loop: connections are capped, each read is
-bounded and parsed in bounded pieces, TCP senders over their rate are read more slowly
-(UDP ones are dropped), the queue drops when full, and a reader of the output that falls
-behind is disconnected. docs/tak.md has the CoT types and detail schema written.
+Nothing a CoT sender does can hold the event loop: connections are capped per port and
+per source address, TLS handshakes in progress too (as the peer port's, with the same
+code: clearline.node.transport), and a connection that sends nothing for `idle_s` is
+closed; each read is bounded and cut in one linear scan; TCP senders over their rate are
+read more slowly (UDP ones are dropped), while what is skipped is counted at once and a
+sender of nothing but skipped items is closed; the queue drops when full, and a reader of
+the output that falls behind is disconnected. Every connection refused or closed is
+counted by port and reason (`clearline_cot_refusals_total`). docs/tak.md has the CoT
+types and detail schema written, and these bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import time
+from collections import Counter as Tally
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
@@ -30,6 +38,7 @@ from prometheus_client import Counter
 from clearline.doctrine.registry import OwnAsset
 from clearline.node.config import setting_error
 from clearline.node.link import TokenBucket, wall_us
+from clearline.node.transport import Slots, accept_forever, tls_reason
 from clearline.protocol.messages import TrackReport
 from clearline.tak import cot
 from clearline.tak.mapping import Foreign, Own, Withdraw, load_mapping, route
@@ -45,6 +54,25 @@ READ_BYTES = 64 * 1024
 far ahead of what the node has digested."""
 TLS_HANDSHAKE_S = 10.0
 """A `tls://` client that has not finished its handshake by then is dropped."""
+MAX_NOT_COT = 64
+"""Items in a row that are not CoT (skipped by the splitter, or refused by the parser
+for one of `NOT_COT`) after which a connection is closed: the sender is not speaking CoT.
+Bytes outside any event count one item a run (however long), and more than
+`max_event_bytes` of them in a row close it too."""
+NOT_COT = frozenset(
+    {"oversized", "malformed", "dtd-refused", "too-complex", "not-an-event", "bad-header"}
+)
+"""What the parser refuses that is not a CoT event at all. An event with a bad field
+(`bad-uid`, `bad-time`, ...) is CoT, and skipped without counting towards closing."""
+CONNECTIONS_OVER: dict[str | None, str] = {"all": "max-connections", "source": "per-source"}
+HANDSHAKES_OVER: dict[str | None, str] = {
+    "all": "max-handshakes",
+    "source": "handshakes-per-source",
+}
+"""The refusal reason when a port's `Slots` are full, in all or for one source."""
+REFUSAL_LOG_S = 60.0
+"""Refusals are logged at most once this often for each port and reason (with how many
+there were since); each is counted in the metrics."""
 MAX_ROUTED = 4096
 """Events routed in one go: the queue is drained in pieces of this, between which the loop
 runs everything else."""
@@ -72,6 +100,19 @@ NODE_TYPE = "b-x-clearline-node"
 as the client's identity (FreeTAKServer routes nothing from a connection before it)."""
 
 
+@dataclass
+class _Listener:
+    """One TCP port of the service (a `listen` port or `out`) and what it holds."""
+
+    url: str
+    """As configured, with the port taken if it was 0: the `listener` label of metrics."""
+    tls: ssl.SSLContext | None
+    taking_in: bool
+    """A `listen` port (its CoT is taken in, idle connections are closed), or `out`."""
+    connections: Slots = field(default_factory=Slots)
+    handshakes: Slots = field(default_factory=Slots)
+
+
 def own_output(uid: str) -> bool:
     """Whether `uid` is one of those the node writes (`clearline.*`, `*.clearline`)."""
     return uid.startswith("clearline.") or uid.endswith(".clearline")
@@ -86,8 +127,10 @@ class CotService:
         self.tally = cot.Tally()
         self.queue: asyncio.Queue[cot.CotEvent] = asyncio.Queue(settings.queue)
         self.ports: dict[str, int] = {}
-        self.connections = 0
+        self.listeners: dict[str, _Listener] = {}
         self.readers: set[asyncio.StreamWriter] = set()
+        self._reader_of: dict[asyncio.StreamWriter, str] = {}
+        """The `out` port (or `cot_url`) each reader is on, for the metrics."""
         self.tracks: OrderedDict[str, cot.CotEvent] = OrderedDict()
         """The latest event of each foreign track seen, for its place on the map."""
         self.asked: OrderedDict[str, int] = OrderedDict()
@@ -114,6 +157,13 @@ class CotService:
             ["state"],
             registry=registry,
         )
+        self.refusals = Counter(
+            "clearline_cot_refusals",
+            "CoT connections refused or closed by the node, by port and reason",
+            ["listener", "reason"],
+            registry=registry,
+        )
+        self._refusals_logged: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -- start ----------------------------------------------------------------------------
 
@@ -125,15 +175,8 @@ class CotService:
             scheme, host, port = split_url(url)
             try:
                 if scheme in ("tcp", "tls"):
-                    server = await asyncio.start_server(
-                        self._sender,
-                        host,
-                        port,
-                        ssl=tls if scheme == "tls" else None,
-                        ssl_handshake_timeout=TLS_HANDSHAKE_S if scheme == "tls" else None,
-                    )
-                    self.ports.setdefault(scheme, server.sockets[0].getsockname()[1])
-                    self.node.spawn(self._serve(server))
+                    bound = await self._listen(url, tls if scheme == "tls" else None, True)
+                    self.ports.setdefault(scheme, bound)
                 else:
                     transport, _ = await loop.create_datagram_endpoint(
                         lambda: _Datagrams(self), local_addr=(host, port)
@@ -145,21 +188,16 @@ class CotService:
                     config, ("tak", "listen"), f"cannot listen on {url} ({i}): {exc.strerror}"
                 ) from None
         if self.settings.out is not None:
-            scheme, host, port = split_url(self.settings.out)
+            scheme, _, _ = split_url(self.settings.out)
             try:
-                server = await asyncio.start_server(
-                    self._reader,
-                    host,
-                    port,
-                    ssl=tls if scheme == "tls" else None,
-                    ssl_handshake_timeout=TLS_HANDSHAKE_S if scheme == "tls" else None,
+                bound = await self._listen(
+                    self.settings.out, tls if scheme == "tls" else None, False
                 )
             except OSError as exc:
                 raise setting_error(
                     config, ("tak", "out"), f"cannot listen on {self.settings.out}: {exc.strerror}"
                 ) from None
-            self.ports["out"] = server.sockets[0].getsockname()[1]
-            self.node.spawn(self._serve(server))
+            self.ports["out"] = bound
         if self.settings.cot_url is not None:
             # Built before anything is spawned: an unusable file stops the node at start.
             client_tls = self._tls_client_context()
@@ -200,9 +238,108 @@ class CotService:
             ) from None
         return context
 
-    async def _serve(self, server: asyncio.Server) -> None:
-        async with server:
-            await server.serve_forever()
+    async def _listen(self, url: str, tls: ssl.SSLContext | None, taking_in: bool) -> int:
+        """Bind `url` (each address its host names) and accept on it, as the peer port
+        does; the port taken."""
+        scheme, host, port = split_url(url)
+        loop = asyncio.get_running_loop()
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        sockets: list[socket.socket] = []
+        try:
+            for family, *_, address in dict.fromkeys((f, a) for f, *_, a in found):
+                sockets.append(socket.create_server(address, family=family))
+                sockets[-1].setblocking(False)
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        bound = int(sockets[0].getsockname()[1])
+        listener = _Listener(f"{scheme}://{host}:{bound}", tls, taking_in)
+        self.listeners[listener.url] = listener
+        for sock in sockets:
+            self.node.spawn(self._accept_forever(listener, sock))
+        return bound
+
+    async def _accept_forever(self, listener: _Listener, sock: socket.socket) -> None:
+        try:
+            await accept_forever(
+                sock,
+                asyncio.Event(),  # never set: the node cancels this task when it stops
+                lambda connection, peer: self.node.spawn(
+                    self._accepted(listener, connection, peer)
+                ),
+                lambda exc: self.refuse(listener.url, "accept-failed", why=exc.strerror or exc),
+            )
+        finally:
+            sock.close()
+
+    async def _accepted(self, listener: _Listener, connection: socket.socket, peer: str) -> None:
+        """One connection to a port: under its caps, through its TLS handshake if it has
+        one, then read (a `listen` port) or written to (`out`) until it closes."""
+        source = peer.rsplit(":", 1)[0]
+        settings = self.settings
+        caps = (source, settings.max_connections, settings.per_source)
+        reason = CONNECTIONS_OVER.get(listener.connections.full(*caps))
+        if reason is None and listener.tls is not None:
+            reason = HANDSHAKES_OVER.get(
+                listener.handshakes.take(
+                    source, settings.max_handshakes, settings.max_handshakes_per_source
+                )
+            )
+        if reason is not None:
+            self.refuse(listener.url, reason, peer)
+            connection.close()
+            return
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_BYTES)
+        try:
+            async with asyncio.timeout(TLS_HANDSHAKE_S if listener.tls is not None else None):
+                transport, protocol = await loop.connect_accepted_socket(
+                    lambda: asyncio.StreamReaderProtocol(reader), connection, ssl=listener.tls
+                )
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            if listener.tls is None:
+                reason = "accept-failed"
+            else:
+                reason = "tls-timeout" if isinstance(exc, TimeoutError) else "tls-failed"
+            self.refuse(listener.url, reason, peer, tls_reason(exc))
+            connection.close()
+            return
+        finally:
+            if listener.tls is not None:
+                listener.handshakes.give_back(source)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        reason = CONNECTIONS_OVER.get(listener.connections.take(*caps))  # a handshake takes time
+        if reason is not None:
+            self.refuse(listener.url, reason, peer)
+            transport.abort()
+            return
+        try:
+            if listener.taking_in:
+                closed = await self._read_cot(reader, settings.idle_s or None)
+                if closed is not None:
+                    self.refuse(listener.url, closed, peer)
+            else:
+                await self._keep(reader, writer, listener.url)
+        finally:
+            listener.connections.give_back(source)
+            transport.abort()
+
+    def refuse(self, listener: str, reason: str, peer: str = "", why: object = "") -> None:
+        """Count a connection refused or closed; log it, at most once a REFUSAL_LOG_S for
+        each port and reason."""
+        self.refusals.labels(listener=listener, reason=reason).inc()
+        key = (listener, reason)
+        logged, since = self._refusals_logged.get(key, (-REFUSAL_LOG_S, 0))
+        now = time.monotonic()
+        if now - logged < REFUSAL_LOG_S:
+            self._refusals_logged[key] = (logged, since + 1)
+            return
+        self._refusals_logged[key] = (now, 0)
+        more = f" (and {since} more since the last one logged)" if since else ""
+        detail = f" ({why})" if why else ""
+        who = f" {peer}" if peer else ""
+        log.warning("CoT %s: refused or closed%s: %s%s%s", listener, who, reason, detail, more)
 
     # -- in -------------------------------------------------------------------------------
 
@@ -210,16 +347,19 @@ class CotService:
         self.tally.add(reason, n)
         self.skipped.labels(reason=reason if reason in cot.REASONS else "malformed").inc(n)
 
-    def take(self, data: bytes | cot.Skipped) -> None:
-        """One event's bytes (or why the splitter dropped them): parsed and queued."""
+    def take(self, data: bytes | cot.Skipped) -> str | None:
+        """One event's bytes (or why the splitter dropped them): parsed and queued; why it
+        was skipped, if it was."""
         parsed = data if isinstance(data, cot.Skipped) else cot.parse(data, self.max_bytes)
         if isinstance(parsed, cot.Skipped):
             self.skip(parsed.reason)
-            return
+            return parsed.reason
         try:
             self.queue.put_nowait(parsed)
         except asyncio.QueueFull:
             self.skip("queue-full")
+            return "queue-full"
+        return None
 
     @property
     def max_bytes(self) -> int:
@@ -228,32 +368,52 @@ class CotService:
     def _rate(self) -> TokenBucket:
         return TokenBucket(self.settings.events_per_s, 2 * self.settings.events_per_s)
 
-    async def _sender(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.connections >= self.settings.max_connections:
-            writer.transport.abort()
-            return
-        self.connections += 1
-        try:
-            await self._read_cot(reader)
-        finally:
-            self.connections -= 1
-            writer.transport.abort()
-
-    async def _read_cot(self, reader: asyncio.StreamReader) -> None:
-        """Take the CoT a TCP connection carries until it closes."""
-        splitter = cot.StreamSplitter(self.max_bytes)
+    async def _read_cot(
+        self, reader: asyncio.StreamReader, idle_s: float | None = None
+    ) -> str | None:
+        """Take the CoT a TCP connection carries until it closes: None, or why it is to be
+        closed (`idle`: nothing came for `idle_s`; `not-cot`: MAX_NOT_COT items in a row
+        were not CoT)."""
+        splitter = cot.StreamSplitter(self.max_bytes, max_run=MAX_NOT_COT)
         bucket = self._rate()
+        run = 0
+        skipped: Tally[str] = Tally()
         try:
-            while data := await reader.read(READ_BYTES):
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        data = await reader.read(READ_BYTES)
+                except TimeoutError:
+                    return "idle"
+                if not data:
+                    return None
                 for item in splitter.feed(data):
+                    if isinstance(item, cot.Skipped):
+                        skipped[item.reason] += 1  # counted at once, never paced
+                        run += 1
+                        continue
                     # Over its rate, a TCP sender is read more slowly: its own buffers fill,
                     # not ours, and nothing it sent in order is lost.
-                    while not bucket.take(1):
-                        await asyncio.sleep(1 / self.settings.events_per_s)
-                    self.take(item)
+                    if not bucket.take(1):
+                        self._skip_all(skipped)
+                        while not bucket.take(1):
+                            await asyncio.sleep(1 / self.settings.events_per_s)
+                    run = run + 1 if self.take(item) in NOT_COT else 0
+                    if run >= MAX_NOT_COT:
+                        break
+                self._skip_all(skipped)
+                if run >= MAX_NOT_COT or splitter.gave_up:
+                    return "not-cot"
                 await asyncio.sleep(0)
         except (ConnectionError, OSError):
-            pass
+            return None
+        finally:
+            self._skip_all(skipped)
+
+    def _skip_all(self, skipped: Tally[str]) -> None:
+        for reason, n in skipped.items():
+            self.skip(reason, n)
+        skipped.clear()
 
     # -- routing --------------------------------------------------------------------------
 
@@ -527,35 +687,34 @@ class CotService:
         elif transport.get_write_buffer_size() > self.settings.out_buffer_bytes:
             self.readers.discard(writer)
             transport.abort()  # too far behind to catch up: it reconnects and gets `latest`
+            self.refuse(self._reader_of.get(writer, "out"), "behind")
         else:
             writer.write(data)
-
-    async def _reader(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.readers) >= self.settings.max_connections:
-            writer.transport.abort()
-            return
-        await self._keep(reader, writer)
 
     async def _keep(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        name: str,
         first: bytes = b"",
         take_in: bool = False,
     ) -> None:
-        """Write to a reader until it goes: `first`, what is on the map now, then each
-        change. What it sends is taken in as CoT with `take_in`, else read and dropped
-        (a map's pings, its own position)."""
+        """Write to a reader (on the port or at the address `name`) until it goes:
+        `first`, what is on the map now, then each change. What it sends is taken in as
+        CoT with `take_in`, else read and dropped (a map's pings, its own position)."""
         try:
             if first:
                 writer.write(first)
                 await writer.drain()
                 await asyncio.sleep(PRESENCE_PAUSE_S)
             self.readers.add(writer)
+            self._reader_of[writer] = name
             for data in list(self.latest.values()):
                 self._send(writer, data)
             if take_in:
-                await self._read_cot(reader)
+                closed = await self._read_cot(reader)
+                if closed is not None:
+                    self.refuse(name, closed)
             else:
                 while await reader.read(READ_BYTES):
                     pass
@@ -563,6 +722,7 @@ class CotService:
             pass
         finally:
             self.readers.discard(writer)
+            self._reader_of.pop(writer, None)
             writer.transport.abort()
 
     def _presence(self) -> bytes:
@@ -627,7 +787,7 @@ class CotService:
                 wait = REDIAL_S[0]
                 started = time.monotonic()
                 log.info("CoT: connected to the TAK server at %s", url)
-                await self._keep(reader, writer, self._presence(), self.settings.cot_url_in)
+                await self._keep(reader, writer, url, self._presence(), self.settings.cot_url_in)
                 log.warning("CoT: the TAK server at %s closed the connection", url)
                 if time.monotonic() - started > REDIAL_S[1]:
                     continue

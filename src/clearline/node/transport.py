@@ -14,7 +14,8 @@ import hashlib
 import random
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from clearline.errors import KeyMaterialError
 from clearline.node.keys import Identity, TlsFiles, fingerprint, load_tls
@@ -31,6 +32,63 @@ ACCEPT_PAUSE_MAX_S = 1.0
 """How long the listener waits before accepting again when accept fails (no descriptors)."""
 
 
+class Slots:
+    """How many of something are held at once, in all and by source address, each under
+    its cap: the peer port's handshakes in progress, the CoT ports' connections."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.by_source: dict[str, int] = {}
+
+    def full(self, source: str, cap: int, per_source: int) -> Literal["all", "source", None]:
+        """Why one more for `source` would be over a cap ("all", "source"), or None."""
+        if self.held >= cap:
+            return "all"
+        if self.by_source.get(source, 0) >= per_source:
+            return "source"
+        return None
+
+    def take(self, source: str, cap: int, per_source: int) -> Literal["all", "source", None]:
+        """One more held for `source`, and None; or, taking nothing, which cap it is over."""
+        over = self.full(source, cap, per_source)
+        if over is None:
+            self.held += 1
+            self.by_source[source] = self.by_source.get(source, 0) + 1
+        return over
+
+    def give_back(self, source: str) -> None:
+        self.held -= 1
+        left = self.by_source[source] - 1
+        if left:
+            self.by_source[source] = left
+        else:
+            del self.by_source[source]
+
+
+async def accept_forever(
+    listener: socket.socket,
+    stop: asyncio.Event,
+    accepted: Callable[[socket.socket, str], None],
+    failed: Callable[[OSError], None],
+) -> None:
+    """Accept until stopped, handing each connection and its `host:port` to `accepted`.
+    Out of descriptors (a flood of half-open connections), it tells `failed`, waits and
+    tries again rather than dying: the real clients must get in once the flood goes."""
+    loop = asyncio.get_running_loop()
+    pause = ACCEPT_PAUSE_S
+    while not stop.is_set():
+        try:
+            connection, address = await loop.sock_accept(listener)
+        except OSError as exc:
+            failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=pause)
+            pause = min(pause * 2, ACCEPT_PAUSE_MAX_S)
+            continue
+        pause = ACCEPT_PAUSE_S
+        accepted(connection, f"{address[0]}:{address[1]}")
+
+
 class Transport:
     """Listening and dialling for one node; every connection ends in `node.serve`."""
 
@@ -41,8 +99,7 @@ class Transport:
         # costs descriptors exactly when a flood has used them up.
         self.tls = identity.tls
         self._server, self._client = make_contexts(identity.tls)
-        self._handshaking = 0
-        self._by_source: dict[str, int] = {}
+        self._handshakes = Slots()
 
     def context(self, server: bool) -> ssl.SSLContext:
         return self._server if server else self._client
@@ -72,36 +129,26 @@ class Transport:
         return None
 
     async def accept_forever(self, listener: socket.socket, stop: asyncio.Event) -> None:
-        """Accept until stopped. Out of descriptors (a flood of half-open connections), it
-        waits and tries again rather than dying: the real peer must get in once they go."""
-        loop = asyncio.get_running_loop()
-        pause = ACCEPT_PAUSE_S
-        while not stop.is_set():
-            try:
-                connection, address = await loop.sock_accept(listener)
-            except OSError as exc:
-                self.node.refuse("listener", f"accept failed: {exc.strerror or exc}")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
-                pause = min(pause * 2, ACCEPT_PAUSE_MAX_S)
-                continue
-            pause = ACCEPT_PAUSE_S
-            self.node.spawn(self.accept(connection, f"{address[0]}:{address[1]}"))
+        """Accept until stopped (`accept_forever`), each connection in a task of its own."""
+        await accept_forever(
+            listener,
+            stop,
+            lambda connection, peer: self.node.spawn(self.accept(connection, peer)),
+            lambda exc: self.node.refuse("listener", f"accept failed: {exc.strerror or exc}"),
+        )
 
     async def accept(self, connection: socket.socket, peer: str) -> None:
         source = peer.rsplit(":", 1)[0]
         limits = self.node.config.limits
-        if self._handshaking >= limits.max_handshakes:
-            self.node.refuse(peer, f"too many handshakes: {self._handshaking} at once")
+        handshakes = self._handshakes
+        over = handshakes.take(source, limits.max_handshakes, limits.max_handshakes_per_source)
+        if over is not None:
+            held = handshakes.held if over == "all" else handshakes.by_source[source]
+            where = "at once" if over == "all" else f"from {source}"
+            self.node.refuse(peer, f"too many handshakes: {held} {where}")
             connection.close()
             return
-        if self._by_source.get(source, 0) >= limits.max_handshakes_per_source:
-            self.node.refuse(peer, f"too many handshakes: {self._by_source[source]} from {source}")
-            connection.close()
-            return
-        self._handshaking += 1
-        self.node.metrics.handshakes.set(self._handshaking)
-        self._by_source[source] = self._by_source.get(source, 0) + 1
+        self.node.metrics.handshakes.set(handshakes.held)
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=READ_SIZE)
         # The pin that goes with the context the handshake uses, should SIGHUP come meanwhile.
@@ -118,13 +165,8 @@ class Transport:
             connection.close()
             return
         finally:
-            self._handshaking -= 1
-            self.node.metrics.handshakes.set(self._handshaking)
-            left = self._by_source[source] - 1
-            if left:
-                self._by_source[source] = left
-            else:
-                del self._by_source[source]
+            handshakes.give_back(source)
+            self.node.metrics.handshakes.set(handshakes.held)
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         await self.checked(reader, writer, peer, pin)
 

@@ -422,23 +422,74 @@ def parse(data: bytes, max_event_bytes: int = MAX_EVENT_BYTES) -> Parsed:
 
 # -- streams ----------------------------------------------------------------------------------
 
-_END = b"</event>"
-_BLANK = b" \t\r\n\x00"
+_WS = re.compile(rb"[ \t\r\n]*")
+"""What may come between events, uncounted (a NUL byte is not among it: it is junk)."""
+_JUNK_END = re.compile(rb"<(?:event[ \t\r\n/>]|[?!])|\xbf")
+"""Where bytes outside any event stop: where an event may start (`<event`, `<?xml`, a
+comment), or TAK Protocol's magic byte."""
+_ROOT = re.compile(rb"<event[ \t\r\n/>]")
+_TAG = re.compile(rb"""(?:[^<>"']++|"[^"<]*+"|'[^'<]*+')*+""")
+"""The inside of a start tag, quoted values whole: it stops at `>`, at a `<` (never in a
+tag) or at a quote not closed yet. Possessive, so it never backtracks."""
+_QUOTE_END = {ord('"'): re.compile(rb'["<]'), ord("'"): re.compile(rb"['<]")}
+_BODY = re.compile(rb"</event[ \t\r\n]*>|<!--|<!\[CDATA\[|<\?")
+"""In an event: its end tag, or what may hold an end tag that is not one."""
+_DOCTYPE = re.compile(rb"[\[>]")
+_TOKENS = (b"<!--", b"<![CDATA[", b"<?")
+"""What may hold `</event>` in an event without ending it."""
+_LT, _GT, _SLASH = ord("<"), ord(">"), ord("/")
+_BLANKS = frozenset(b" \t\r\n")
+_OUTSIDE = Skipped("malformed", "bytes outside any event")
+_TEXT = Skipped("malformed", "text where an event's root element should be")
+_BROKEN_TAG = Skipped("malformed", "an <event> start tag cut by a `<`")
+_NOT_EVENT = Skipped("not-an-event", "an element that is not <event>, outside any event")
+_NO_LENGTH = Skipped("bad-header", "a TAK Protocol frame of no length")
+_LONG_LENGTH = Skipped("bad-header", "a TAK Protocol frame length over 10 bytes")
+_PROLOG, _UNTIL, _DOCTYPE_DECL, _START_TAG, _BODY_TEXT = 1, 2, 3, 4, 5
+"""Where the scan of an XML event stands (0: between events)."""
 
 
 class StreamSplitter:
     """Cuts a TCP stream into single events: XML events back to back, TAK Protocol stream
-    frames, or both mixed. Holds at most `max_event_bytes` plus one fed chunk."""
+    frames, or both mixed. Holds at most `max_event_bytes` plus one fed chunk, and scans
+    each byte a bounded number of times however the stream is cut (no copy per item).
 
-    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+    An XML event is `<?xml ...?>` (optional), comments, and one `<event>` element: the
+    scan follows its start tag (quoted values whole, `<event .../>` ends there), then
+    looks for `</event>` outside comments, CDATA and processing instructions. Any other
+    element outside an event is `not-an-event`, other bytes there (a NUL included)
+    `malformed`, each up to where an event may start (`<event`, `<?`, `<!`, 0xbf): one item
+    however many reads it spans. Whitespace between events is dropped.
+
+    With `max_run`, the splitter gives up (`gave_up`, nothing more is read) once that many
+    items in a row were skipped, or more than `max_event_bytes` of them outside any event
+    came, with no event between: the sender is not speaking CoT.
+    """
+
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES, max_run: int | None = None) -> None:
         self.max = max_event_bytes
+        self.max_run = max_run
+        self.run = 0
+        """Items skipped in a row, since the last event."""
+        self.junk = 0
+        """Bytes outside any event since the last event."""
+        self.gave_up = False
         self._buf = bytearray()
         self._skip = 0
         """Bytes of an oversized protobuf frame still to drop."""
-        self._resync = False
-        """Dropping an oversized XML event up to its end tag."""
-        self._scanned = 0
-        """How far the buffer was searched for an end tag already."""
+        self._stage = 0
+        """Where the XML event at the start of the buffer stands (0: none under way)."""
+        self._pos = 0
+        """How far that event was scanned, from its start: never scanned again."""
+        self._quote = 0
+        """The quote its start tag is inside, if any."""
+        self._until = b""
+        self._then = 0
+        """In `_UNTIL`: the end of the comment, CDATA or instruction, and what comes next."""
+        self._dropping = False
+        """The event went over `max_event_bytes` (counted): scanned to its end, not kept."""
+        self._in_junk = False
+        """The last read ended in bytes outside any event (counted): more are dropped."""
 
     @property
     def buffered(self) -> int:
@@ -446,83 +497,239 @@ class StreamSplitter:
 
     def feed(self, data: bytes) -> list[bytes | Skipped]:
         """The events that `data` completes, each as its raw bytes, or why it was dropped."""
+        out: list[bytes | Skipped] = []
+        if self.gave_up:
+            return out
         buf = self._buf
         buf += data
-        out: list[bytes | Skipped] = []
-        while buf:
+        n = len(buf)
+        i = 0  # where the item under way starts; everything before it is done with
+        while i < n and not self.gave_up:
             if self._skip:
-                n = min(self._skip, len(buf))
-                del buf[:n]
-                self._skip -= n
+                taken = min(self._skip, n - i)
+                i += taken
+                self._skip -= taken
                 continue
-            if self._resync:
-                end = buf.find(_END)
-                if end < 0:
-                    del buf[: max(0, len(buf) - len(_END) + 1)]
+            if self._stage:
+                i, done = self._xml(buf, i, out)
+                if not done:
                     break
-                del buf[: end + len(_END)]
-                self._resync = False
                 continue
-            blank = len(buf) - len(buf.lstrip(_BLANK))
-            if blank:
-                del buf[:blank]
-                self._scanned = 0
+            if self._in_junk:
+                i = self._junk_to(buf, i)
+                if self._in_junk:
+                    break  # to the end of what came
                 continue
-            first = buf[0]
-            if first == MAGIC:
-                if not self._frame(buf, out):
+            first = buf[i]
+            if first in _BLANKS:
+                i = _blank_end(buf, i)
+            elif first == MAGIC:
+                end = self._frame(buf, i, out)
+                if end is None:
                     break
-            elif first == ord("<"):
-                if not self._xml(buf, out):
-                    break
+                i = end
+            elif first == _LT:
+                self._stage, self._pos, self._dropping = _PROLOG, 0, False
             else:
-                cut = [i for i in (buf.find(b"<"), buf.find(bytes([MAGIC]))) if i > 0]
-                n = min(cut) if cut else len(buf)
-                out.append(Skipped("malformed", f"{n} bytes outside any event"))
-                del buf[:n]
-                self._scanned = 0
+                self._skipped(out, _OUTSIDE)
+                i = self._junk_to(buf, i + 1, 1)
+        if self.gave_up:
+            buf.clear()
+        else:
+            del buf[:i]
         return out
 
-    def _frame(self, buf: bytearray, out: list[bytes | Skipped]) -> bool:
-        found = _varint(buf, 1)
-        if found is None:
-            return False
-        length, start = found
-        if length <= 0:
-            out.append(Skipped("bad-header", "a TAK Protocol frame of no length"))
-            del buf[:start]
-            return True
-        if start + length > self.max:
-            out.append(Skipped("oversized", f"a {length}-byte frame, over {self.max}"))
-            taken = min(len(buf), start + length)
-            del buf[:taken]
-            self._skip = start + length - taken
-            return True
-        if len(buf) < start + length:
-            return False
-        out.append(bytes(buf[: start + length]))
-        del buf[: start + length]
-        return True
-
-    def _xml(self, buf: bytearray, out: list[bytes | Skipped]) -> bool:
-        end = buf.find(_END, max(0, self._scanned - len(_END)))
-        if end < 0:
-            self._scanned = len(buf)
-            if len(buf) > self.max:
-                out.append(Skipped("oversized", f"an XML event over {self.max} bytes"))
-                del buf[: len(buf) - len(_END) + 1]
-                self._resync = True
-                self._scanned = 0
-                return True
-            return False
-        end += len(_END)
-        self._scanned = 0
-        if end > self.max:
-            out.append(Skipped("oversized", f"a {end}-byte XML event, over {self.max}"))
+    def _junk_to(self, buf: bytearray, i: int, counted: int = 0) -> int:
+        """Where the bytes outside any event that go on at `i` end: where an event may
+        start, or at the end of what came (then they go on in the next read)."""
+        found = _JUNK_END.search(buf, i)
+        if found is not None:
+            end = found.start()
         else:
-            out.append(bytes(buf[:end]))
-        del buf[:end]
-        return True
+            end = len(buf)
+            lt = buf.rfind(b"<", max(i, end - len(b"<event")))
+            if lt >= 0 and b"<event".startswith(buf[lt:end]):
+                end = lt  # `<eve` at the end: kept until what follows says
+        self._in_junk = found is None
+        self.junk += end - i + counted
+        if self.max_run is not None and self.junk > self.max:
+            self.gave_up = True
+        return end
+
+    def _skipped(self, out: list[bytes | Skipped], skipped: Skipped) -> None:
+        out.append(skipped)
+        self.run += 1
+        if self.max_run is not None and self.run >= self.max_run:
+            self.gave_up = True
+
+    def _event(self, out: list[bytes | Skipped], data: bytes) -> None:
+        out.append(data)
+        self.run = self.junk = 0
+
+    def _frame(self, buf: bytearray, i: int, out: list[bytes | Skipped]) -> int | None:
+        """Where the TAK Protocol frame at `i` ends (taken or skipped), or None if it has
+        not all come yet."""
+        if i + 1 < len(buf) and buf[i + 1] < 0x80:
+            length, start = buf[i + 1], i + 2  # a one-byte length: most frames, all junk
+        else:
+            found = _varint(buf, i + 1)
+            if found is None:
+                return None
+            length, start = found
+        if length <= 0:
+            self._skipped(out, _NO_LENGTH if length == 0 else _LONG_LENGTH)
+            return start
+        end = start + length
+        if end - i > self.max:
+            self._skipped(out, Skipped("oversized", f"a {length}-byte frame, over {self.max}"))
+            taken = min(len(buf), end)
+            self._skip = end - taken
+            return taken
+        if len(buf) < end:
+            return None
+        self._event(out, bytes(buf[i:end]))
+        return end
+
+    def _xml(self, buf: bytearray, i: int, out: list[bytes | Skipped]) -> tuple[int, bool]:
+        """Scan on the XML event that starts at `i`: (where the next item starts, True)
+        once it is done with, or (where it now starts, False) if it needs more bytes."""
+        n = len(buf)
+        p = i + self._pos
+        stage = self._stage
+        while True:
+            if stage == _PROLOG:
+                p = _blank_end(buf, p)
+                if p >= n:
+                    break
+                if buf[p] != _LT:
+                    return self._to_junk(out, buf, i, p, _TEXT)
+                if _ROOT.match(buf, p):
+                    p += len(b"<event")
+                    stage, self._quote = _START_TAG, 0
+                elif buf.startswith(b"<?", p):
+                    p, stage, self._until, self._then = p + 2, _UNTIL, b"?>", _PROLOG
+                elif buf.startswith(b"<!--", p):
+                    p, stage, self._until, self._then = p + 4, _UNTIL, b"-->", _PROLOG
+                elif buf.startswith(b"<!", p):
+                    if n - p < 4 and b"<!--".startswith(buf[p:n]):
+                        break  # a comment or a declaration: not yet known
+                    p, stage = p + 2, _DOCTYPE_DECL
+                elif n - p <= len(b"<event") and b"<event".startswith(buf[p:n]):
+                    break  # `<ev` at the end: not yet known
+                else:
+                    return self._to_junk(out, buf, i, p + 1, _NOT_EVENT)
+            elif stage == _UNTIL:
+                end = buf.find(self._until, p)
+                if end < 0:
+                    p = max(p, n - len(self._until) + 1)
+                    break
+                p, stage = end + len(self._until), self._then
+            elif stage == _DOCTYPE_DECL:
+                found = _DOCTYPE.search(buf, p)
+                if found is None:
+                    p = n
+                    break
+                p = found.end()
+                if buf[found.start()] == _GT:
+                    stage = _PROLOG
+                else:  # an internal subset: to its `]>` (the parser refuses it, whole)
+                    self._until, self._then, stage = b"]>", _PROLOG, _UNTIL
+            elif stage == _START_TAG:
+                if self._quote:
+                    found = _QUOTE_END[self._quote].search(buf, p)
+                    if found is None:
+                        p = n
+                        break
+                    if buf[found.start()] == _LT:
+                        return self._cut(out, i, found.start(), _BROKEN_TAG)
+                    p, self._quote = found.end(), 0
+                found = _TAG.match(buf, p)
+                p = found.end() if found else p
+                if p >= n:
+                    break
+                c = buf[p]
+                if c == _LT:
+                    return self._cut(out, i, p, _BROKEN_TAG)
+                if c != _GT:
+                    self._quote = c  # a quoted value that has not ended yet
+                    p += 1
+                    continue
+                p += 1
+                if buf[p - 2] == _SLASH:  # <event .../>: the whole event
+                    return self._done(out, buf, i, p)
+                stage = _BODY_TEXT
+            else:
+                found = _BODY.search(buf, p)
+                if found is None:
+                    p = _resume(buf, p)
+                    break
+                token = found.group()
+                p = found.end()
+                if token.startswith(b"</"):
+                    return self._done(out, buf, i, p)
+                self._until = (
+                    b"-->" if token == b"<!--" else b"]]>" if token == b"<![CDATA[" else b"?>"
+                )
+                self._then, stage = _BODY_TEXT, _UNTIL
+        # Needs more bytes: what is scanned is not scanned again.
+        self._stage, self._pos = stage, p - i
+        if n - i > self.max:
+            if not self._dropping:
+                self._skipped(out, Skipped("oversized", f"an XML event over {self.max} bytes"))
+                self._dropping = True
+            self._pos = 0
+            return p, False  # what is scanned is dropped; the scan carries on to its end
+        return i, False
+
+    def _to_junk(
+        self, out: list[bytes | Skipped], buf: bytearray, i: int, p: int, skipped: Skipped
+    ) -> tuple[int, bool]:
+        """What starts at `i` is not an event: skipped (unless counted already) with what
+        follows up to where an event may start."""
+        self._stage = 0
+        if not self._dropping:
+            self._skipped(out, skipped)
+        return self._junk_to(buf, p, p - i), True
+
+    def _cut(
+        self, out: list[bytes | Skipped], i: int, end: int, skipped: Skipped
+    ) -> tuple[int, bool]:
+        """The bytes from `i` to `end` are not an event: skipped (or already counted)."""
+        self._stage = 0
+        if not self._dropping:
+            self._skipped(out, skipped)
+        return end, True
+
+    def _done(
+        self, out: list[bytes | Skipped], buf: bytearray, i: int, end: int
+    ) -> tuple[int, bool]:
+        self._stage = 0
+        if self._dropping:
+            pass  # counted as oversized when it went over
+        elif end - i > self.max:
+            self._skipped(out, Skipped("oversized", f"a {end - i}-byte XML event, over {self.max}"))
+        else:
+            self._event(out, bytes(buf[i:end]))
+        return end, True
+
+
+def _blank_end(buf: bytearray, i: int) -> int:
+    found = _WS.match(buf, i)
+    return found.end() if found else i
+
+
+def _resume(buf: bytearray, p: int) -> int:
+    """Where to search an event's body again once more bytes come: at a last `<` that may
+    begin `</event>`, a comment, CDATA or an instruction, else at the end."""
+    lt = buf.rfind(b"<", p)
+    if lt < 0 or len(buf) - lt > 24:
+        return len(buf)
+    tail = bytes(buf[lt:])
+    if any(t.startswith(tail) for t in _TOKENS) or (
+        b"</event".startswith(tail[:7]) and not tail[7:].strip(b" \t\r\n")
+    ):
+        return lt
+    return len(buf)
 
 
 # -- writing ----------------------------------------------------------------------------------

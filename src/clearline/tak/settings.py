@@ -59,7 +59,19 @@ class TakSettings(BaseModel):
     """Also take in what the TAK server at `cot_url` sends (its clients' CoT), as from a
     `listen` port; the node's own events coming back from it are skipped."""
     max_connections: int = Field(default=32, ge=1, le=10_000)
-    """TCP connections in and out at once, each; one more is closed at once."""
+    """TCP (and TLS) connections at once to each `listen` port, and readers of `out` at
+    once; one more is closed at once (and counted)."""
+    max_connections_per_source: int | None = Field(default=None, ge=1, le=10_000)
+    """The same, from one source address; by default a quarter of `max_connections`."""
+    max_handshakes: int = Field(default=128, ge=1, le=100_000)
+    """Connections to each `tls://` port still in their TLS handshake at once; one more is
+    closed at once (as the peer port's `[limits] max_handshakes`)."""
+    max_handshakes_per_source: int = Field(default=16, ge=1, le=100_000)
+    """The same, from one source address."""
+    idle_s: float = Field(default=120, ge=0, le=86_400)
+    """A connection to a `listen` port that has sent nothing for this long is closed (TAK
+    clients ping a server they stay connected to); 0: never. Readers of `out` are not
+    timed out: a map that only listens sends nothing."""
     max_event_bytes: int = Field(default=64 * 1024, ge=512, le=1024 * 1024)
     events_per_s: int = Field(default=2000, ge=1, le=1_000_000)
     """Per connection (and per UDP port); a burst of twice this passes."""
@@ -75,6 +87,11 @@ class TakSettings(BaseModel):
     """How long a CoT event the node writes stays on a map."""
     out_buffer_bytes: int = Field(default=1024 * 1024, ge=4096, le=256 * 1024 * 1024)
     """A reader further behind than this is disconnected, not buffered for."""
+
+    @property
+    def per_source(self) -> int:
+        """`max_connections_per_source`, or its default."""
+        return self.max_connections_per_source or max(1, self.max_connections // 4)
 
     @model_validator(mode="after")
     def _in_needs_a_server(self) -> TakSettings:
