@@ -15,6 +15,7 @@ from clearline.node.api import build_app
 from clearline.node.config import NodeConfigError, parse_node_config
 from clearline.node.keys import init_keys, load_certificate, load_identity, load_signer
 from clearline.node.tokens import TokenFileError, load_tokens
+from tests.node.harness import make_keys, write_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -239,3 +240,28 @@ def test_published_openapi_is_current() -> None:
     assert (DOCS / "openapi.json").read_text() == current, (
         "docs/openapi.json is stale: python scripts/update_openapi.py"
     )
+
+
+def test_the_descriptor_warning_counts_every_port_s_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node whose descriptor limit is below what its caps may hold says so at start,
+    counting the feed's and each CoT port's connections, not only the peer port's."""
+    import resource
+
+    from clearline.node.config import load_node_config
+    from clearline.node.serve import _check_descriptors
+
+    make_keys(tmp_path, "US", "PRC")
+    extra = (
+        '[feed]\nport = 0\n[tak]\nmapping = "tak.yaml"\n'
+        'listen = ["tcp://127.0.0.1:0", "udp://127.0.0.1:0"]'
+    )
+    config = load_node_config(write_config(tmp_path, "PRC", "US", listen=True, extra=extra))
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (100, 100))
+    with caplog.at_level("WARNING", logger="clearline.node"):
+        _check_descriptors(config)
+    (line,) = [r.getMessage() for r in caplog.records if "descriptor limit" in r.getMessage()]
+    assert "[feed] max_connections 8" in line
+    assert "[tak] max_connections per port 32" in line  # the TCP port; UDP holds none
+    assert "ulimit -n 296" in line  # 128 + 64 + 8 + 32 + a margin of 64

@@ -58,15 +58,27 @@ def _check_descriptors(config: NodeConfig) -> None:
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     limits = config.limits
-    needed = limits.max_handshakes + limits.max_event_streams + DESCRIPTOR_MARGIN
+    caps = {
+        "[limits] max_handshakes": limits.max_handshakes,
+        "[limits] max_event_streams": limits.max_event_streams,
+    }
+    if config.feed is not None:
+        caps["[feed] max_connections"] = config.feed.max_connections
+    tak = config.tak
+    if tak is not None:
+        # Each CoT port holds its connections, and a TLS one its handshakes too.
+        ports = sum(not url.startswith("udp://") for url in tak.listen) + (tak.out is not None)
+        tls = sum(url.startswith("tls://") for url in tak.listen)
+        caps["[tak] max_connections per port"] = ports * tak.max_connections
+        caps["[tak] max_handshakes per TLS port"] = tls * tak.max_handshakes
+    needed = sum(caps.values()) + DESCRIPTOR_MARGIN
     if soft != resource.RLIM_INFINITY and soft < needed:
         log.warning(
-            "descriptor limit %d is below the %d the caps need ([limits] max_handshakes %d + "
-            "max_event_streams %d + %d): raise it (ulimit -n %d) or lower the caps",
+            "descriptor limit %d is below the %d the caps need (%s, + %d): raise it "
+            "(ulimit -n %d) or lower the caps",
             soft,
             needed,
-            limits.max_handshakes,
-            limits.max_event_streams,
+            ", ".join(f"{name} {n}" for name, n in caps.items() if n),
             DESCRIPTOR_MARGIN,
             needed,
         )
