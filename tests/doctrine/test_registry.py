@@ -141,8 +141,10 @@ def test_the_grid_chooses_what_the_linear_search_chooses(
 ) -> None:
     assets, tracks = scene
     grid = _grid_of(assets)
+    one_for_all = grid.matcher(TOLERANCE_M)  # as a query's tracks are matched: indexes shared
     for track in tracks:
         assert grid.nearest(track, TOLERANCE_M) is match(track, assets, TOLERANCE_M)
+        assert one_for_all(track) is match(track, assets, TOLERANCE_M)
 
 
 @settings(max_examples=200, deadline=None)

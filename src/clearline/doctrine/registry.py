@@ -194,20 +194,35 @@ class PlaceGrid(Generic[K, T]):
         reach = tolerance_m + self._widest + Nearest.SLACK_M
         cells = self._cells
         indexes: dict[tuple[tuple[int, int], ...], Nearest[T]] = {}
+        # The last index built and the cells it covers: a track whose cells it covers is
+        # answered from it (places beyond a track's reach are never chosen), and one whose
+        # cells overlap it gets an index of both, so a swarm that straddles a cell's edge
+        # is indexed once or twice, not once for each way its tracks fall on the edges.
+        last: list[tuple[frozenset[tuple[int, int]], Nearest[T]]] = []
+
+        def build(covered: frozenset[tuple[int, int]]) -> Nearest[T]:
+            entries = sorted((e for cell in covered for e in cells[cell].values()), key=_first)
+            return Nearest(
+                (
+                    (where, radius, item)
+                    for _, where, radius, item in entries
+                    if keep is None or keep(item)
+                ),
+                tolerance_m,
+            )
 
         def find(track: TrackReport) -> T | None:
             key = self._in_reach(track.position, reach)
             index = indexes.get(key)
             if index is None:
-                entries = sorted((e for cell in key for e in cells[cell].values()), key=_first)
-                index = indexes[key] = Nearest(
-                    (
-                        (where, radius, item)
-                        for _, where, radius, item in entries
-                        if keep is None or keep(item)
-                    ),
-                    tolerance_m,
-                )
+                needed = frozenset(key)
+                if last and needed <= last[0][0]:
+                    index = last[0][1]
+                else:
+                    covered = needed | last[0][0] if last and needed & last[0][0] else needed
+                    index = build(covered)
+                    last[:] = [(covered, index)]
+                indexes[key] = index
             return index(track)
 
         return find
