@@ -47,6 +47,8 @@ from clearline.officer import approve, encode, enrol
 from clearline.protocol.messages import Answer, Claim, Intent, Mission
 
 Printer = Callable[[str], None]
+Note = Callable[[str, str], None]
+"""Says one step of the scene: (side, what happened), stamped with the time since it began."""
 MODEL_MISREAD_SCORE = 0.83
 TRUST_IN_PEER = 0.85
 
@@ -108,7 +110,7 @@ async def act_on_answer(
     answer: Answer,
     thresholds: Thresholds,
     held_rung: str,
-    note: Callable[[str, str], None],
+    note: Note,
 ) -> None:
     """The US doctrine weighs the answer against its model's misreading, and proposes the
     rung that now follows through the gate, in place of the held `held_rung`."""
@@ -314,14 +316,7 @@ async def live_scene(
         say(f"  API tokens, one per role (mode 600): {pair.keys}/US.api-token.*, PRC.api-token.*")
         page = write_console_login(folder, pair)
         say(f"  console: open {page.as_uri()} (signs this browser in to both nodes, read only)")
-        say(f"  {lifetime(duration_s)}")
-        if pause_s > 0:
-            say(f"  (the scene starts in {pause_s:g} s)")
-            await asyncio.sleep(pause_s)
-        began = time.monotonic()
-
-        def note(side: str, text: str) -> None:
-            say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
+        note = await begin_scene(say, duration_s, pause_s)
 
         published = (await prc_api.post("/v1/telemetry", json={"assets": [SWARM]})).json()
         note(
@@ -412,7 +407,7 @@ async def live_scene(
     )
 
 
-async def checkpoints(pair: NodePair, note: Callable[[str, str], None]) -> None:
+async def checkpoints(pair: NodePair, note: Note) -> None:
     """Each side signs a checkpoint, has it cosigned by the witness and sends it to the
     peer, which verifies the cosignatures against its own copy of the witness key."""
     us_api, prc_api = pair.us_api, pair.prc_api
@@ -432,6 +427,21 @@ async def checkpoints(pair: NodePair, note: Callable[[str, str], None]) -> None:
             f"{peer}'s checkpoint at {seen['size']}: {len(seen['cosigners'])} cosignature(s) "
             f"verified against {side}'s own copy of the witness key: quorum {seen['quorum']}",
         )
+
+
+async def begin_scene(say: Printer, duration_s: float, pause_s: float) -> Note:
+    """Say how long the nodes stay up, wait `pause_s` (for a console to be watched), and
+    start the scene's clock: what the returned `note` stamps each line with."""
+    say(f"  {lifetime(duration_s)}")
+    if pause_s > 0:
+        say(f"  (the scene starts in {pause_s:g} s)")
+        await asyncio.sleep(pause_s)
+    began = time.monotonic()
+
+    def note(side: str, text: str) -> None:
+        say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
+
+    return note
 
 
 def lifetime(duration_s: float) -> str:
@@ -507,9 +517,7 @@ async def witnessed(
         await asyncio.sleep(0.02)
 
 
-async def human_authority(
-    api: httpx.AsyncClient, folder: Path, note: Callable[[str, str], None]
-) -> None:
+async def human_authority(api: httpx.AsyncClient, folder: Path, note: Note) -> None:
     """The gate against a claim of human authority, then a human decision as it is made:
     an officer's signature over exactly one act."""
     claimed = (

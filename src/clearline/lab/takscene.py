@@ -32,10 +32,10 @@ from clearline.lab.scene import (
     NodePair,
     _answer,
     act_on_answer,
+    begin_scene,
     checkpoints,
     count_down,
     human_authority,
-    lifetime,
     node_pair,
     roster_path,
     write_console_login,
@@ -272,14 +272,7 @@ async def _scene(
         f"  map: point ATAK, WinTAK or iTAK at the US TAK server: host 127.0.0.1, port "
         f"{us_cot}, TCP, no TLS (a streaming connection to this machine's loopback)"
     )
-    say(f"  {lifetime(duration_s)}")
-    if pause_s > 0:
-        say(f"  (the scene starts in {pause_s:g} s)")
-        await asyncio.sleep(pause_s)
-    began = time.monotonic()
-
-    def note(side: str, text: str) -> None:
-        say(f"  +{time.monotonic() - began:7.3f} s  {side:<3} {text}")
+    note = await begin_scene(say, duration_s, pause_s)
 
     thresholds = Thresholds.on_ladder(default_policy())
     rung = propose_rung(MODEL_MISREAD_SCORE, thresholds)
