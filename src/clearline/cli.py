@@ -87,7 +87,7 @@ def _one_line(exc: click.ClickException) -> click.ClickException:
 _NODE_PACKAGES = (
     "cryptography fastapi starlette uvicorn uvloop httptools prometheus_client httpx takproto"
 )
-_SIM_PACKAGES = "numpy pandas pyarrow matplotlib rich distributed dask SALib"
+_SIM_PACKAGES = "pandas pyarrow matplotlib rich distributed dask SALib"
 EXTRAS = {
     **dict.fromkeys(_NODE_PACKAGES.split(), "node"),
     **dict.fromkeys(_SIM_PACKAGES.split(), "sim"),

@@ -44,7 +44,7 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.telemetry import SET_POSITION as _SET_POSITION
 from clearline.protocol.telemetry import SET_RECORD as _SET_RECORD
-from clearline.protocol.telemetry import position_of, record_of
+from clearline.protocol.telemetry import BulkBuffer, position_of, record_of
 
 TOKEN, POINT, AREA = 0x01, 0x02, 0x03
 KINDS: Final = tuple(AssetKind)
@@ -55,8 +55,20 @@ INTENTS: Final = tuple(Intent)
 _FRAME = struct.Struct(">HB")
 _FIXED = struct.Struct(">BBBBBQiii")
 _RADIUS = struct.Struct(">I")
-_POINT = struct.Struct(">HB" + _FIXED.format[1:])
-"""A point frame up to its id: length, type and the fixed fields in one unpacking."""
+_POINT_HEAD: Final = _FRAME.size + _FIXED.size
+"""Where a point frame's id starts."""
+_FIXED_ROW: Final = [
+    ("kind", "u1"),
+    ("mission", "u1"),
+    ("autonomy", "u1"),
+    ("intent", "u1"),
+    ("armed", "u1"),
+    ("at", ">u8"),
+    ("lat", ">i4"),
+    ("lon", ">i4"),
+    ("alt", ">i4"),
+]
+"""The fixed fields as a numpy record, for checking a run of point frames together."""
 MAX_TOKEN: Final = 256
 MAX_FRAME: Final = 1 + _FIXED.size + _RADIUS.size + MAX_ID_LENGTH
 """The longest frame a record can need (an area's); longer ones are skipped unread."""
@@ -124,6 +136,8 @@ class Batch:
     """What one read gave: the records taken, the frames skipped, and whether to hang up."""
 
     records: list[OwnAsset] = field(default_factory=list)
+    columns: BulkBuffer = field(default_factory=BulkBuffer)
+    """The same records column by column, as the peer is sent them."""
     skipped: list[Skipped] = field(default_factory=list)
     """The first LISTED_SKIPS frames skipped; `skips` counts all of them by reason."""
     skips: dict[str, int] = field(default_factory=dict)
@@ -200,54 +214,24 @@ class FeedReader:
             data = data[dropped:]
         buf = self._buffer + data if self._buffer else data
         pos, end = 0, len(buf)
-        records = batch.records
         header = _FRAME.size
-        point = _POINT.unpack_from
-        valid_id = _ID_BYTES
-        set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
-        set_lat, set_lon, set_alt = _SET_POSITION
-        earliest, latest = now - RECORD_BEHIND_S * 1_000_000, now + RECORD_AHEAD_S * 1_000_000
+        # Whole point frames in a row are only split here, and checked and taken together
+        # (`_take_run`); anything else is read frame by frame below.
+        fixed: list[bytes] = []
+        ids: list[bytes] = []
+        point_head, point_min, point_max = _POINT_HEAD, _POINT_MIN, _POINT_MAX
         while end - pos >= header:
-            # A whole, valid point frame is taken here in one go; anything else below.
-            if self.authenticated and end - pos >= _POINT.size:
-                length, kind, k, m, a, i, armed, when, lat, lon, alt = point(buf, pos)
+            if self.authenticated and end - pos > point_head:
+                length = buf[pos] << 8 | buf[pos + 1]
                 stop = pos + 2 + length
-                if (
-                    kind == POINT
-                    and _POINT_MIN <= length <= _POINT_MAX
-                    and stop <= end
-                    and k < _NK
-                    and m < _NM
-                    and a < _NA
-                    and i < _NI
-                    and armed < 2
-                    and (when == 0 or earliest <= when <= latest)
-                    and _LAT_LOW <= lat <= _LAT_HIGH
-                    and _LON_LOW <= lon <= _LON_HIGH
-                    and _ALT_LOW <= alt <= _ALT_HIGH
-                ):
-                    raw_id = buf[pos + _POINT.size : stop]
-                    if not raw_id.translate(None, valid_id):
-                        where: Position = _new(Position)
-                        set_lat(where, lat)
-                        set_lon(where, lon)
-                        set_alt(where, alt)
-                        record: AssetRecord = _new(AssetRecord)
-                        set_id(record, raw_id.decode("ascii"))
-                        set_kind(record, KINDS[k])
-                        set_mission(record, MISSIONS[m])
-                        set_armed(record, armed == 1)
-                        set_auto(record, AUTONOMIES[a])
-                        set_at(record, when or now)
-                        set_pos(record, where)
-                        set_area(record, None)
-                        asset: OwnAsset = _new(OwnAsset)
-                        _set_record(asset, record)
-                        _set_intent(asset, INTENTS[i])
-                        records.append(asset)
-                        self._frames += 1
-                        pos = stop
-                        continue
+                if buf[pos + 2] == POINT and point_min <= length <= point_max and stop <= end:
+                    fixed.append(buf[pos + 3 : pos + point_head])
+                    ids.append(buf[pos + point_head : stop])
+                    pos = stop
+                    continue
+            if fixed:
+                self._take_run(batch, fixed, ids, now)
+                fixed, ids = [], []
             length, kind = _FRAME.unpack_from(buf, pos)
             if not self.authenticated and (length == 0 or kind != TOKEN):
                 return self._refuse(batch, "the first frame must be a token frame")
@@ -279,9 +263,12 @@ class FeedReader:
                     return self._refuse(batch, "the token is not valid for the feed")
                 self.authenticated = True
             elif kind in (POINT, AREA):
-                taken = _record(buf, pos + 3, stop, kind == AREA, now)
+                area = kind == AREA
+                split = min(stop, pos + 3 + _FIXED.size + (_RADIUS.size if area else 0))
+                taken = _record(buf[pos + 3 : split], buf[split:stop], area, now)
                 if isinstance(taken, OwnAsset):
-                    records.append(taken)
+                    batch.records.append(taken)
+                    batch.columns.add_records((taken.record,))
                 else:
                     batch.skip(number, *taken)
             elif kind == TOKEN:
@@ -289,8 +276,97 @@ class FeedReader:
             else:
                 batch.skip(number, "unknown-type", f"frame type {kind}")
             pos = stop
+        if fixed:
+            self._take_run(batch, fixed, ids, now)
         self._buffer = buf[pos:] if pos < end else b""
         return batch
+
+    def _take_run(self, batch: Batch, fixed: list[bytes], ids: list[bytes], now: Micros) -> None:
+        """Point frames in a row, split into their fixed fields and ids: checked column by
+        column, and taken together if all are valid; else one by one, to say why not."""
+        import numpy
+
+        rows = numpy.frombuffer(b"".join(fixed), _FIXED_ROW)
+        at = rows["at"]
+        if (at == 0).any():
+            at = numpy.where(at == 0, numpy.uint64(now), at).astype(">u8")
+        valid = (
+            (rows["kind"] < _NK)
+            & (rows["mission"] < _NM)
+            & (rows["autonomy"] < _NA)
+            & (rows["intent"] < _NI)
+            & (rows["armed"] < 2)
+            & (at >= now - RECORD_BEHIND_S * 1_000_000)
+            & (at <= now + RECORD_AHEAD_S * 1_000_000)
+            & (rows["lat"] >= _LAT_LOW)
+            & (rows["lat"] <= _LAT_HIGH)
+            & (rows["lon"] >= _LON_LOW)
+            & (rows["lon"] <= _LON_HIGH)
+            & (rows["alt"] >= _ALT_LOW)
+            & (rows["alt"] <= _ALT_HIGH)
+        )
+        first = self._frames
+        self._frames += len(fixed)
+        if not valid.all() or b"".join(ids).translate(None, _ID_BYTES):
+            taken = []
+            for i, (head, raw_id) in enumerate(zip(fixed, ids, strict=True)):
+                one = _record(head, raw_id, False, now)
+                if isinstance(one, OwnAsset):
+                    taken.append(one)
+                else:
+                    batch.skip(first + i, *one)
+            batch.records += taken
+            batch.columns.add_records(asset.record for asset in taken)
+            return
+        names = b" ".join(ids).decode("ascii").split(" ")
+        lat, lon, alt = rows["lat"], rows["lon"], rows["alt"]
+        batch.columns.add(
+            names,
+            (
+                at.tobytes(),
+                lat.tobytes(),
+                lon.tobytes(),
+                alt.tobytes(),
+                bytes(4 * len(names)),
+                rows["kind"].tobytes(),
+                rows["mission"].tobytes(),
+                rows["autonomy"].tobytes(),
+                rows["armed"].tobytes(),
+            ),
+        )
+        set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
+        set_lat, set_lon, set_alt = _SET_POSITION
+        records = batch.records
+        for asset_id, k, m, a, i, armed, when, y, x, z in zip(
+            names,
+            rows["kind"].tolist(),
+            rows["mission"].tolist(),
+            rows["autonomy"].tolist(),
+            rows["intent"].tolist(),
+            rows["armed"].tolist(),
+            at.tolist(),
+            lat.tolist(),
+            lon.tolist(),
+            alt.tolist(),
+            strict=True,
+        ):
+            where: Position = _new(Position)
+            set_lat(where, y)
+            set_lon(where, x)
+            set_alt(where, z)
+            record: AssetRecord = _new(AssetRecord)
+            set_id(record, asset_id)
+            set_kind(record, KINDS[k])
+            set_mission(record, MISSIONS[m])
+            set_armed(record, armed == 1)
+            set_auto(record, AUTONOMIES[a])
+            set_at(record, when)
+            set_pos(record, where)
+            set_area(record, None)
+            asset: OwnAsset = _new(OwnAsset)
+            _set_record(asset, record)
+            _set_intent(asset, INTENTS[i])
+            records.append(asset)
 
     def _refuse(self, batch: Batch, why: str) -> Batch:
         """End the stream: nothing after a missing or wrong token is read."""
@@ -303,12 +379,13 @@ _new = object.__new__
 _set_record, _set_intent = (getattr(OwnAsset, name).__set__ for name in ("record", "intent"))
 
 
-def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset | tuple[str, str]:
-    """One record frame's body (without its type byte), or (reason, detail)."""
-    fixed_end = at + _FIXED.size + (_RADIUS.size if area else 0)
-    if stop - fixed_end < 1:
-        return "short", f"{stop - at + 1} bytes, too short for a record and its id"
-    kind, mission, autonomy, intent, armed, when, lat, lon, alt = _FIXED.unpack_from(buf, at)
+def _record(head: bytes, raw_id: bytes, area: bool, now: Micros) -> OwnAsset | tuple[str, str]:
+    """One record frame's fixed fields (with its radius, for an area) and id, or (reason,
+    detail)."""
+    if not raw_id or len(head) < _FIXED.size + (_RADIUS.size if area else 0):
+        size = 1 + len(head) + len(raw_id)
+        return "short", f"{size} bytes, too short for a record and its id"
+    kind, mission, autonomy, intent, armed, when, lat, lon, alt = _FIXED.unpack_from(head)
     if kind >= len(KINDS) or mission >= len(MISSIONS):
         return "bad-enum", f"kind {kind} or mission {mission} is out of range"
     if autonomy >= len(AUTONOMIES) or intent >= len(INTENTS):
@@ -320,7 +397,6 @@ def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset
             f"{when} is more than {RECORD_AHEAD_S} s ahead of the node's clock ({now}) "
             f"or {RECORD_BEHIND_S} s behind it"
         )
-    raw_id = buf[fixed_end:stop]
     if _ID.fullmatch(raw_id) is None:
         return "bad-id", f"{raw_id[:80]!r} is not 1 to {MAX_ID_LENGTH} of [A-Za-z0-9._:/-]"
     if not (
@@ -331,7 +407,7 @@ def _record(buf: bytes, at: int, stop: int, area: bool, now: Micros) -> OwnAsset
         return "bad-position", f"[{lat}, {lon}, {alt}] is out of range"
     point = position_of(lat, lon, alt)
     if area:
-        (radius,) = _RADIUS.unpack_from(buf, at + _FIXED.size)
+        (radius,) = _RADIUS.unpack_from(head, _FIXED.size)
         if not 1 <= radius <= MAX_AREA_RADIUS_M:
             return "bad-radius", f"radius {radius} m is not in 1..{MAX_AREA_RADIUS_M}"
         position, region = None, Area(point, radius)

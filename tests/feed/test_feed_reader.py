@@ -26,6 +26,11 @@ TOKEN = "sensor-token"
 NOW = 1_800_000_000_000_000
 
 
+def sent(batch: feed.Batch) -> list[AssetRecord]:
+    """What the peer is sent of a read: the records its columns hold."""
+    return [record for body in batch.columns.take() for record in body.records()]
+
+
 def reader() -> feed.FeedReader:
     return feed.FeedReader(lambda token: token == TOKEN.encode())
 
@@ -62,6 +67,7 @@ def test_records_as_sent_and_time_zero_is_now() -> None:
             Intent.WITHDRAWING,
         ),
     ]  # fmt: skip
+    assert sent(batch) == [asset.record for asset in batch.records]
 
 
 def test_a_stream_split_anywhere_gives_the_same_records() -> None:
@@ -69,8 +75,9 @@ def test_a_stream_split_anywhere_gives_the_same_records() -> None:
     whole = reader().feed(data, NOW).records
     for step in (1, 2, 3, 7, 29, 64):
         r = reader()
-        pieces = [r.feed(data[i : i + step], NOW).records for i in range(0, len(data), step)]
-        assert [x for piece in pieces for x in piece] == whole
+        reads = [r.feed(data[i : i + step], NOW) for i in range(0, len(data), step)]
+        assert [x for read in reads for x in read.records] == whole
+        assert [x for read in reads for x in sent(read)] == [a.record for a in whole]
         assert r.buffered == 0
 
 
@@ -141,6 +148,7 @@ def test_a_bad_frame_is_skipped_with_its_reason_and_the_next_is_read(
     data = feed.token_frame(TOKEN) + point("A") + frame(body) + point("B")
     batch = reader().feed(data, NOW)
     assert [a.record.asset_id for a in batch.records] == ["A", "B"]
+    assert sent(batch) == [a.record for a in batch.records]
     assert [(s.frame, s.reason) for s in batch.skipped] == [(2, reason)]
     assert reason in feed.REASONS
     assert batch.skipped[0].line().startswith(f"frame 2 skipped: {reason}: ")
@@ -197,6 +205,7 @@ def test_damaged_streams_give_only_valid_records(data: bytes, step: int) -> None
     r.feed(feed.token_frame(TOKEN), NOW)
     for i in range(0, len(data), step):
         batch = r.feed(data[i : i + step], NOW)
+        assert sent(batch) == [asset.record for asset in batch.records]
         for asset in batch.records:
             record = asset.record
             assert isinstance(record, AssetRecord) and isinstance(asset.intent, Intent)

@@ -14,8 +14,9 @@ def sample(metrics: NodeMetrics, name: str, labels: dict[str, str] | None = None
 def test_record_ages_fall_in_their_buckets_and_the_last_commit_is_kept() -> None:
     metrics = NodeMetrics("US")
     assert sample(metrics, "clearline_telemetry_last_commit_timestamp_seconds") == 0.0
-    metrics.telemetry_age.add([400, 900, 3_000, 70_000_000_000], 1_700_000_000_250_000)
-    metrics.telemetry_age.add([2_000], 1_700_000_001_500_000)
+    first, second = 1_700_000_000_250_000, 1_700_000_001_500_000
+    metrics.telemetry_age.add([first - age for age in (400, 900, 3_000, 70_000_000_000)], first)
+    metrics.telemetry_age.add([second - 2_000], second)
 
     def below(le: str) -> float:
         return sample(metrics, "clearline_telemetry_age_seconds_bucket", {"le": le})
@@ -33,6 +34,7 @@ def test_record_ages_fall_in_their_buckets_and_the_last_commit_is_kept() -> None
 
 def test_a_record_from_ahead_of_our_clock_counts_as_age_zero() -> None:
     metrics = NodeMetrics("US")
-    metrics.telemetry_age.add([-9_000_000_000_000, 2_000], 1_700_000_000_000_000)
+    now = 1_700_000_000_000_000
+    metrics.telemetry_age.add([now + 9_000_000_000_000, now - 2_000, (1 << 63) - 1], now)
     assert sample(metrics, "clearline_telemetry_age_seconds_sum") == 0.002
-    assert sample(metrics, "clearline_telemetry_age_seconds_bucket", {"le": "0.0005"}) == 1
+    assert sample(metrics, "clearline_telemetry_age_seconds_bucket", {"le": "0.0005"}) == 2

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+import numpy
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -31,6 +33,7 @@ LATENCY_BUCKETS = (
 AGE_BUCKETS_US = tuple(
     ms * 1000 for ms in (0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12.5, 15, 20, 25, 50, 100, 250, 500)
 ) + tuple(s * 1_000_000 for s in (1, 2.5, 5, 10, 30, 60, 300))
+_AGE_BOUNDS = numpy.asarray(AGE_BUCKETS_US, dtype=numpy.float64)
 
 
 class RecordAges(Collector):
@@ -44,18 +47,19 @@ class RecordAges(Collector):
         self._last_commit_us = 0
         registry.register(self)
 
-    def add(self, ages_us: Sequence[int], committed_at_us: int) -> None:
+    def add(self, ats_us: Sequence[int] | NDArray[Any], committed_at_us: int) -> None:
+        """Records whose own times are `ats_us`, committed at `committed_at_us`."""
         self._last_commit_us = committed_at_us
-        ordered = sorted(ages_us)
-        below = 0
-        for i, bound in enumerate(AGE_BUCKETS_US):
-            upto = bisect.bisect_right(ordered, bound, lo=below)
-            self._counts[i] += upto - below
-            below = upto
-        self._counts[-1] += len(ordered) - below
+        # Ages in float64: an `at` near 2**63 less the commit time is out of int64's range.
+        ages = committed_at_us - numpy.asarray(ats_us, dtype=numpy.float64)
         # A record stamped ahead of our clock (the sender's runs ahead) is counted as age 0,
         # not as a negative age that would pull the sum below zero.
-        self._sum_us += sum(ordered[bisect.bisect_left(ordered, 0) :])
+        ages = numpy.maximum(ages, 0.0)
+        # Bucket i holds the ages in (bound i-1, bound i], as a Prometheus histogram does.
+        buckets = numpy.searchsorted(_AGE_BOUNDS, ages, side="left")
+        for i, count in enumerate(numpy.bincount(buckets, minlength=len(self._counts))):
+            self._counts[i] += int(count)
+        self._sum_us += int(ages.sum())
 
     def collect(self) -> Iterator[HistogramMetricFamily | GaugeMetricFamily]:
         cumulative, buckets = 0, []

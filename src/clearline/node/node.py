@@ -75,7 +75,7 @@ from clearline.node.tokens import TokenSet, load_tokens
 from clearline.node.transport import Transport
 from clearline.node.witnessing import Outcome as WitnessOutcome
 from clearline.node.witnessing import ProofFrom, Witnesses, cosignature_lines
-from clearline.protocol import telemetry
+from clearline.protocol.constants import MAX_ASSETS_PER_BULK
 from clearline.protocol.events import (
     Closed,
     CloseReason,
@@ -91,7 +91,7 @@ from clearline.protocol.events import (
 from clearline.protocol.messages import (
     Actor,
     Answer,
-    AssetRecord,
+    Bulk,
     Checkpoint,
     Decision,
     Micros,
@@ -100,6 +100,7 @@ from clearline.protocol.messages import (
     Verdict,
 )
 from clearline.protocol.session import SessionConfig
+from clearline.protocol.telemetry import BulkBuffer
 
 log = logging.getLogger("clearline.node")
 events_log = logging.getLogger("clearline.node.events")
@@ -122,9 +123,9 @@ OPERATOR_EVENTS = frozenset(
 OPERATOR_WARNINGS = frozenset({"tls-reload-failed"})
 """Of those, the ones that need someone to act: written at warning level."""
 
-TELEMETRY_BATCH_MAX = 1024
-"""Records waiting that are sent at once; each message carries as many as surely fit one
-frame (`protocol.telemetry.batches`: 338 to 549, by the records' ids and kinds)."""
+TELEMETRY_BATCH_MAX = MAX_ASSETS_PER_BULK
+"""Records waiting that are sent at once; each Bulk message carries as many as surely fit
+one frame (`protocol.telemetry.BulkBuffer.take`: about 690 to 2,048, by the ids' length)."""
 TELEMETRY_BATCH_DELAY_S = 0.005
 """A record waits at most this long for others to share its signature."""
 PENDING_APPROVALS = 256
@@ -212,7 +213,6 @@ class Node:
         self.registry = AssetRegistry(max_assets=config.limits.max_assets)
         self.metrics.registry_assets.set_function(lambda: len(self.registry.assets))
         self.metrics.registry_evicted.set_function(lambda: self.registry.evicted)
-        self.peer_assets: OrderedDict[str, AssetRecord] = OrderedDict()
         self._refusals_since, self._refusals_said, self._refusals_unsaid = 0.0, 0, 0
         self.checkpoints: dict[str, deque[dict[str, Any]]] = {
             config.side: deque(maxlen=CHECKPOINTS_KEPT),
@@ -223,7 +223,7 @@ class Node:
         self.witnesses = Witnesses(config.witness)
         self._witness_jobs: asyncio.Queue[_WitnessJob] = asyncio.Queue()
         self.split_views: deque[dict[str, Any]] = deque(maxlen=SPLIT_VIEWS_KEPT)
-        self._telemetry: list[AssetRecord] = []
+        self._telemetry = BulkBuffer()
         self._telemetry_timer: asyncio.TimerHandle | None = None
         self.link: Link | None = None
         self.events: deque[dict[str, Any]] = deque(maxlen=config.limits.event_history)
@@ -516,21 +516,19 @@ class Node:
             )
             if self.witnesses.configured:
                 self._witness_peer_checkpoint(body, view)
-        elif isinstance(body, Telemetry):
-            self.metrics.telemetry_records.labels(direction="received").inc(len(body.assets))
+        elif isinstance(body, Telemetry | Bulk):
+            count = len(body.assets) if isinstance(body, Telemetry) else len(body)
+            self.metrics.telemetry_records.labels(direction="received").inc(count)
             if logged is not None:
                 logged.add_done_callback(functools.partial(self._telemetry_logged, body))
-            for record in body.assets[: self.config.limits.event_history]:
-                self.peer_assets[record.asset_id] = record
-            while len(self.peer_assets) > self.config.limits.event_history:
-                self.peer_assets.popitem(last=False)
 
-    def _telemetry_logged(self, body: Telemetry, committed: asyncio.Future[int]) -> None:
+    def _telemetry_logged(self, body: Telemetry | Bulk, committed: asyncio.Future[int]) -> None:
         """The records' ages as their message is committed: how far behind the feed we log."""
         if committed.cancelled() or committed.exception() is not None:
             return
         now = wall_us()
-        self.metrics.telemetry_age.add([now - record.at for record in body.assets], now)
+        ats = body.ats() if isinstance(body, Bulk) else [record.at for record in body.assets]
+        self.metrics.telemetry_age.add(ats, now)
 
     def _peer_authority(self, policy_hash: bytes, roster_hash: bytes, where: str) -> None:
         """Note the peer's policy and roster; a change from what it showed before is news."""
@@ -733,18 +731,24 @@ class Node:
         while len(self.pending_approval) > PENDING_APPROVALS:
             self.pending_approval.popitem(last=False)
 
-    def publish(self, assets: Sequence[OwnAsset], now: bool = False) -> bool:
+    def publish(
+        self, assets: Sequence[OwnAsset], now: bool = False, columns: BulkBuffer | None = None
+    ) -> bool:
         """Update our registry and queue the records for the peer; True if the link is up.
 
-        Records are batched: one signed Telemetry carries hundreds of them, and none waits
+        Records are batched: one signed Bulk carries hundreds of them, and none waits
         more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all (a
         feed's read is a batch already: the more records arrive while the node is busy,
-        the more each read holds)."""
+        the more each read holds). `columns`, if given, are the same records column by
+        column (a feed's reader writes them so, without building them one by one)."""
         self.registry.publish_many(assets)
         link = self.link
         if link is None or not self.endpoint.up:
             return False
-        self._telemetry.extend(asset.record for asset in assets)
+        if columns is None:
+            self._telemetry.add_records(asset.record for asset in assets)
+        else:
+            self._telemetry.extend(columns)
         if now or len(self._telemetry) >= TELEMETRY_BATCH_MAX:
             self._flush_telemetry()
         elif self._telemetry_timer is None:
@@ -763,14 +767,14 @@ class Node:
         if self._telemetry_timer is not None:
             self._telemetry_timer.cancel()
             self._telemetry_timer = None
-        pending, self._telemetry = self._telemetry, []
+        pending = self._telemetry.take()
         link = self.link
         if link is None or not self.endpoint.up:
             return
         now = wall_us()
-        for batch in telemetry.batches(pending):
-            self.endpoint.send(Telemetry(batch), now)
-            self.metrics.telemetry_records.labels(direction="sent").inc(len(batch))
+        for body in pending:
+            self.endpoint.send(body, now)
+            self.metrics.telemetry_records.labels(direction="sent").inc(len(body))
         link.pump()
 
     async def checkpoint(self) -> int:

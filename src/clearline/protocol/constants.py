@@ -24,6 +24,8 @@ SESSION_ID_CONTEXT: Final = b"clearline/1 session id"
 MAX_ID_LENGTH: Final = 64
 MAX_TEXT_LENGTH: Final = 512
 MAX_ASSETS_PER_TELEMETRY: Final = 1024
+MAX_ASSETS_PER_BULK: Final = 2048
+"""Records one Bulk message may carry (2,048 of the shortest fit one frame)."""
 MAX_TRACKS_PER_QUERY: Final = 256
 """Tracks one Query may name (a swarm is asked about in groups of this many or fewer)."""
 MAX_PROOF_NODES: Final = 64

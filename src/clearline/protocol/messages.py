@@ -7,9 +7,11 @@ implementation encodes the same value to the same bytes.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from clearline.errors import MessageError
 from clearline.protocol.constants import (
@@ -17,6 +19,7 @@ from clearline.protocol.constants import (
     KID_SIZE,
     MAX_APPROVAL_SIZE,
     MAX_APPROVALS,
+    MAX_ASSETS_PER_BULK,
     MAX_ASSETS_PER_TELEMETRY,
     MAX_COSIGNATURE_SIZE,
     MAX_COSIGNATURES,
@@ -29,6 +32,10 @@ from clearline.protocol.constants import (
     SESSION_ID_SIZE,
     SIGNATURE_SIZE,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
 from clearline.protocol.fields import (
     BoolCodec,
     BytesCodec,
@@ -62,6 +69,8 @@ class MessageType(StrEnum):
     READY = "ready"
     """The liveness proof: the first message each side signs in a new session."""
     TELEMETRY = "telemetry"
+    BULK = "bulk"
+    """Telemetry's records column by column: what a node sends."""
     QUERY = "query"
     ANSWER = "answer"
     ANSWERS = "answers"
@@ -321,6 +330,206 @@ class Telemetry(Structure):
     FIELDS: ClassVar = (
         Field("assets", "assets", ListCodec(StructCodec(AssetRecord), MAX_ASSETS_PER_TELEMETRY, 1)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkColumn:
+    """One column of a Bulk body: its key, the width of each record's value (big-endian,
+    two's complement where `low` is negative), and the values allowed."""
+
+    key: str
+    width: int
+    low: int
+    high: int
+
+    @property
+    def dtype(self) -> str:
+        return f">{'i' if self.low < 0 else 'u'}{self.width}"
+
+    def values(self, data: bytes) -> NDArray[Any]:
+        """The column's values as an array (its length already a multiple of the width)."""
+        import numpy  # here: the command line does not pay its import for every command
+
+        return numpy.frombuffer(data, self.dtype)
+
+    def pack(self, values: Sequence[int]) -> bytes:
+        """Values (already in range) as the column's bytes."""
+        import numpy
+
+        return numpy.asarray(values, self.dtype).tobytes()
+
+
+RECORD_KINDS: Final = tuple(AssetKind)
+"""Enumerations travel in a Bulk (and a feed) as their index in the order listed here, the
+order docs/protocol.md lists them in."""
+RECORD_MISSIONS: Final = tuple(Mission)
+RECORD_AUTONOMIES: Final = tuple(AutonomyMode)
+RADIUS_MAX: Final = 40_000_000
+BULK_COLUMNS: Final = (
+    BulkColumn("at", 8, 0, (1 << 63) - 1),
+    BulkColumn("lat", 4, Position.LAT.low, Position.LAT.high),
+    BulkColumn("lon", 4, Position.LON.low, Position.LON.high),
+    BulkColumn("alt", 4, Position.ALT.low, Position.ALT.high),
+    BulkColumn("r", 4, 0, RADIUS_MAX),
+    BulkColumn("kind", 1, 0, len(RECORD_KINDS) - 1),
+    BulkColumn("mission", 1, 0, len(RECORD_MISSIONS) - 1),
+    BulkColumn("autonomy", 1, 0, len(RECORD_AUTONOMIES) - 1),
+    BulkColumn("armed", 1, 0, 1),
+)
+"""A Bulk body's columns in its dataclass's order (`r` is `radius`): 0 for a point."""
+BULK_RECORD_SIZE: Final = sum(column.width for column in BULK_COLUMNS)
+
+
+class IdListCodec:
+    """Asset ids, 1 to MAX_ASSETS_PER_BULK of them: checked together (joined and matched
+    once), and one by one only to name the one at fault."""
+
+    _ONE = rf"[A-Za-z0-9._:/-]{{1,{MAX_ID_LENGTH}}}"
+    _JOINED = re.compile(rf"{_ONE}(?: {_ONE})*")
+
+    def encode(self, value: Sequence[str], path: str) -> object:
+        return list(self._checked(value, path))
+
+    def decode(self, obj: object, path: str) -> tuple[str, ...]:
+        require(type(obj) is list, path, f"expected {self.describe()}")
+        assert isinstance(obj, list)
+        return tuple(self._checked(obj, path))
+
+    def _checked(self, items: Sequence[str], path: str) -> Sequence[str]:
+        n = len(items) if isinstance(items, list | tuple) else -1
+        require(
+            1 <= n <= MAX_ASSETS_PER_BULK,
+            path,
+            f"expected {self.describe()}, got {n if n >= 0 else type(items).__name__}",
+        )
+        if set(map(type, items)) == {str}:
+            joined = " ".join(items)
+            if self._JOINED.fullmatch(joined) is not None and joined.count(" ") == n - 1:
+                return items
+        for i, item in enumerate(items):
+            IDENT.decode(item, f"{path}[{i}]")
+        raise AssertionError("unreachable: a list that fails as a whole fails in one item")
+
+    def describe(self) -> str:
+        return f"array of 1 to {MAX_ASSETS_PER_BULK} asset ids ({IDENT.describe()})"
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk(Structure):
+    """The same asset records as Telemetry, column by column: record i is the i-th id with
+    the i-th value of every column. Each column is one byte string of fixed-width
+    big-endian integers (`BULK_COLUMNS`), so that a receiver checks a column's range
+    once rather than a record at a time, and no record is ever a map of its own."""
+
+    ids: tuple[str, ...]
+    at: bytes
+    lat: bytes
+    lon: bytes
+    alt: bytes
+    radius: bytes
+    """Metres; 0: the record is at the point (lat, lon, alt); else in the area around it."""
+    kind: bytes
+    mission: bytes
+    autonomy: bytes
+    armed: bytes
+
+    FIELDS: ClassVar = (
+        Field("ids", "ids", IdListCodec()),
+        *(
+            Field(
+                "radius" if column.key == "r" else column.key,
+                column.key,
+                BytesCodec(max_size=column.width * MAX_ASSETS_PER_BULK),
+            )
+            for column in BULK_COLUMNS
+        ),
+    )
+
+    def columns(self) -> tuple[bytes, ...]:
+        """The columns' bytes in `BULK_COLUMNS` order."""
+        return (
+            self.at,
+            self.lat,
+            self.lon,
+            self.alt,
+            self.radius,
+            self.kind,
+            self.mission,
+            self.autonomy,
+            self.armed,
+        )
+
+    def check(self, path: str) -> None:
+        n = len(self.ids)
+        for column, data in zip(BULK_COLUMNS, self.columns(), strict=True):
+            where = f"{path}.{column.key}"
+            require(
+                len(data) == column.width * n,
+                where,
+                f"expected {column.width * n} bytes ({column.width} a record, {n} records), "
+                f"got {len(data)}",
+            )
+            values = column.values(data)
+            if values.min() < column.low or values.max() > column.high:
+                i, bad = next(
+                    (i, v)
+                    for i, v in enumerate(values.tolist())
+                    if not column.low <= v <= column.high
+                )
+                raise MessageError(
+                    f"expected integer in [{column.low}, {column.high}], got {bad}",
+                    field=f"{where}[{i}]",
+                )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def ats(self) -> NDArray[Any]:
+        """Each record's `at`."""
+        return BULK_COLUMNS[0].values(self.at)
+
+    def records(self) -> tuple[AssetRecord, ...]:
+        """The records, as Telemetry would carry them."""
+        at, lat, lon, alt, radius, kind, mission, autonomy, armed = (
+            column.values(data).tolist()
+            for column, data in zip(BULK_COLUMNS, self.columns(), strict=True)
+        )
+        out = []
+        for i, asset_id in enumerate(self.ids):
+            point = Position(lat[i], lon[i], alt[i])
+            r = radius[i]
+            out.append(
+                AssetRecord(
+                    asset_id,
+                    RECORD_KINDS[kind[i]],
+                    RECORD_MISSIONS[mission[i]],
+                    armed[i] == 1,
+                    RECORD_AUTONOMIES[autonomy[i]],
+                    at[i],
+                    None if r else point,
+                    Area(point, r) if r else None,
+                )
+            )
+        return tuple(out)
+
+    @classmethod
+    def of(cls, records: Iterable[AssetRecord]) -> Bulk:
+        """The records column by column (each a valid AssetRecord)."""
+        rows = list(records)
+        points = [r.position if r.area is None else r.area.center for r in rows]
+        values: list[Sequence[int]] = [
+            [r.at for r in rows],
+            [p.lat_e6 for p in points],  # type: ignore[union-attr]
+            [p.lon_e6 for p in points],  # type: ignore[union-attr]
+            [p.alt_m for p in points],  # type: ignore[union-attr]
+            [0 if r.area is None else r.area.radius_m for r in rows],
+            [RECORD_KINDS.index(r.kind) for r in rows],
+            [RECORD_MISSIONS.index(r.mission) for r in rows],
+            [RECORD_AUTONOMIES.index(r.autonomy) for r in rows],
+            [int(r.armed) for r in rows],
+        ]
+        columns = [c.pack(v) for c, v in zip(BULK_COLUMNS, values, strict=True)]
+        return cls(tuple(r.asset_id for r in rows), *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -606,6 +815,7 @@ Body = (
     | Heartbeat
     | Ready
     | Telemetry
+    | Bulk
     | Query
     | Answer
     | Answers
@@ -623,6 +833,7 @@ BODY_TYPES: dict[MessageType, type[Structure]] = {
     MessageType.HEARTBEAT: Heartbeat,
     MessageType.READY: Ready,
     MessageType.TELEMETRY: Telemetry,
+    MessageType.BULK: Bulk,
     MessageType.QUERY: Query,
     MessageType.ANSWER: Answer,
     MessageType.ANSWERS: Answers,

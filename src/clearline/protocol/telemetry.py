@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
+from itertools import accumulate
 from typing import Final
 
 from clearline.protocol.constants import (
+    MAX_ASSETS_PER_BULK,
     MAX_ASSETS_PER_TELEMETRY,
     MAX_FRAME_SIZE,
     MAX_ID_LENGTH,
@@ -30,10 +33,13 @@ from clearline.protocol.constants import (
     SESSION_ID_SIZE,
 )
 from clearline.protocol.messages import (
+    BULK_COLUMNS,
+    BULK_RECORD_SIZE,
     Area,
     AssetKind,
     AssetRecord,
     AutonomyMode,
+    Bulk,
     Message,
     MessageType,
     Mission,
@@ -191,6 +197,71 @@ def batches(
         size += most
     if start < len(records):
         yield tuple(records[start:])
+
+
+BULK_OVERHEAD: Final = 272
+"""The most a Bulk message's frame holds besides its records' own bytes: the COSE_Sign1,
+the payload's envelope, and the body's keys and heads (every field at its longest)."""
+BULK_RECORD_MAX: Final = BULK_RECORD_SIZE + 2
+"""The most a Bulk record takes besides its id's characters (the id's head is 1 or 2)."""
+
+
+class BulkBuffer:
+    """Records waiting to be sent, column by column, cut into Bulk bodies when sent."""
+
+    __slots__ = ("_columns", "_ids")
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._columns = [bytearray() for _ in BULK_COLUMNS]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, ids: Sequence[str], columns: Sequence[bytes | bytearray]) -> None:
+        """Records already checked: their ids, and their columns in `BULK_COLUMNS` order."""
+        self._ids += ids
+        for held, data in zip(self._columns, columns, strict=True):
+            held += data
+
+    def add_records(self, records: Iterable[AssetRecord]) -> None:
+        records = tuple(records)
+        if records:
+            body = Bulk.of(records)
+            self.add(body.ids, body.columns())
+
+    def extend(self, other: BulkBuffer) -> None:
+        self.add(other._ids, other._columns)
+
+    def take(self, frame_size: int = MAX_FRAME_SIZE) -> list[Bulk]:
+        """Everything held, in order, as bodies each sure to fit one frame (by each record's
+        longest encoding) and none over MAX_ASSETS_PER_BULK; the buffer is left empty."""
+        ids, columns = self._ids, self._columns
+        self._ids, self._columns = [], [bytearray() for _ in BULK_COLUMNS]
+        budget = frame_size - BULK_OVERHEAD
+        ends = list(accumulate(map(len, ids)))
+        bodies, start, before = [], 0, 0
+        while start < len(ids):
+            # The records start..i take at most ends[i] - before + (i - start + 1) * most.
+            offset = BULK_RECORD_MAX * (1 - start) - before
+            candidates = range(start, min(len(ids), start + MAX_ASSETS_PER_BULK))
+            fits = bisect_right(
+                candidates,
+                budget,
+                key=lambda i, offset=offset: ends[i] + i * BULK_RECORD_MAX + offset,  # type: ignore[misc]
+            )
+            stop = start + max(1, fits)
+            bodies.append(
+                Bulk(
+                    tuple(ids[start:stop]),
+                    *(
+                        bytes(data[start * c.width : stop * c.width])
+                        for c, data in zip(BULK_COLUMNS, columns, strict=True)
+                    ),
+                )
+            )
+            start, before = stop, ends[stop - 1]
+        return bodies
 
 
 def _array_head(n: int) -> bytes:

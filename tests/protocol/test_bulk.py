@@ -1,0 +1,213 @@
+"""Bulk: Telemetry's records column by column, held to the same records and the same rules.
+
+A Bulk body carries each field of all its records as one byte string of fixed-width
+integers. Whatever records it is made from it gives back; it refuses columns of the wrong
+length or with a value out of range, naming the column and the record; and the buffer
+the node queues records in cuts them into bodies that each fit one frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clearline.errors import MessageError
+from clearline.protocol import codec
+from clearline.protocol.constants import MAX_ASSETS_PER_BULK, MAX_FRAME_SIZE
+from clearline.protocol.messages import (
+    BULK_COLUMNS,
+    Area,
+    AssetKind,
+    AssetRecord,
+    AutonomyMode,
+    Bulk,
+    Message,
+    Mission,
+    Position,
+    Telemetry,
+    message_from_wire,
+    message_to_wire,
+)
+from clearline.protocol.signing import Ed25519Signer, KeyRing
+from clearline.protocol.telemetry import BulkBuffer
+from tests.protocol.test_telemetry_codec import PROPERTY, records
+
+SIGNER = Ed25519Signer.from_label("bulk")
+SID = bytes(range(16))
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def message(body: Bulk | Telemetry, seq: int = 7) -> Message:
+    return Message("PRC", SID, seq, 1_800_000_000_000_000, body)
+
+
+def decoded(payload: bytes) -> Message:
+    return codec.decode_payload(payload)
+
+
+def record(asset_id: str = "PRC-1", **changes: object) -> AssetRecord:
+    base = AssetRecord(
+        asset_id,
+        AssetKind.RECON_SWARM,
+        Mission.RECONNAISSANCE,
+        False,
+        AutonomyMode.AUTONOMOUS,
+        1_800_000_000_000_000,
+        Position(24_100_000, 122_400_000, 1_500),
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@PROPERTY
+@given(st.lists(records(), min_size=1, max_size=40))
+def test_columns_give_back_the_records_and_sign_and_verify_as_telemetry_would(
+    assets: list[AssetRecord],
+) -> None:
+    body = Bulk.of(assets)
+    assert body.records() == tuple(assets) and len(body) == len(assets)
+    assert body.ats().tolist() == [r.at for r in assets]
+    sent = message(body)
+    payload = codec.encode_payload(sent)
+    assert payload == codec.canonical_cbor(message_to_wire(sent))
+    assert decoded(payload) == sent
+    keys = KeyRing()
+    keys.add("PRC", SIGNER.verifier())
+    verified = codec.verify(codec.sign(sent, SIGNER), keys).message
+    assert isinstance(verified.body, Bulk) and verified.body.records() == tuple(assets)
+
+
+def wire_body(body: Bulk) -> dict[str, object]:
+    wire = message_to_wire(message(body))
+    assert isinstance(wire["body"], dict)
+    return wire["body"]
+
+
+def refused(body: dict[str, object]) -> MessageError:
+    wire = message_to_wire(message(Bulk.of([record()])))
+    wire["body"] = body
+    with pytest.raises(MessageError) as caught:
+        message_from_wire(wire)
+    return caught.value
+
+
+def test_a_column_of_the_wrong_length_is_refused_by_name() -> None:
+    good = wire_body(Bulk.of([record("A"), record("B")]))
+    for column in BULK_COLUMNS:
+        data = good[column.key]
+        assert isinstance(data, bytes)
+        for wrong in (data[:-1], data + b"\x00", b""):
+            error = refused({**good, column.key: wrong})
+            assert error.field == f"body.{column.key}"
+            assert f"expected {2 * column.width} bytes" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("at", struct.pack(">Q", 1 << 63), str(1 << 63)),
+        ("lat", struct.pack(">i", 90_000_001), "90000001"),
+        ("lat", struct.pack(">i", -90_000_001), "-90000001"),
+        ("lon", struct.pack(">i", 180_000_001), "180000001"),
+        ("alt", struct.pack(">i", -20_001), "-20001"),
+        ("r", struct.pack(">I", 40_000_001), "40000001"),
+        ("kind", bytes([len(AssetKind)]), str(len(AssetKind))),
+        ("mission", bytes([len(Mission)]), str(len(Mission))),
+        ("autonomy", bytes([len(AutonomyMode)]), str(len(AutonomyMode))),
+        ("armed", b"\x02", "2"),
+    ],
+)
+def test_a_value_out_of_range_is_refused_naming_its_record(
+    key: str, value: bytes, shown: str
+) -> None:
+    good = wire_body(Bulk.of([record("A"), record("B"), record("C")]))
+    data = good[key]
+    assert isinstance(data, bytes)
+    width = len(value)
+    error = refused({**good, key: data[:width] + value + data[2 * width :]})
+    assert error.field == f"body.{key}[1]"
+    assert f"got {shown}" in str(error)
+
+
+def test_ids_are_checked_and_the_one_at_fault_named() -> None:
+    good = wire_body(Bulk.of([record("A"), record("B")]))
+    for ids, where in (
+        (["A", "B C"], "body.ids[1]"),
+        (["A", ""], "body.ids[1]"),
+        (["A" * 65, "B"], "body.ids[0]"),
+        (["A", 7], "body.ids[1]"),
+        ([], "body.ids"),
+        ("A B", "body.ids"),
+    ):
+        assert refused({**good, "ids": ids}).field == where
+    many = Bulk.of([record()] * (MAX_ASSETS_PER_BULK + 1))
+    with pytest.raises(MessageError) as caught:
+        codec.encode_payload(message(many))
+    assert caught.value.field == "body.ids"
+
+
+def test_a_bulk_and_a_telemetry_of_the_same_records_say_the_same() -> None:
+    assets = (record("A"), record("B", area=Area(Position(-1, -2, -3), 9), position=None))
+    assert Bulk.of(assets).records() == Telemetry(assets).assets
+
+
+@PROPERTY
+@given(
+    st.lists(st.integers(1, 64), min_size=1, max_size=4_500),
+    st.integers(3_000, MAX_FRAME_SIZE),
+)
+def test_the_buffer_keeps_the_order_and_each_body_fits_a_frame(
+    id_lengths: list[int], frame_size: int
+) -> None:
+    # Every value at its longest encoding: the longest envelope, and all fields at their
+    # widest (an area, the latest time).
+    longest = AssetRecord(
+        "x",
+        AssetKind.UNKNOWN,
+        Mission.ELECTRONIC_WARFARE,
+        True,
+        AutonomyMode.HUMAN_ON_LOOP,
+        (1 << 63) - 1,
+        area=Area(Position(-90_000_000, -180_000_000, 100_000_000), 40_000_000),
+    )
+    assets = [
+        dataclasses.replace(longest, asset_id=f"{i:x}".rjust(n, "x")[-n:])
+        for i, n in enumerate(id_lengths)
+    ]
+    pending = BulkBuffer()
+    pending.add_records(assets[: len(assets) // 2])
+    later = BulkBuffer()
+    later.add_records(assets[len(assets) // 2 :])
+    pending.extend(later)
+    assert len(pending) == len(assets)
+    bodies = pending.take(frame_size)
+    assert len(pending) == 0 and pending.take() == []
+    assert [r for body in bodies for r in body.records()] == assets
+    for body in bodies:
+        assert 1 <= len(body) <= MAX_ASSETS_PER_BULK
+        most = Message("A" * 16, b"\xff" * 16, (1 << 64) - 1, (1 << 63) - 1, body)
+        assert len(codec.sign(most, SIGNER)) <= frame_size
+
+
+def test_the_shortest_ids_fill_a_message_to_its_count() -> None:
+    pending = BulkBuffer()
+    pending.add_records([record("x")] * (2 * MAX_ASSETS_PER_BULK + 1))
+    assert [len(body) for body in pending.take()] == [MAX_ASSETS_PER_BULK] * 2 + [1]
+
+
+def test_the_enumerations_in_the_spec_are_in_the_order_their_indices_follow() -> None:
+    """A Bulk (and a feed) sends an enumeration as its index in the spec's list."""
+    text = " ".join(DOC.read_text().split())
+    listed = re.search(
+        r"Enumerations: `kind` is one of `([^`]+)`; `mission` one of `([^`]+)`; "
+        r"`autonomy` one of `([^`]+)`",
+        text,
+    )
+    assert listed is not None
+    for names, enum in zip(listed.groups(), (AssetKind, Mission, AutonomyMode), strict=True):
+        assert names.split(", ") == [member.value for member in enum]
