@@ -20,6 +20,8 @@ from clearline.node.config import parse_node_config
 from clearline.node.tokens import parse_tokens
 from clearline.protocol import codec, vectors
 from clearline.protocol.constants import MAX_FRAME_SIZE
+from clearline.protocol.fields import StructCodec
+from clearline.protocol.messages import AssetRecord, Bulk
 from clearline.protocol.signing import Ed25519Signer, KeyRing
 from clearline.sim.scenario import parse_scenario
 
@@ -81,6 +83,39 @@ def test_mutated_valid_frames(frame: bytes, data: st.DataObject) -> None:
         elif op == "truncate":
             del mutated[at:]
     _decode_all(bytes(mutated))
+
+
+BULK_PAYLOAD = codec.encode_payload(
+    next(v.message for v in vectors.build() if v.name == "bulk-prc")
+)
+
+
+@FUZZ
+@given(st.data())
+def test_mutated_bulk_payloads_decode_to_valid_records_or_a_message_error(
+    data: st.DataObject,
+) -> None:
+    """A bulk payload is checked a column at a time: whatever a mutation leaves, either it
+    is refused with MessageError or every record it holds is valid."""
+    mutated = bytearray(BULK_PAYLOAD)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(mutated) - 1))
+        op = data.draw(st.sampled_from(["flip", "insert", "delete", "set"]))
+        if op == "flip":
+            mutated[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "insert":
+            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+        elif op == "delete":
+            del mutated[at : at + data.draw(st.integers(1, 8))]
+        else:
+            mutated[at] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF]))
+    try:
+        message = codec.decode_payload(bytes(mutated))
+    except ClearlineError:
+        return
+    if isinstance(message.body, Bulk):
+        for record in message.body.records():
+            StructCodec(AssetRecord).encode(record, "record")
 
 
 @FUZZ

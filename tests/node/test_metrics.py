@@ -38,3 +38,14 @@ def test_a_record_from_ahead_of_our_clock_counts_as_age_zero() -> None:
     metrics.telemetry_age.add([now + 9_000_000_000_000, now - 2_000, (1 << 63) - 1], now)
     assert sample(metrics, "clearline_telemetry_age_seconds_sum") == 0.002
     assert sample(metrics, "clearline_telemetry_age_seconds_bucket", {"le": "0.0005"}) == 2
+
+
+def test_ages_at_verification_are_their_own_histogram_without_a_stamp() -> None:
+    metrics = NodeMetrics("US")
+    now = 1_700_000_000_000_000
+    metrics.telemetry_verified_age.add([now - 700, now - 9_000], now)
+    name = "clearline_telemetry_verified_age_seconds"
+    assert sample(metrics, f"{name}_bucket", {"le": "0.001"}) == 1
+    assert sample(metrics, f"{name}_count") == 2
+    assert sample(metrics, "clearline_telemetry_age_seconds_count") == 0
+    assert sample(metrics, "clearline_telemetry_last_commit_timestamp_seconds") == 0.0

@@ -113,4 +113,4 @@ def test_checkpoints_and_history_survive_a_restart(tmp_path: Path) -> None:
             ("US", c["size"]) for c in after["US"]
         }
         received = [e["type"] for e in of_kind(events, "message") if e["direction"] == "received"]
-        assert "answer" in received and "telemetry" in received
+        assert "answer" in received and "bulk" in received

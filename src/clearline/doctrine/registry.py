@@ -179,6 +179,11 @@ class PlaceGrid(Generic[K, T]):
         if cell is not None:
             self._drop(key, cell)
 
+    def remove_many(self, keys: Iterable[K]) -> None:
+        where = self._where
+        for key in filter(where.__contains__, keys):
+            self._drop(key, where.pop(key))
+
     def _drop(self, key: K, cell: tuple[int, int]) -> None:
         bucket = self._cells[cell]
         del bucket[key]

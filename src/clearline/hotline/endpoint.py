@@ -131,11 +131,14 @@ class AssetRegistry:
             to_end(key)
             unmark(key, None)  # so that `moved` keeps the order last published
             moved[key] = asset
-        while len(registry) > self.max_assets:
-            key, _ = registry.popitem(last=False)
-            moved.pop(key, None)
-            self._grid.remove(key)
-            self.evicted += 1
+        excess = len(registry) - self.max_assets
+        if excess > 0:
+            pop = registry.popitem
+            gone = [pop(last=False)[0] for _ in range(excess)]
+            for key in filter(moved.__contains__, gone):
+                del moved[key]
+            self._grid.remove_many(gone)
+            self.evicted += excess
 
 
 CoverStory = Callable[[int, OwnAsset | None, Answer], Answer]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clearline.node.feed")
 
-READ_BYTES = 256 * 1024
+READ_BYTES = 64 * 1024
 """One read from a feed: parsed (a few thousand records) before the next."""
 ANSWER_BUFFER = 64 * 1024
 """Lines about skipped frames stop while this much is unread by the feed (they are counted)."""
@@ -111,7 +111,7 @@ class FeedService:
                 batch = parser.feed(data, wall_us())
                 if batch.records:
                     self.frames.labels(outcome="taken").inc(len(batch.records))
-                    if not node.publish(batch.records, now=True):
+                    if not node.publish(batch.records, now=True, columns=batch.columns):
                         self.unsent.inc(len(batch.records))
                         answer(
                             f"{len(batch.records)} records taken into the registry, not sent: "

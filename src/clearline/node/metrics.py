@@ -37,21 +37,29 @@ _AGE_BOUNDS = numpy.asarray(AGE_BUCKETS_US, dtype=numpy.float64)
 
 
 class RecordAges(Collector):
-    """How old received telemetry records are when the message carrying them is committed
-    (the commit's time less each record's own `at`): a histogram counted a message at a
-    time, since hundreds of records a millisecond are too many to observe one by one."""
+    """How old received telemetry records are when something happens to the message
+    carrying them (its time less each record's own `at`): a histogram counted a message at
+    a time, since hundreds of records a millisecond are too many to observe one by one;
+    and, if `stamp` names a gauge, when it last happened."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        documentation: str,
+        stamp: tuple[str, str] | None = None,
+    ) -> None:
+        self._name, self._documentation, self._stamp = name, documentation, stamp
         self._counts = [0] * (len(AGE_BUCKETS_US) + 1)
         self._sum_us = 0
-        self._last_commit_us = 0
+        self._last_us = 0
         registry.register(self)
 
-    def add(self, ats_us: Sequence[int] | NDArray[Any], committed_at_us: int) -> None:
-        """Records whose own times are `ats_us`, committed at `committed_at_us`."""
-        self._last_commit_us = committed_at_us
-        # Ages in float64: an `at` near 2**63 less the commit time is out of int64's range.
-        ages = committed_at_us - numpy.asarray(ats_us, dtype=numpy.float64)
+    def add(self, ats_us: Sequence[int] | NDArray[Any], now_us: int) -> None:
+        """Records whose own times are `ats_us`, at `now_us`."""
+        self._last_us = now_us
+        # Ages in float64: an `at` near 2**63 less the time is out of int64's range.
+        ages = now_us - numpy.asarray(ats_us, dtype=numpy.float64)
         # A record stamped ahead of our clock (the sender's runs ahead) is counted as age 0,
         # not as a negative age that would pull the sum below zero.
         ages = numpy.maximum(ages, 0.0)
@@ -67,18 +75,10 @@ class RecordAges(Collector):
             cumulative += count
             buckets.append(("+Inf" if bound is None else f"{bound / 1e6:g}", cumulative))
         yield HistogramMetricFamily(
-            "clearline_telemetry_age_seconds",
-            "Received telemetry records: commit time less the record's own time",
-            buckets=buckets,
-            sum_value=self._sum_us / 1e6,
+            self._name, self._documentation, buckets=buckets, sum_value=self._sum_us / 1e6
         )
-        # When the last of them was committed: a benchmark reads its end from here rather
-        # than by asking the node often, which would cost the node it measures.
-        yield GaugeMetricFamily(
-            "clearline_telemetry_last_commit_timestamp_seconds",
-            "Wall time of the last commit of received telemetry records (0: none yet)",
-            value=self._last_commit_us / 1e6,
-        )
+        if self._stamp is not None:
+            yield GaugeMetricFamily(*self._stamp, value=self._last_us / 1e6)
 
 
 class NodeMetrics:
@@ -138,7 +138,23 @@ class NodeMetrics:
             ["direction"],
             registry=self.registry,
         )
-        self.telemetry_age = RecordAges(self.registry)
+        self.telemetry_age = RecordAges(
+            self.registry,
+            "clearline_telemetry_age_seconds",
+            "Received telemetry records: commit time less the record's own time",
+            # When the last of them was committed: a benchmark reads its end from here
+            # rather than by asking the node often, which would cost the node it measures.
+            (
+                "clearline_telemetry_last_commit_timestamp_seconds",
+                "Wall time of the last commit of received telemetry records (0: none yet)",
+            ),
+        )
+        self.telemetry_verified_age = RecordAges(
+            self.registry,
+            "clearline_telemetry_verified_age_seconds",
+            "Received telemetry records: the time their message was verified (before it is "
+            "committed) less the record's own time",
+        )
         self.feed_frames = Counter(
             "clearline_feed_frames",
             "Frames read from telemetry feeds: taken, or skipped (by clearline.feed.REASONS)",

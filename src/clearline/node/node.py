@@ -32,7 +32,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import Disclosure, OwnAsset
@@ -101,6 +101,9 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.session import SessionConfig
 from clearline.protocol.telemetry import BulkBuffer
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 log = logging.getLogger("clearline.node")
 events_log = logging.getLogger("clearline.node.events")
@@ -175,6 +178,11 @@ class _WitnessJob:
     cosigned: dict[str, NoteSignature] = field(default_factory=dict)
     only: set[str] | None = None
     due: float = 0.0
+
+
+def _ats(body: Telemetry | Bulk) -> Sequence[int] | NDArray[Any]:
+    """Each record's own time."""
+    return body.ats() if isinstance(body, Bulk) else [record.at for record in body.assets]
 
 
 class Node:
@@ -519,6 +527,7 @@ class Node:
         elif isinstance(body, Telemetry | Bulk):
             count = len(body.assets) if isinstance(body, Telemetry) else len(body)
             self.metrics.telemetry_records.labels(direction="received").inc(count)
+            self.metrics.telemetry_verified_age.add(_ats(body), wall_us())
             if logged is not None:
                 logged.add_done_callback(functools.partial(self._telemetry_logged, body))
 
@@ -526,9 +535,7 @@ class Node:
         """The records' ages as their message is committed: how far behind the feed we log."""
         if committed.cancelled() or committed.exception() is not None:
             return
-        now = wall_us()
-        ats = body.ats() if isinstance(body, Bulk) else [record.at for record in body.assets]
-        self.metrics.telemetry_age.add(ats, now)
+        self.metrics.telemetry_age.add(_ats(body), wall_us())
 
     def _peer_authority(self, policy_hash: bytes, roster_hash: bytes, where: str) -> None:
         """Note the peer's policy and roster; a change from what it showed before is news."""

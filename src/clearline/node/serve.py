@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
@@ -135,6 +136,8 @@ async def serve(config_path: Path, ready_file: Path | None = None) -> int:
         ready["cot"] = cot.ports
     if feed is not None:
         ready["feed"] = feed.port
+    # Everything made at start lives as long as the node: out of the collector's sight.
+    gc.freeze()
     log.warning("node %s ready: %s", node.side, json.dumps(ready))
     if ready_file is not None:
         ready_file.write_text(json.dumps(ready))
@@ -162,6 +165,10 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+GC_YOUNG_THRESHOLD = 50000
+"""Allocations less deallocations between young-generation collections (Python's: 700)."""
+
+
 def main(config_path: Path, ready_file: Path | None = None, log_json: bool = False) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -170,5 +177,9 @@ def main(config_path: Path, ready_file: Path | None = None, log_json: bool = Fal
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # The log's commit thread must not hold the event loop off for the default 5 ms.
     sys.setswitchinterval(0.0002)
+    # A feed makes three objects a record, and the registry keeps the latest 20,000 of
+    # them: at the default 700 allocations a young collection, the collector cost about
+    # 2 us a record (a third of a feed record's cost). Cycles are still collected, later.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
     # uvloop: libuv's event loop, about a quarter off each TLS round trip on this machine.
     return uvloop.run(serve(config_path, ready_file))
