@@ -80,7 +80,7 @@ class Layer:
     """Top-level names of what the layer's own modules may import from outside clearline."""
 
 
-CORE_LIBS = frozenset({"cbor2", "nacl", "pydantic", "yaml"})
+CORE_LIBS = frozenset({"cbor2", "nacl", "numpy", "pydantic", "yaml"})
 
 LAYERS: dict[str, Layer] = {
     # The pure core: the protocol, the log's hashing, the gate, doctrine.

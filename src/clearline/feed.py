@@ -28,14 +28,16 @@ import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 from clearline.doctrine.registry import OwnAsset
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 from clearline.protocol.constants import MAX_ID_LENGTH
 from clearline.protocol.messages import (
     Area,
     AssetKind,
-    AssetRecord,
     AutonomyMode,
     Intent,
     Micros,
@@ -43,7 +45,6 @@ from clearline.protocol.messages import (
     Position,
 )
 from clearline.protocol.telemetry import SET_POSITION as _SET_POSITION
-from clearline.protocol.telemetry import SET_RECORD as _SET_RECORD
 from clearline.protocol.telemetry import BulkBuffer, position_of, record_of
 
 TOKEN, POINT, AREA = 0x01, 0x02, 0x03
@@ -131,11 +132,23 @@ class Skipped:
         return f"frame {self.frame} skipped: {self.reason}: {self.detail}"
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Point records read together and taken whole: their ids and each one's fixed fields
+    as framed (its time 0 replaced by the time read). Records are built from these only
+    when something needs them (`asset_of`): most of a fast feed's never are."""
+
+    ids: list[str]
+    fixed: list[bytes]
+
+
 @dataclass(slots=True)
 class Batch:
     """What one read gave: the records taken, the frames skipped, and whether to hang up."""
 
-    records: list[OwnAsset] = field(default_factory=list)
+    pieces: list[list[OwnAsset] | Run] = field(default_factory=list)
+    """The records taken, in order: built ones (frame by frame), and runs."""
+    taken: int = 0
     columns: BulkBuffer = field(default_factory=BulkBuffer)
     """The same records column by column, as the peer is sent them."""
     skipped: list[Skipped] = field(default_factory=list)
@@ -143,6 +156,24 @@ class Batch:
     skips: dict[str, int] = field(default_factory=dict)
     refused: str | None = None
     """Why the stream ends here (a missing or wrong token); nothing after it is read."""
+
+    @property
+    def records(self) -> list[OwnAsset]:
+        """Every record taken, in order, built (a run's are built here)."""
+        out: list[OwnAsset] = []
+        for piece in self.pieces:
+            if isinstance(piece, Run):
+                out += map(asset_of, piece.ids, piece.fixed)
+            else:
+                out += piece
+        return out
+
+    def take(self, asset: OwnAsset) -> None:
+        if not self.pieces or isinstance(self.pieces[-1], Run):
+            self.pieces.append([])
+        self.pieces[-1].append(asset)  # type: ignore[union-attr]
+        self.taken += 1
+        self.columns.add_records((asset.record,))
 
     def skip(self, frame: int, reason: str, detail: str) -> None:
         self.skips[reason] = self.skips.get(reason, 0) + 1
@@ -267,8 +298,7 @@ class FeedReader:
                 split = min(stop, pos + 3 + _FIXED.size + (_RADIUS.size if area else 0))
                 taken = _record(buf[pos + 3 : split], buf[split:stop], area, now)
                 if isinstance(taken, OwnAsset):
-                    batch.records.append(taken)
-                    batch.columns.add_records((taken.record,))
+                    batch.take(taken)
                 else:
                     batch.skip(number, *taken)
             elif kind == TOKEN:
@@ -288,45 +318,32 @@ class FeedReader:
 
         rows = numpy.frombuffer(b"".join(fixed), _FIXED_ROW)
         at = rows["at"]
-        if (at == 0).any():
+        unset = numpy.flatnonzero(at == 0)
+        if len(unset):
             at = numpy.where(at == 0, numpy.uint64(now), at).astype(">u8")
-        valid = (
-            (rows["kind"] < _NK)
-            & (rows["mission"] < _NM)
-            & (rows["autonomy"] < _NA)
-            & (rows["intent"] < _NI)
-            & (rows["armed"] < 2)
-            & (at >= now - RECORD_BEHIND_S * 1_000_000)
-            & (at <= now + RECORD_AHEAD_S * 1_000_000)
-            & (rows["lat"] >= _LAT_LOW)
-            & (rows["lat"] <= _LAT_HIGH)
-            & (rows["lon"] >= _LON_LOW)
-            & (rows["lon"] <= _LON_HIGH)
-            & (rows["alt"] >= _ALT_LOW)
-            & (rows["alt"] <= _ALT_HIGH)
-        )
+            stamp = _AT.pack(now)
+            for i in unset.tolist():
+                fixed[i] = fixed[i][:_AT_START] + stamp + fixed[i][_AT_START + _AT.size :]
         first = self._frames
         self._frames += len(fixed)
-        if not valid.all() or b"".join(ids).translate(None, _ID_BYTES):
-            taken = []
+        if not _valid_rows(rows, at, now) or b"".join(ids).translate(None, _ID_BYTES):
             for i, (head, raw_id) in enumerate(zip(fixed, ids, strict=True)):
                 one = _record(head, raw_id, False, now)
                 if isinstance(one, OwnAsset):
-                    taken.append(one)
+                    batch.take(one)
                 else:
                     batch.skip(first + i, *one)
-            batch.records += taken
-            batch.columns.add_records(asset.record for asset in taken)
             return
         names = b" ".join(ids).decode("ascii").split(" ")
-        lat, lon, alt = rows["lat"], rows["lon"], rows["alt"]
+        batch.pieces.append(Run(names, fixed))
+        batch.taken += len(names)
         batch.columns.add(
             names,
             (
                 at.tobytes(),
-                lat.tobytes(),
-                lon.tobytes(),
-                alt.tobytes(),
+                rows["lat"].tobytes(),
+                rows["lon"].tobytes(),
+                rows["alt"].tobytes(),
                 bytes(4 * len(names)),
                 rows["kind"].tobytes(),
                 rows["mission"].tobytes(),
@@ -334,39 +351,6 @@ class FeedReader:
                 rows["armed"].tobytes(),
             ),
         )
-        set_id, set_kind, set_mission, set_armed, set_auto, set_at, set_pos, set_area = _SET_RECORD
-        set_lat, set_lon, set_alt = _SET_POSITION
-        records = batch.records
-        for asset_id, k, m, a, i, armed, when, y, x, z in zip(
-            names,
-            rows["kind"].tolist(),
-            rows["mission"].tolist(),
-            rows["autonomy"].tolist(),
-            rows["intent"].tolist(),
-            rows["armed"].tolist(),
-            at.tolist(),
-            lat.tolist(),
-            lon.tolist(),
-            alt.tolist(),
-            strict=True,
-        ):
-            where: Position = _new(Position)
-            set_lat(where, y)
-            set_lon(where, x)
-            set_alt(where, z)
-            record: AssetRecord = _new(AssetRecord)
-            set_id(record, asset_id)
-            set_kind(record, KINDS[k])
-            set_mission(record, MISSIONS[m])
-            set_armed(record, armed == 1)
-            set_auto(record, AUTONOMIES[a])
-            set_at(record, when)
-            set_pos(record, where)
-            set_area(record, None)
-            asset: OwnAsset = _new(OwnAsset)
-            _set_record(asset, record)
-            _set_intent(asset, INTENTS[i])
-            records.append(asset)
 
     def _refuse(self, batch: Batch, why: str) -> Batch:
         """End the stream: nothing after a missing or wrong token is read."""
@@ -377,6 +361,44 @@ class FeedReader:
 
 _new = object.__new__
 _set_record, _set_intent = (getattr(OwnAsset, name).__set__ for name in ("record", "intent"))
+_AT: Final = struct.Struct(">Q")
+_AT_START: Final = 5
+"""Where the time starts in a record's fixed fields (after the five enumeration bytes)."""
+
+
+def _valid_rows(rows: NDArray[Any], at: NDArray[Any], now: Micros) -> bool:
+    """Whether every row of fixed fields is valid (its time 0 already replaced)."""
+    return bool(
+        rows["kind"].max() < _NK
+        and rows["mission"].max() < _NM
+        and rows["autonomy"].max() < _NA
+        and rows["intent"].max() < _NI
+        and rows["armed"].max() < 2
+        and at.min() >= now - RECORD_BEHIND_S * 1_000_000
+        and at.max() <= now + RECORD_AHEAD_S * 1_000_000
+        and rows["lat"].min() >= _LAT_LOW
+        and rows["lat"].max() <= _LAT_HIGH
+        and rows["lon"].min() >= _LON_LOW
+        and rows["lon"].max() <= _LON_HIGH
+        and rows["alt"].min() >= _ALT_LOW
+        and rows["alt"].max() <= _ALT_HIGH
+    )
+
+
+def asset_of(asset_id: str, fixed: bytes) -> OwnAsset:
+    """The record a run holds as `asset_id` and its fixed fields (valid, time set)."""
+    k, m, a, i, armed, when, lat, lon, alt = _FIXED.unpack(fixed)
+    where: Position = _new(Position)
+    _SET_POSITION[0](where, lat)
+    _SET_POSITION[1](where, lon)
+    _SET_POSITION[2](where, alt)
+    record = record_of(
+        asset_id, KINDS[k], MISSIONS[m], armed == 1, AUTONOMIES[a], when, where, None
+    )
+    asset: OwnAsset = _new(OwnAsset)
+    _set_record(asset, record)
+    _set_intent(asset, INTENTS[i])
+    return asset
 
 
 def _record(head: bytes, raw_id: bytes, area: bool, now: Micros) -> OwnAsset | tuple[str, str]:

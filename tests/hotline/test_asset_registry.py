@@ -43,3 +43,37 @@ def test_an_asset_published_again_is_kept_over_ones_not_heard_from() -> None:
     )
     found = registry.matcher(0, 25_000)(track)
     assert found is not None and found.record.asset_id == "A"
+
+
+def test_a_feed_s_records_are_built_only_when_needed_and_then_once() -> None:
+    """A feed's run goes into the registry as its records' fixed fields; the grid builds
+    the ones still current when the peer asks, and only those."""
+    from clearline import feed
+
+    built: list[str] = []
+
+    def build(asset_id: str, fixed: bytes) -> OwnAsset:
+        built.append(asset_id)
+        return feed.asset_of(asset_id, fixed)
+
+    def fixed(lat_e6: int) -> bytes:
+        frame = feed.point_frame(
+            "X", AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, False,
+            Position(lat_e6, 122_000_000, 900), at=1, intent=Intent.HOLDING,
+        )  # fmt: skip
+        return frame[3:-1]  # past the length and type, up to the id
+
+    registry = AssetRegistry(max_assets=3, build=build)
+    registry.publish_unbuilt(["A", "B"], [fixed(24_000_000), fixed(30_000_000)])
+    registry.publish_unbuilt(["A", "C", "D"], [fixed(25_000_000)] * 3)  # A again; B evicted
+    assert list(registry.assets) == ["A", "C", "D"] and registry.evicted == 1
+    assert built == []
+    track = TrackReport(
+        "T-1", Position(25_000_000, 122_000_000, 900), 0, AssetKind.UNCREWED_AIRCRAFT
+    )
+    found = registry.matcher(0, 25_000)(track)
+    assert found is not None and found.record.asset_id in {"A", "C", "D"}
+    assert found.intent is Intent.HOLDING and found.record.position == track.position
+    assert sorted(built) == ["A", "C", "D"]  # once each; B and the first A never
+    assert registry.get("A") is registry.get("A") and sorted(built) == ["A", "C", "D"]
+    assert registry.get("B") is None

@@ -97,40 +97,65 @@ class AssetRegistry:
     store a record, and a question the assets that moved since the last one and the cells
     around each track, however many assets there are."""
 
-    assets: OrderedDict[str, OwnAsset] = field(default_factory=OrderedDict)
+    assets: OrderedDict[str, OwnAsset | bytes] = field(default_factory=OrderedDict)
+    """By id: the asset, or what `build` makes it from (a feed's record, not built until
+    something needs it: most of a fast feed's records are replaced before they are)."""
     max_assets: int = DEFAULT_MAX_ASSETS
+    build: Callable[[str, bytes], OwnAsset] | None = None
+    """Makes an asset of an id and what `publish_unbuilt` was given for it."""
     evicted: int = 0
     _grid: PlaceGrid[str, OwnAsset] = field(default_factory=PlaceGrid)
-    _moved: dict[str, OwnAsset] = field(default_factory=dict)
+    _moved: dict[str, OwnAsset | bytes] = field(default_factory=dict)
     """Published since the grid was last brought up to date, in the order last published."""
+
+    def get(self, key: str) -> OwnAsset | None:
+        """The asset published last as `key`, built if it was not (and kept built)."""
+        held = self.assets.get(key)
+        if held is None or isinstance(held, OwnAsset):
+            return held
+        assert self.build is not None, "publish_unbuilt needs a registry with `build`"
+        asset = self.build(key, held)
+        self.assets[key] = asset  # in place: its age in the registry is unchanged
+        if self._moved.get(key) is held:
+            self._moved[key] = asset
+        return asset
 
     def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
         assets, grid = self.assets, self._grid
-        for key, asset in self._moved.items():
-            if assets.get(key) is asset:
+        moved, self._moved = self._moved, {}
+        for key, held in moved.items():
+            if assets.get(key) is held:
+                asset = held if isinstance(held, OwnAsset) else self.get(key)
+                assert asset is not None
                 grid.put(key, *place_of(asset.record), asset)
-        self._moved.clear()
         if len(grid) > len(assets):  # some were removed from `assets` directly
             for key in [k for k in grid if k not in assets]:
                 grid.remove(key)
 
-        def held(asset: OwnAsset) -> bool:
+        def current(asset: OwnAsset) -> bool:
             return assets.get(asset.record.asset_id) is asset
 
-        return grid.matcher(tolerance_m, held)
+        return grid.matcher(tolerance_m, current)
 
     def publish(self, asset: OwnAsset) -> None:
         self.publish_many((asset,))
 
     def publish_many(self, assets: Iterable[OwnAsset]) -> None:
+        batch = assets if isinstance(assets, list | tuple) else list(assets)
+        self._publish([asset.record.asset_id for asset in batch], batch)
+
+    def publish_unbuilt(self, keys: Sequence[str], made_of: Sequence[bytes]) -> None:
+        """Assets by id, each as what `build` makes it from."""
+        self._publish(keys, made_of)
+
+    def _publish(self, keys: Sequence[str], values: Sequence[OwnAsset | bytes]) -> None:
         registry, moved = self.assets, self._moved
         to_end, unmark = registry.move_to_end, moved.pop
-        for asset in assets:
-            key = asset.record.asset_id
-            registry[key] = asset
+        for key, value in zip(keys, values, strict=True):
+            registry[key] = value
             to_end(key)
             unmark(key, None)  # so that `moved` keeps the order last published
-            moved[key] = asset
+            moved[key] = value
         excess = len(registry) - self.max_assets
         if excess > 0:
             pop = registry.popitem

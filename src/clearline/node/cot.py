@@ -484,7 +484,7 @@ class CotService:
         fed = fed or self.fed.pop(asset_id, None)
         if fed is None:
             return
-        current = self.node.registry.assets.get(asset_id)
+        current = self.node.registry.get(asset_id)
         # Only what CoT put there: an asset published since through the API stays.
         if current is not None and current.record == fed[1]:
             del self.node.registry.assets[asset_id]

@@ -109,12 +109,12 @@ class FeedService:
                 if not data:
                     break
                 batch = parser.feed(data, wall_us())
-                if batch.records:
-                    self.frames.labels(outcome="taken").inc(len(batch.records))
-                    if not node.publish(batch.records, now=True, columns=batch.columns):
-                        self.unsent.inc(len(batch.records))
+                if batch.taken:
+                    self.frames.labels(outcome="taken").inc(batch.taken)
+                    if not node.publish_read(batch):
+                        self.unsent.inc(batch.taken)
                         answer(
-                            f"{len(batch.records)} records taken into the registry, not sent: "
+                            f"{batch.taken} records taken into the registry, not sent: "
                             "the link to the peer is down"
                         )
                 for reason, count in batch.skips.items():

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from clearline import feed
 from clearline.config import default_policy, load_policy, load_roster
 from clearline.doctrine.registry import Disclosure, OwnAsset
 from clearline.errors import ClearlineError, KeyMaterialError, LogStoreError
@@ -218,7 +219,7 @@ class Node:
             config.limits.max_pending_log,
             self.metrics.committed,
         )
-        self.registry = AssetRegistry(max_assets=config.limits.max_assets)
+        self.registry = AssetRegistry(max_assets=config.limits.max_assets, build=feed.asset_of)
         self.metrics.registry_assets.set_function(lambda: len(self.registry.assets))
         self.metrics.registry_evicted.set_function(lambda: self.registry.evicted)
         self._refusals_since, self._refusals_said, self._refusals_unsaid = 0.0, 0, 0
@@ -738,31 +739,44 @@ class Node:
         while len(self.pending_approval) > PENDING_APPROVALS:
             self.pending_approval.popitem(last=False)
 
-    def publish(
-        self, assets: Sequence[OwnAsset], now: bool = False, columns: BulkBuffer | None = None
-    ) -> bool:
+    def publish(self, assets: Sequence[OwnAsset], now: bool = False) -> bool:
         """Update our registry and queue the records for the peer; True if the link is up.
 
         Records are batched: one signed Bulk carries hundreds of them, and none waits
-        more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all (a
-        feed's read is a batch already: the more records arrive while the node is busy,
-        the more each read holds). `columns`, if given, are the same records column by
-        column (a feed's reader writes them so, without building them one by one)."""
+        more than TELEMETRY_BATCH_DELAY_S for company; with `now`, none waits at all."""
         self.registry.publish_many(assets)
-        link = self.link
-        if link is None or not self.endpoint.up:
+        if not self._link_up():
             return False
-        if columns is None:
-            self._telemetry.add_records(asset.record for asset in assets)
-        else:
-            self._telemetry.extend(columns)
+        self._telemetry.add_records(asset.record for asset in assets)
+        self._queued(now)
+        return True
+
+    def publish_read(self, batch: feed.Batch) -> bool:
+        """`publish` for what one read of a feed took, sent at once (a read is a batch
+        already: the more records arrive while the node is busy, the more each holds).
+        A run of records goes into the registry unbuilt, and to the peer as the columns
+        the feed's reader wrote."""
+        for piece in batch.pieces:
+            if isinstance(piece, feed.Run):
+                self.registry.publish_unbuilt(piece.ids, piece.fixed)
+            else:
+                self.registry.publish_many(piece)
+        if not self._link_up():
+            return False
+        self._telemetry.extend(batch.columns)
+        self._queued(True)
+        return True
+
+    def _link_up(self) -> bool:
+        return self.link is not None and self.endpoint.up
+
+    def _queued(self, now: bool) -> None:
         if now or len(self._telemetry) >= TELEMETRY_BATCH_MAX:
             self._flush_telemetry()
         elif self._telemetry_timer is None:
             self._telemetry_timer = asyncio.get_running_loop().call_later(
                 TELEMETRY_BATCH_DELAY_S, self._flush_telemetry
             )
-        return True
 
     @property
     def unsent_bytes(self) -> int:

@@ -165,7 +165,7 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-GC_YOUNG_THRESHOLD = 50000
+GC_YOUNG_THRESHOLD = 50_000
 """Allocations less deallocations between young-generation collections (Python's: 700)."""
 
 

@@ -7,6 +7,7 @@ implementation encodes the same value to the same bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -378,6 +379,23 @@ BULK_COLUMNS: Final = (
 )
 """A Bulk body's columns in its dataclass's order (`r` is `radius`): 0 for a point."""
 BULK_RECORD_SIZE: Final = sum(column.width for column in BULK_COLUMNS)
+_HIGH_BIT_CLEAR: Final = bytes(range(0x80))
+_BELOW: Final = {n: bytes(range(n)) for n in range(1, 17)}
+"""The bytes a 1-byte column may hold, by how many values it has: deleting them leaves
+nothing of a valid column."""
+
+
+@functools.cache
+def _four_byte_bounds() -> tuple[NDArray[Any], NDArray[Any]]:
+    """The 4-byte columns' bounds, as a column of lows and one of highs (`r`, unsigned,
+    is read as signed: a value past 2**31 reads negative, below its low of 0)."""
+    import numpy
+
+    fours = BULK_COLUMNS[1:5]
+    assert all(column.width == 4 for column in fours)
+    low = numpy.array([[column.low] for column in fours], dtype=numpy.int64)
+    high = numpy.array([[column.high] for column in fours], dtype=numpy.int64)
+    return low, high
 
 
 class IdListCodec:
@@ -460,15 +478,37 @@ class Bulk(Structure):
         )
 
     def check(self, path: str) -> None:
+        import numpy
+
         n = len(self.ids)
-        for column, data in zip(BULK_COLUMNS, self.columns(), strict=True):
-            where = f"{path}.{column.key}"
+        columns = self.columns()
+        for column, data in zip(BULK_COLUMNS, columns, strict=True):
             require(
                 len(data) == column.width * n,
-                where,
+                f"{path}.{column.key}",
                 f"expected {column.width * n} bytes ({column.width} a record, {n} records), "
                 f"got {len(data)}",
             )
+        # Each column's range at once, with as few calls as will do: a message's worth of
+        # records costs about what one record's map would.
+        at, *fours, kind, mission, autonomy, armed = columns
+        valid = (
+            not at[::8].translate(None, _HIGH_BIT_CLEAR)
+            and not kind.translate(None, _BELOW[len(RECORD_KINDS)])
+            and not mission.translate(None, _BELOW[len(RECORD_MISSIONS)])
+            and not autonomy.translate(None, _BELOW[len(RECORD_AUTONOMIES)])
+            and not armed.translate(None, _BELOW[2])
+        )
+        if valid:
+            low, high = _four_byte_bounds()
+            stacked = numpy.frombuffer(b"".join(fours), ">i4").reshape(4, n)
+            valid = not ((stacked < low) | (stacked > high)).any()
+        if not valid:
+            self._name_fault(path, columns)
+
+    def _name_fault(self, path: str, columns: Sequence[bytes]) -> None:
+        """Raise for the first value out of range, by column, naming its record."""
+        for column, data in zip(BULK_COLUMNS, columns, strict=True):
             values = column.values(data)
             if values.min() < column.low or values.max() > column.high:
                 i, bad = next(
@@ -478,7 +518,7 @@ class Bulk(Structure):
                 )
                 raise MessageError(
                     f"expected integer in [{column.low}, {column.high}], got {bad}",
-                    field=f"{where}[{i}]",
+                    field=f"{path}.{column.key}[{i}]",
                 )
 
     def __len__(self) -> int:
