@@ -169,6 +169,16 @@ def build() -> list[Vector]:
                             T0 + 2_595_000,
                             area=Area(Position(-33_870_000, 151_210_000, -20), 2_500),
                         ),
+                        # The far ends of the ranges and of the enumerations' lists.
+                        AssetRecord(
+                            "PRC-SAT-1",
+                            AssetKind.UNKNOWN,
+                            Mission.UNKNOWN,
+                            False,
+                            AutonomyMode.HUMAN_IN_LOOP,
+                            T0 + 2_599_999,
+                            area=Area(Position(-90_000_000, 180_000_000, 100_000_000), 40_000_000),
+                        ),
                     )
                 ),
             ),
