@@ -833,6 +833,7 @@ def sim_sensitivity(
 ) -> None:
     """Which parameters of SCENARIO drive P(kinetic before any human), in each arm and
     against none: Sobol indices (or Morris screening) over PATH=LOW:HIGH ranges."""
+    _need("sim")  # before the parameters are read: SALib comes only when sampling
     from clearline.errors import StudyError
     from clearline.sim.outcomes import InvariantError
     from clearline.sim.sensitivity import Param, make_study, run_study, summary_table

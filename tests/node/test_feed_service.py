@@ -37,8 +37,8 @@ class StubNode:
         roles = {SENSOR: Role.SENSOR, OBSERVER: Role.OBSERVER}
         return Caller(token, roles[token]) if token in roles else None
 
-    def publish(self, assets: list[OwnAsset], now: bool = False) -> bool:
-        self.published.extend(assets)
+    def publish_read(self, batch: feed.Batch) -> bool:
+        self.published.extend(batch.records)
         return self.link_up
 
     def refuse(self, peer: str, reason: str) -> None:

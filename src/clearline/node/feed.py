@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("clearline.node.feed")
 
 READ_BYTES = 64 * 1024
-"""One read from a feed: parsed (a few thousand records) before the next."""
+"""One read from a feed: parsed (about 1,500 records) and sent before the next, so that the
+first record of a read waits for no more than that many behind it."""
 ANSWER_BUFFER = 64 * 1024
 """Lines about skipped frames stop while this much is unread by the feed (they are counted)."""
 DRAIN_WAIT_S = 0.001

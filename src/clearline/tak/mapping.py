@@ -2,7 +2,7 @@
 are ignored. Anything it does not name is skipped ("unmapped"): only what a person put
 in the file crosses into the hotline.
 
-    own:                       # -> our registry (answers) and Telemetry to the peer
+    own:                       # -> our registry (answers) and telemetry to the peer
       - type: "a-f-A-*"        # CoT type, `*` matches any run of characters
         uid: "PRC-RS-*"        # and/or uid; a rule needs at least one of them
         kind: recon_swarm
@@ -79,7 +79,7 @@ class OwnRule(_Rule):
     autonomy: AutonomyMode = AutonomyMode.AUTONOMOUS
     intent: Intent = Intent.TRANSITING
     share: Literal["telemetry", "answers"] = "telemetry"
-    """`telemetry`: registry and Telemetry to the peer, as POST /v1/telemetry does;
+    """`telemetry`: registry and telemetry to the peer, as POST /v1/telemetry does;
     `answers`: registry only, so the peer learns of it only by asking (under the node's
     disclosure policy)."""
 
