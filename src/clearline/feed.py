@@ -117,7 +117,10 @@ area that wide is matched by every track the peer asks about, and so would answe
 for all of them."""
 LISTED_SKIPS: Final = 64
 """Skipped frames listed one by one per read; the rest are only counted (a read of empty
-frames holds 131,072 of them)."""
+frames holds 32,768 of them)."""
+MIN_RUN: Final = 16
+"""Point frames in a row that are checked and taken as columns; fewer are taken one by
+one, which costs less than the column operations' fixed cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +137,14 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """Point records read together and taken whole: their ids and each one's fixed fields
-    as framed (its time 0 replaced by the time read). Records are built from these only
-    when something needs them (`asset_of`): most of a fast feed's never are."""
+    """Point records read together and taken whole: their ids, each one's fixed fields as
+    framed (its time 0 replaced by the time read), and their columns as the peer is sent
+    them (`BULK_COLUMNS` order). Records are built from the fixed fields only when
+    something needs them (`asset_of`): most of a fast feed's never are."""
 
     ids: list[str]
     fixed: list[bytes]
+    columns: tuple[bytes, ...]
 
 
 @dataclass(slots=True)
@@ -149,8 +154,6 @@ class Batch:
     pieces: list[list[OwnAsset] | Run] = field(default_factory=list)
     """The records taken, in order: built ones (frame by frame), and runs."""
     taken: int = 0
-    columns: BulkBuffer = field(default_factory=BulkBuffer)
-    """The same records column by column, as the peer is sent them."""
     skipped: list[Skipped] = field(default_factory=list)
     """The first LISTED_SKIPS frames skipped; `skips` counts all of them by reason."""
     skips: dict[str, int] = field(default_factory=dict)
@@ -168,12 +171,21 @@ class Batch:
                 out += piece
         return out
 
+    def columns(self) -> BulkBuffer:
+        """The records taken, column by column, as the peer is sent them."""
+        out = BulkBuffer()
+        for piece in self.pieces:
+            if isinstance(piece, Run):
+                out.add(piece.ids, piece.columns)
+            else:
+                out.add_records(asset.record for asset in piece)
+        return out
+
     def take(self, asset: OwnAsset) -> None:
         if not self.pieces or isinstance(self.pieces[-1], Run):
             self.pieces.append([])
         self.pieces[-1].append(asset)  # type: ignore[union-attr]
         self.taken += 1
-        self.columns.add_records((asset.record,))
 
     def skip(self, frame: int, reason: str, detail: str) -> None:
         self.skips[reason] = self.skips.get(reason, 0) + 1
@@ -313,9 +325,13 @@ class FeedReader:
 
     def _take_run(self, batch: Batch, fixed: list[bytes], ids: list[bytes], now: Micros) -> None:
         """Point frames in a row, split into their fixed fields and ids: checked column by
-        column, and taken together if all are valid; else one by one, to say why not."""
+        column, and taken together if all are valid; else one by one, to say why not (and
+        one by one too if there are too few for the columns to pay)."""
         import numpy
 
+        if len(fixed) < MIN_RUN:
+            self._take_each(batch, fixed, ids, now)
+            return
         rows = numpy.frombuffer(b"".join(fixed), _FIXED_ROW)
         at = rows["at"]
         unset = numpy.flatnonzero(at == 0)
@@ -327,30 +343,33 @@ class FeedReader:
         first = self._frames
         self._frames += len(fixed)
         if not _valid_rows(rows, at, now) or b"".join(ids).translate(None, _ID_BYTES):
-            for i, (head, raw_id) in enumerate(zip(fixed, ids, strict=True)):
-                one = _record(head, raw_id, False, now)
-                if isinstance(one, OwnAsset):
-                    batch.take(one)
-                else:
-                    batch.skip(first + i, *one)
+            self._frames = first
+            self._take_each(batch, fixed, ids, now)
             return
         names = b" ".join(ids).decode("ascii").split(" ")
-        batch.pieces.append(Run(names, fixed))
-        batch.taken += len(names)
-        batch.columns.add(
-            names,
-            (
-                at.tobytes(),
-                rows["lat"].tobytes(),
-                rows["lon"].tobytes(),
-                rows["alt"].tobytes(),
-                bytes(4 * len(names)),
-                rows["kind"].tobytes(),
-                rows["mission"].tobytes(),
-                rows["autonomy"].tobytes(),
-                rows["armed"].tobytes(),
-            ),
+        columns = (
+            at.tobytes(),
+            rows["lat"].tobytes(),
+            rows["lon"].tobytes(),
+            rows["alt"].tobytes(),
+            bytes(4 * len(names)),
+            rows["kind"].tobytes(),
+            rows["mission"].tobytes(),
+            rows["autonomy"].tobytes(),
+            rows["armed"].tobytes(),
         )
+        batch.pieces.append(Run(names, fixed, columns))
+        batch.taken += len(names)
+
+    def _take_each(self, batch: Batch, fixed: list[bytes], ids: list[bytes], now: Micros) -> None:
+        """Point frames in a row, one by one."""
+        for head, raw_id in zip(fixed, ids, strict=True):
+            one = _record(head, raw_id, False, now)
+            if isinstance(one, OwnAsset):
+                batch.take(one)
+            else:
+                batch.skip(self._frames, *one)
+            self._frames += 1
 
     def _refuse(self, batch: Batch, why: str) -> Batch:
         """End the stream: nothing after a missing or wrong token is read."""

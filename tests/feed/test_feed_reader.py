@@ -28,7 +28,7 @@ NOW = 1_800_000_000_000_000
 
 def sent(batch: feed.Batch) -> list[AssetRecord]:
     """What the peer is sent of a read: the records its columns hold."""
-    return [record for body in batch.columns.take() for record in body.records()]
+    return [record for body in batch.columns().take() for record in body.records()]
 
 
 def reader() -> feed.FeedReader:

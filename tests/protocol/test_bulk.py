@@ -151,6 +151,18 @@ def test_ids_are_checked_and_the_one_at_fault_named() -> None:
     assert caught.value.field == "body.ids"
 
 
+def test_records_that_no_column_can_hold_are_a_message_error_naming_the_record() -> None:
+    for bad, where in (
+        (record("B", at=-1), "body.assets[1].at"),
+        (record("B", at=1 << 64), "body.assets[1].at"),
+        (record("B", position=Position(95_000_000, 0, 0)), "body.assets[1].pos"),
+        (record("B", kind="balloon"), "body.assets[1].kind"),
+    ):
+        with pytest.raises(MessageError) as caught:
+            Bulk.of([record("A"), bad])
+        assert caught.value.field is not None and caught.value.field.startswith(where)
+
+
 def test_a_bulk_and_a_telemetry_of_the_same_records_say_the_same() -> None:
     assets = (record("A"), record("B", area=Area(Position(-1, -2, -3), 9), position=None))
     assert Bulk.of(assets).records() == Telemetry(assets).assets

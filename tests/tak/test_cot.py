@@ -165,6 +165,9 @@ def test_times_read_as_cot_writes_them() -> None:
     assert cot.format_time(T0 + 250_000) == "2026-01-01T00:00:00.250Z"
     for bad in ("", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00Z", "2026-01-01T24:00:00Z"):
         assert cot.parse_time(bad) is None
+    # Before 1970 in UTC, though written as 1970: no record can carry a negative time.
+    assert cot.parse_time("1970-01-01T00:00:00+23:59") is None
+    assert cot.parse_time("1970-01-01T00:00:00-00:01") == 60_000_000
 
 
 @given(st.integers(0, 253_402_300_799_999_999))

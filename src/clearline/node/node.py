@@ -763,7 +763,7 @@ class Node:
                 self.registry.publish_many(piece)
         if not self._link_up():
             return False
-        self._telemetry.extend(batch.columns)
+        self._telemetry.extend(batch.columns())
         self._queued(True)
         return True
 

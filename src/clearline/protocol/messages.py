@@ -554,22 +554,31 @@ class Bulk(Structure):
 
     @classmethod
     def of(cls, records: Iterable[AssetRecord]) -> Bulk:
-        """The records column by column (each a valid AssetRecord)."""
+        """The records column by column; MessageError names the first that is not valid."""
         rows = list(records)
-        points = [r.position if r.area is None else r.area.center for r in rows]
-        values: list[Sequence[int]] = [
-            [r.at for r in rows],
-            [p.lat_e6 for p in points],  # type: ignore[union-attr]
-            [p.lon_e6 for p in points],  # type: ignore[union-attr]
-            [p.alt_m for p in points],  # type: ignore[union-attr]
-            [0 if r.area is None else r.area.radius_m for r in rows],
-            [RECORD_KINDS.index(r.kind) for r in rows],
-            [RECORD_MISSIONS.index(r.mission) for r in rows],
-            [RECORD_AUTONOMIES.index(r.autonomy) for r in rows],
-            [int(r.armed) for r in rows],
-        ]
-        columns = [c.pack(v) for c, v in zip(BULK_COLUMNS, values, strict=True)]
-        return cls(tuple(r.asset_id for r in rows), *columns)
+        try:
+            points = [r.position if r.area is None else r.area.center for r in rows]
+            values: list[Sequence[int]] = [
+                [r.at for r in rows],
+                [p.lat_e6 for p in points],  # type: ignore[union-attr]
+                [p.lon_e6 for p in points],  # type: ignore[union-attr]
+                [p.alt_m for p in points],  # type: ignore[union-attr]
+                [0 if r.area is None else r.area.radius_m for r in rows],
+                [RECORD_KINDS.index(r.kind) for r in rows],
+                [RECORD_MISSIONS.index(r.mission) for r in rows],
+                [RECORD_AUTONOMIES.index(r.autonomy) for r in rows],
+                [int(r.armed) for r in rows],
+            ]
+            columns = [c.pack(v) for c, v in zip(BULK_COLUMNS, values, strict=True)]
+            body = cls(tuple(r.asset_id for r in rows), *columns)
+            body.check("body")
+        except (MessageError, AttributeError, OverflowError, TypeError, ValueError):
+            # Name the record at fault as the field tables would, else the whole.
+            record_codec = StructCodec(AssetRecord)
+            for i, record in enumerate(rows):
+                record_codec.encode(record, f"body.assets[{i}]")
+            raise MessageError("records that do not fit a bulk body", field="body") from None
+        return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,8 @@ def parse_time(text: str) -> int | None:
             return None
         offset = (hours * 60 + minutes) * 60 * (1 if zone[0] == "+" else -1)
     seconds = calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)) - offset
-    return seconds * 1_000_000 + micros
+    # 1970-01-01T00:00:00+01:00 is before 1970 in UTC: a time no record can carry.
+    return seconds * 1_000_000 + micros if seconds >= 0 else None
 
 
 def format_time(us: int) -> str:
