@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from clearline.errors import MessageError
 from clearline.protocol import codec, telemetry
-from clearline.protocol.constants import MAX_ASSETS_PER_TELEMETRY, MAX_FRAME_SIZE
+from clearline.protocol.constants import MAX_ASSETS_PER_TELEMETRY
 from clearline.protocol.messages import (
     Area,
     AssetKind,
@@ -29,7 +29,6 @@ from clearline.protocol.messages import (
     message_from_wire,
     message_to_wire,
 )
-from clearline.protocol.signing import Ed25519Signer
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -192,7 +191,7 @@ def test_other_message_types_are_not_taken() -> None:
             assert telemetry.decode(payload) is None
 
 
-def test_the_longest_records_are_as_long_as_batches_assumes() -> None:
+def test_the_longest_records_are_as_long_as_the_spec_says() -> None:
     longest = Position(-90_000_000, -180_000_000, 100_000_000)
     for area in (None, Area(longest, 40_000_000)):
         sizes = [
@@ -215,18 +214,3 @@ def test_the_longest_records_are_as_long_as_batches_assumes() -> None:
         ]
         most = telemetry.RECORD_MAX_POINT if area is None else telemetry.RECORD_MAX_AREA
         assert max(sizes) == most + 64
-
-
-@PROPERTY
-@given(st.lists(records(), min_size=1, max_size=700), st.integers(2_000, MAX_FRAME_SIZE))
-def test_batches_keep_the_order_and_each_fits_a_frame(
-    assets: list[AssetRecord], frame_size: int
-) -> None:
-    cut = list(telemetry.batches(assets, frame_size))
-    assert [r for batch in cut for r in batch] == assets
-    signer = Ed25519Signer.from_label("batches")
-    for batch in cut:
-        assert 1 <= len(batch) <= MAX_ASSETS_PER_TELEMETRY
-        # The longest envelope: a 16-character side, a session id, the largest seq and time.
-        message = Message("A" * 16, b"\xff" * 16, (1 << 64) - 1, (1 << 63) - 1, Telemetry(batch))
-        assert len(codec.sign(message, signer)) <= frame_size

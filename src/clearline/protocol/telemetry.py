@@ -12,6 +12,9 @@ returns None for anything they do not handle (a value out of range, a layout the
 do not match), and the caller then takes the generic path, which accepts the same
 messages and names what is wrong with the others. The tests hold both to the
 generic path byte for byte and value for value.
+
+`BulkBuffer` holds records waiting to be sent column by column, and cuts them into
+Bulk bodies that each fit one frame: what the node sends.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import re
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from itertools import accumulate
 from typing import Final
@@ -178,27 +181,6 @@ RECORD_MAX_POINT: Final = 182 - MAX_ID_LENGTH
 """The most bytes a record at a point encodes to, less its id's (every field at its longest)."""
 RECORD_MAX_AREA: Final = 193 - MAX_ID_LENGTH
 """The same for a record over an area."""
-ENVELOPE_MAX: Final = 160
-"""The most a COSE_Sign1 around a Telemetry payload adds to its records' bytes."""
-
-
-def batches(
-    records: Sequence[AssetRecord], frame_size: int = MAX_FRAME_SIZE
-) -> Iterator[tuple[AssetRecord, ...]]:
-    """`records` in order, cut into Telemetry bodies each sure to fit one frame whatever
-    its values, by each record's longest encoding, and none over MAX_ASSETS_PER_TELEMETRY."""
-    budget = frame_size - ENVELOPE_MAX
-    start, size = 0, 0
-    for i, record in enumerate(records):
-        most = len(record.asset_id) + (RECORD_MAX_POINT if record.area is None else RECORD_MAX_AREA)
-        if i > start and (size + most > budget or i - start == MAX_ASSETS_PER_TELEMETRY):
-            yield tuple(records[start:i])
-            start, size = i, 0
-        size += most
-    if start < len(records):
-        yield tuple(records[start:])
-
-
 BULK_OVERHEAD: Final = 272
 """The most a Bulk message's frame holds besides its records' own bytes: the COSE_Sign1,
 the payload's envelope, and the body's keys and heads (every field at its longest)."""
