@@ -70,19 +70,27 @@ def test_arbitrary_bytes(data: bytes) -> None:
 @FUZZ
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_valid_frames(frame: bytes, data: st.DataObject) -> None:
-    mutated = bytearray(frame)
-    for _ in range(data.draw(st.integers(1, 8))):
-        op = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
+    _decode_all(mutate(frame, data, 8, ("flip", "insert", "delete", "truncate")))
+
+
+def mutate(original: bytes, data: st.DataObject, most: int, edits: tuple[str, ...]) -> bytes:
+    """`original` after 1 to `most` edits drawn from `edits`: a bit flipped, 1 to 8 bytes
+    inserted or deleted, the rest cut off, or a byte set to a boundary value."""
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, most))):
+        edit = data.draw(st.sampled_from(edits))
         at = data.draw(st.integers(0, max(0, len(mutated) - 1)))
-        if op == "flip" and mutated:
+        if edit == "flip" and mutated:
             mutated[at] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "insert":
+        elif edit == "insert":
             mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete" and mutated:
-            del mutated[at]
-        elif op == "truncate":
+        elif edit == "delete":
+            del mutated[at : at + data.draw(st.integers(1, 8))]
+        elif edit == "truncate":
             del mutated[at:]
-    _decode_all(bytes(mutated))
+        elif edit == "set" and mutated:
+            mutated[at] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF]))
+    return bytes(mutated)
 
 
 BULK_PAYLOAD = codec.encode_payload(
@@ -97,20 +105,9 @@ def test_mutated_bulk_payloads_decode_to_valid_records_or_a_message_error(
 ) -> None:
     """A bulk payload is checked a column at a time: whatever a mutation leaves, either it
     is refused with MessageError or every record it holds is valid."""
-    mutated = bytearray(BULK_PAYLOAD)
-    for _ in range(data.draw(st.integers(1, 6))):
-        at = data.draw(st.integers(0, len(mutated) - 1))
-        op = data.draw(st.sampled_from(["flip", "insert", "delete", "set"]))
-        if op == "flip":
-            mutated[at] ^= 1 << data.draw(st.integers(0, 7))
-        elif op == "insert":
-            mutated[at:at] = data.draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del mutated[at : at + data.draw(st.integers(1, 8))]
-        else:
-            mutated[at] = data.draw(st.sampled_from([0x00, 0x7F, 0x80, 0xFF]))
+    mutated = mutate(BULK_PAYLOAD, data, 6, ("flip", "insert", "delete", "set"))
     try:
-        message = codec.decode_payload(bytes(mutated))
+        message = codec.decode_payload(mutated)
     except ClearlineError:
         return
     if isinstance(message.body, Bulk):
