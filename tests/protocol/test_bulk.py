@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clearline.errors import MessageError
-from clearline.protocol import codec
+from clearline.protocol import codec, telemetry
 from clearline.protocol.constants import MAX_ASSETS_PER_BULK, MAX_FRAME_SIZE
 from clearline.protocol.messages import (
     BULK_COLUMNS,
@@ -36,6 +36,7 @@ from clearline.protocol.messages import (
 )
 from clearline.protocol.signing import Ed25519Signer, KeyRing
 from clearline.protocol.telemetry import BulkBuffer
+from tests.fuzz.test_decoders_fuzz import mutate
 from tests.protocol.test_telemetry_codec import PROPERTY, records
 
 SIGNER = Ed25519Signer.from_label("bulk")
@@ -223,3 +224,87 @@ def test_the_enumerations_in_the_spec_are_in_the_order_their_indices_follow() ->
     assert listed is not None
     for names, enum in zip(listed.groups(), (AssetKind, Mission, AutonomyMode), strict=True):
         assert names.split(", ") == [member.value for member in enum]
+
+
+# -- the fast path: held to the generic field tables ---------------------------------------
+
+
+def generic_payload(sent: Message) -> bytes:
+    return codec.canonical_cbor(message_to_wire(sent))
+
+
+def generic_message(payload: bytes) -> Message | None:
+    try:
+        return message_from_wire(codec._payload_object(payload))
+    except MessageError:
+        return None
+
+
+@PROPERTY
+@given(st.lists(records(), min_size=1, max_size=40), st.sampled_from([b"", SID]))
+def test_the_fast_path_writes_what_the_generic_encoder_writes_and_reads_it_back(
+    assets: list[AssetRecord], sid: bytes
+) -> None:
+    sent = Message("PRC", sid, 7, 1_800_000_000_000_000, Bulk.of(assets))
+    payload = telemetry.encode_bulk(sent)
+    assert payload == generic_payload(sent)
+    assert telemetry.decode_bulk(payload) == sent == generic_message(payload)
+
+
+def test_every_count_head_and_column_head() -> None:
+    # 1, 23 and 24 records cross the array head's forms; 6 and 64 the byte strings'.
+    for count in (1, 5, 6, 23, 24, 63, 64, 255, 256, MAX_ASSETS_PER_BULK):
+        sent = message(Bulk.of([record(f"R{i}") for i in range(count)]))
+        payload = telemetry.encode_bulk(sent)
+        assert payload == generic_payload(sent)
+        assert telemetry.decode_bulk(payload) == sent
+
+
+@PROPERTY
+@given(st.lists(records(), min_size=1, max_size=4), st.data())
+def test_the_fast_path_never_accepts_what_the_generic_decoder_refuses(
+    assets: list[AssetRecord], data: st.DataObject
+) -> None:
+    edits = ("flip", "insert", "delete", "truncate", "set")
+    mutated = mutate(generic_payload(message(Bulk.of(assets))), data, 3, edits)
+    fast = telemetry.decode_bulk(mutated)
+    if fast is not None:
+        assert fast == generic_message(mutated)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ids": ("has space",)},
+        {"ids": ("x" * 65,)},
+        {"at": b"\x80" + bytes(7)},
+        {"lat": bytes(3)},
+        {"kind": b"\x63"},
+        {"armed": bytearray(1)},
+    ],
+)
+def test_an_invalid_body_takes_the_generic_path_and_its_error(change: dict[str, object]) -> None:
+    bad = dataclasses.replace(Bulk.of([record()]), **change)  # type: ignore[arg-type]
+    assert telemetry.encode_bulk(message(bad)) is None
+    with pytest.raises(MessageError, match=r"body"):
+        codec.encode_payload(message(bad))
+
+
+def test_a_longer_head_than_needed_is_not_deterministic_and_refused() -> None:
+    sent = message(Bulk.of([record()]))
+    payload = generic_payload(sent)
+    head = payload.index(b"\x64kind") + 5  # a 1-byte column: head 0x41
+    assert payload[head] == 0x41
+    wrong = payload[:head] + b"\x58\x01" + payload[head + 1 :]
+    assert telemetry.decode_bulk(wrong) is None
+    with pytest.raises(MessageError, match="deterministic"):
+        codec.decode_payload(wrong)
+
+
+def test_other_message_types_are_not_taken_as_bulk() -> None:
+    from clearline.protocol import vectors
+
+    for vector in vectors.build():
+        payload = codec.encode_payload(vector.message)
+        expected = vector.message if type(vector.message.body) is Bulk else None
+        assert telemetry.decode_bulk(payload) == expected

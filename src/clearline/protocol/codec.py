@@ -37,7 +37,13 @@ from clearline.protocol.constants import (
     MAX_FRAME_SIZE,
     SIGNATURE_SIZE,
 )
-from clearline.protocol.messages import Message, Telemetry, message_from_wire, message_to_wire
+from clearline.protocol.messages import (
+    Bulk,
+    Message,
+    Telemetry,
+    message_from_wire,
+    message_to_wire,
+)
 from clearline.protocol.signing import KeyRing, Signer
 
 
@@ -108,8 +114,13 @@ def encode_payload(message: Message) -> bytes:
     keys in deterministic order, of integers, booleans, text, byte strings, arrays and
     maps only, so cbor2's plain encoder writes the same bytes as its canonical one
     (which sorts each map again) at about half the cost; the tests hold the two equal."""
-    if type(message.body) is Telemetry:
-        # Hundreds of records: written out directly (the same bytes), unless one is invalid.
+    # Hundreds of records: written out directly (the same bytes), unless one is invalid.
+    kind = type(message.body)
+    if kind is Bulk:
+        payload = telemetry.encode_bulk(message)
+        if payload is not None:
+            return payload
+    elif kind is Telemetry:
         payload = telemetry.encode(message, telemetry.encode_record)
         if payload is not None:
             return payload
@@ -340,9 +351,10 @@ def _payload_object(payload: bytes) -> object:
 
 
 def decode_payload(payload: bytes) -> Message:
-    # A Telemetry message in its one valid layout is read without the generic tables; what
-    # that does not match (every other type, every invalid payload) takes the generic path.
-    message = telemetry.decode(payload)
+    # A Telemetry or Bulk message in its one valid layout is read without the generic
+    # tables; what that does not take (every other type, every invalid payload) takes the
+    # generic path, which names what is wrong.
+    message = telemetry.decode_bulk(payload) or telemetry.decode(payload)
     if message is not None:
         return message
     return message_from_wire(_payload_object(payload))

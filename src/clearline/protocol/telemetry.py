@@ -27,6 +27,9 @@ from enum import StrEnum
 from itertools import accumulate
 from typing import Final
 
+import cbor2
+
+from clearline.errors import MessageError
 from clearline.protocol.constants import (
     MAX_ASSETS_PER_BULK,
     MAX_ASSETS_PER_TELEMETRY,
@@ -43,6 +46,7 @@ from clearline.protocol.messages import (
     AssetRecord,
     AutonomyMode,
     Bulk,
+    IdListCodec,
     Message,
     MessageType,
     Mission,
@@ -504,3 +508,127 @@ def decode(payload: bytes) -> Message | None:
         t,
         Telemetry(tuple(records)),
     )
+
+
+# -- Bulk ---------------------------------------------------------------------------------
+
+_BULK_ENVELOPE: Final = ("t", "v", "seq", "sid", "body", "side", "type")
+_BULK_BODY: Final = tuple(
+    sorted(
+        ["ids", *(column.key for column in BULK_COLUMNS)],
+        key=lambda key: (len(key), key.encode()),
+    )
+)
+"""The body's keys in deterministic order: shorter first, then bytewise."""
+_BULK_FIELD: Final = {
+    column.key: "radius" if column.key == "r" else column.key for column in BULK_COLUMNS
+}
+_BULK_BODY_KEY: Final = _key("body") + _SMALL[0xA0 | len(_BULK_BODY)]
+_BULK_KEYS: Final = {key: _key(key) for key in _BULK_BODY}
+_BULK_TYPE: Final = _key("type") + _text(MessageType.BULK.value.encode())
+_IDS: Final = IdListCodec()
+_BULK_DEPTH: Final = 3
+"""Map, body map, ids array: any deeper nesting is not a Bulk payload."""
+
+
+def _bytes_head(n: int) -> bytes:
+    if n < 24:
+        return _SMALL[0x40 | n]
+    return _B.pack(0x58, n) if n < 0x100 else _H.pack(0x59, n)
+
+
+def _bulk_valid(message: Message) -> bool:
+    """Whether a message with a Bulk body is valid as it stands (else the generic path
+    says what is wrong with it)."""
+    body = message.body
+    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
+    if (
+        type(body) is not Bulk
+        or message.version != PROTOCOL_VERSION
+        or type(sid) is not bytes
+        or len(sid) not in (0, SESSION_ID_SIZE)
+        or type(seq) is not int
+        or not 0 <= seq < 1 << 64
+        or type(t) is not int
+        or not 0 <= t <= _MICROS_MAX
+        or type(side) is not str
+        or _SIDE.fullmatch(side) is None
+        or type(body.ids) is not tuple
+        or any(type(data) is not bytes for data in body.columns())
+    ):
+        return False
+    try:
+        _IDS.encode(body.ids, "body.ids")
+        body.check("body")
+    except MessageError:
+        return False
+    return True
+
+
+def _bulk_bytes(message: Message) -> bytes:
+    """A valid Bulk message's payload, written out (what the generic encoder writes)."""
+    body = message.body
+    assert type(body) is Bulk
+    sid = message.session_id
+    parts = [
+        _T_KEY,
+        _int(message.sent_at),
+        _V,
+        _SEQ_KEY,
+        _int(message.seq),
+        _SID_KEY,
+        _SMALL[0x40 | len(sid)],
+        sid,
+        _BULK_BODY_KEY,
+    ]
+    for key in _BULK_BODY:
+        parts.append(_BULK_KEYS[key])
+        if key == "ids":
+            # cbor2 writes an array of text in its one deterministic form; it does so in C.
+            parts.append(cbor2.dumps(body.ids))
+        else:
+            data: bytes = getattr(body, _BULK_FIELD[key])
+            parts += (_bytes_head(len(data)), data)
+    parts += (_SIDE_KEY, _text(message.side.encode()), _BULK_TYPE)
+    return b"".join(parts)
+
+
+def encode_bulk(message: Message) -> bytes | None:
+    """A Bulk message's payload, or None if anything in it is not valid as it stands."""
+    return _bulk_bytes(message) if _bulk_valid(message) else None
+
+
+def decode_bulk(payload: bytes) -> Message | None:
+    """The Bulk message a payload holds, if it is valid and in its deterministic encoding;
+    None for anything else (another message type, or anything this does not take).
+
+    cbor2 reads it (in C); the layout is then checked by writing the message out again
+    and comparing bytes, which is what the generic path's determinism check does."""
+    if not (payload.startswith(_T_KEY) and payload.endswith(_BULK_TYPE)):
+        return None
+    try:
+        obj = cbor2.loads(
+            payload, allow_indefinite=False, allow_duplicate_keys=False, max_depth=_BULK_DEPTH
+        )
+    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    if type(obj) is not dict or tuple(obj) != _BULK_ENVELOPE:
+        return None
+    body, version = obj["body"], obj["v"]
+    if type(body) is not dict or tuple(body) != _BULK_BODY or type(body["ids"]) is not list:
+        return None
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        return None
+    message = Message(
+        obj["side"],
+        obj["sid"],
+        obj["seq"],
+        obj["t"],
+        Bulk(
+            tuple(body["ids"]),
+            **{field: body[key] for key, field in _BULK_FIELD.items()},
+        ),
+    )
+    if not _bulk_valid(message) or _bulk_bytes(message) != payload:
+        return None
+    return message
