@@ -263,11 +263,20 @@ class FeedReader:
         fixed: list[bytes] = []
         ids: list[bytes] = []
         point_head, point_min, point_max = _POINT_HEAD, _POINT_MIN, _POINT_MAX
+        blocks = True
         while end - pos >= header:
             if self.authenticated and end - pos > point_head:
                 length = buf[pos] << 8 | buf[pos + 1]
                 stop = pos + 2 + length
                 if buf[pos + 2] == POINT and point_min <= length <= point_max and stop <= end:
+                    if blocks and not fixed:
+                        # A run of point frames all of one length (ids of one length, as a
+                        # swarm's often are) is split as a block, not frame by frame.
+                        consumed = self._take_block(batch, buf, pos, 2 + length, now)
+                        if consumed:
+                            pos += consumed
+                            continue
+                        blocks = False  # not here: nor, most likely, in the rest of this read
                     fixed.append(buf[pos + 3 : pos + point_head])
                     ids.append(buf[pos + point_head : stop])
                     pos = stop
@@ -332,7 +341,58 @@ class FeedReader:
         if len(fixed) < MIN_RUN:
             self._take_each(batch, fixed, ids, now)
             return
-        rows = numpy.frombuffer(b"".join(fixed), _FIXED_ROW)
+        block = numpy.frombuffer(b"".join(fixed), numpy.uint8).reshape(len(fixed), _FIXED.size)
+        names = None
+        if not b"".join(ids).translate(None, _ID_BYTES):
+            names = b" ".join(ids).decode("ascii").split(" ")
+        self._take_checked(batch, block, fixed, names, lambda: ids, now)
+
+    def _take_block(self, batch: Batch, buf: bytes, pos: int, size: int, now: Micros) -> int:
+        """The point frames from `pos` on that are each `size` bytes long, as far as they go:
+        taken as `_take_run` takes a run, without splitting them one by one. How many bytes
+        they took (0: fewer than MIN_RUN, left to the frame by frame reading)."""
+        import numpy
+
+        count = (len(buf) - pos) // size
+        if count < MIN_RUN:
+            return 0
+        frames = numpy.frombuffer(buf, numpy.uint8, count * size, pos).reshape(count, size)
+        alike = (frames[:, 0] == buf[pos]) & (frames[:, 1] == buf[pos + 1])
+        alike &= frames[:, 2] == POINT
+        count = count if alike.all() else int(alike.argmin())
+        if count < MIN_RUN:
+            return 0
+        block = numpy.ascontiguousarray(frames[:count, 3:_POINT_HEAD])
+        fixed: list[bytes] = block.view(f"V{_FIXED.size}").ravel().tolist()
+        width = size - _POINT_HEAD
+        raw_ids = numpy.ascontiguousarray(frames[:count, _POINT_HEAD:]).tobytes()
+        names = None
+        if not raw_ids.translate(None, _ID_BYTES):
+            text = raw_ids.decode("ascii")
+            names = [text[i : i + width] for i in range(0, len(text), width)]
+
+        def ids() -> list[bytes]:
+            return [raw_ids[i : i + width] for i in range(0, len(raw_ids), width)]
+
+        self._take_checked(batch, block, fixed, names, ids, now)
+        return count * size
+
+    def _take_checked(
+        self,
+        batch: Batch,
+        block: NDArray[Any],
+        fixed: list[bytes],
+        names: list[str] | None,
+        ids: Callable[[], list[bytes]],
+        now: Micros,
+    ) -> None:
+        """A run's records, as rows of their fixed fields (`block`, one row of bytes a
+        record, and `fixed`, the same rows as bytes) and their `names` (None if some id is
+        not made of an id's characters): taken together if all are valid, else one by one
+        (`ids` gives their raw ids) to say which are not and why."""
+        import numpy
+
+        rows = block.view(_FIXED_ROW).ravel()
         at = rows["at"]
         unset = numpy.flatnonzero(at == 0)
         if len(unset):
@@ -342,11 +402,10 @@ class FeedReader:
                 fixed[i] = fixed[i][:_AT_START] + stamp + fixed[i][_AT_START + _AT.size :]
         first = self._frames
         self._frames += len(fixed)
-        if not _valid_rows(rows, at, now) or b"".join(ids).translate(None, _ID_BYTES):
+        if names is None or not _valid_rows(block, at, now):
             self._frames = first
-            self._take_each(batch, fixed, ids, now)
+            self._take_each(batch, fixed, ids(), now)
             return
-        names = b" ".join(ids).decode("ascii").split(" ")
         columns = (
             at.tobytes(),
             rows["lat"].tobytes(),
@@ -385,23 +444,27 @@ _AT_START: Final = 5
 """Where the time starts in a record's fixed fields (after the five enumeration bytes)."""
 
 
-def _valid_rows(rows: NDArray[Any], at: NDArray[Any], now: Micros) -> bool:
-    """Whether every row of fixed fields is valid (its time 0 already replaced)."""
+def _valid_rows(block: NDArray[Any], at: NDArray[Any], now: Micros) -> bool:
+    """Whether every row of fixed fields (`block`: one row of bytes a record) is valid,
+    with `at` its times (0 already replaced)."""
+    import numpy
+
+    enumerations = block[:, :_AT_START].max(axis=0)
+    places = numpy.ascontiguousarray(block[:, _PLACE_START:]).view(">i4")
     return bool(
-        rows["kind"].max() < _NK
-        and rows["mission"].max() < _NM
-        and rows["autonomy"].max() < _NA
-        and rows["intent"].max() < _NI
-        and rows["armed"].max() < 2
+        (enumerations < _ENUMERATION_SIZES).all()
         and at.min() >= now - RECORD_BEHIND_S * 1_000_000
         and at.max() <= now + RECORD_AHEAD_S * 1_000_000
-        and rows["lat"].min() >= _LAT_LOW
-        and rows["lat"].max() <= _LAT_HIGH
-        and rows["lon"].min() >= _LON_LOW
-        and rows["lon"].max() <= _LON_HIGH
-        and rows["alt"].min() >= _ALT_LOW
-        and rows["alt"].max() <= _ALT_HIGH
+        and (places.min(axis=0) >= _PLACE_LOW).all()
+        and (places.max(axis=0) <= _PLACE_HIGH).all()
     )
+
+
+_ENUMERATION_SIZES: Final = (_NK, _NM, _NA, _NI, 2)
+"""How many values each enumeration byte of the fixed fields has, in order (armed: 2)."""
+_PLACE_START: Final = _AT_START + _AT.size
+_PLACE_LOW: Final = (_LAT_LOW, _LON_LOW, _ALT_LOW)
+_PLACE_HIGH: Final = (_LAT_HIGH, _LON_HIGH, _ALT_HIGH)
 
 
 def asset_of(asset_id: str, fixed: bytes) -> OwnAsset:

@@ -227,3 +227,49 @@ def test_the_example_in_the_docs_is_what_point_frame_writes() -> None:
         AssetRecord("PRC-UAS-1", kind, mission, False, AutonomyMode.AUTONOMOUS, at, where),
         Intent.TRANSITING,
     )
+
+
+@st.composite
+def long_runs(draw: st.DrawFn) -> bytes:
+    """Runs of point frames long enough to be read as blocks (ids of one length, or not),
+    some of them invalid, some areas between, and some bytes damaged."""
+    width, uniform = draw(st.integers(1, 12)), draw(st.integers(0, 3)) > 0
+    frames = []
+    # Under LISTED_SKIPS frames in all, so that one read lists every frame it skips.
+    for i in range(draw(st.integers(feed.MIN_RUN, feed.LISTED_SKIPS // 2))):
+        asset_id = f"{i:0{width}d}"[-width:] if uniform else f"U{i}"
+        at = draw(st.sampled_from([NOW - i - 1, 0, NOW + 61_000_000, NOW - 3_601_000_000]))
+        data = bytearray(point(asset_id, at=at))
+        if draw(st.integers(0, 29)) == 0:
+            data[draw(st.integers(3, 7))] = 0xEE  # an enumeration out of range
+        if draw(st.integers(0, 29)) == 0:
+            data[-1] = ord(" ")  # not an id's character
+        frames.append(bytes(data))
+        if draw(st.integers(0, 39)) == 0:
+            frames.append(point("A", radius_m=5))
+    data = bytearray(b"".join(frames))
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2]))):
+        at = draw(st.integers(0, len(data) - 1))
+        data[at] ^= draw(st.integers(1, 255))
+    return bytes(data)
+
+
+def read_in(data: bytes, step: int) -> tuple[list[OwnAsset], list[tuple[int, str, str]]]:
+    r = reader()
+    r.feed(feed.token_frame(TOKEN), NOW)
+    records: list[OwnAsset] = []
+    skipped: list[tuple[int, str, str]] = []
+    for i in range(0, len(data), step):
+        batch = r.feed(data[i : i + step], NOW)
+        assert sent(batch) == [asset.record for asset in batch.records]
+        assert batch.taken == len(batch.records)
+        records += batch.records
+        skipped += [(s.frame, s.reason, s.detail) for s in batch.skipped]
+    return records, skipped
+
+
+@FUZZ
+@given(long_runs(), st.sampled_from([1 << 16, 4096, 333]))
+def test_runs_read_as_blocks_give_what_reading_frame_by_frame_gives(data: bytes, step: int) -> None:
+    # Read a byte at a time, every frame is read alone: the reference.
+    assert read_in(data, step) == read_in(data, 1)

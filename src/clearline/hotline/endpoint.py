@@ -157,7 +157,7 @@ class AssetRegistry:
             _consume(map(registry.pop, keys, repeat(None)))
             registry.update(zip(keys, values, strict=True))
             _consume(map(moved.pop, keys, repeat(None)))
-            moved.update(zip(keys, values))
+            moved.update(zip(keys, values, strict=True))
         else:
             # An id more than once: each lands where it was published last.
             to_end, unmark = registry.move_to_end, moved.pop

@@ -373,6 +373,9 @@ async def _stream_telemetry(pair: NodePair, records: int, rate: float) -> dict[s
         writer, feed_stream, pair.prc.feed, token, chunks, rate
     )
     deadline = time.perf_counter() + 300
+    # Not asked how far it is while the records flow: each answer costs the receiving node
+    # milliseconds of its loop, which the records arriving meanwhile would count as age.
+    await asyncio.wait([writing], timeout=300)
     while True:
         now = await _metric_lines(pair.us_api, received)
         if now.get(received, 0.0) - before.get(received, 0.0) >= records:

@@ -50,7 +50,7 @@ class RecordAges(Collector):
         stamp: tuple[str, str] | None = None,
     ) -> None:
         self._name, self._documentation, self._stamp = name, documentation, stamp
-        self._counts = [0] * (len(AGE_BUCKETS_US) + 1)
+        self._counts = numpy.zeros(len(AGE_BUCKETS_US) + 1, dtype=numpy.int64)
         self._sum_us = 0
         self._last_us = 0
         registry.register(self)
@@ -62,16 +62,15 @@ class RecordAges(Collector):
         ages = now_us - numpy.asarray(ats_us, dtype=numpy.float64)
         # A record stamped ahead of our clock (the sender's runs ahead) is counted as age 0,
         # not as a negative age that would pull the sum below zero.
-        ages = numpy.maximum(ages, 0.0)
+        numpy.maximum(ages, 0.0, out=ages)
         # Bucket i holds the ages in (bound i-1, bound i], as a Prometheus histogram does.
         buckets = numpy.searchsorted(_AGE_BOUNDS, ages, side="left")
-        for i, count in enumerate(numpy.bincount(buckets, minlength=len(self._counts))):
-            self._counts[i] += int(count)
+        self._counts += numpy.bincount(buckets, minlength=len(self._counts))
         self._sum_us += int(ages.sum())
 
     def collect(self) -> Iterator[HistogramMetricFamily | GaugeMetricFamily]:
         cumulative, buckets = 0, []
-        for bound, count in zip((*AGE_BUCKETS_US, None), self._counts, strict=True):
+        for bound, count in zip((*AGE_BUCKETS_US, None), self._counts.tolist(), strict=True):
             cumulative += count
             buckets.append(("+Inf" if bound is None else f"{bound / 1e6:g}", cumulative))
         yield HistogramMetricFamily(
