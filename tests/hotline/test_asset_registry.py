@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from clearline.doctrine.registry import OwnAsset
 from clearline.hotline.endpoint import AssetRegistry
 from clearline.protocol.messages import (
@@ -77,3 +82,49 @@ def test_a_feed_s_records_are_built_only_when_needed_and_then_once() -> None:
     assert sorted(built) == ["A", "C", "D"]  # once each; B and the first A never
     assert registry.get("A") is registry.get("A") and sorted(built) == ["A", "C", "D"]
     assert registry.get("B") is None
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("publish"), st.lists(st.integers(0, 12), max_size=6)),
+            st.tuples(st.just("unbuilt"), st.lists(st.integers(0, 12), max_size=6)),
+            st.tuples(st.just("again"), st.integers(0, 12)),
+            st.tuples(st.just("delete"), st.integers(0, 12)),
+            st.tuples(st.just("ask"), st.integers(0, 12)),
+        ),
+        max_size=40,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_after_any_publishing_a_question_sees_exactly_the_current_assets(
+    steps: list[tuple[str, Any]],
+) -> None:
+    from clearline import feed
+
+    def fixed(lat_e6: int) -> bytes:
+        frame = feed.point_frame(
+            "X", AssetKind.UNCREWED_AIRCRAFT, Mission.PATROL, False,
+            Position(lat_e6, 122_000_000, 900), at=1,
+        )  # fmt: skip
+        return frame[3:-1]
+
+    registry = AssetRegistry(max_assets=8, build=feed.asset_of)
+    for version, (step, arg) in enumerate(steps):
+        if step == "publish":
+            registry.publish_many([asset(f"A{i}", 24_000_000 + version) for i in arg])
+        elif step == "unbuilt":
+            registry.publish_unbuilt(
+                [f"A{i}" for i in arg], [fixed(24_000_000 + version)] * len(arg)
+            )
+        elif step == "again" and (held := registry.get(f"A{arg}")) is not None:
+            registry.publish(held)  # the very object it holds
+        elif step == "delete":
+            registry.assets.pop(f"A{arg}", None)
+        elif step == "ask":
+            registry.matcher(0, 1_000)
+            grid = registry._grid
+            assert sorted(grid) == sorted(registry.assets)
+            for key in registry.assets:
+                assert grid.item(key) is registry.assets[key]
+        assert len(registry.assets) <= 8

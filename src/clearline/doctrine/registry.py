@@ -163,6 +163,11 @@ class PlaceGrid(Generic[K, T]):
         lon = where.lon_e6 // CELL_E6
         return where.lat_e6 // CELL_E6, (lon + _CELLS_ROUND // 2) % _CELLS_ROUND
 
+    def item(self, key: K) -> T | None:
+        """What was last put as `key`, if it is here."""
+        cell = self._where.get(key)
+        return None if cell is None else self._cells[cell][key][3]
+
     def put(self, key: K, where: Position, radius_m: float, item: T) -> None:
         """Place `item` (the latest for `key`) at `where`, within `radius_m` of it."""
         cell = self._cell(where)

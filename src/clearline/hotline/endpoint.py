@@ -24,7 +24,7 @@ clears them track by track, and each track's hold is released by its own answer.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice, repeat
@@ -94,20 +94,25 @@ class AssetRegistry:
     without end (`evicted` counts the rest).
 
     Answers come from a grid of the assets' places (`PlaceGrid`), brought up to date when
-    the peer asks with what was published since it last asked: a feed pays one dictionary
-    store a record, and a question the assets that moved since the last one and the cells
-    around each track, however many assets there are."""
+    the peer asks with what was published since it last asked. `assets` is kept in the
+    order last published, so what was published since is its tail: a feed pays a few
+    dictionary operations a record (done in C, a read at a time), and a question the
+    assets whose values changed since the last one and the cells around each track,
+    however many assets there are. An asset published again as the very object it was
+    is not new to the grid, and keeps its place among equals."""
 
-    assets: OrderedDict[str, OwnAsset | bytes] = field(default_factory=OrderedDict)
-    """By id: the asset, or what `build` makes it from (a feed's record, not built until
-    something needs it: most of a fast feed's records are replaced before they are)."""
+    assets: dict[str, OwnAsset | bytes] = field(default_factory=dict)
+    """By id, in the order last published: the asset, or what `build` makes it from (a
+    feed's record, not built until something needs it: most of a fast feed's records are
+    replaced before they are)."""
     max_assets: int = DEFAULT_MAX_ASSETS
     build: Callable[[str, bytes], OwnAsset] | None = None
     """Makes an asset of an id and what `publish_unbuilt` was given for it."""
     evicted: int = 0
     _grid: PlaceGrid[str, OwnAsset] = field(default_factory=PlaceGrid)
-    _moved: dict[str, OwnAsset | bytes] = field(default_factory=dict)
-    """Published since the grid was last brought up to date, in the order last published."""
+    _published: int = 0
+    """Records published since the grid was last brought up to date: the ids published
+    since are among that many at the end of `assets`."""
 
     def get(self, key: str) -> OwnAsset | None:
         """The asset published last as `key`, built if it was not (and kept built)."""
@@ -116,17 +121,17 @@ class AssetRegistry:
             return held
         assert self.build is not None, "publish_unbuilt needs a registry with `build`"
         asset = self.build(key, held)
-        self.assets[key] = asset  # in place: its age in the registry is unchanged
-        if self._moved.get(key) is held:
-            self._moved[key] = asset
+        self.assets[key] = asset  # in place: its place in the order is unchanged
         return asset
 
     def matcher(self, now: Micros, tolerance_m: float) -> Matcher:
         assets, grid = self.assets, self._grid
-        moved, self._moved = self._moved, {}
-        for key, held in moved.items():
-            if assets.get(key) is held:
-                asset = held if isinstance(held, OwnAsset) else self.get(key)
+        recent = min(self._published, len(assets))
+        self._published = 0
+        tail = list(islice(reversed(assets), recent))
+        for key in reversed(tail):
+            if grid.item(key) is not assets[key]:
+                asset = self.get(key)
                 assert asset is not None
                 grid.put(key, *place_of(asset.record), asset)
         if len(grid) > len(assets):  # some were removed from `assets` directly
@@ -150,27 +155,22 @@ class AssetRegistry:
         self._publish(keys, made_of)
 
     def _publish(self, keys: Sequence[str], values: Sequence[OwnAsset | bytes]) -> None:
-        registry, moved = self.assets, self._moved
+        registry = self.assets
+        # Each id to the end, in the order published (the last of an id published twice
+        # in one call wins, at the place of its last), all in C rather than a record at a
+        # time from Python.
+        _consume(map(registry.pop, keys, repeat(None)))
         if len(set(keys)) == len(keys):
-            # Each id once (a read of a feed, almost always): moved to the end all at once,
-            # in C, rather than four dictionary calls a record from Python.
-            _consume(map(registry.pop, keys, repeat(None)))
             registry.update(zip(keys, values, strict=True))
-            _consume(map(moved.pop, keys, repeat(None)))
-            moved.update(zip(keys, values, strict=True))
         else:
-            # An id more than once: each lands where it was published last.
-            to_end, unmark = registry.move_to_end, moved.pop
             for key, value in zip(keys, values, strict=True):
+                registry.pop(key, None)
                 registry[key] = value
-                to_end(key)
-                unmark(key, None)  # so that `moved` keeps the order last published
-                moved[key] = value
+        self._published += len(keys)
         excess = len(registry) - self.max_assets
         if excess > 0:
             gone = list(islice(registry, excess))
             _consume(map(registry.pop, gone))
-            _consume(map(moved.pop, gone, repeat(None)))
             self._grid.remove_many(gone)
             self.evicted += excess
 
