@@ -7,13 +7,16 @@ to node B and the signed Answer back, verified, and committed to A's log before
 the API answers; (d) telemetry throughput over one link, signed, verified and
 committed, against raw SQLite batched inserts of same-size rows on the same
 disk, published through the API and, (f), streamed into B's telemetry feed
-(docs/feed.md), with each record's age when the peer committed it; (e) the
-clarification again through a proxy adding 55 ms each way.
+(docs/feed.md), with each record's age when the peer verified it and when it committed
+it, each node kept to a core of its own (as each side has a host of its own), and
+once more with the nodes left to float; (e) the clarification again through a proxy
+adding 55 ms each way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import multiprocessing
@@ -397,6 +400,19 @@ async def _stream_telemetry(pair: NodePair, records: int, rate: float) -> dict[s
     return {"records_per_s": records / took, **ages, **verified}
 
 
+def pin(pid: int, cores: set[int] | None) -> None:
+    """Keep every thread of process `pid` on `cores` (None: any core)."""
+    allowed = cores if cores is not None else set(range(os.cpu_count() or 1))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(task.name), allowed)
+
+
+def can_pin() -> bool:
+    """Whether each node can have a core of its own here (Linux, two cores or more)."""
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2
+
+
 LAST_COMMIT = "clearline_telemetry_last_commit_timestamp_seconds"
 VERIFIED_AGE = "clearline_telemetry_verified_age_seconds"
 
@@ -436,6 +452,14 @@ def bench_link(
                 out["clarification_durable"] = percentiles(outer)
                 say("d. telemetry throughput ...")
                 out["records_per_s"] = await _telemetry(pair.prc_api, pair.us_api, records, 250)
+                # Two sides run on two hosts. On one machine, each node (all its threads)
+                # is kept to a core of its own for the stream, as a host of its own would
+                # give it, rather than both floating over the same cores and evicting each
+                # other's caches at every switch; the paced run is repeated unpinned.
+                pinned = can_pin()
+                if pinned:
+                    pin(pair.prc.process.pid, {0})
+                    pin(pair.us.process.pid, {1})
                 say("f. telemetry streamed into the feed, as fast as it is taken ...")
                 out["stream"] = await _stream_telemetry(pair, records, 0)
                 paced = min(STREAM_PACE, 0.8 * out["stream"]["records_per_s"])
@@ -446,6 +470,13 @@ def bench_link(
                 say(f"   ... and at {light:,.0f} records/s, light load, for the ages' floor ...")
                 out["stream_light"] = await _stream_telemetry(pair, int(3 * light), light)
                 out["stream_light"]["offered_per_s"] = light
+                if pinned:
+                    pin(pair.prc.process.pid, None)
+                    pin(pair.us.process.pid, None)
+                    say(f"   ... and at {paced:,.0f} records/s again, the nodes not pinned ...")
+                    unpinned = await _stream_telemetry(pair, records // 2, paced)
+                    out["stream_paced_unpinned"] = {**unpinned, "offered_per_s": paced}
+                out["nodes_pinned"] = pinned
             async with node_pair(folder / "wan", 55.0) as pair:
                 say("e. clarification through a 55 ms each-way path ...")
                 outer, inner = await _clarifications(pair, 100)
@@ -473,6 +504,16 @@ def bench_link(
             "stream": {k: round(v, 1) for k, v in measured["stream"].items()},
             "stream_paced": {k: round(v, 1) for k, v in measured["stream_paced"].items()},
             "stream_light": {k: round(v, 1) for k, v in measured["stream_light"].items()},
+            "nodes_pinned": measured["nodes_pinned"],
+            **(
+                {
+                    "stream_paced_unpinned": {
+                        k: round(v, 1) for k, v in measured["stream_paced_unpinned"].items()
+                    }
+                }
+                if "stream_paced_unpinned" in measured
+                else {}
+            ),
             "stream_vs_raw_sqlite": round(measured["stream"]["records_per_s"] / raw, 3),
             "sqlite_commit": {k: round(v, 2) for k, v in commits.items()},
         },
