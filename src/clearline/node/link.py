@@ -118,6 +118,11 @@ class Link:
         deadline = self.endpoint.next_deadline()
         if deadline == self.timer_at:
             return
+        if deadline is not None and self.timer_at is not None and self.timer_at < deadline:
+            # Every message sent moves the next heartbeat on: the timer armed for the old
+            # one is kept rather than re-armed hundreds of times a second under load. It
+            # fires early, finds nothing due, and is armed again for what is.
+            return
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
