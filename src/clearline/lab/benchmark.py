@@ -252,6 +252,7 @@ async def _telemetry(
     return records / ((await _metric_lines(us_api, LAST_COMMIT))[LAST_COMMIT] - began)
 
 
+SETTLE_S = 1.0
 POLL_S = 0.1
 """How often the benchmark asks the receiving node how many records it has: seldom, since
 each answer costs the node it measures; the end is the node's own commit time."""
@@ -368,6 +369,9 @@ async def _stream_telemetry(pair: NodePair, records: int, rate: float) -> dict[s
     rate from the first byte written to the last record committed, and their ages."""
     assert pair.prc.feed is not None
     chunks = feed_chunks(records)
+    # What the run before set off (its checkpoint, the witnesses' round on it) is done
+    # before this one's records are timed.
+    await asyncio.sleep(SETTLE_S)
     received = 'clearline_telemetry_records_total{direction="received"}'
     before = await _metric_lines(pair.us_api, "clearline_telemetry_")
     token = pair.token("PRC", Role.SENSOR)
