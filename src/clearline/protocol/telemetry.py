@@ -1,11 +1,14 @@
-"""Telemetry payloads written and read without the generic field tables.
+"""Telemetry and Bulk payloads written and read without the generic field tables.
 
 A Telemetry message carries hundreds of asset records, and the generic path
 (`messages.message_to_wire`, cbor2's canonical encoder; on receipt cbor2's decoder,
 the determinism check and `StructCodec`) costs some tens of microseconds a record.
 Here the same bytes are written out directly, and read back by matching each record
 against the one byte layout deterministic encoding leaves it (`_RECORD`), which also
-checks the shortest integer forms and the enumerations in the same pass.
+checks the shortest integer forms and the enumerations in the same pass. A Bulk
+message's columns cost the generic path little a record, but its fixed costs (walking
+the ids for the determinism check, the field tables) are most of a message's: it is
+written out directly too, and read with cbor2 and checked by writing it out again.
 
 Both are fast paths, never the definition: `encode` returns None and `decode`
 returns None for anything they do not handle (a value out of range, a layout they
