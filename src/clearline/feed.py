@@ -273,10 +273,13 @@ class FeedReader:
                         # A run of point frames all of one length (ids of one length, as a
                         # swarm's often are) is split as a block, not frame by frame.
                         consumed = self._take_block(batch, buf, pos, 2 + length, now)
+                        # One block a read: what follows a block that stopped short (ids of
+                        # another length) is read as one run, so that a stream changing
+                        # length every few frames costs no more than a run for each block.
+                        blocks = False
                         if consumed:
                             pos += consumed
                             continue
-                        blocks = False  # not here: nor, most likely, in the rest of this read
                     fixed.append(buf[pos + 3 : pos + point_head])
                     ids.append(buf[pos + point_head : stop])
                     pos = stop

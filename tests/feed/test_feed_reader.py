@@ -273,3 +273,17 @@ def read_in(data: bytes, step: int) -> tuple[list[OwnAsset], list[tuple[int, str
 def test_runs_read_as_blocks_give_what_reading_frame_by_frame_gives(data: bytes, step: int) -> None:
     # Read a byte at a time, every frame is read alone: the reference.
     assert read_in(data, step) == read_in(data, 1)
+
+
+def test_ids_changing_length_every_few_frames_are_one_block_and_one_run_a_read() -> None:
+    # Runs of MIN_RUN frames, ids of two lengths in turn: each a block of its own would pay
+    # the column checks' fixed cost each time. One block, then the rest as one run.
+    frames = b"".join(
+        point(f"{'A' if (i // feed.MIN_RUN) % 2 else 'BB'}{i:04d}", at=NOW - 1)
+        for i in range(feed.MIN_RUN * 20)
+    )
+    r = reader()
+    r.feed(feed.token_frame(TOKEN), NOW)
+    batch = r.feed(frames, NOW)
+    assert batch.taken == feed.MIN_RUN * 20 and not batch.skips
+    assert len(batch.pieces) == 2 and all(isinstance(p, feed.Run) for p in batch.pieces)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,3 +129,26 @@ def test_after_any_publishing_a_question_sees_exactly_the_current_assets(
             for key in registry.assets:
                 assert grid.item(key) is registry.assets[key]
         assert len(registry.assets) <= 8
+
+
+def test_ids_and_values_of_different_counts_are_refused_and_change_nothing() -> None:
+    registry = AssetRegistry(max_assets=8)
+    registry.publish(asset("A"))
+    with pytest.raises(ValueError, match="one asset an id"):
+        registry.publish_unbuilt(["A", "B"], [b"x"])
+    assert list(registry.assets) == ["A"]
+
+
+def test_an_asset_published_again_as_the_same_object_is_the_most_recent_among_equals() -> None:
+    a, b = asset("A"), asset("B")  # at the same place: a tie, broken by the older
+    track = TrackReport(
+        "T-1", Position(24_000_000, 122_000_000, 900), 0, AssetKind.UNCREWED_AIRCRAFT
+    )
+    for ask_between in (False, True):
+        registry = AssetRegistry()
+        registry.publish_many([a, b])
+        if ask_between:
+            registry.matcher(0, 50)
+        registry.publish(a)
+        found = registry.matcher(0, 50)(track)
+        assert found is not None and found.record.asset_id == "B", ask_between

@@ -308,3 +308,13 @@ def test_other_message_types_are_not_taken_as_bulk() -> None:
         payload = codec.encode_payload(vector.message)
         expected = vector.message if type(vector.message.body) is Bulk else None
         assert telemetry.decode_bulk(payload) == expected
+
+
+@pytest.mark.parametrize("version", [True, 1.0])
+def test_a_version_that_only_equals_one_is_not_written_by_the_fast_paths(version: object) -> None:
+    for body in (Bulk.of([record()]), Telemetry((record(),))):
+        sent = dataclasses.replace(message(body), version=version)  # type: ignore[arg-type]
+        assert telemetry.encode_bulk(sent) is None
+        assert telemetry.encode(sent, telemetry.encode_record) is None
+        with pytest.raises(MessageError, match="v"):
+            codec.encode_payload(sent)

@@ -98,8 +98,7 @@ class AssetRegistry:
     order last published, so what was published since is its tail: a feed pays a few
     dictionary operations a record (done in C, a read at a time), and a question the
     assets whose values changed since the last one and the cells around each track,
-    however many assets there are. An asset published again as the very object it was
-    is not new to the grid, and keeps its place among equals."""
+    however many assets there are."""
 
     assets: dict[str, OwnAsset | bytes] = field(default_factory=dict)
     """By id, in the order last published: the asset, or what `build` makes it from (a
@@ -148,13 +147,22 @@ class AssetRegistry:
 
     def publish_many(self, assets: Iterable[OwnAsset]) -> None:
         batch = assets if isinstance(assets, list | tuple) else list(assets)
-        self._publish([asset.record.asset_id for asset in batch], batch)
+        keys = [asset.record.asset_id for asset in batch]
+        # An asset published again as the very object the grid holds is news all the same
+        # (it is the most recently published among equals): the grid lets go of it, and
+        # the next question puts it back in its new place.
+        grid = self._grid
+        if len(grid):
+            grid.remove_many([k for k, a in zip(keys, batch, strict=True) if grid.item(k) is a])
+        self._publish(keys, batch)
 
     def publish_unbuilt(self, keys: Sequence[str], made_of: Sequence[bytes]) -> None:
         """Assets by id, each as what `build` makes it from."""
         self._publish(keys, made_of)
 
     def _publish(self, keys: Sequence[str], values: Sequence[OwnAsset | bytes]) -> None:
+        if len(keys) != len(values):
+            raise ValueError(f"{len(keys)} ids and {len(values)} assets: one asset an id")
         registry = self.assets
         # Each id to the end, in the order published (the last of an id published twice
         # in one call wins, at the place of its last), all in C rather than a record at a

@@ -274,6 +274,7 @@ def encode(message: Message, record_bytes: Callable[[AssetRecord], bytes | None]
     sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
     if (
         type(body) is not Telemetry
+        or type(message.version) is not int
         or message.version != PROTOCOL_VERSION
         or type(sid) is not bytes
         or len(sid) not in (0, SESSION_ID_SIZE)
@@ -547,6 +548,7 @@ def _bulk_valid(message: Message) -> bool:
     sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
     if (
         type(body) is not Bulk
+        or type(message.version) is not int
         or message.version != PROTOCOL_VERSION
         or type(sid) is not bytes
         or len(sid) not in (0, SESSION_ID_SIZE)
