@@ -37,7 +37,12 @@ from clearline.protocol.messages import (
 from clearline.protocol.signing import Ed25519Signer, KeyRing
 from clearline.protocol.telemetry import BulkBuffer
 from tests.fuzz.test_decoders_fuzz import mutate
-from tests.protocol.test_telemetry_codec import PROPERTY, records
+from tests.protocol.test_telemetry_codec import (
+    PROPERTY,
+    generic_message,
+    generic_payload,
+    records,
+)
 
 SIGNER = Ed25519Signer.from_label("bulk")
 SID = bytes(range(16))
@@ -227,17 +232,6 @@ def test_the_enumerations_in_the_spec_are_in_the_order_their_indices_follow() ->
 
 
 # -- the fast path: held to the generic field tables ---------------------------------------
-
-
-def generic_payload(sent: Message) -> bytes:
-    return codec.canonical_cbor(message_to_wire(sent))
-
-
-def generic_message(payload: bytes) -> Message | None:
-    try:
-        return message_from_wire(codec._payload_object(payload))
-    except MessageError:
-        return None
 
 
 @PROPERTY

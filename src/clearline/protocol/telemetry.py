@@ -266,26 +266,31 @@ _SIDE_KEY = _key("side")
 _TYPE = _key("type") + _text(MessageType.TELEMETRY.value.encode())
 
 
+def _envelope_valid(message: Message) -> bool:
+    """Whether a message's envelope (all but its body) is valid as it stands."""
+    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
+    return (
+        type(message.version) is int
+        and message.version == PROTOCOL_VERSION
+        and type(sid) is bytes
+        and len(sid) in (0, SESSION_ID_SIZE)
+        and type(seq) is int
+        and 0 <= seq < 1 << 64
+        and type(t) is int
+        and 0 <= t <= _MICROS_MAX
+        and type(side) is str
+        and _SIDE.fullmatch(side) is not None
+    )
+
+
 def encode(message: Message, record_bytes: Callable[[AssetRecord], bytes | None]) -> bytes | None:
     """A Telemetry message's payload, or None if anything in it is not valid as it stands.
 
     `record_bytes` gives each record's encoding (`encode_record`, or a cache of it)."""
     body = message.body
-    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
-    if (
-        type(body) is not Telemetry
-        or type(message.version) is not int
-        or message.version != PROTOCOL_VERSION
-        or type(sid) is not bytes
-        or len(sid) not in (0, SESSION_ID_SIZE)
-        or type(seq) is not int
-        or not 0 <= seq < 1 << 64
-        or type(t) is not int
-        or not 0 <= t <= _MICROS_MAX
-        or type(side) is not str
-        or _SIDE.fullmatch(side) is None
-    ):
+    if type(body) is not Telemetry or not _envelope_valid(message):
         return None
+    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
     assets = body.assets
     if type(assets) is not tuple or not 1 <= len(assets) <= MAX_ASSETS_PER_TELEMETRY:
         return None
@@ -545,19 +550,9 @@ def _bulk_valid(message: Message) -> bool:
     """Whether a message with a Bulk body is valid as it stands (else the generic path
     says what is wrong with it)."""
     body = message.body
-    sid, seq, t, side = message.session_id, message.seq, message.sent_at, message.side
     if (
         type(body) is not Bulk
-        or type(message.version) is not int
-        or message.version != PROTOCOL_VERSION
-        or type(sid) is not bytes
-        or len(sid) not in (0, SESSION_ID_SIZE)
-        or type(seq) is not int
-        or not 0 <= seq < 1 << 64
-        or type(t) is not int
-        or not 0 <= t <= _MICROS_MAX
-        or type(side) is not str
-        or _SIDE.fullmatch(side) is None
+        or not _envelope_valid(message)
         or type(body.ids) is not tuple
         or any(type(data) is not bytes for data in body.columns())
     ):
